@@ -1,0 +1,219 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// SQLSTATE codes the publication and replication code reacts to.
+const (
+	replStateDuplicateObject       = "42710"
+	replStateUniqueViolation       = "23505"
+	replStateUndefinedObject       = "42704"
+	replStateUndefinedTable        = "42P01"
+	replStateInsufficientPrivilege = "42501"
+	replStateDeadlockDetected      = "40P01"
+	replStateObjectInUse           = "55006"
+)
+
+// publishedOps is what the publication must publish (protocol §13.1).
+const publishedOps = "insert, update, delete, truncate"
+
+// Publisher manages the publication the Reader streams from: it creates it
+// and adds tables to it, making their REPLICA IDENTITY FULL so that updates
+// and deletes carry the complete old row. Its methods are safe for
+// concurrent use (they are serialised) and, across processes, for
+// concurrent calls for the same table.
+type Publisher struct {
+	name string
+	db   interface {
+		Begin(ctx context.Context) (pgx.Tx, error)
+	}
+	mu sync.Mutex
+}
+
+// NewPublisher returns a Publisher for the publication called name, working
+// through db (a *pgx.Conn or *pgxpool.Pool on a normal, non-replication
+// connection; the role must own the tables it publishes).
+func NewPublisher(db interface {
+	Begin(ctx context.Context) (pgx.Tx, error)
+}, name string) *Publisher {
+	if name == "" {
+		name = DefaultPublication
+	}
+	return &Publisher{name: name, db: db}
+}
+
+// Name returns the publication's name.
+func (p *Publisher) Name() string { return p.name }
+
+// Ensure creates the publication, with no tables, publishing inserts,
+// updates, deletes and truncates. It reports whether it was created now; an
+// existing publication is kept, and made to publish all four operations if
+// it does not.
+func (p *Publisher) Ensure(ctx context.Context) (created bool, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ident := pgx.Identifier{p.name}.Sanitize()
+	createErr := p.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "CREATE PUBLICATION "+ident+" WITH (publish = '"+publishedOps+"')")
+		return err
+	})
+	switch replPgCode(createErr) {
+	case "":
+		if createErr != nil {
+			return false, fmt.Errorf("create publication %s: %w", ident, createErr)
+		}
+		return true, nil
+	case replStateDuplicateObject, replStateUniqueViolation, replStateInsufficientPrivilege:
+		// It exists (or we may not create it): check it publishes everything.
+	default:
+		return false, fmt.Errorf("create publication %s: %w", ident, createErr)
+	}
+	if err := p.inTx(ctx, func(tx pgx.Tx) error { return p.checkOps(ctx, tx, createErr) }); err != nil {
+		return false, err
+	}
+	return false, nil
+}
+
+// checkOps makes an existing publication publish all four operations.
+// createErr is why it could not be created.
+func (p *Publisher) checkOps(ctx context.Context, tx pgx.Tx, createErr error) error {
+	ident := pgx.Identifier{p.name}.Sanitize()
+	var ins, upd, del, trunc bool
+	err := tx.QueryRow(ctx, `SELECT pubinsert, pubupdate, pubdelete, pubtruncate FROM pg_publication WHERE pubname = $1`,
+		p.name).Scan(&ins, &upd, &del, &trunc)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("create publication %s: %w", ident, createErr)
+	}
+	if err != nil {
+		return fmt.Errorf("read publication %s: %w", ident, err)
+	}
+	if ins && upd && del && trunc {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, "ALTER PUBLICATION "+ident+" SET (publish = '"+publishedOps+"')"); err != nil {
+		return fmt.Errorf("publication %s must publish %s: %w", ident, publishedOps, err)
+	}
+	return nil
+}
+
+// AddTable adds schema.table to the publication (a table already in it is
+// fine) and sets its REPLICA IDENTITY to FULL unless it already is, in one
+// transaction. Concurrent calls for the same table, from any process, are
+// serialised by a transaction-level advisory lock.
+func (p *Publisher) AddTable(ctx context.Context, schema, table string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	qualified := pgx.Identifier{schema, table}.Sanitize()
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		err = p.inTx(ctx, func(tx pgx.Tx) error { return p.addTable(ctx, tx, qualified) })
+		if replPgCode(err) != replStateDeadlockDetected {
+			break
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("add %s to publication %s: %w", qualified, pgx.Identifier{p.name}.Sanitize(), err)
+	}
+	return nil
+}
+
+func (p *Publisher) addTable(ctx context.Context, tx pgx.Tx, qualified string) error {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('volt_publication:' || $1))`, qualified); err != nil {
+		return fmt.Errorf("lock: %w", err)
+	}
+	var replident string
+	var member bool
+	err := tx.QueryRow(ctx, `
+SELECT c.relreplident::text,
+       EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
+               WHERE p.pubname = $2 AND r.prrelid = c.oid)
+FROM pg_class c WHERE c.oid = $1::text::regclass`, qualified, p.name).Scan(&replident, &member)
+	if err != nil {
+		return fmt.Errorf("inspect table: %w", err)
+	}
+	if !member {
+		if err := p.addMember(ctx, tx, qualified); err != nil {
+			return err
+		}
+	}
+	if replident != "f" {
+		if _, err := tx.Exec(ctx, "ALTER TABLE "+qualified+" REPLICA IDENTITY FULL"); err != nil {
+			return fmt.Errorf("set replica identity full: %w", err)
+		}
+	}
+	return nil
+}
+
+// addMember runs ALTER PUBLICATION … ADD TABLE in a savepoint, so that
+// "already a member" does not abort the transaction.
+func (p *Publisher) addMember(ctx context.Context, tx pgx.Tx, qualified string) error {
+	sub, err := tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	_, err = sub.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{p.name}.Sanitize()+" ADD TABLE "+qualified)
+	switch replPgCode(err) {
+	case "":
+		if err != nil {
+			_ = sub.Rollback(ctx)
+			return fmt.Errorf("alter publication: %w", err)
+		}
+		return sub.Commit(ctx)
+	case replStateDuplicateObject, replStateUniqueViolation:
+		return sub.Rollback(ctx)
+	}
+	_ = sub.Rollback(ctx)
+	return fmt.Errorf("alter publication: %w", err)
+}
+
+// RemoveTable drops schema.table from the publication; a table that is not
+// in it (or no longer exists) is fine. Its replica identity is left as is.
+func (p *Publisher) RemoveTable(ctx context.Context, schema, table string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	qualified := pgx.Identifier{schema, table}.Sanitize()
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, "ALTER PUBLICATION "+pgx.Identifier{p.name}.Sanitize()+" DROP TABLE "+qualified)
+		return err
+	})
+	switch replPgCode(err) {
+	case replStateUndefinedObject, replStateUndefinedTable:
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("drop %s from publication %s: %w", qualified, pgx.Identifier{p.name}.Sanitize(), err)
+	}
+	return nil
+}
+
+// inTx runs fn in a transaction, committing when it returns nil.
+func (p *Publisher) inTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := p.db.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// replPgCode returns the SQLSTATE of a Postgres error in err's chain, or "".
+func replPgCode(err error) string {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		return pgErr.Code
+	}
+	return ""
+}
