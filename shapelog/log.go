@@ -1,0 +1,201 @@
+package shapelog
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/voltsync/volt"
+)
+
+// Log is one shape's log: the initial snapshot followed by live entries.
+//
+// One goroutine may write the snapshot (AppendSnapshot, FinishSnapshot)
+// while another writes live entries (Append, Sync); the two may overlap.
+// Any number of goroutines may call Read, Latest, Changed and the other
+// accessors concurrently with the writers.
+type Log struct {
+	store      *Store
+	handle     string
+	dir        string
+	chunkBytes int64
+
+	// mu guards v, changed and fail: the state readers see.
+	mu      sync.Mutex
+	v       view
+	changed chan struct{}
+	fail    error
+
+	// Lock order: smu, wmu, syncMu, mu.
+	wmu    sync.Mutex // live writer: live file writes, lw
+	live   *os.File
+	lw     liveWriter
+	syncMu sync.Mutex // Sync: liveIdx writes, idxRecs
+	// liveIdx holds the sealed live chunks that are durable.
+	liveIdx *os.File
+	idxRecs int64
+
+	smu     sync.Mutex // snapshot writer: snap, snapIdx, sw
+	snap    *os.File
+	snapIdx *os.File
+	sw      snapWriter
+}
+
+// view is the published state of a Log. Readers copy it under mu and then
+// read only file ranges it describes, which the writers never modify.
+type view struct {
+	closed       bool
+	snapChunks   int64 // sealed snapshot chunks
+	snapComplete bool
+
+	liveEnd    int64      // readable bytes of the live file
+	idxCount   int64      // sealed live chunks recorded in the live index file
+	pending    []chunkRec // sealed live chunks not yet in the index file
+	lastSealed chunkRec   // the last sealed live chunk, if any
+	tailStart  int64      // file position of the open live chunk
+	tail       []tailPoint
+	latest     volt.Offset // last live entry, or SnapshotEnd
+	hasLive    bool
+}
+
+// sealedCount is the number of sealed live chunks.
+func (v *view) sealedCount() int64 { return v.idxCount + int64(len(v.pending)) }
+
+// openLog opens and recovers the log in dir.
+func openLog(s *Store, handle, dir string) (*Log, error) {
+	chunk, err := readFormat(dir)
+	if err != nil {
+		return nil, err
+	}
+	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, changed: make(chan struct{})}
+	files := []**os.File{&l.snap, &l.snapIdx, &l.live, &l.liveIdx}
+	names := []string{snapFile, snapIdxFile, liveFile, liveIdxFile}
+	for i, name := range names {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
+		*files[i] = f
+	}
+	if err := l.recoverSnapshot(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	if err := l.recoverLive(); err != nil {
+		l.closeFiles()
+		return nil, err
+	}
+	return l, nil
+}
+
+// Handle returns the shape handle of the log.
+func (l *Log) Handle() string { return l.handle }
+
+// ChunkBytes returns the chunk threshold of the log.
+func (l *Log) ChunkBytes() int { return int(l.chunkBytes) }
+
+// load returns a copy of the published state.
+func (l *Log) load() view {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.v
+}
+
+// publish applies fn to the published state and wakes Changed waiters.
+func (l *Log) publish(fn func(v *view)) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fn(&l.v)
+	if !l.v.closed {
+		close(l.changed)
+		l.changed = make(chan struct{})
+	}
+}
+
+// failed returns the sticky write error, or ErrClosed.
+func (l *Log) failed() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.v.closed {
+		return ErrClosed
+	}
+	return l.fail
+}
+
+// setFail records a write error; every later write returns it.
+func (l *Log) setFail(err error) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.fail == nil {
+		l.fail = err
+	}
+	return err
+}
+
+func (l *Log) isClosed() bool { return l.load().closed }
+
+// Changed returns a channel that is closed the next time a snapshot chunk
+// is sealed, the snapshot completes, appended live entries become readable
+// or the log is closed. Take the channel before calling Read to avoid
+// missing a change.
+func (l *Log) Changed() <-chan struct{} {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.changed
+}
+
+// Latest returns the offset of the last live entry, or volt.SnapshotEnd
+// (0_inf) when there is none.
+func (l *Log) Latest() volt.Offset { return l.load().latest }
+
+// LastTxLSN returns the commit LSN of the last live entry (0 if none).
+func (l *Log) LastTxLSN() uint64 {
+	v := l.load()
+	if !v.hasLive {
+		return 0
+	}
+	return v.latest.LSN
+}
+
+// SnapshotComplete reports whether FinishSnapshot has made the snapshot
+// durable.
+func (l *Log) SnapshotComplete() bool { return l.load().snapComplete }
+
+// Close syncs the live log, closes the files and wakes all Changed
+// waiters; later calls return ErrClosed. An unfinished snapshot is lost.
+func (l *Log) Close() error {
+	err := l.close()
+	l.store.forget(l.handle, l)
+	return err
+}
+
+func (l *Log) close() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	l.wmu.Lock()
+	defer l.wmu.Unlock()
+	if l.isClosed() {
+		return ErrClosed
+	}
+	err := l.Sync()
+	l.mu.Lock()
+	l.v.closed = true
+	close(l.changed)
+	l.mu.Unlock()
+	if cerr := l.closeFiles(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+func (l *Log) closeFiles() error {
+	var errs []error
+	for _, f := range []*os.File{l.snap, l.snapIdx, l.live, l.liveIdx} {
+		if f != nil {
+			errs = append(errs, f.Close())
+		}
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,176 @@
+package shapelog
+
+import (
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ErrSnapshotDone is returned by AppendSnapshot and FinishSnapshot once the
+// snapshot is complete.
+var ErrSnapshotDone = errors.New("shapelog: snapshot already complete")
+
+// snapFlushBytes bounds the snapshot rows buffered in memory before they
+// are written to the file (rows become readable only when their chunk is
+// sealed, so buffering is invisible to readers).
+const snapFlushBytes = 256 << 10
+
+// snapWriter is the snapshot writer's private state (guarded by smu).
+type snapWriter struct {
+	size       int64  // bytes written to the snapshot file
+	buf        []byte // encoded rows not yet written
+	chunkBytes int64  // running size of the open chunk (row bytes + 1 per row)
+	sealed     int64  // sealed chunks
+	complete   bool
+}
+
+// AppendSnapshot adds one row (an encoded JSON message) to the snapshot.
+// After adding a row of n bytes the running chunk size grows by n+1; when
+// it reaches the chunk threshold the chunk is sealed after that row and
+// becomes readable.
+func (l *Log) AppendSnapshot(row []byte) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	if err := l.failed(); err != nil {
+		return err
+	}
+	if l.sw.complete {
+		return ErrSnapshotDone
+	}
+	if len(row) > maxEntrySize {
+		return fmt.Errorf("shapelog: snapshot row of %d bytes is too large", len(row))
+	}
+	l.sw.buf = appendSnapRecord(l.sw.buf, row)
+	l.sw.chunkBytes += int64(len(row)) + 1
+	if l.sw.chunkBytes >= l.chunkBytes {
+		return l.sealSnap(false)
+	}
+	if len(l.sw.buf) >= snapFlushBytes {
+		return l.flushSnap()
+	}
+	return nil
+}
+
+// FinishSnapshot appends last (the snapshot-end control message) to the
+// last chunk, seals it, fsyncs the snapshot and durably marks it complete.
+func (l *Log) FinishSnapshot(last []byte) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	if err := l.failed(); err != nil {
+		return err
+	}
+	if l.sw.complete {
+		return ErrSnapshotDone
+	}
+	if len(last) == 0 || len(last) > maxEntrySize {
+		return fmt.Errorf("shapelog: FinishSnapshot needs a control message (got %d bytes)", len(last))
+	}
+	l.sw.buf = appendSnapRecord(l.sw.buf, last)
+	l.sw.chunkBytes += int64(len(last)) + 1
+	return l.sealSnap(true)
+}
+
+func (l *Log) flushSnap() error {
+	if len(l.sw.buf) == 0 {
+		return nil
+	}
+	if _, err := l.snap.WriteAt(l.sw.buf, l.sw.size); err != nil {
+		return l.setFail(err)
+	}
+	l.sw.size += int64(len(l.sw.buf))
+	l.sw.buf = l.sw.buf[:0]
+	return nil
+}
+
+// sealSnap ends the open chunk. The final seal fsyncs the data and the
+// earlier index records before writing the record that carries the
+// complete flag, so that flag is never durable ahead of what it covers.
+func (l *Log) sealSnap(final bool) error {
+	if err := l.flushSnap(); err != nil {
+		return err
+	}
+	if final {
+		if err := l.snap.Sync(); err != nil {
+			return l.setFail(err)
+		}
+		if err := l.snapIdx.Sync(); err != nil {
+			return l.setFail(err)
+		}
+	}
+	rec := encodeSnapIdx(l.sw.size, final)
+	if _, err := l.snapIdx.WriteAt(rec, l.sw.sealed*snapIdxSize); err != nil {
+		return l.setFail(err)
+	}
+	if final {
+		if err := l.snapIdx.Sync(); err != nil {
+			return l.setFail(err)
+		}
+	}
+	l.sw.sealed++
+	l.sw.chunkBytes = 0
+	l.sw.complete = final
+	sealed := l.sw.sealed
+	l.publish(func(v *view) {
+		v.snapChunks = sealed
+		v.snapComplete = final
+	})
+	return nil
+}
+
+// recoverSnapshot restores the snapshot state on Open. A complete snapshot
+// is kept as is; an unfinished one cannot be resumed (its query is gone)
+// and is discarded, leaving an empty, incomplete snapshot.
+func (l *Log) recoverSnapshot() error {
+	idxSize, err := fileSize(l.snapIdx)
+	if err != nil {
+		return err
+	}
+	dataSize, err := fileSize(l.snap)
+	if err != nil {
+		return err
+	}
+	n := idxSize / snapIdxSize
+	if n > 0 {
+		var b [snapIdxSize]byte
+		if _, err := l.snapIdx.ReadAt(b[:], (n-1)*snapIdxSize); err != nil {
+			return err
+		}
+		end, complete, ok := decodeSnapIdx(b[:])
+		if ok && complete && end <= dataSize {
+			l.sw = snapWriter{size: end, sealed: n, complete: true}
+			l.v.snapChunks, l.v.snapComplete = n, true
+			return truncateIfLonger(l.snapIdx, idxSize, n*snapIdxSize, truncateIfLonger(l.snap, dataSize, end, nil))
+		}
+	}
+	err = truncateIfLonger(l.snap, dataSize, 0, nil)
+	return truncateIfLonger(l.snapIdx, idxSize, 0, err)
+}
+
+// readSnapChunk returns the rows of sealed snapshot chunk k.
+func (l *Log) readSnapChunk(k int64) ([][]byte, error) {
+	var b [2 * snapIdxSize]byte
+	recs, at := b[:snapIdxSize], k*snapIdxSize
+	if k > 0 {
+		recs, at = b[:], (k-1)*snapIdxSize
+	}
+	if _, err := l.snapIdx.ReadAt(recs, at); err != nil {
+		return nil, err
+	}
+	var start int64
+	if k > 0 {
+		s, _, ok := decodeSnapIdx(recs[:snapIdxSize])
+		if !ok {
+			return nil, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k-1)
+		}
+		start = s
+	}
+	end, _, ok := decodeSnapIdx(recs[len(recs)-snapIdxSize:])
+	if !ok || end < start {
+		return nil, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k)
+	}
+	buf := make([]byte, end-start)
+	if _, err := l.snap.ReadAt(buf, start); err != nil && !(err == io.EOF && len(buf) == 0) {
+		return nil, err
+	}
+	return decodeSnap(buf)
+}

@@ -1,0 +1,259 @@
+package shapelog
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+)
+
+// DefaultChunkBytes is the chunk threshold used when Options.ChunkBytes is
+// not positive (Electric's default, 10 MiB).
+const DefaultChunkBytes = 10 << 20
+
+// File names inside a log directory.
+const (
+	formatFile  = "format"
+	snapFile    = "snapshot.dat"
+	snapIdxFile = "snapshot.idx"
+	liveFile    = "live.dat"
+	liveIdxFile = "live.idx"
+	metaDir     = "meta"
+	formatMagic = "volt-shapelog 1"
+)
+
+// Errors returned by Store.
+var (
+	ErrExists = errors.New("shapelog: log already exists")
+	ErrInUse  = errors.New("shapelog: log is already open")
+	ErrClosed = errors.New("shapelog: log is closed")
+)
+
+// Options configure a Store.
+type Options struct {
+	// ChunkBytes is the chunk threshold for logs created by this store
+	// (default DefaultChunkBytes). It is recorded in each log's format file
+	// at Create; Open uses the recorded value so boundaries stay stable.
+	ChunkBytes int
+}
+
+// Store is a directory of shape logs, one subdirectory per shape handle.
+// Its methods are safe for concurrent use. A handle can be open at most
+// once per Store.
+type Store struct {
+	dir  string
+	opts Options
+	mu   sync.Mutex
+	open map[string]*Log
+}
+
+// OpenStore opens (creating if needed) the store directory dir and removes
+// leftovers of interrupted Create and Delete calls.
+func OpenStore(dir string, opts Options) (*Store, error) {
+	if opts.ChunkBytes <= 0 {
+		opts.ChunkBytes = DefaultChunkBytes
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range ents {
+		if strings.HasPrefix(e.Name(), ".") && e.IsDir() {
+			if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return &Store{dir: dir, opts: opts, open: map[string]*Log{}}, nil
+}
+
+// Create makes a new, empty log for handle and opens it. It fails with
+// ErrExists if the handle is already present. The directory is built under
+// a temporary name and renamed into place, so a crash never leaves a
+// half-created log.
+func (s *Store) Create(handle string) (*Log, error) {
+	if err := validName(handle); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	final := filepath.Join(s.dir, handle)
+	if _, err := os.Lstat(final); err == nil {
+		return nil, fmt.Errorf("%w: %s", ErrExists, handle)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, err
+	}
+	tmp := filepath.Join(s.dir, "."+handle+".creating")
+	if err := s.build(tmp); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := os.Rename(tmp, final); err != nil {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return nil, err
+	}
+	return s.openLocked(handle)
+}
+
+// build creates the files of an empty log in dir.
+func (s *Store) build(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, metaDir), 0o755); err != nil {
+		return err
+	}
+	format := fmt.Sprintf("%s\nchunk_bytes %d\n", formatMagic, s.opts.ChunkBytes)
+	if err := writeFileAtomic(dir, formatFile, []byte(format)); err != nil {
+		return err
+	}
+	for _, name := range []string{snapFile, snapIdxFile, liveFile, liveIdxFile} {
+		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
+		if err != nil {
+			return err
+		}
+		if err := f.Close(); err != nil {
+			return err
+		}
+	}
+	if err := syncDir(filepath.Join(dir, metaDir)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Open opens an existing log, recovering from a crash: a torn or partial
+// tail is truncated back to the last complete transaction and an
+// unfinished snapshot is discarded. It fails with ErrInUse if the handle
+// is already open in this Store.
+func (s *Store) Open(handle string) (*Log, error) {
+	if err := validName(handle); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.openLocked(handle)
+}
+
+func (s *Store) openLocked(handle string) (*Log, error) {
+	if _, ok := s.open[handle]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrInUse, handle)
+	}
+	l, err := openLog(s, handle, filepath.Join(s.dir, handle))
+	if err != nil {
+		return nil, fmt.Errorf("shapelog: open %s: %w", handle, err)
+	}
+	s.open[handle] = l
+	return l, nil
+}
+
+// Get returns the log for handle if it is currently open in this Store.
+func (s *Store) Get(handle string) (*Log, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, ok := s.open[handle]
+	return l, ok
+}
+
+// forget is called by Log.Close.
+func (s *Store) forget(handle string, l *Log) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open[handle] == l {
+		delete(s.open, handle)
+	}
+}
+
+// List returns the handles present on disk, sorted.
+func (s *Store) List() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() && validName(e.Name()) == nil {
+			out = append(out, e.Name())
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Delete closes the log for handle if it is open and removes its files.
+// The directory is first renamed away (atomically), so a crash during the
+// removal never leaves a partial log under the handle.
+func (s *Store) Delete(handle string) error {
+	if err := validName(handle); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if l := s.open[handle]; l != nil {
+		delete(s.open, handle)
+		l.close() // the files are removed anyway; a sync error is moot
+	}
+	final := filepath.Join(s.dir, handle)
+	gone, err := os.MkdirTemp(s.dir, "."+handle+".deleting-")
+	if err != nil {
+		return err
+	}
+	trash := filepath.Join(gone, handle)
+	if err := os.Rename(final, trash); err != nil {
+		os.Remove(gone)
+		return err
+	}
+	if err := syncDir(s.dir); err != nil {
+		return err
+	}
+	return os.RemoveAll(gone)
+}
+
+// DiskUsage returns the total size in bytes of the files of handle.
+func (s *Store) DiskUsage(handle string) (int64, error) {
+	if err := validName(handle); err != nil {
+		return 0, err
+	}
+	var total int64
+	err := filepath.WalkDir(filepath.Join(s.dir, handle), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			total += info.Size()
+		}
+		return nil
+	})
+	return total, err
+}
+
+// readFormat returns the chunk threshold recorded in a log directory.
+func readFormat(dir string) (int64, error) {
+	b, err := os.ReadFile(filepath.Join(dir, formatFile))
+	if err != nil {
+		return 0, err
+	}
+	var chunk int64
+	rest, ok := strings.CutPrefix(string(b), formatMagic+"\n")
+	if !ok {
+		return 0, fmt.Errorf("shapelog: unknown format in %s", dir)
+	}
+	if _, err := fmt.Sscanf(rest, "chunk_bytes %d\n", &chunk); err != nil || chunk <= 0 {
+		return 0, fmt.Errorf("shapelog: bad format file in %s", dir)
+	}
+	return chunk, nil
+}
