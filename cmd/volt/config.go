@@ -1,0 +1,179 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/voltsync/volt/httpapi"
+)
+
+// Config is volt serve's configuration, from flags and environment.
+type Config struct {
+	DatabaseURL        string
+	Port               int
+	ListenHost         string
+	StorageDir         string
+	Secret             string
+	LongPollTimeout    time.Duration
+	SSETimeout         time.Duration
+	ChunkBytes         int
+	CacheMaxAge        int
+	CacheStaleAge      int
+	StreamID           string
+	AllowShapeDeletion bool
+	LogLevel           string
+	SchemaCheck        time.Duration
+}
+
+// DefaultConfig returns the configuration used when nothing is set.
+func DefaultConfig() Config {
+	return Config{
+		Port:            3000,
+		StorageDir:      "./volt-data",
+		LongPollTimeout: httpapi.DefaultLongPollTimeout,
+		SSETimeout:      httpapi.DefaultSSETimeout,
+		ChunkBytes:      10 << 20,
+		CacheMaxAge:     httpapi.DefaultCacheMaxAge,
+		CacheStaleAge:   httpapi.DefaultCacheStaleAge,
+		StreamID:        "default",
+		LogLevel:        "info",
+		SchemaCheck:     10 * time.Second,
+	}
+}
+
+// setting is one configuration value: its flag, its environment names
+// (volt's first, then Electric's aliases) and how to parse it.
+type setting struct {
+	flag  string
+	env   []string
+	usage string
+	set   func(string) error
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"database-url", []string{"DATABASE_URL"}, "Postgres URL (wal_level=logical); empty starts an embedded Postgres", str(&c.DatabaseURL)},
+		{"port", []string{"VOLT_PORT", "ELECTRIC_PORT", "PORT"}, "HTTP port", integer(&c.Port)},
+		{"host", []string{"VOLT_HOST"}, "address to listen on (empty: all interfaces)", str(&c.ListenHost)},
+		{"storage-dir", []string{"VOLT_STORAGE_DIR", "ELECTRIC_STORAGE_DIR"}, "directory for shape logs (and the embedded Postgres)", str(&c.StorageDir)},
+		{"secret", []string{"VOLT_SECRET", "ELECTRIC_SECRET"}, "shared secret required as ?secret= on shape requests", str(&c.Secret)},
+		{"long-poll-timeout", []string{"VOLT_LONG_POLL_TIMEOUT", "ELECTRIC_LONG_POLL_TIMEOUT"}, "how long a live request is held (duration, or milliseconds)", duration(&c.LongPollTimeout)},
+		{"sse-timeout", []string{"VOLT_SSE_TIMEOUT", "ELECTRIC_SSE_TIMEOUT"}, "how long an SSE stream stays open (duration, or milliseconds)", duration(&c.SSETimeout)},
+		{"chunk-bytes", []string{"VOLT_CHUNK_BYTES", "ELECTRIC_SHAPE_CHUNK_BYTES_THRESHOLD"}, "shape log chunk size threshold in bytes", integer(&c.ChunkBytes)},
+		{"cache-max-age", []string{"VOLT_CACHE_MAX_AGE", "ELECTRIC_CACHE_MAX_AGE"}, "max-age (seconds) of non-live responses", integer(&c.CacheMaxAge)},
+		{"cache-stale-age", []string{"VOLT_CACHE_STALE_AGE", "ELECTRIC_CACHE_STALE_AGE"}, "stale-while-revalidate (seconds) of non-live responses", integer(&c.CacheStaleAge)},
+		{"replication-stream-id", []string{"VOLT_REPLICATION_STREAM_ID", "ELECTRIC_REPLICATION_STREAM_ID"}, "suffix of the publication and slot names", str(&c.StreamID)},
+		{"allow-shape-deletion", []string{"VOLT_ALLOW_SHAPE_DELETION", "ELECTRIC_ENABLE_INTEGRATION_TESTING"}, "enable DELETE /v1/shape", boolean(&c.AllowShapeDeletion)},
+		{"log-level", []string{"VOLT_LOG_LEVEL", "ELECTRIC_LOG_LEVEL"}, "debug, info, warn or error", str(&c.LogLevel)},
+		{"schema-check-interval", []string{"VOLT_SCHEMA_CHECK_INTERVAL"}, "how often synced tables are checked for DDL", duration(&c.SchemaCheck)},
+	}
+}
+
+// LoadConfig reads the environment, then the flags (which win), and
+// validates the result. Every problem is reported, one sentence each.
+func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	c := DefaultConfig()
+	var problems []string
+	fs := flag.NewFlagSet("volt serve", flag.ContinueOnError)
+	for _, s := range c.settings() {
+		for _, name := range s.env {
+			if v := getenv(name); v != "" {
+				if err := s.set(v); err != nil {
+					problems = append(problems, fmt.Sprintf("%s=%q is not valid: %v.", name, v, err))
+				}
+				break
+			}
+		}
+		fs.Func(s.flag, s.usage+" (env "+strings.Join(s.env, ", ")+")", s.set)
+	}
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	problems = append(problems, c.validate()...)
+	if len(problems) > 0 {
+		return c, errors.New(strings.Join(problems, "\n"))
+	}
+	return c, nil
+}
+
+func (c *Config) validate() []string {
+	var p []string
+	if c.Port < 1 || c.Port > 65535 {
+		p = append(p, fmt.Sprintf("The port must be between 1 and 65535, not %d.", c.Port))
+	}
+	if c.DatabaseURL != "" {
+		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			p = append(p, "DATABASE_URL must be a postgres:// or postgresql:// URL.")
+		}
+	}
+	if c.StorageDir == "" {
+		p = append(p, "The storage directory must not be empty.")
+	}
+	if c.LongPollTimeout <= 0 || c.LongPollTimeout >= 45*time.Second {
+		p = append(p, fmt.Sprintf("The long-poll timeout must be above 0 and below 45s (clients give up at 45s), not %s.", c.LongPollTimeout))
+	}
+	if c.SSETimeout <= 0 {
+		p = append(p, "The SSE timeout must be above 0.")
+	}
+	if c.ChunkBytes < 1024 {
+		p = append(p, fmt.Sprintf("The chunk size must be at least 1024 bytes, not %d.", c.ChunkBytes))
+	}
+	if c.CacheMaxAge < 0 || c.CacheStaleAge < 0 {
+		p = append(p, "Cache ages must not be negative.")
+	}
+	if c.StreamID == "" || strings.ContainsAny(c.StreamID, " \"'") {
+		p = append(p, "The replication stream id must be a non-empty name without spaces or quotes.")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		p = append(p, fmt.Sprintf("The log level must be debug, info, warn or error, not %q.", c.LogLevel))
+	}
+	return p
+}
+
+func str(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+
+func integer(p *int) func(string) error {
+	return func(v string) error {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return errors.New("not a whole number")
+		}
+		*p = n
+		return nil
+	}
+}
+
+func boolean(p *bool) func(string) error {
+	return func(v string) error {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return errors.New("not true or false")
+		}
+		*p = b
+		return nil
+	}
+}
+
+// duration accepts Go durations ("20s") and, like Electric, plain milliseconds.
+func duration(p *time.Duration) func(string) error {
+	return func(v string) error {
+		if ms, err := strconv.Atoi(v); err == nil {
+			*p = time.Duration(ms) * time.Millisecond
+			return nil
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return errors.New("not a duration such as 20s or a number of milliseconds")
+		}
+		*p = d
+		return nil
+	}
+}
+

@@ -1,0 +1,147 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt/httpapi"
+	"github.com/voltsync/volt/internal/pgembed"
+	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/shapecache"
+	"github.com/voltsync/volt/shapelog"
+)
+
+// Serve runs the server until ctx is cancelled, then shuts down in order:
+// HTTP, replication, shape logs (final flush), database pool, embedded Postgres.
+func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	if err := os.MkdirAll(cfg.StorageDir, 0o755); err != nil {
+		return fmt.Errorf("create storage dir: %w", err)
+	}
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		cluster, err := startEmbedded(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			_ = cluster.Stop(stopCtx)
+			log.Info("embedded PostgreSQL stopped")
+		}()
+		dbURL = cluster.URL("postgres")
+	}
+	pool, err := pgxpool.New(ctx, dbURL)
+	if err != nil {
+		return fmt.Errorf("database pool: %w", err)
+	}
+	defer pool.Close()
+
+	store, err := shapelog.OpenStore(filepath.Join(cfg.StorageDir, "shapes"), shapelog.Options{ChunkBytes: cfg.ChunkBytes})
+	if err != nil {
+		return fmt.Errorf("open shape store: %w", err)
+	}
+	inspector := &postgres.Inspector{Pool: pool}
+	publisher := postgres.NewPublisher(pool, "volt_publication_"+cfg.StreamID)
+	cache := &shapecache.Cache{
+		Store: store, Inspector: inspector, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher,
+		Logger: log, SchemaCheckInterval: cfg.SchemaCheck,
+	}
+	if err := cache.Open(ctx); err != nil {
+		return err
+	}
+	defer cache.Close()
+
+	reader := postgres.NewReader(postgres.ReaderConfig{
+		URL: dbURL, Publication: publisher.Name(), Slot: "volt_slot_" + cfg.StreamID, Logger: log,
+	})
+	if err := setupReplication(ctx, reader, cache, log); err != nil {
+		return err
+	}
+	replDone := make(chan error, 1)
+	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
+	go func() { replDone <- reader.Run(replCtx, cache) }()
+
+	srv := &httpapi.Server{
+		Cache: cache, Inspector: inspector, Ready: reader.Connected, Logger: log,
+		Config: httpapi.Config{
+			Secret: cfg.Secret, LongPollTimeout: cfg.LongPollTimeout, SSETimeout: cfg.SSETimeout,
+			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
+		},
+	}
+	if err := srv.Listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port))); err != nil {
+		stopRepl()
+		return err
+	}
+	log.Info("volt is serving", "url", fmt.Sprintf("http://localhost:%d/v1/shape", srv.Port()), "shapes", cache.Len())
+	httpDone := make(chan error, 1)
+	go func() { httpDone <- srv.Serve() }()
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case err := <-replDone:
+		runErr = fmt.Errorf("replication stopped: %w", err)
+	case err := <-httpDone:
+		runErr = fmt.Errorf("http server stopped: %w", err)
+	}
+	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_ = srv.Close(shutCtx)
+	stopRepl()
+	return runErr
+}
+
+// startEmbedded starts the Postgres under the storage dir (no DATABASE_URL).
+func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*pgembed.Cluster, error) {
+	dir, err := filepath.Abs(filepath.Join(cfg.StorageDir, "postgres"))
+	if err != nil {
+		return nil, err
+	}
+	log.Info("DATABASE_URL is not set: using an embedded PostgreSQL", "data_dir", dir)
+	c, err := pgembed.Start(ctx, pgembed.Options{DataDir: dir, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("embedded PostgreSQL: %w", err)
+	}
+	log.Info("embedded PostgreSQL ready; connect with", "url", c.URL("postgres"))
+	return c, nil
+}
+
+// setupReplication creates (or finds) the publication and slot, retrying
+// while Postgres is unreachable. A new slot cannot continue old shape logs,
+// so they are purged.
+func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache.Cache, log *slog.Logger) error {
+	backoff := 100 * time.Millisecond
+	for {
+		created, err := r.Setup(ctx)
+		if err == nil {
+			if created && cache.Len() > 0 {
+				cache.Purge("replication slot was created anew")
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if !postgres.IsRetryable(err) {
+			return fmt.Errorf("replication setup: %w", err)
+		}
+		log.Warn("replication setup failed; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff + rand.N(backoff/2)):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+

@@ -1,0 +1,334 @@
+package e2e
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+var voltBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "volt-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	voltBin = filepath.Join(dir, "volt")
+	out, err := exec.Command("go", "build", "-o", voltBin, "../cmd/volt").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build volt: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	defer os.RemoveAll(dir)
+	pgtest.Main(m)
+}
+
+// volt is a running volt serve process.
+type volt struct {
+	t       *testing.T
+	URL     string
+	port    int
+	dbURL   string
+	storage string
+	env     []string
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	logMu   sync.Mutex
+	log     strings.Builder
+}
+
+// startVolt runs volt serve against dbURL with a fresh storage dir.
+func startVolt(t *testing.T, dbURL string, env ...string) *volt {
+	t.Helper()
+	v := &volt{t: t, dbURL: dbURL, storage: t.TempDir(), env: env, port: freePort(t)}
+	v.URL = "http://127.0.0.1:" + strconv.Itoa(v.port)
+	v.start()
+	t.Cleanup(func() {
+		v.Stop()
+		if t.Failed() {
+			t.Logf("volt log:\n%s", v.Log())
+		}
+	})
+	return v
+}
+
+func (v *volt) start() {
+	v.t.Helper()
+	cmd := exec.Command(voltBin, "serve")
+	cmd.Env = append(os.Environ(),
+		"DATABASE_URL="+v.dbURL, "VOLT_PORT="+strconv.Itoa(v.port), "VOLT_STORAGE_DIR="+v.storage,
+		"VOLT_LOG_LEVEL=debug", "VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_REPLICATION_STREAM_ID=s"+strconv.Itoa(v.port))
+	cmd.Env = append(cmd.Env, v.env...)
+	stderr, _ := cmd.StderrPipe()
+	cmd.Stdout = io.Discard
+	if err := cmd.Start(); err != nil {
+		v.t.Fatalf("start volt: %v", err)
+	}
+	v.cmd, v.exited = cmd, make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		for sc.Scan() {
+			v.logMu.Lock()
+			v.log.WriteString(sc.Text() + "\n")
+			v.logMu.Unlock()
+		}
+		_ = cmd.Wait()
+		close(v.exited)
+	}()
+	v.waitHealthy()
+}
+
+func (v *volt) Log() string {
+	v.logMu.Lock()
+	defer v.logMu.Unlock()
+	return v.log.String()
+}
+
+// waitHealthy polls /v1/health until it reports active (the process has no
+// other readiness signal).
+func (v *volt) waitHealthy() {
+	v.t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-v.exited:
+			v.t.Fatalf("volt exited during start-up:\n%s", v.Log())
+		default:
+		}
+		resp, err := http.Get(v.URL + "/v1/health")
+		if err == nil {
+			var body struct{ Status string }
+			_ = json.NewDecoder(resp.Body).Decode(&body)
+			resp.Body.Close()
+			if resp.StatusCode == 200 && body.Status == "active" {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	v.t.Fatalf("volt did not become healthy:\n%s", v.Log())
+}
+
+// Stop ends volt with SIGTERM and waits.
+func (v *volt) Stop() {
+	if v.cmd == nil {
+		return
+	}
+	_ = v.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-v.exited:
+	case <-time.After(20 * time.Second):
+		_ = v.cmd.Process.Kill()
+		<-v.exited
+	}
+	v.cmd = nil
+}
+
+// Kill ends volt with SIGKILL, as a crash would.
+func (v *volt) Kill() {
+	_ = v.cmd.Process.Kill()
+	<-v.exited
+	v.cmd = nil
+}
+
+// Restart starts volt again on the same storage and port.
+func (v *volt) Restart() { v.start() }
+
+func freePort(t *testing.T) int {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// response is one HTTP answer of the shape API.
+type response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+	Msgs   []message
+}
+
+type message struct {
+	Key      string             `json:"key"`
+	Value    map[string]*string `json:"value"`
+	OldValue map[string]*string `json:"old_value"`
+	Headers  map[string]any     `json:"headers"`
+}
+
+func (m message) control() string { s, _ := m.Headers["control"].(string); return s }
+func (m message) op() string      { s, _ := m.Headers["operation"].(string); return s }
+
+func get(t *testing.T, rawURL string, hdr ...string) response {
+	t.Helper()
+	return do(t, http.MethodGet, rawURL, hdr...)
+}
+
+func do(t *testing.T, method, rawURL string, hdr ...string) response {
+	t.Helper()
+	req, err := http.NewRequest(method, rawURL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, rawURL, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("read body: %v", err)
+	}
+	r := response{Status: resp.StatusCode, Header: resp.Header, Body: body}
+	if resp.StatusCode == 200 && strings.HasPrefix(resp.Header.Get("content-type"), "application/json") && len(body) > 0 && body[0] == '[' {
+		if err := json.Unmarshal(body, &r.Msgs); err != nil {
+			t.Fatalf("decode body %s: %v", body, err)
+		}
+	}
+	return r
+}
+
+// shapeURL builds a /v1/shape URL from key/value pairs.
+func (v *volt) shapeURL(kv ...string) string {
+	q := url.Values{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		q.Set(kv[i], kv[i+1])
+	}
+	return v.URL + "/v1/shape?" + q.Encode()
+}
+
+// follower follows one shape as a client does and materialises its rows.
+type follower struct {
+	v        *volt
+	params   []string
+	handle   string
+	offset   string
+	cursor   string
+	rows     map[string]map[string]*string
+	upToDate bool
+}
+
+func newFollower(v *volt, params ...string) *follower {
+	return &follower{v: v, params: params, offset: "-1", rows: map[string]map[string]*string{}}
+}
+
+// poll makes one request (live once up to date) and applies the answer.
+// It returns the response.
+func (f *follower) poll(t *testing.T) response {
+	t.Helper()
+	kv := append([]string{}, f.params...)
+	kv = append(kv, "offset", f.offset)
+	if f.handle != "" {
+		kv = append(kv, "handle", f.handle)
+	}
+	if f.upToDate {
+		kv = append(kv, "live", "true", "cursor", f.cursor)
+	}
+	r := get(t, f.v.shapeURL(kv...))
+	switch r.Status {
+	case 200:
+	case 409:
+		f.handle, f.offset, f.upToDate = r.Header.Get("electric-handle"), "-1", false
+		f.rows = map[string]map[string]*string{}
+		return r
+	default:
+		t.Fatalf("GET %v: %d %s", kv, r.Status, r.Body)
+	}
+	f.handle = r.Header.Get("electric-handle")
+	f.offset = r.Header.Get("electric-offset")
+	f.cursor = r.Header.Get("electric-cursor")
+	for _, m := range r.Msgs {
+		if m.control() == "up-to-date" {
+			f.upToDate = true
+		}
+		f.apply(m)
+	}
+	return r
+}
+
+func (f *follower) apply(m message) {
+	switch m.op() {
+	case "insert":
+		f.rows[m.Key] = m.Value
+	case "update":
+		row := f.rows[m.Key]
+		if row == nil {
+			row = map[string]*string{}
+			f.rows[m.Key] = row
+		}
+		for k, v := range m.Value {
+			row[k] = v
+		}
+	case "delete":
+		delete(f.rows, m.Key)
+	}
+}
+
+// catchUp polls until the follower is up to date (non-live requests only).
+func (f *follower) catchUp(t *testing.T) {
+	t.Helper()
+	for i := 0; !f.upToDate; i++ {
+		if i > 10000 {
+			t.Fatal("follower never became up to date")
+		}
+		f.poll(t)
+	}
+}
+
+// pollUntil polls live until cond holds on the rows.
+func (f *follower) pollUntil(t *testing.T, what string, cond func(rows map[string]map[string]*string) bool) {
+	t.Helper()
+	f.catchUp(t)
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond(f.rows) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s; rows: %v", what, dump(f.rows))
+		}
+		f.poll(t)
+	}
+}
+
+func dump(rows map[string]map[string]*string) string {
+	var b strings.Builder
+	for k, r := range rows {
+		b.WriteString(k + "{")
+		for c, v := range r {
+			if v == nil {
+				b.WriteString(c + ":NULL ")
+			} else {
+				b.WriteString(c + ":" + *v + " ")
+			}
+		}
+		b.WriteString("} ")
+	}
+	return b.String()
+}
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}

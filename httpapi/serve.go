@@ -1,0 +1,362 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/shapecache"
+	"github.com/voltsync/volt/shapelog"
+)
+
+// serveShape answers GET/HEAD /v1/shape.
+func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
+	req, errs := parseRequest(r.URL.Query())
+	if len(errs) > 0 {
+		writeInvalid(w, r, errs)
+		return
+	}
+	sh, ok := s.resolveShape(w, r, req)
+	if !ok {
+		return
+	}
+	e, ok := s.resolveEntry(w, r, req, sh)
+	if !ok {
+		return
+	}
+	if req.now {
+		s.serveNow(w, r, req, e)
+		return
+	}
+	if req.sse {
+		s.serveSSE(w, r, req, e)
+		return
+	}
+	s.serveLog(w, r, req, e)
+}
+
+// resolveShape builds the requested shape, writing the 400/503 itself.
+func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *request) (*shape.Shape, bool) {
+	if !req.tableSet {
+		writeInvalid(w, r, fieldErrors{"table": {"can't be blank"}})
+		return nil, false
+	}
+	schema, name, err := shape.ParseRelation(req.table)
+	if err != nil {
+		writeInvalid(w, r, fieldErrors{"table": {err.Error()}})
+		return nil, false
+	}
+	req.def.Schema, req.def.Table = schema, name
+	// A known handle carries the table definition: no catalog round trip.
+	if e, ok := s.Cache.Lookup(req.handle); ok && e.Shape.Table.Schema == schema && e.Shape.Table.Name == name {
+		if sh, err := shape.New(req.def, e.Shape.Table); err == nil {
+			return sh, true
+		}
+	}
+	table, err := s.table(r.Context(), schema, name)
+	if errors.Is(err, postgres.ErrTableNotFound) {
+		msg := fmt.Sprintf("Table %s does not exist. If the table name contains capitals or special characters you must quote it.", quoteQualified(schema, name))
+		writeInvalid(w, r, fieldErrors{"table": {msg}})
+		return nil, false
+	}
+	if err != nil {
+		s.Logger.Warn("inspect table", "table", schema+"."+name, "err", err)
+		writeUnavailable(w, r, 1, map[string]string{"message": "Cannot connect to the database to verify the shape. Please try again later."})
+		return nil, false
+	}
+	sh, err := shape.New(req.def, table)
+	if err != nil {
+		var fe *shape.FieldError
+		if errors.As(err, &fe) {
+			writeInvalid(w, r, fieldErrors{fe.Field: {fe.Message}})
+			return nil, false
+		}
+		writeInvalid(w, r, fieldErrors{"where": {err.Error()}})
+		return nil, false
+	}
+	return sh, true
+}
+
+func (s *Server) table(ctx context.Context, schema, name string) (*volt.Table, error) {
+	return s.Inspector.Table(ctx, schema, name)
+}
+
+// resolveEntry finds or creates the shape; a request whose handle is unknown
+// or belongs to another definition gets a 409 with the right handle.
+func (s *Server) resolveEntry(w http.ResponseWriter, r *http.Request, req *request, sh *shape.Shape) (*shapecache.Entry, bool) {
+	if req.handle != "" {
+		if e, ok := s.Cache.Lookup(req.handle); ok && e.Shape.Key == sh.Key {
+			return e, true
+		}
+	}
+	e, err := s.Cache.GetOrCreate(r.Context(), sh)
+	if err != nil {
+		s.Logger.Error("create shape", "err", err)
+		writeUnavailable(w, r, 1, map[string]string{"message": "Failed to create shape, please retry"})
+		return nil, false
+	}
+	if req.handle != "" {
+		s.mustRefetch(w, r, e.Handle)
+		return nil, false
+	}
+	return e, true
+}
+
+// mustRefetch answers 409 with the handle to use next ("" when unknown).
+func (s *Server) mustRefetch(w http.ResponseWriter, r *http.Request, handle string) {
+	h := w.Header()
+	if handle != "" {
+		h.Set(hHandle, handle)
+		h.Set("cache-control", "public, max-age=60, must-revalidate")
+	} else {
+		h.Set("cache-control", "public, max-age=1, must-revalidate")
+	}
+	h.Set("content-type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusConflict)
+	_, _ = w.Write([]byte(shape.MustRefetch))
+}
+
+// refetchAfterRotation answers 409 for a shape removed while serving it,
+// creating its successor so the client gets a handle to follow.
+func (s *Server) refetchAfterRotation(w http.ResponseWriter, r *http.Request, e *shapecache.Entry) {
+	next := ""
+	if sh, err := s.rebuild(r.Context(), e); err == nil {
+		if ne, err := s.Cache.GetOrCreate(r.Context(), sh); err == nil {
+			next = ne.Handle
+		}
+	}
+	s.mustRefetch(w, r, next)
+}
+
+func (s *Server) rebuild(ctx context.Context, e *shapecache.Entry) (*shape.Shape, error) {
+	t, err := s.table(ctx, e.Shape.Table.Schema, e.Shape.Table.Name)
+	if err != nil {
+		return nil, err
+	}
+	return shape.New(e.Shape.Def, t)
+}
+
+// serveNow answers offset=now: the shape's current head, no data.
+func (s *Server) serveNow(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry) {
+	if !s.awaitReady(w, r, e) {
+		return
+	}
+	latest := e.Log.Latest()
+	s.setLogHeaders(w, req, e, latest, true, false)
+	w.Header().Set("etag", s.uniqueETag(e.Handle, req.rawOffset, latest))
+	s.writeBody(w, r, [][]byte{shape.UpToDate(s.globalLSN(e))})
+}
+
+// awaitReady waits for e's snapshot to complete; false means a response was written.
+func (s *Server) awaitReady(w http.ResponseWriter, r *http.Request, e *shapecache.Entry) bool {
+	select {
+	case <-e.Ready():
+	case <-r.Context().Done():
+		return false
+	}
+	if e.IsGone() {
+		s.goneResponse(w, r, e)
+		return false
+	}
+	return true
+}
+
+// readResult is what one response serves from the log.
+type readResult struct {
+	shapelog.ReadResult
+	timedOut bool
+}
+
+// read reads after offset, waiting for snapshot chunks and, for live
+// requests, for new entries until timeout. ok=false: a response was written.
+func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry, live bool, timeout time.Duration) (readResult, bool) {
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	var boundsWait <-chan time.Time
+	boundsExpired := false
+	for {
+		changed := e.Log.Changed()
+		if e.IsGone() {
+			s.goneResponse(w, r, e)
+			return readResult{}, false
+		}
+		res, err := e.Log.Read(req.offset)
+		var timeoutC <-chan time.Time
+		switch {
+		case errors.Is(err, shapelog.ErrSnapshotPending):
+		case err != nil:
+			if e.IsGone() {
+				continue
+			}
+			s.Logger.Error("read shape log", "handle", e.Handle, "err", err)
+			writeError(w, r, http.StatusInternalServerError, map[string]string{"error": "Internal server error"})
+			return readResult{}, false
+		case s.outOfBounds(req.offset, e):
+			if boundsExpired {
+				writeInvalid(w, r, fieldErrors{"offset": {"out of bounds for this shape"}})
+				return readResult{}, false
+			}
+			if boundsWait == nil {
+				t := time.NewTimer(s.Config.LongPollTimeout / 2)
+				defer t.Stop()
+				boundsWait = t.C
+			}
+		case live && len(res.Entries) == 0:
+			timeoutC = deadline.C
+		default:
+			return readResult{ReadResult: res}, true
+		}
+		select {
+		case <-changed:
+		case <-e.Gone():
+		case <-timeoutC:
+			return readResult{ReadResult: res, timedOut: true}, true
+		case <-boundsWait:
+			boundsExpired = true
+		case <-r.Context().Done():
+			return readResult{}, false
+		}
+	}
+}
+
+// goneResponse answers for a shape that was removed: 503 when its snapshot
+// failed, otherwise 409 towards its successor.
+func (s *Server) goneResponse(w http.ResponseWriter, r *http.Request, e *shapecache.Entry) {
+	if e.Err() != nil {
+		writeUnavailable(w, r, 1, map[string]string{"message": "Failed to create shape, please retry"})
+		return
+	}
+	s.refetchAfterRotation(w, r, e)
+}
+
+// outOfBounds reports a request offset past everything the shape (and the
+// server) has seen; it may still become valid as replication catches up.
+func (s *Server) outOfBounds(o volt.Offset, e *shapecache.Entry) bool {
+	if o.IsBeforeAll() || o.InSnapshot() {
+		return false
+	}
+	if !e.Log.Latest().Less(o) {
+		return false
+	}
+	return o.LSN > s.Cache.LastProcessedLSN()
+}
+
+// globalLSN is global_last_seen_lsn for responses without data.
+func (s *Server) globalLSN(e *shapecache.Entry) uint64 {
+	if g := s.Cache.LastProcessedLSN(); g > 0 {
+		return g
+	}
+	return e.Log.LastTxLSN()
+}
+
+// serveLog answers a non-SSE request (initial, catch-up or long-poll).
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry) {
+	res, ok := s.read(w, r, req, e, req.live, s.Config.LongPollTimeout)
+	if !ok {
+		return
+	}
+	if res.timedOut {
+		if s.Ready != nil && !s.Ready() {
+			writeUnavailable(w, r, 10, map[string]string{"message": "Replication stream is not connected"})
+			return
+		}
+		s.setLogHeaders(w, req, e, req.offset, true, false)
+		w.Header().Set("etag", s.uniqueETag(e.Handle, req.rawOffset, req.offset))
+		s.writeBody(w, r, [][]byte{shape.UpToDate(s.globalLSN(e))})
+		return
+	}
+	upToDate := res.AtHead && !req.offset.IsBeforeAll()
+	body := res.Entries
+	if upToDate {
+		g := res.End.LSN
+		if !req.live && s.Cache.LastProcessedLSN() > g {
+			g = s.Cache.LastProcessedLSN()
+		}
+		body = append(body[:len(body):len(body)], shape.UpToDate(g))
+	}
+	s.setLogHeaders(w, req, e, res.End, upToDate, true)
+	etag := `"` + e.Handle + ":" + req.rawOffset + ":" + res.End.String() + `"`
+	w.Header().Set("etag", etag)
+	if etagMatches(r, etag) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	s.writeBody(w, r, body)
+}
+
+func (s *Server) uniqueETag(handle, reqOffset string, end volt.Offset) string {
+	return `"` + handle + ":" + reqOffset + ":" + end.String() + ":" + strconv.FormatInt(time.Now().UnixNano()+s.etagSeq.Add(1), 10) + `"`
+}
+
+// setLogHeaders sets the protocol and cache headers of a 200/304.
+func (s *Server) setLogHeaders(w http.ResponseWriter, req *request, e *shapecache.Entry, end volt.Offset, upToDate, hasData bool) {
+	h := w.Header()
+	h.Set(hHandle, e.Handle)
+	h.Set(hOffset, end.String())
+	h.Set(hHasData, strconv.FormatBool(hasData))
+	if upToDate {
+		h.Set(hUpToDate, "")
+	}
+	if req.live {
+		h.Set(hCursor, nextCursor(time.Now(), s.Config.LongPollTimeout, req.cursor))
+	} else {
+		h.Set(hSchema, e.Shape.Schema())
+	}
+	switch {
+	case req.rawOffset == "-1":
+		h.Set("cache-control", "public, max-age=604800, s-maxage=3600, stale-while-revalidate=2629746")
+	case req.live && req.sse:
+		h.Set("cache-control", "public, max-age="+strconv.Itoa(int(s.Config.SSETimeout/time.Second)-1))
+	case req.live:
+		h.Set("cache-control", "public, max-age=5, stale-while-revalidate=5")
+	default:
+		h.Set("cache-control", fmt.Sprintf("public, max-age=%d, stale-while-revalidate=%d", s.Config.CacheMaxAge, s.Config.CacheStaleAge))
+	}
+}
+
+// writeBody writes the messages as one JSON array.
+func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, msgs [][]byte) {
+	w.Header().Set("content-type", "application/json; charset=utf-8")
+	n := 2
+	for _, m := range msgs {
+		n += len(m) + 1
+	}
+	w.Header().Set("content-length", strconv.Itoa(n-boolInt(len(msgs) > 0)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	buf := make([]byte, 0, min(n, 256<<10))
+	buf = append(buf, '[')
+	for i, m := range msgs {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		if len(buf)+len(m) > cap(buf) && len(buf) > 0 {
+			if _, err := w.Write(buf); err != nil {
+				return
+			}
+			buf = buf[:0]
+		}
+		buf = append(buf, m...)
+	}
+	buf = append(buf, ']')
+	_, _ = w.Write(buf)
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func quoteQualified(schema, name string) string {
+	return postgres.QuoteIdent(schema) + "." + postgres.QuoteIdent(name)
+}

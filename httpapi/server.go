@@ -1,0 +1,204 @@
+// Package httpapi serves the Electric HTTP Shape API v1 over shapecache.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"path"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/voltsync/volt/shapecache"
+)
+
+// Defaults for Config.
+const (
+	DefaultLongPollTimeout = 20 * time.Second
+	DefaultSSETimeout      = 60 * time.Second
+	DefaultKeepAlive       = 21 * time.Second
+	DefaultCacheMaxAge     = 60
+	DefaultCacheStaleAge   = 300
+)
+
+// Config holds the protocol knobs.
+type Config struct {
+	Secret             string
+	LongPollTimeout    time.Duration
+	SSETimeout         time.Duration
+	KeepAlive          time.Duration
+	CacheMaxAge        int // seconds
+	CacheStaleAge      int // seconds
+	AllowShapeDeletion bool
+}
+
+// Server answers shape requests.
+type Server struct {
+	Cache     *shapecache.Cache
+	Inspector shapecache.Inspector
+	// Ready reports whether replication is streaming (health and long-poll
+	// timeouts depend on it); nil means always ready.
+	Ready  func() bool
+	Config Config
+	Logger *slog.Logger
+
+	ln      net.Listener
+	srv     *http.Server
+	ctx     context.Context
+	cancel  context.CancelCauseFunc
+	etagSeq atomic.Int64
+}
+
+func (s *Server) defaults() {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	c := &s.Config
+	if c.LongPollTimeout == 0 {
+		c.LongPollTimeout = DefaultLongPollTimeout
+	}
+	if c.SSETimeout == 0 {
+		c.SSETimeout = DefaultSSETimeout
+	}
+	if c.KeepAlive == 0 {
+		c.KeepAlive = DefaultKeepAlive
+	}
+	if c.CacheMaxAge == 0 {
+		c.CacheMaxAge = DefaultCacheMaxAge
+	}
+	if c.CacheStaleAge == 0 {
+		c.CacheStaleAge = DefaultCacheStaleAge
+	}
+}
+
+// Listen opens the listening socket.
+func (s *Server) Listen(addr string) error {
+	s.defaults()
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	s.ln = ln
+	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	s.srv = &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	return nil
+}
+
+// Serve serves until Close.
+func (s *Server) Serve() error {
+	err := s.srv.Serve(s.ln)
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+// Close stops accepting requests, ends live requests and waits for the rest.
+func (s *Server) Close(ctx context.Context) error {
+	if s.srv == nil {
+		return nil
+	}
+	s.cancel(errors.New("server closing"))
+	return s.srv.Shutdown(ctx)
+}
+
+// Port returns the listening port.
+func (s *Server) Port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+// URL returns the server's base URL.
+func (s *Server) URL() string { return "http://127.0.0.1:" + strconv.Itoa(s.Port()) }
+
+// Handler returns the HTTP handler (also usable without Listen).
+func (s *Server) Handler() http.Handler {
+	s.defaults()
+	if s.ctx == nil {
+		s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	}
+	return http.HandlerFunc(s.route)
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("electric-server", "volt")
+	p := normalisePath(r.URL)
+	switch {
+	case p == "/v1/shape":
+		s.routeShape(w, r)
+	case p == "/v1/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		setCORS(w, r, "GET, HEAD")
+		s.health(w, r)
+	case p == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
+		w.WriteHeader(http.StatusOK)
+	default:
+		w.Header().Set("content-type", "text/plain")
+		w.WriteHeader(http.StatusNotFound)
+		_, _ = w.Write([]byte("Not found"))
+	}
+}
+
+func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
+	const methods = "GET, POST, HEAD, DELETE, OPTIONS"
+	if r.Method == http.MethodOptions {
+		setCORS(w, r, methods)
+		s.options(w, r)
+		return
+	}
+	if !secretOK(r, s.Config.Secret) {
+		writeError(w, r, http.StatusUnauthorized, map[string]string{"message": "Unauthorized - Invalid API secret"})
+		return
+	}
+	setCORS(w, r, methods)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		s.serveShape(w, r)
+	case http.MethodDelete:
+		s.deleteShape(w, r)
+	default:
+		w.Header().Set("allow", methods)
+		writeError(w, r, http.StatusMethodNotAllowed, map[string]string{"message": "Method not allowed"})
+	}
+}
+
+// normalisePath unescapes and cleans the path so that /v1//shape and
+// /v1/%73hape reach (and are authenticated as) the shape endpoint.
+func normalisePath(u interface{ EscapedPath() string }) string {
+	p := u.EscapedPath()
+	if un, err := url.PathUnescape(p); err == nil {
+		p = un
+	}
+	return path.Clean("/" + p)
+}
+
+func (s *Server) options(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("access-control-max-age", "86400")
+	var allowed []string
+	for _, name := range strings.Split(r.Header.Get("Access-Control-Request-Headers"), ",") {
+		name = strings.ToLower(strings.TrimSpace(name))
+		if name == "if-none-match" || name == "traceparent" {
+			allowed = append(allowed, name)
+		}
+	}
+	if len(allowed) > 0 {
+		h.Set("access-control-allow-headers", strings.Join(allowed, ", "))
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("cache-control", "no-cache, no-store, must-revalidate")
+	if s.Ready != nil && !s.Ready() {
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "starting"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "active"})
+}

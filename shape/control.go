@@ -1,0 +1,27 @@
+package shape
+
+// SnapshotEnd renders the snapshot-end control message.
+func SnapshotEnd(xmin, xmax uint64, xip []uint64) []byte {
+	dst := []byte(`{"headers":{"control":"snapshot-end","xmin":`)
+	dst = appendQuotedUint(dst, xmin)
+	dst = append(dst, `,"xmax":`...)
+	dst = appendQuotedUint(dst, xmax)
+	dst = append(dst, `,"xip_list":[`...)
+	for i, x := range xip {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendQuotedUint(dst, x)
+	}
+	return append(dst, "]}}"...)
+}
+
+// UpToDate renders the up-to-date control message.
+func UpToDate(globalLastSeenLSN uint64) []byte {
+	dst := []byte(`{"headers":{"control":"up-to-date","global_last_seen_lsn":`)
+	dst = appendQuotedUint(dst, globalLastSeenLSN)
+	return append(dst, "}}"...)
+}
+
+// MustRefetch is the body of a 409 response.
+const MustRefetch = `[{"headers":{"control":"must-refetch"}}]`

@@ -1,0 +1,265 @@
+package shape
+
+import (
+	"errors"
+	"strings"
+
+	"github.com/voltsync/volt"
+)
+
+// ErrSchemaChanged is returned by Convert when a change's relation no longer
+// matches the table the shape was created for: the shape must be rotated.
+var ErrSchemaChanged = errors.New("table schema changed")
+
+// Message is one shape log message before it is framed with its transaction.
+type Message struct {
+	Op   uint64 // op_position
+	JSON []byte // the message without its closing "headers" additions; see Frame
+	kind string
+	key  string
+	body []byte // `"value":{…}` (+ `,"old_value":{…}`)
+	// keyChange is the key_change_to/from header of a PK-changing update.
+	keyChangeHeader string
+	keyChange       string
+}
+
+// Row adapts a replicated row to where.Row.
+type row struct {
+	s    *Shape
+	vals []volt.Value
+}
+
+func (r row) Value(col string) (string, bool) {
+	i, ok := r.s.colIndex[col]
+	if !ok || i >= len(r.vals) || r.vals[i].Null {
+		return "", false
+	}
+	return r.vals[i].Text, true
+}
+
+// CheckRelation reports ErrSchemaChanged when rel's columns differ from the
+// table's (names, types or count) or its OID changed.
+func (s *Shape) CheckRelation(rel *volt.Relation) error {
+	if rel.ID != s.Table.OID || len(rel.Columns) != len(s.Table.Columns) {
+		return ErrSchemaChanged
+	}
+	for i, c := range rel.Columns {
+		t := s.Table.Columns[i]
+		if c.Name != t.Name || c.TypeOID != t.TypeOID || c.TypeMod != t.TypeMod {
+			return ErrSchemaChanged
+		}
+	}
+	return nil
+}
+
+// Matches evaluates the shape's where clause on a row. Evaluation errors
+// (e.g. division by zero) count as no match, as a failing SELECT would
+// not return the row.
+func (s *Shape) Matches(vals []volt.Value) bool {
+	if vals == nil {
+		return false
+	}
+	if s.Filter == nil {
+		return true
+	}
+	ok, err := s.Filter.Matches(row{s, vals})
+	return err == nil && ok
+}
+
+// Convert turns one change into this shape's messages (zero, one or two);
+// op is the change's op_position (2 × its index in the transaction).
+func (s *Shape) Convert(ch *volt.Change, op uint64) ([]Message, error) {
+	if err := s.CheckRelation(ch.Relation); err != nil {
+		return nil, err
+	}
+	switch ch.Kind {
+	case volt.Insert:
+		if s.Matches(ch.New) {
+			return []Message{s.insert(ch.New, op)}, nil
+		}
+	case volt.Delete:
+		if s.Matches(ch.Old) {
+			return []Message{s.delete(ch.Old, op)}, nil
+		}
+	case volt.Update:
+		return s.update(ch, op), nil
+	}
+	return nil, nil
+}
+
+func (s *Shape) update(ch *volt.Change, op uint64) []Message {
+	oldIn, newIn := s.Matches(ch.Old), s.Matches(ch.New)
+	switch {
+	case oldIn && newIn:
+		oldKey, newKey := s.rowKey(ch.Old), s.rowKey(ch.New)
+		if oldKey != newKey {
+			del, ins := s.delete(ch.Old, op), s.insert(ch.New, op+1)
+			del.keyChangeHeader, del.keyChange = "key_change_to", newKey
+			ins.keyChangeHeader, ins.keyChange = "key_change_from", oldKey
+			return []Message{del, ins}
+		}
+		if m, ok := s.changed(ch.Old, ch.New, newKey, op); ok {
+			return []Message{m}
+		}
+	case oldIn:
+		return []Message{s.delete(ch.Old, op)}
+	case newIn:
+		return []Message{s.insert(ch.New, op)}
+	}
+	return nil
+}
+
+func (s *Shape) insert(vals []volt.Value, op uint64) Message {
+	body := append([]byte(`"value":`), s.appendRow(nil, vals, s.selected)...)
+	return Message{Op: op, kind: "insert", key: s.rowKey(vals), body: body}
+}
+
+func (s *Shape) delete(vals []volt.Value, op uint64) Message {
+	cols := s.selected
+	if s.Def.Replica != ReplicaFull {
+		cols = s.keyMask()
+	}
+	body := append([]byte(`"value":`), s.appendRow(nil, vals, cols)...)
+	return Message{Op: op, kind: "delete", key: s.rowKey(vals), body: body}
+}
+
+// changed builds an update message, or reports false when no selected
+// column changed.
+func (s *Shape) changed(old, new []volt.Value, key string, op uint64) (Message, bool) {
+	diff := make([]bool, len(s.Table.Columns))
+	any := false
+	for _, i := range s.Selected {
+		if old[i] != new[i] {
+			diff[i], any = true, true
+		}
+	}
+	if !any {
+		return Message{}, false
+	}
+	var body []byte
+	if s.Def.Replica == ReplicaFull {
+		body = append([]byte(`"value":`), s.appendRow(nil, new, s.selected)...)
+		body = append(body, `,"old_value":`...)
+		body = s.appendRow(body, old, diff)
+	} else {
+		for _, k := range s.KeyCols {
+			diff[k] = true
+		}
+		body = append([]byte(`"value":`), s.appendRow(nil, new, diff)...)
+	}
+	return Message{Op: op, kind: "update", key: key, body: body}, true
+}
+
+func (s *Shape) keyMask() []bool {
+	m := make([]bool, len(s.Table.Columns))
+	for _, k := range s.KeyCols {
+		m[k] = true
+	}
+	return m
+}
+
+// appendRow appends a JSON object of the columns in mask.
+func (s *Shape) appendRow(dst []byte, vals []volt.Value, mask []bool) []byte {
+	dst = append(dst, '{')
+	first := true
+	for i, c := range s.Table.Columns {
+		if !mask[i] {
+			continue
+		}
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+		dst = appendString(dst, c.Name)
+		dst = append(dst, ':')
+		if vals[i].Null {
+			dst = append(dst, "null"...)
+		} else {
+			dst = appendString(dst, vals[i].Text)
+		}
+	}
+	return append(dst, '}')
+}
+
+// rowKey builds the message key: `"schema"."table"/"v1"/"v2"`.
+func (s *Shape) rowKey(vals []volt.Value) string {
+	var b strings.Builder
+	b.WriteString(s.keyPrefix)
+	for _, k := range s.KeyCols {
+		if vals[k].Null {
+			b.WriteString("/_")
+			continue
+		}
+		b.WriteString(`/"`)
+		b.WriteString(strings.ReplaceAll(vals[k].Text, "/", "//"))
+		b.WriteByte('"')
+	}
+	return b.String()
+}
+
+// Frame renders m as a live-log message of the transaction (lsn, txid),
+// marking it last when it closes the transaction for this shape.
+func (s *Shape) Frame(m Message, lsn uint64, xid uint32, last bool) []byte {
+	dst := make([]byte, 0, len(m.body)+len(m.key)+160)
+	dst = append(dst, `{"key":`...)
+	dst = appendString(dst, m.key)
+	dst = append(dst, ',')
+	dst = append(dst, m.body...)
+	dst = append(dst, `,"headers":{"operation":"`...)
+	dst = append(dst, m.kind...)
+	dst = append(dst, `","relation":`...)
+	dst = append(dst, s.relation...)
+	dst = append(dst, `,"lsn":`...)
+	dst = appendQuotedUint(dst, lsn)
+	dst = append(dst, `,"op_position":`...)
+	dst = appendUint(dst, m.Op)
+	dst = append(dst, `,"txids":[`...)
+	dst = appendUint(dst, uint64(xid))
+	dst = append(dst, ']')
+	if m.keyChangeHeader != "" {
+		dst = append(dst, `,"`...)
+		dst = append(dst, m.keyChangeHeader...)
+		dst = append(dst, `":`...)
+		dst = appendString(dst, m.keyChange)
+	}
+	if last {
+		dst = append(dst, `,"last":true`...)
+	}
+	return append(dst, "}}"...)
+}
+
+// SnapshotRow renders one snapshot row (the selected columns' text values in
+// table order, nil for NULL) as an insert message without log headers.
+func (s *Shape) SnapshotRow(raw [][]byte) []byte {
+	vals := make([]volt.Value, len(s.Table.Columns))
+	for k, i := range s.Selected {
+		if raw[k] == nil {
+			vals[i].Null = true
+			continue
+		}
+		vals[i].Text = string(raw[k])
+		if s.Table.Columns[i].TypeOID == boolOID && s.Table.Columns[i].Dims == 0 {
+			vals[i].Text = normaliseBool(vals[i].Text)
+		}
+	}
+	dst := make([]byte, 0, 128)
+	dst = append(dst, `{"key":`...)
+	dst = appendString(dst, s.rowKey(vals))
+	dst = append(dst, `,"value":`...)
+	dst = s.appendRow(dst, vals, s.selected)
+	dst = append(dst, `,"headers":{"operation":"insert","relation":`...)
+	dst = append(dst, s.relation...)
+	return append(dst, "}}"...)
+}
+
+const boolOID = 16
+
+func normaliseBool(s string) string {
+	switch s {
+	case "t":
+		return "true"
+	case "f":
+		return "false"
+	}
+	return s
+}

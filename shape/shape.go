@@ -1,0 +1,274 @@
+// Package shape defines shapes (a table, a where clause, some columns) and
+// turns replicated row changes into the shape log's JSON messages.
+package shape
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/where"
+)
+
+// Replica modes.
+const (
+	ReplicaDefault = "default"
+	ReplicaFull    = "full"
+)
+
+// Log modes.
+const (
+	LogFull        = "full"
+	LogChangesOnly = "changes_only"
+)
+
+// Definition is what a client asks for.
+type Definition struct {
+	Schema  string            `json:"schema"`
+	Table   string            `json:"table"`
+	Where   string            `json:"where,omitempty"`
+	Params  map[string]string `json:"params,omitempty"`
+	Columns []string          `json:"columns,omitempty"` // nil selects every column
+	Replica string            `json:"replica"`
+	Log     string            `json:"log"`
+}
+
+// FieldError is a problem with one request parameter.
+type FieldError struct {
+	Field   string
+	Message string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
+
+// Shape is a validated, compiled definition bound to a table's schema.
+type Shape struct {
+	Def   Definition
+	Table *volt.Table
+	// Filter is nil when the shape has no where clause.
+	Filter *where.Expr
+	// Selected holds the indexes (into Table.Columns) of the projected
+	// columns, in table order.
+	Selected []int
+	// KeyCols holds the indexes of the row identity: the primary key in key
+	// order, or every column sorted by name when the table has none.
+	KeyCols []int
+	// Key identifies the definition: equal keys are the same shape.
+	Key string
+
+	colIndex  map[string]int // column name → index in Table.Columns
+	selected  []bool
+	keyPrefix string // `"schema"."table"` as it starts every key
+	relation  []byte // JSON `["schema","table"]`
+}
+
+// New validates def against table and compiles it.
+func New(def Definition, table *volt.Table) (*Shape, error) {
+	if def.Replica == "" {
+		def.Replica = ReplicaDefault
+	}
+	if def.Log == "" {
+		def.Log = LogFull
+	}
+	s := &Shape{Def: def, Table: table, colIndex: make(map[string]int, len(table.Columns))}
+	for i, c := range table.Columns {
+		s.colIndex[c.Name] = i
+	}
+	s.keyColumns()
+	if err := s.selectColumns(); err != nil {
+		return nil, err
+	}
+	if def.Where != "" {
+		cols := make([]where.Column, len(table.Columns))
+		for i, c := range table.Columns {
+			cols[i] = where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum}
+		}
+		f, err := where.Parse(def.Where, cols, def.Params)
+		if err != nil {
+			return nil, &FieldError{Field: "where", Message: err.Error()}
+		}
+		s.Filter = f
+	}
+	s.keyPrefix = quoteKeyPart(table.Schema) + "." + quoteKeyPart(table.Name)
+	s.relation = appendString(append(appendString([]byte{'['}, table.Schema), ','), table.Name)
+	s.relation = append(s.relation, ']')
+	s.Key = s.canonicalKey()
+	return s, nil
+}
+
+func (s *Shape) keyColumns() {
+	if len(s.Table.PrimaryKey) > 0 {
+		for _, name := range s.Table.PrimaryKey {
+			s.KeyCols = append(s.KeyCols, s.colIndex[name])
+		}
+		return
+	}
+	for i := range s.Table.Columns {
+		s.KeyCols = append(s.KeyCols, i)
+	}
+	sort.Slice(s.KeyCols, func(a, b int) bool {
+		return s.Table.Columns[s.KeyCols[a]].Name < s.Table.Columns[s.KeyCols[b]].Name
+	})
+}
+
+func (s *Shape) selectColumns() error {
+	s.selected = make([]bool, len(s.Table.Columns))
+	if s.Def.Columns == nil {
+		for i, c := range s.Table.Columns {
+			if !c.Generated {
+				s.selected[i] = true
+			}
+		}
+	} else {
+		var missing []string
+		for _, name := range s.Def.Columns {
+			i, ok := s.colIndex[name]
+			if !ok {
+				missing = append(missing, name)
+				continue
+			}
+			if s.Table.Columns[i].Generated {
+				return &FieldError{"columns", "The following columns are generated and cannot be included in the shape: " + name}
+			}
+			s.selected[i] = true
+		}
+		if len(missing) > 0 {
+			return &FieldError{"columns", "The following columns are not found on the table: " + strings.Join(missing, ", ")}
+		}
+		var noKey []string
+		for _, k := range s.KeyCols {
+			if !s.selected[k] {
+				noKey = append(noKey, s.Table.Columns[k].Name)
+			}
+		}
+		if len(noKey) > 0 {
+			return &FieldError{"columns", "The list of columns must include all primary key columns, missing: " + strings.Join(noKey, ", ")}
+		}
+	}
+	for i, sel := range s.selected {
+		if sel {
+			s.Selected = append(s.Selected, i)
+		}
+	}
+	return nil
+}
+
+func (s *Shape) canonicalKey() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d|%s|%s|", s.Table.OID, s.Table.Schema, s.Table.Name)
+	for _, i := range s.Selected {
+		b.WriteString(strconv.Quote(s.Table.Columns[i].Name))
+	}
+	b.WriteString("|")
+	if s.Filter != nil {
+		b.WriteString(s.Filter.SQL())
+	}
+	fmt.Fprintf(&b, "|%s|%s|%v", s.Def.Replica, s.Def.Log, s.Def.Columns != nil)
+	return b.String()
+}
+
+var handleSeq atomic.Int64
+
+// NewHandle returns a fresh handle for the shape: a hash of its key and the
+// creation time in microseconds, so a handle is never reused.
+func (s *Shape) NewHandle() string {
+	sum := sha256.Sum256([]byte(s.Key))
+	now := time.Now().UnixMicro()
+	for {
+		prev := handleSeq.Load()
+		if now <= prev {
+			now = prev + 1
+		}
+		if handleSeq.CompareAndSwap(prev, now) {
+			break
+		}
+	}
+	return strconv.FormatUint(uint64(binary.BigEndian.Uint32(sum[:4])), 10) + "-" + strconv.FormatInt(now, 10)
+}
+
+// Schema returns the electric-schema header value for the selected columns.
+func (s *Shape) Schema() string {
+	m := make(map[string]map[string]any, len(s.Selected))
+	for _, i := range s.Selected {
+		m[s.Table.Columns[i].Name] = columnSchema(s.Table.Columns[i])
+	}
+	b, _ := json.Marshal(m)
+	return string(b)
+}
+
+func columnSchema(c volt.Column) map[string]any {
+	out := map[string]any{"type": c.TypeName}
+	if c.Dims > 0 {
+		out["dims"] = c.Dims
+	}
+	if c.PKIndex >= 0 {
+		out["pk_index"] = c.PKIndex
+	}
+	if c.NotNull {
+		out["not_null"] = true
+	}
+	if c.TypeMod < 0 {
+		return out
+	}
+	mod := int(c.TypeMod)
+	switch c.TypeName {
+	case "varchar":
+		out["max_length"] = mod - 4
+	case "bpchar":
+		out["length"] = mod - 4
+	case "bit", "varbit":
+		out["length"] = mod
+	case "time", "timetz", "timestamp", "timestamptz":
+		out["precision"] = mod
+	case "numeric":
+		out["precision"] = ((mod - 4) >> 16) & 0xffff
+		out["scale"] = (mod - 4) & 0xffff
+	case "interval":
+		if p := mod & 0xffff; p != 0xffff {
+			out["precision"] = p
+		}
+		if f := intervalFields((mod >> 16) & 0x7fff); f != "" {
+			out["fields"] = f
+		}
+	default:
+		out["type_mod"] = mod
+	}
+	return out
+}
+
+// intervalFields names an interval's field restriction (Postgres' INTERVAL_MASK bits).
+func intervalFields(mask int) string {
+	const (
+		year, month, day, hour, minute, second = 1 << 2, 1 << 1, 1 << 3, 1 << 10, 1 << 11, 1 << 12
+	)
+	names := map[int]string{
+		year: "YEAR", month: "MONTH", day: "DAY", hour: "HOUR", minute: "MINUTE", second: "SECOND",
+		year | month: "YEAR TO MONTH", day | hour: "DAY TO HOUR", day | hour | minute: "DAY TO MINUTE",
+		day | hour | minute | second: "DAY TO SECOND", hour | minute: "HOUR TO MINUTE",
+		hour | minute | second: "HOUR TO SECOND", minute | second: "MINUTE TO SECOND",
+	}
+	return names[mask]
+}
+
+// SelectedNames returns the projected column names in table order.
+func (s *Shape) SelectedNames() []string {
+	out := make([]string, len(s.Selected))
+	for k, i := range s.Selected {
+		out[k] = s.Table.Columns[i].Name
+	}
+	return out
+}
+
+// quoteKeyPart writes a schema or table name as it appears in keys.
+func quoteKeyPart(s string) string {
+	s = strings.ReplaceAll(s, "/", "//")
+	s = strings.ReplaceAll(s, ".", "..")
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}

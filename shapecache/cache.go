@@ -1,0 +1,210 @@
+// Package shapecache owns the server's shapes: the registry of handles and
+// definitions, each shape's initial snapshot, the routing of replicated
+// transactions into shape logs, and the durable LSN reported back to the
+// replication slot.
+package shapecache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/shapelog"
+)
+
+// Inspector reads a table's definition from the database.
+type Inspector interface {
+	Table(ctx context.Context, schema, name string) (*volt.Table, error)
+}
+
+// Snapshotter reads a shape's initial rows.
+type Snapshotter interface {
+	Snapshot(ctx context.Context, q postgres.SnapshotQuery, info func(postgres.SnapshotInfo) error, row func([][]byte) error) error
+}
+
+// Publisher makes a table's changes flow through the replication stream.
+type Publisher interface {
+	AddTable(ctx context.Context, schema, table string) error
+}
+
+// ErrShapeGone is returned for a shape that was deleted or rotated.
+var ErrShapeGone = errors.New("shape was removed")
+
+// Cache is the registry of shapes. Open restores it from the store; it then
+// consumes replicated transactions through HandleTransaction.
+type Cache struct {
+	Store       *shapelog.Store
+	Inspector   Inspector
+	Snapshotter Snapshotter
+	Publisher   Publisher
+	Logger      *slog.Logger
+	// SchemaCheckInterval is how often tables with shapes are compared with
+	// the catalog to catch DDL that no row change has announced yet.
+	SchemaCheckInterval time.Duration
+
+	mu       sync.Mutex
+	byHandle map[string]*Entry
+	byKey    map[string]*Entry
+	byRel    map[uint32]map[*Entry]struct{}
+	dirty    map[*Entry]struct{}
+	handled  uint64 // EndLSN of the last transaction handled
+
+	lastProcessed atomic.Uint64 // commit LSN of the last transaction handled
+	durable       atomic.Uint64
+
+	flushReq chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// Open restores the shapes found in the store and starts the background
+// goroutines (log flushing, schema checks).
+func (c *Cache) Open(ctx context.Context) error {
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	c.Logger = c.Logger.With("component", "shapecache")
+	c.byHandle = map[string]*Entry{}
+	c.byKey = map[string]*Entry{}
+	c.byRel = map[uint32]map[*Entry]struct{}{}
+	c.dirty = map[*Entry]struct{}{}
+	c.flushReq = make(chan struct{}, 1)
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	if err := c.restore(); err != nil {
+		return err
+	}
+	c.wg.Add(1)
+	go c.flushLoop()
+	if c.SchemaCheckInterval > 0 {
+		c.wg.Add(1)
+		go c.schemaLoop()
+	}
+	return nil
+}
+
+// Close stops the background goroutines after a final flush.
+func (c *Cache) Close() error {
+	c.cancel()
+	c.wg.Wait()
+	c.flush()
+	return nil
+}
+
+// LastProcessedLSN is the commit LSN of the newest transaction handled
+// (global_last_seen_lsn).
+func (c *Cache) LastProcessedLSN() uint64 { return c.lastProcessed.Load() }
+
+// DurableLSN is the end LSN up to which every handled transaction is on disk
+// in every shape log it belongs to.
+func (c *Cache) DurableLSN() uint64 { return c.durable.Load() }
+
+// Lookup returns the shape with the given handle.
+func (c *Cache) Lookup(handle string) (*Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byHandle[handle]
+	return e, ok
+}
+
+// Find returns the existing shape for s, if any.
+func (c *Cache) Find(s *shape.Shape) (*Entry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byKey[s.Key]
+	return e, ok
+}
+
+// Len returns the number of shapes.
+func (c *Cache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.byHandle)
+}
+
+// GetOrCreate returns the shape for s, creating it (and starting its
+// snapshot) when none exists.
+func (c *Cache) GetOrCreate(ctx context.Context, s *shape.Shape) (*Entry, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.byKey[s.Key]; ok {
+		return e, nil
+	}
+	handle := s.NewHandle()
+	log, err := c.Store.Create(handle)
+	if err != nil {
+		return nil, fmt.Errorf("create shape log: %w", err)
+	}
+	if err := writeDefinition(log, s); err != nil {
+		_ = c.Store.Delete(handle)
+		return nil, err
+	}
+	e := newEntry(handle, s, log)
+	c.register(e)
+	c.Logger.Info("shape created", "handle", handle, "table", s.Table.Schema+"."+s.Table.Name, "where", s.Def.Where)
+	c.wg.Add(1)
+	go c.snapshot(e)
+	return e, nil
+}
+
+// Delete removes the shape with the given handle and its files.
+func (c *Cache) Delete(handle string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.byHandle[handle]
+	if ok {
+		c.removeLocked(e, "deleted")
+	}
+	return ok
+}
+
+func (c *Cache) register(e *Entry) {
+	c.byHandle[e.Handle] = e
+	c.byKey[e.Shape.Key] = e
+	rel := c.byRel[e.Shape.Table.OID]
+	if rel == nil {
+		rel = map[*Entry]struct{}{}
+		c.byRel[e.Shape.Table.OID] = rel
+	}
+	rel[e] = struct{}{}
+}
+
+// removeLocked unregisters e, wakes its readers and deletes its files.
+func (c *Cache) removeLocked(e *Entry, why string) {
+	if c.byHandle[e.Handle] != e {
+		return
+	}
+	delete(c.byHandle, e.Handle)
+	if c.byKey[e.Shape.Key] == e {
+		delete(c.byKey, e.Shape.Key)
+	}
+	if rel := c.byRel[e.Shape.Table.OID]; rel != nil {
+		delete(rel, e)
+		if len(rel) == 0 {
+			delete(c.byRel, e.Shape.Table.OID)
+		}
+	}
+	delete(c.dirty, e)
+	e.markGone()
+	if err := c.Store.Delete(e.Handle); err != nil {
+		c.Logger.Error("delete shape files", "handle", e.Handle, "err", err)
+	}
+	c.Logger.Info("shape removed", "handle", e.Handle, "reason", why)
+}
+
+// purge removes every shape (used when the replication slot was recreated
+// and the logs can no longer be continued).
+func (c *Cache) Purge(why string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.byHandle {
+		c.removeLocked(e, why)
+	}
+}
