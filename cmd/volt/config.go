@@ -176,4 +176,3 @@ func duration(p *time.Duration) func(string) error {
 		return nil
 	}
 }
-

@@ -144,4 +144,3 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 		backoff = min(backoff*2, 10*time.Second)
 	}
 }
-
