@@ -65,10 +65,10 @@ func splitIdents(s string, sep byte) ([]string, error) {
 			}
 		} else {
 			start := i
-			for i < len(s) && s[i] != sep && s[i] != '"' && s[i] != ' ' {
+			for i < len(s) && s[i] != sep && s[i] != '"' {
 				i++
 			}
-			id = downcase(s[start:i])
+			id = downcase(strings.TrimRight(s[start:i], " "))
 			if id == "" {
 				return nil, errors.New("Invalid zero-length identifier")
 			}
