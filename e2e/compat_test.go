@@ -1,0 +1,60 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// TestOfficialTypeScriptClient runs the Node test-suite in compat/ — the
+// unchanged official @electric-sql/client against a running volt, compared
+// with Postgres — and fails with Node's output when any of it fails.
+//
+// compat/node_modules must be installed beforehand (npm ci --prefix compat);
+// the test fails, never skips, when it is missing.
+func TestOfficialTypeScriptClient(t *testing.T) {
+	compatDir, err := filepath.Abs("../compat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(compatDir, "node_modules", "@electric-sql", "client", "package.json")); err != nil {
+		t.Fatalf("compat/node_modules is missing (%v): run `npm ci --prefix compat` in the repository root first", err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for this test (Node 20+): %v", err)
+	}
+
+	db := pgtest.NewDB(t)
+	// A short long-poll timeout keeps idle live requests (and the whole run) short.
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	// With no file arguments, node --test runs every *.test.mjs below the
+	// working directory (node_modules excluded).
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec")
+	cmd.Dir = compatDir
+	cmd.Env = append(os.Environ(), "VOLT_URL="+v.URL, "DATABASE_URL="+db, "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err = cmd.Run()
+	t.Logf("node --test finished in %s", time.Since(start).Round(time.Millisecond))
+	if ctx.Err() != nil {
+		t.Fatalf("node --test timed out after %s:\n%s", time.Since(start).Round(time.Second), out.String())
+	}
+	if err != nil {
+		t.Fatalf("node --test failed (%v):\n%s", err, out.String())
+	}
+	if testing.Verbose() {
+		t.Logf("node --test output:\n%s", out.String())
+	}
+}
