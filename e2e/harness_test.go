@@ -323,6 +323,10 @@ func dump(rows map[string]map[string]*string) string {
 			}
 		}
 		b.WriteString("} ")
+		if b.Len() > 2000 {
+			b.WriteString("…")
+			break
+		}
 	}
 	return b.String()
 }

@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// TestRestartKeepsShapes stops volt, writes while it is down, and checks
+// the shape comes back with the same handle, no new snapshot, and every
+// change made meanwhile.
+func TestRestartKeepsShapes(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY, title text)`, `INSERT INTO items SELECT g, 't' || g FROM generate_series(1, 50) g`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s")
+	f := newFollower(v, "table", "items")
+	f.catchUp(t)
+	handle := f.handle
+	v.Stop()
+	pgtest.Exec(t, db, `INSERT INTO items VALUES (51, 'while down')`, `UPDATE items SET title = 'changed' WHERE id = 1`, `DELETE FROM items WHERE id = 2`)
+	v.Restart()
+	want := pgRows(t, db, "items", 1, `SELECT id, title FROM items`)
+	f.pollUntil(t, "changes made while volt was down", func(rows map[string]map[string]*string) bool { return diffRows(rows, want) == "" })
+	if f.handle != handle {
+		t.Fatalf("handle changed across restart: %s → %s", handle, f.handle)
+	}
+	if r := get(t, v.shapeURL("table", "items", "offset", "-1")); r.Header.Get("electric-handle") != handle {
+		t.Fatalf("a new client got another handle after restart: %s", r.Header.Get("electric-handle"))
+	}
+}
+
+// TestKill9DuringWrites kills volt with SIGKILL several times while writers
+// run; a client that resumes from its last offset ends with exactly the
+// rows Postgres has.
+func TestKill9DuringWrites(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY, title text, n int)`, `INSERT INTO items SELECT g, 't' || g, 0 FROM generate_series(1, 200) g`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s", "VOLT_CHUNK_BYTES=4096")
+	f := newFollower(v, "table", "items")
+	even := newFollower(v, "table", "items", "where", "n % 2 = 0")
+	f.catchUp(t)
+	even.catchUp(t)
+
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	seed := time.Now().UnixNano()
+	t.Logf("seed %d", seed)
+	for w := 0; w < 2; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			writeRandomly(ctx, t, db, rand.New(rand.NewPCG(uint64(seed), uint64(w))))
+		}(w)
+	}
+	for round := 0; round < 3; round++ {
+		for i := 0; i < 3; i++ {
+			f.pollNoFail(t)
+			even.pollNoFail(t)
+		}
+		v.Kill()
+		v.Restart()
+	}
+	stop()
+	wg.Wait()
+	want := pgRows(t, db, "items", 1, `SELECT id, title, n FROM items`)
+	f.pollUntil(t, "all rows after kills", func(rows map[string]map[string]*string) bool { return diffRows(rows, want) == "" })
+	wantEven := pgRows(t, db, "items", 1, `SELECT id, title, n FROM items WHERE n % 2 = 0`)
+	even.pollUntil(t, "filtered rows after kills", func(rows map[string]map[string]*string) bool { return diffRows(rows, wantEven) == "" })
+}
+
+// pollNoFail polls but tolerates the connection errors of a dying server.
+func (f *follower) pollNoFail(t *testing.T) {
+	defer func() { _ = recover() }()
+	f.poll(t)
+}
+
+func writeRandomly(ctx context.Context, t *testing.T, db string, rng *rand.Rand) {
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		return
+	}
+	defer conn.Close(context.Background())
+	for ctx.Err() == nil {
+		id := rng.IntN(300) + 1
+		var sql string
+		switch rng.IntN(3) {
+		case 0:
+			sql = fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new %d', %d) ON CONFLICT (id) DO UPDATE SET n = items.n + 1`, id, id, rng.IntN(10))
+		case 1:
+			sql = fmt.Sprintf(`UPDATE items SET n = n + 1, title = title || '.' WHERE id = %d`, id)
+		default:
+			sql = fmt.Sprintf(`DELETE FROM items WHERE id = %d`, id)
+		}
+		if _, err := conn.Exec(ctx, sql); err != nil && ctx.Err() == nil {
+			t.Errorf("write: %v", err)
+			return
+		}
+	}
+}
