@@ -1,0 +1,138 @@
+package where
+
+import (
+	"errors"
+	"sort"
+	"strings"
+
+	pg "github.com/pganalyze/pg_query_go/v6"
+	pgparser "github.com/pganalyze/pg_query_go/v6/parser"
+)
+
+// Column describes one table column for type checking.
+type Column struct {
+	Name   string
+	Type   string // pg_type.typname of the column, or of the element type for arrays
+	Dims   int    // >0 for arrays
+	IsEnum bool   // typtype = 'e'
+}
+
+func (c Column) typ() Type {
+	return Type{Name: c.Type, Array: c.Dims > 0, Enum: c.IsEnum}
+}
+
+// Row gives a column's Postgres text value; ok=false means SQL NULL.
+type Row interface {
+	Value(col string) (text string, ok bool)
+}
+
+// MapRow is a Row backed by a map; a nil pointer (or a missing key) is NULL.
+type MapRow map[string]*string
+
+// Value implements Row.
+func (m MapRow) Value(col string) (string, bool) {
+	p := m[col]
+	if p == nil {
+		return "", false
+	}
+	return *p, true
+}
+
+// Expr is a parsed, type-checked where clause.
+type Expr struct {
+	root node
+}
+
+// Parse parses clause (as written in ?where=), substitutes $n parameters
+// from params (keys "1", "2", ...; types inferred from context) and type
+// checks it against cols. The result must be boolean. Errors are *Error.
+func Parse(clause string, cols []Column, params map[string]string) (*Expr, error) {
+	where, err := parseWhere(clause)
+	if err != nil {
+		return nil, err
+	}
+	tr := &transformer{cols: map[string]Column{}, params: params}
+	for _, c := range cols {
+		tr.cols[c.Name] = c
+	}
+	n, err := tr.expr(where)
+	if err != nil {
+		return nil, err
+	}
+	if c, ok := n.(*constNode); ok && c.t.isUnknown() {
+		if n, err = tr.coerce(n, tBool, c.loc); err != nil {
+			return nil, err
+		}
+	}
+	if n.typ() != tBool {
+		return nil, errorf("WHERE clause must return a boolean")
+	}
+	return &Expr{root: n}, nil
+}
+
+// parseWhere wraps the clause as "SELECT 1 WHERE <clause>", parses it with
+// libpg_query and returns the WHERE expression, rejecting anything that
+// is not exactly one plain WHERE clause.
+func parseWhere(clause string) (*pg.Node, error) {
+	tree, err := pg.Parse(prefix + clause)
+	if err != nil {
+		var pe *pgparser.Error
+		if errors.As(err, &pe) && pe.Cursorpos > 0 {
+			return nil, &Error{Location: pe.Cursorpos - 1, HasLocation: true, Message: pe.Message}
+		}
+		return nil, errorf("%s", err.Error())
+	}
+	if len(tree.Stmts) != 1 {
+		return nil, errorf("unescaped \";\" causing statement split")
+	}
+	sel := tree.Stmts[0].Stmt.GetSelectStmt()
+	if sel == nil || sel.WhereClause == nil || !plainSelect(sel) {
+		return nil, errorf("malformed query ending with SQL clauses")
+	}
+	return sel.WhereClause, nil
+}
+
+func plainSelect(s *pg.SelectStmt) bool {
+	return len(s.TargetList) == 1 && len(s.FromClause) == 0 && len(s.DistinctClause) == 0 &&
+		s.IntoClause == nil && len(s.GroupClause) == 0 && s.HavingClause == nil &&
+		len(s.WindowClause) == 0 && len(s.ValuesLists) == 0 && len(s.SortClause) == 0 &&
+		s.LimitOffset == nil && s.LimitCount == nil && len(s.LockingClause) == 0 &&
+		s.WithClause == nil && s.Op == pg.SetOperation_SETOP_NONE && !s.GroupDistinct
+}
+
+// Matches evaluates the clause against r with SQL three-valued logic; only
+// TRUE matches. An evaluation error (e.g. division by zero, a value that
+// does not parse) is returned with false; callers treat it as no match.
+func (e *Expr) Matches(r Row) (bool, error) {
+	v, err := e.root.eval(r)
+	if err != nil {
+		return false, err
+	}
+	return v == true, nil
+}
+
+// SQL returns a normalised SQL boolean expression equivalent to the clause:
+// columns double-quoted, every literal and parameter inlined as a typed
+// literal ('v'::type, bare 'v' for enum values), every implicit cast made
+// explicit and every operation parenthesised.
+func (e *Expr) SQL() string {
+	var b strings.Builder
+	e.root.sql(&b)
+	return b.String()
+}
+
+// Columns returns the referenced column names, sorted and unique.
+func (e *Expr) Columns() []string {
+	set := map[string]bool{}
+	e.root.walk(func(n node) {
+		if c, ok := n.(*colNode); ok {
+			set[c.name] = true
+		}
+	})
+	out := make([]string, 0, len(set))
+	for k := range set {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
