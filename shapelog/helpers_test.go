@@ -3,7 +3,6 @@ package shapelog
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -119,8 +118,8 @@ func entriesOf(pages []page) []string {
 
 func isPending(err error) bool { return errors.Is(err, ErrSnapshotPending) }
 
-// copyDir copies a log directory as a crashed process would leave it: the
-// page cache survives a kill -9, so what was written is what is on disk.
+// copyDir copies a log directory (as a crashed process would leave it: the
+// page cache survives a kill -9), overwriting files that exist in dst.
 func copyDir(t testing.TB, src, dst string) {
 	t.Helper()
 	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
@@ -132,20 +131,11 @@ func copyDir(t testing.TB, src, dst string) {
 		if d.IsDir() {
 			return os.MkdirAll(target, 0o755)
 		}
-		in, err := os.Open(p)
+		b, err := os.ReadFile(p)
 		if err != nil {
 			return err
 		}
-		defer in.Close()
-		out, err := os.Create(target)
-		if err != nil {
-			return err
-		}
-		if _, err := io.Copy(out, in); err != nil {
-			out.Close()
-			return err
-		}
-		return out.Close()
+		return os.WriteFile(target, b, 0o644)
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -110,6 +110,13 @@ func checkAgainstModel(t *testing.T, l *Log, m *model) {
 			t.Fatalf("Read(%v) = %v, want %v", o, toPage(got), want)
 		}
 	}
+	checkFollowModel(t, l, m)
+}
+
+// checkFollowModel follows the log from -1 (if the snapshot is complete)
+// and checks the entries and chunk sizes against the model.
+func checkFollowModel(t *testing.T, l *Log, m *model) {
+	t.Helper()
 	if l.Latest() != m.latest() {
 		t.Fatalf("Latest = %v, want %v", l.Latest(), m.latest())
 	}
