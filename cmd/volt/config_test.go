@@ -1,0 +1,57 @@
+package main
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(kv map[string]string) func(string) string { return func(k string) string { return kv[k] } }
+
+func TestLoadConfigDefaults(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 3000 || c.LongPollTimeout != 20*time.Second || c.DatabaseURL != "" || c.ChunkBytes != 10<<20 {
+		t.Fatalf("defaults: %+v", c)
+	}
+}
+
+func TestLoadConfigElectricAliasesAndFlags(t *testing.T) {
+	c, err := LoadConfig([]string{"-port", "4000"}, env(map[string]string{
+		"ELECTRIC_PORT": "3999", "ELECTRIC_SECRET": "s", "ELECTRIC_STORAGE_DIR": "/tmp/x",
+		"ELECTRIC_LONG_POLL_TIMEOUT": "5000", "ELECTRIC_SHAPE_CHUNK_BYTES_THRESHOLD": "10000",
+		"ELECTRIC_CACHE_MAX_AGE": "1", "ELECTRIC_CACHE_STALE_AGE": "3", "ELECTRIC_ENABLE_INTEGRATION_TESTING": "true",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Port != 4000 || c.Secret != "s" || c.StorageDir != "/tmp/x" || c.LongPollTimeout != 5*time.Second ||
+		c.ChunkBytes != 10000 || c.CacheMaxAge != 1 || c.CacheStaleAge != 3 || !c.AllowShapeDeletion {
+		t.Fatalf("aliases/flags not applied: %+v", c)
+	}
+	// volt's own names win over Electric's.
+	c, _ = LoadConfig(nil, env(map[string]string{"VOLT_PORT": "5000", "ELECTRIC_PORT": "6000"}))
+	if c.Port != 5000 {
+		t.Fatalf("VOLT_PORT should win: %d", c.Port)
+	}
+}
+
+func TestLoadConfigReportsEveryProblem(t *testing.T) {
+	_, err := LoadConfig(nil, env(map[string]string{
+		"VOLT_PORT": "seventy", "DATABASE_URL": "mysql://x", "VOLT_LONG_POLL_TIMEOUT": "50s", "VOLT_CHUNK_BYTES": "10", "VOLT_LOG_LEVEL": "loud",
+	}))
+	if err == nil {
+		t.Fatal("bad configuration accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{"VOLT_PORT", "DATABASE_URL must be", "long-poll timeout", "chunk size", "log level"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not mention %q:\n%s", want, msg)
+		}
+	}
+	if n := strings.Count(msg, "\n") + 1; n != 5 {
+		t.Errorf("want one sentence per problem (5), got %d:\n%s", n, msg)
+	}
+}
