@@ -229,6 +229,9 @@ type follower struct {
 	cursor   string
 	rows     map[string]map[string]*string
 	upToDate bool
+	// violations records inserts of present keys and updates or deletes of
+	// absent ones: a doubled or a lost change.
+	violations []string
 }
 
 func newFollower(v *volt, params ...string) *follower {
@@ -253,6 +256,7 @@ func (f *follower) poll(t *testing.T) response {
 	case 409:
 		f.handle, f.offset, f.upToDate = r.Header.Get("electric-handle"), "-1", false
 		f.rows = map[string]map[string]*string{}
+		f.violations = nil
 		return r
 	default:
 		t.Fatalf("GET %v: %d %s", kv, r.Status, r.Body)
@@ -270,12 +274,17 @@ func (f *follower) poll(t *testing.T) response {
 }
 
 func (f *follower) apply(m message) {
+	_, present := f.rows[m.Key]
 	switch m.op() {
 	case "insert":
+		if present {
+			f.violations = append(f.violations, "insert of present "+m.Key)
+		}
 		f.rows[m.Key] = m.Value
 	case "update":
 		row := f.rows[m.Key]
 		if row == nil {
+			f.violations = append(f.violations, "update of absent "+m.Key)
 			row = map[string]*string{}
 			f.rows[m.Key] = row
 		}
@@ -283,6 +292,9 @@ func (f *follower) apply(m message) {
 			row[k] = v
 		}
 	case "delete":
+		if !present {
+			f.violations = append(f.violations, "delete of absent "+m.Key)
+		}
 		delete(f.rows, m.Key)
 	}
 }
