@@ -706,3 +706,69 @@ func TestRunStopsOnTableWithoutFullIdentity(t *testing.T) {
 		t.Fatalf("Run = %v, want a replica identity error naming the table", err)
 	}
 }
+
+// replSlowHandler blocks in HandleTransaction until release is closed.
+type replSlowHandler struct {
+	*replTestHandler
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (h *replSlowHandler) HandleTransaction(ctx context.Context, tx *volt.Transaction) error {
+	select {
+	case h.entered <- struct{}{}:
+	default:
+	}
+	select {
+	case <-h.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return h.replTestHandler.HandleTransaction(ctx, tx)
+}
+
+func TestReaderSurvivesSlowHandler(t *testing.T) {
+	c := pgtest.NewCluster(t)
+	url := pgtest.NewDBOn(t, c)
+	pgtest.Exec(t, url, `ALTER SYSTEM SET wal_sender_timeout = '1s'`, `SELECT pg_reload_conf()`, `CREATE TABLE items (id int PRIMARY KEY)`)
+	conn := replConnect(t, url)
+	replEventually(t, "wal_sender_timeout to be 1s", func() bool {
+		var v string
+		fresh := replConnect(t, url)
+		if err := fresh.QueryRow(context.Background(), `SHOW wal_sender_timeout`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v == "1s"
+	})
+	r := replSetup(t, url, "", "items")
+	r.cfg.StatusInterval = DefaultStatusInterval // capped to wal_sender_timeout/3 by the reader
+	h := &replSlowHandler{replTestHandler: newReplTestHandler(true), entered: make(chan struct{}, 1), release: make(chan struct{})}
+	replRun(t, r, h)
+
+	pgtest.Exec(t, url, `INSERT INTO items VALUES (1)`)
+	select {
+	case <-h.entered:
+	case <-time.After(replWait):
+		t.Fatal("the handler was not called")
+	}
+	var pid int
+	if err := conn.QueryRow(context.Background(), `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	// Stay in the handler for three times wal_sender_timeout; a reader that
+	// went silent meanwhile would be disconnected and get A again.
+	<-time.After(3 * time.Second)
+	close(h.release)
+	a := h.next(t)
+	pgtest.Exec(t, url, `INSERT INTO items VALUES (2)`)
+	if b := h.next(t); b.EndLSN == a.EndLSN || b.Changes[0].New[0].Text != "2" {
+		t.Fatalf("after the slow handler got %+v, want the second insert (the stream was restarted)", b.Changes)
+	}
+	var pidAfter int
+	if err := conn.QueryRow(context.Background(), `SELECT active_pid FROM pg_replication_slots WHERE slot_name = $1`, r.cfg.Slot).Scan(&pidAfter); err != nil {
+		t.Fatal(err)
+	}
+	if pidAfter != pid {
+		t.Fatalf("walsender changed from %d to %d: the connection timed out during the slow handler", pid, pidAfter)
+	}
+}
