@@ -286,10 +286,12 @@ func TestDecodeResetDropsPartialTransaction(t *testing.T) {
 	}
 }
 
-// FuzzDecode feeds random messages to a decoder that already knows a
-// relation and is inside a transaction: decoding must never panic. The
-// input is split into messages by a leading length byte each, so that the
-// fuzzer can build sequences.
+// FuzzDecode feeds random messages to decoders: decoding must never panic.
+// The input is decoded once as a single message, by a decoder that knows a
+// relation and is inside a transaction, and once as a sequence of messages
+// (each preceded by a 2-byte big-endian length), so that the fuzzer can
+// build transactions. testdata/fuzz/FuzzDecode holds payloads captured from
+// a real server (see TestReaderDecodesTypesLikeTextOutput, -update-corpus).
 func FuzzDecode(f *testing.F) {
 	row := []pgoutCol{pgT("1"), pgT("t"), pgN, pgT("x")}
 	seeds := [][]byte{
@@ -304,8 +306,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	for _, s := range seeds {
 		f.Add(s)
-		f.Add(pgoutFrame(s, pgoutCommitMsg(10, 20), pgoutBeginMsg(30, 2), s))
 	}
+	f.Add(pgoutFrame(seeds...))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		d := NewDecoder()
 		if _, err := d.Decode(pgoutRelationMsg(5, "public", "items", pgoutItemsCols...)); err != nil {
@@ -315,10 +317,15 @@ func FuzzDecode(f *testing.F) {
 			t.Fatal(err)
 		}
 		_, _ = d.Decode(data)
-		for len(data) > 0 {
-			n := min(int(data[0]), len(data)-1)
-			msg := data[1 : 1+n]
-			data = data[1+n:]
+
+		d = NewDecoder()
+		if _, err := d.Decode(pgoutRelationMsg(5, "public", "items", pgoutItemsCols...)); err != nil {
+			t.Fatal(err)
+		}
+		for len(data) >= 2 {
+			n := min(int(binary.BigEndian.Uint16(data)), len(data)-2)
+			msg := data[2 : 2+n]
+			data = data[2+n:]
 			tx, err := d.Decode(msg)
 			if err != nil && tx != nil {
 				t.Fatalf("Decode returned both a transaction and %v", err)
@@ -327,15 +334,16 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
-// pgoutFrame joins messages for FuzzDecode (one length byte each; longer
+// pgoutFrame joins messages for FuzzDecode (2-byte length each; longer
 // messages are cut, which is fine for a seed).
 func pgoutFrame(msgs ...[]byte) []byte {
 	var out []byte
 	for _, m := range msgs {
-		if len(m) > 255 {
-			m = m[:255]
+		if len(m) > 0xffff {
+			m = m[:0xffff]
 		}
-		out = append(append(out, byte(len(m))), m...)
+		out = binary.BigEndian.AppendUint16(out, uint16(len(m)))
+		out = append(out, m...)
 	}
 	return out
 }
