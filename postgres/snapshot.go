@@ -69,7 +69,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(S
 	}
 	var snap string
 	var lsn uint64
-	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_lsn() - '0/0'::pg_lsn").Scan(&snap, &lsn); err != nil {
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snap, &lsn); err != nil {
 		return fmt.Errorf("read snapshot identity: %w", err)
 	}
 	si, err := parseSnapshot(snap)
