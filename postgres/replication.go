@@ -394,6 +394,9 @@ func (s *replStream) run(ctx context.Context) error {
 		}
 		msg, err := s.receive(ctx)
 		if err != nil {
+			if ctx.Err() != nil {
+				s.finalStatus()
+			}
 			return err
 		}
 		if msg == nil {
@@ -402,6 +405,14 @@ func (s *replStream) run(ctx context.Context) error {
 		if err := s.dispatch(ctx, msg); err != nil {
 			return err
 		}
+	}
+}
+
+// finalStatus acknowledges what is durable before a deliberate stop, so
+// that the slot does not lag by up to a status interval.
+func (s *replStream) finalStatus() {
+	if err := s.sendStatus(false); err != nil {
+		s.r.log.Debug("final standby status failed", "err", err)
 	}
 }
 

@@ -772,3 +772,25 @@ func TestReaderSurvivesSlowHandler(t *testing.T) {
 		t.Fatalf("walsender changed from %d to %d: the connection timed out during the slow handler", pid, pidAfter)
 	}
 }
+
+func TestReaderAcksDurableOnStop(t *testing.T) {
+	url := pgtest.NewDB(t)
+	pgtest.Exec(t, url, `CREATE TABLE items (id int PRIMARY KEY)`)
+	r := replSetup(t, url, "", "items")
+	r.cfg.StatusInterval = time.Hour // capped to wal_sender_timeout/3 = 20s: no periodic status in this test
+	h := newReplTestHandler(true)
+	stop := replRun(t, r, h)
+	conn := replConnect(t, url)
+	pgtest.Exec(t, url, `INSERT INTO items VALUES (1)`)
+	a := h.next(t)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for replSlotFlushLSN(t, conn, r.cfg.Slot) < a.EndLSN {
+		if time.Now().After(deadline) {
+			t.Fatalf("slot confirmed %d after Run stopped, want >= %d", replSlotFlushLSN(t, conn, r.cfg.Slot), a.EndLSN)
+		}
+		<-time.After(20 * time.Millisecond) // polling the slot: there is no notification
+	}
+}
