@@ -17,7 +17,7 @@ const (
 	usecPerHour = int64(3600_000_000)
 	usecPerMin  = int64(60_000_000)
 	usecPerSec  = int64(1_000_000)
-	minDateDays = -2440588           // 4714-11-24 BC (Julian day 0)
+	minDateDays = -2440588             // 4714-11-24 BC (Julian day 0)
 	maxDateDays = 2147483494 - 2440588 // Postgres' DATE_END_JULIAN
 	maxTsDays   = 109203489 - 2440588  // 294277-01-01 (TIMESTAMP_END_JULIAN)
 )

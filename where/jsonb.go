@@ -7,7 +7,7 @@ import (
 	"strings"
 )
 
-// jsonb values are trees of nil, bool, *numeric, string, []any and
+// jsonb values are trees of jsonNull, bool, *numeric, string, []any and
 // map[string]any, mirroring jsonb's storage (numbers are numerics,
 // duplicate keys keep the last value).
 
@@ -28,8 +28,13 @@ func parseJSONB(s string) (any, error) {
 	return convertJSON(v), nil
 }
 
+// jsonNull is JSON's null (Go nil means SQL NULL in the evaluator).
+type jsonNull struct{}
+
 func convertJSON(v any) any {
 	switch x := v.(type) {
+	case nil:
+		return jsonNull{}
 	case json.Number:
 		n, err := parseNumeric(string(x))
 		if err != nil {
@@ -51,8 +56,8 @@ func convertJSON(v any) any {
 // equalJSONB is jsonb equality.
 func equalJSONB(a, b any) bool {
 	switch x := a.(type) {
-	case nil:
-		return b == nil
+	case jsonNull:
+		return b == jsonNull{}
 	case bool:
 		y, ok := b.(bool)
 		return ok && x == y
@@ -99,7 +104,7 @@ func formatJSONB(v any) string {
 
 func writeJSONB(b *strings.Builder, v any) {
 	switch x := v.(type) {
-	case nil:
+	case jsonNull:
 		b.WriteString("null")
 	case bool:
 		fmt.Fprint(b, x)

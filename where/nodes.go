@@ -23,10 +23,10 @@ type constNode struct {
 	param bool
 }
 
-func (c *constNode) typ() Type               { return c.t }
-func (c *constNode) eval(Row) (any, error)   { return c.v, nil }
-func (c *constNode) walk(f func(node))       { f(c) }
-func (c *constNode) isNull() bool            { return c.null }
+func (c *constNode) typ() Type             { return c.t }
+func (c *constNode) eval(Row) (any, error) { return c.v, nil }
+func (c *constNode) walk(f func(node))     { f(c) }
+func (c *constNode) isNull() bool          { return c.null }
 func (c *constNode) sql(b *strings.Builder) {
 	switch {
 	case c.null && c.t.isUnknown():
