@@ -1,8 +1,10 @@
 package shapelog
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -182,5 +184,38 @@ func TestChangedWakesOnAppend(t *testing.T) {
 	}
 	if err := l.Append(Entry{off(2, 0), []byte("b")}); err != ErrClosed {
 		t.Errorf("Append after Close: %v, want ErrClosed", err)
+	}
+}
+
+// TestSyncErrorIsSticky: after a failed fsync the log refuses writes (the
+// state of the page cache is unknown) until it is reopened.
+func TestSyncErrorIsSticky(t *testing.T) {
+	s := newStore(t, 100)
+	l := mustCreate(t, s, "h")
+	mustAppend(t, l, tx{{off(1, 0), []byte("a")}})
+	saved := fsync
+	fsync = func(*os.File) error { return errors.New("EIO") }
+	err := l.Sync()
+	fsync = saved
+	if err == nil {
+		t.Fatal("Sync succeeded with a failing fsync")
+	}
+	if err := l.Append(Entry{off(2, 0), []byte("b")}); err == nil {
+		t.Error("Append after a failed Sync succeeded")
+	}
+	if err := l.Sync(); err == nil {
+		t.Error("second Sync after a failure succeeded")
+	}
+	l.Close()
+	l = mustOpen(t, s, "h")
+	mustAppend(t, l, tx{{off(2, 0), []byte("b")}})
+	checkFollowEntries(t, l, volt.SnapshotEnd, "a|b")
+}
+
+func checkFollowEntries(t *testing.T, l *Log, from volt.Offset, want string) {
+	t.Helper()
+	got, err := followLive(l, from, len(strings.Split(want, "|")))
+	if err != nil || strings.Join(got, "|") != want {
+		t.Errorf("entries from %v = %q, %v; want %q", from, got, err, want)
 	}
 }

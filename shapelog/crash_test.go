@@ -119,8 +119,9 @@ func fileLen(t *testing.T, path string) int64 {
 // positions inside sealed, indexed chunks) and checks recovery to the last
 // complete transaction.
 func TestCrashTruncateLiveEveryByte(t *testing.T) {
+	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
-	s := newStore(t, 40)
+	s := newFastStore(t, 40)
 	size := fileLen(t, filepath.Join(f.dir, liveFile))
 	for cut := int64(0); cut <= size; cut++ {
 		l := f.reopen(t, s, func(dir string) { truncateFile(t, filepath.Join(dir, liveFile), cut) })
@@ -135,8 +136,9 @@ func TestCrashTruncateLiveEveryByte(t *testing.T) {
 // TestCrashTruncateIndexEveryByte cuts live.idx at every byte: no data is
 // lost and the boundaries are recomputed identically.
 func TestCrashTruncateIndexEveryByte(t *testing.T) {
+	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
-	s := newStore(t, 40)
+	s := newFastStore(t, 40)
 	size := fileLen(t, filepath.Join(f.dir, liveIdxFile))
 	if size < 3*liveIdxSize {
 		t.Fatalf("fixture has only %d index bytes", size)
@@ -164,8 +166,9 @@ func (f *crashFixture) flat() []Entry {
 // open chunk): recovery keeps exactly the transactions that end before the
 // damaged record.
 func TestCrashCorruptEveryByte(t *testing.T) {
+	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 1<<20, 12, 30)
-	s := newStore(t, 1<<20)
+	s := newFastStore(t, 1<<20)
 	var starts []int64 // record start positions
 	var pos int64
 	for _, e := range f.flat() {
@@ -206,8 +209,9 @@ func flipByte(t *testing.T, path string, at int64) {
 // TestCrashCorruptLastIndexRecord damages each byte of the last index
 // record: it is dropped and recomputed.
 func TestCrashCorruptLastIndexRecord(t *testing.T) {
+	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
-	s := newStore(t, 40)
+	s := newFastStore(t, 40)
 	size := fileLen(t, filepath.Join(f.dir, liveIdxFile))
 	m, end := f.modelUpTo(1 << 62)
 	for p := size - liveIdxSize; p < size; p++ {
@@ -224,7 +228,7 @@ func TestCrashCorruptLastIndexRecord(t *testing.T) {
 // scanned by Open but is reported by Read.
 func TestCorruptSealedChunkIsReported(t *testing.T) {
 	f := newCrashFixture(t, rand.New(rand.NewSource(1)), 40, 14, 30)
-	s := newStore(t, 40)
+	s := newFastStore(t, 40)
 	l := f.reopen(t, s, func(dir string) { flipByte(t, filepath.Join(dir, liveFile), 30) })
 	defer l.Close()
 	if _, err := l.Read(volt.SnapshotEnd); !errors.Is(err, ErrCorrupt) {
@@ -235,9 +239,10 @@ func TestCorruptSealedChunkIsReported(t *testing.T) {
 // TestCrashGarbageTail appends zeros, random bytes and a transaction
 // without its last entry to live.dat: all of it is dropped.
 func TestCrashGarbageTail(t *testing.T) {
+	noFsync(t)
 	r := rand.New(rand.NewSource(testSeed(t)))
 	f := newCrashFixture(t, r, 40, 10, 30)
-	s := newStore(t, 40)
+	s := newFastStore(t, 40)
 	m, end := f.modelUpTo(1 << 62)
 	last := m.latest()
 	partial := appendLiveRecord(nil, off(last.LSN+5, 0), []byte("half"), false)

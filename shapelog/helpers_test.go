@@ -141,3 +141,29 @@ func copyDir(t testing.TB, src, dst string) {
 		t.Fatal(err)
 	}
 }
+
+// noFsync disables fsync for the rest of the test. Tests that simulate a
+// crash by editing the files see the page cache either way, so flushing it
+// to the disk only makes them slow on a busy machine.
+func noFsync(t testing.TB) {
+	saved := fsync
+	fsync = func(*os.File) error { return nil }
+	t.Cleanup(func() { fsync = saved })
+}
+
+// newFastStore is newStore in a tmpfs directory when one is available: the
+// every-byte crash tests rewrite the files thousands of times, which a
+// disk file system turns into writeback.
+func newFastStore(t testing.TB, chunk int) *Store {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "shapelog-test-*")
+	if err != nil {
+		return newStore(t, chunk)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s, err := OpenStore(dir, Options{ChunkBytes: chunk})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}

@@ -146,7 +146,7 @@ func (l *Log) Sync() error {
 		return err
 	}
 	pend := l.load().pending
-	if err := l.live.Sync(); err != nil {
+	if err := fsync(l.live); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: sync: %w", err))
 	}
 	if len(pend) == 0 {
@@ -172,7 +172,7 @@ func (l *Log) writeIdx(recs []chunkRec) error {
 	if _, err := l.liveIdx.WriteAt(b, l.idxRecs*liveIdxSize); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: chunk index: %w", err))
 	}
-	if err := l.liveIdx.Sync(); err != nil {
+	if err := fsync(l.liveIdx); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: chunk index sync: %w", err))
 	}
 	l.idxRecs += int64(len(recs))

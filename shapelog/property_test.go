@@ -31,6 +31,7 @@ var chunkSizes = []int{1, 7, 40, 300, 5000, 40000}
 // the model, the chunk-size rules, and identical reads after a reopen and
 // after further appends.
 func TestPropertyRandomLogs(t *testing.T) {
+	noFsync(t)
 	r := rand.New(rand.NewSource(testSeed(t)))
 	for it := 0; it < *itersFlag; it++ {
 		chunk := chunkSizes[r.Intn(len(chunkSizes))]

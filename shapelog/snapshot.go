@@ -90,10 +90,10 @@ func (l *Log) sealSnap(final bool) error {
 		return err
 	}
 	if final {
-		if err := l.snap.Sync(); err != nil {
+		if err := fsync(l.snap); err != nil {
 			return l.setFail(err)
 		}
-		if err := l.snapIdx.Sync(); err != nil {
+		if err := fsync(l.snapIdx); err != nil {
 			return l.setFail(err)
 		}
 	}
@@ -102,7 +102,7 @@ func (l *Log) sealSnap(final bool) error {
 		return l.setFail(err)
 	}
 	if final {
-		if err := l.snapIdx.Sync(); err != nil {
+		if err := fsync(l.snapIdx); err != nil {
 			return l.setFail(err)
 		}
 	}
