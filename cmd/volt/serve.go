@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
@@ -68,7 +69,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	replDone := make(chan error, 1)
 	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
-	go func() { replDone <- reader.Run(replCtx, cache) }()
+	go func() { replDone <- runReplication(replCtx, reader, cache, log) }()
 
 	srv := &httpapi.Server{
 		Cache: cache, Inspector: inspector, Ready: reader.Connected, Logger: log,
@@ -114,6 +115,23 @@ func startEmbedded(ctx context.Context, cfg Config, log *slog.Logger) (*pgembed.
 	}
 	log.Info("embedded PostgreSQL ready; connect with", "url", c.URL("postgres"))
 	return c, nil
+}
+
+// runReplication streams into the cache until ctx ends. A slot that
+// disappears (dropped by an operator, or lost with the database) is created
+// again, and the shapes it fed are purged so their clients re-sync.
+func runReplication(ctx context.Context, r *postgres.Reader, cache *shapecache.Cache, log *slog.Logger) error {
+	for {
+		err := r.Run(ctx, cache)
+		if !errors.Is(err, postgres.ErrSlotMissing) || ctx.Err() != nil {
+			return err
+		}
+		log.Warn("replication slot is gone; creating it again and discarding every shape")
+		cache.Purge("replication slot was lost")
+		if err := setupReplication(ctx, r, cache, log); err != nil {
+			return err
+		}
+	}
 }
 
 // setupReplication creates (or finds) the publication and slot, retrying
