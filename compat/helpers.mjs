@@ -116,6 +116,7 @@ function loggingFetch(log) {
       method: init?.method ?? 'GET',
       url: decodeURIComponent(String(input instanceof Request ? input.url : input)).replace(VOLT_URL, ''),
       accept: headerOf(init?.headers, 'accept'),
+      reqBody: typeof init?.body === 'string' ? init.body : undefined,
     }
     log.push(entry)
     let res
@@ -165,7 +166,7 @@ export function formatLog(log, max = 40) {
   const items = log.slice(-max)
   return items
     .map((e) => {
-      const lines = [`#${e.n} ${e.method} ${e.url}${e.accept ? `  [accept: ${e.accept}]` : ''}`]
+      const lines = [`#${e.n} ${e.method} ${e.url}${e.accept ? `  [accept: ${e.accept}]` : ''}${e.reqBody ? `  body: ${e.reqBody}` : ''}`]
       if (e.error) lines.push(`   → network error: ${e.error}`)
       else {
         lines.push(`   → ${e.status} after ${e.ms} ms${e.ended !== undefined ? ` (body ended at ${e.ended} ms)` : ''} ${JSON.stringify(e.headers)}`)
@@ -305,6 +306,26 @@ export async function initialRows(h, { timeout = 15000 } = {}) {
   } finally {
     clearTimeout(timer)
   }
+}
+
+/**
+ * Polls `cond` (every 20 ms) until it holds; for conditions on the HTTP log,
+ * which has no event to subscribe to. Fails with diagnostics on timeout.
+ */
+export async function waitUntil(h, cond, { timeout = 15000, what = 'condition' } = {}) {
+  const start = Date.now()
+  while (!cond()) {
+    if (h.errors.length) check(h, false, `stream failed while waiting for ${what}`)
+    if (Date.now() - start > timeout) check(h, false, `timed out after ${timeout} ms waiting for ${what}`)
+    await new Promise((r) => setTimeout(r, 20))
+  }
+}
+
+/** Parses a volt duration setting ("3s", "500ms", "2m", or bare milliseconds). */
+export function parseDurationMs(v, fallback) {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$/.exec(v ?? '')
+  if (!m) return fallback
+  return Number(m[1]) * ({ ms: 1, s: 1000, m: 60000 }[m[2] ?? 'ms'])
 }
 
 /** Asserts with the HTTP log attached to the message. */

@@ -2,7 +2,7 @@
 // name used by @electric-sql/client 1.5.x; `experimentalLiveSse` is its
 // deprecated alias).
 import { test } from 'node:test'
-import { connectPg, uniqueName, ident, openShape, initialRows, assertRowsEqual, waitForRows, check } from './helpers.mjs'
+import { connectPg, uniqueName, ident, openShape, initialRows, assertRowsEqual, waitForRows, check, waitUntil, parseDurationMs } from './helpers.mjs'
 
 test('SSE: live inserts, updates and deletes arrive over an event stream', async (t) => {
   // the client warns (console.warn) when it gives up on SSE and falls back to long polling
@@ -44,6 +44,20 @@ test('SSE: live inserts, updates and deletes arrive over an event stream', async
 
   for (let i = 0; i < 5; i++) await db.query(`UPDATE ${T} SET n = ${i} WHERE id = 1`)
   await waitForRows(h, await snapshot(), { what: 'a burst of transactions over SSE' })
+
+  // volt closes an SSE stream after its SSE timeout (the Go driver sets
+  // VOLT_SSE_TIMEOUT=3s and passes the value on); the client reconnects from
+  // "<global_last_seen_lsn>_0" and must keep converging.
+  const sseTimeout = parseDurationMs(process.env.VOLT_SSE_TIMEOUT, 60000)
+  const isSse = (e) => /[?&]live_sse=true/.test(e.url)
+  const firstOpen = h.log.filter(isSse).at(-1)
+  await waitUntil(h, () => firstOpen.ended !== undefined && h.log.some((e) => isSse(e) && e.n > firstOpen.n), {
+    timeout: sseTimeout + 10000,
+    what: `volt to close the SSE stream after its SSE timeout (${sseTimeout} ms) and the client to reconnect`,
+  })
+  await db.query(`INSERT INTO ${T} VALUES (40, 'after reconnect', 40, false)`)
+  await db.query(`UPDATE ${T} SET title = 'after reconnect' WHERE id = 1`)
+  await waitForRows(h, await snapshot(), { what: 'changes after an SSE reconnect' })
 
   const sse = h.log.filter((e) => /[?&]live_sse=true/.test(e.url))
   check(h, sse.length > 0, 'the client never requested live_sse=true')

@@ -108,11 +108,11 @@ test('many column types: snapshot and replication values parse to what Postgres 
 
   // the same values through the replication stream: inserts, and updates of every column
   await db.query(`INSERT INTO ${T} SELECT id + 100, i2, i4, i8, f4, f8, num, num_s, txt, vc, ch, b, u, ts, tsn, d, tm, iv, j, jb, bin, ia, ia2, i8a, ta, ba, fa, ja, nn FROM ${T}`)
-  await withDiagnosis(() => waitForRows(h, await all(), { what: 'typed values inserted through replication' }))
+  await withDiagnosis(async () => waitForRows(h, await all(), { what: 'typed values inserted through replication' }))
 
   const cols = 'i2, i4, i8, f4, f8, num, num_s, txt, vc, ch, b, u, ts, tsn, d, tm, iv, j, jb, bin, ia, ia2, i8a, ta, ba, fa, ja'
   await db.query(`UPDATE ${T} dst SET (${cols}) = (SELECT ${cols} FROM ${T} src WHERE src.id = CASE dst.id WHEN 1 THEN 2 WHEN 2 THEN 3 WHEN 3 THEN 4 ELSE 1 END) WHERE dst.id <= 4`)
-  await withDiagnosis(() => waitForRows(h, await all(), { what: 'typed values updated through replication' }))
+  await withDiagnosis(async () => waitForRows(h, await all(), { what: 'typed values updated through replication' }))
 })
 
 test('not-null columns and schema header survive a live change', async (t) => {

@@ -32,16 +32,22 @@ func TestOfficialTypeScriptClient(t *testing.T) {
 	}
 
 	db := pgtest.NewDB(t)
-	// A short long-poll timeout keeps idle live requests (and the whole run) short.
-	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s")
+	// A short long-poll timeout keeps idle live requests (and the whole run)
+	// short; a short SSE timeout makes the SSE test see server-closed streams;
+	// small chunks (Electric's CI value) make snapshots and catch-ups span
+	// several chunks.
+	const sseTimeout = "3s"
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_SSE_TIMEOUT="+sseTimeout, "VOLT_CHUNK_BYTES=10000")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	// With no file arguments, node --test runs every *.test.mjs below the
-	// working directory (node_modules excluded).
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=spec")
+	// working directory (node_modules excluded). --test-force-exit: the client
+	// keeps a 60 s (ref'd) timer for its localStorage throttle, which would
+	// otherwise hold every test file's process open for a minute.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-force-exit", "--test-reporter=spec")
 	cmd.Dir = compatDir
-	cmd.Env = append(os.Environ(), "VOLT_URL="+v.URL, "DATABASE_URL="+db, "NO_COLOR=1", "FORCE_COLOR=0")
+	cmd.Env = append(os.Environ(), "VOLT_URL="+v.URL, "DATABASE_URL="+db, "VOLT_SSE_TIMEOUT="+sseTimeout, "NO_COLOR=1", "FORCE_COLOR=0")
 	cmd.WaitDelay = 5 * time.Second
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
