@@ -53,7 +53,8 @@
 //	len     uint32   JSON length
 //	lsn     uint64   offset: commit LSN
 //	op      uint64   offset: op index
-//	flags   uint8    0x80 | 0x01 on the last entry of an Append call (a transaction)
+//	flags   uint8    0x80 | 0x01 on the last entry of an Append call (a transaction end;
+//	                 AppendFragment writes entries without it)
 //	json    [len]byte
 //
 // Live chunks: the JSON bytes since the chunk start are summed; when the
@@ -82,7 +83,8 @@
 // holds half a transaction, and the boundaries of the scanned tail are
 // recomputed and appended to the index. After a clean Close the scan
 // covers only the open chunk; after a crash it covers at most the data
-// appended since the last completed Sync (plus the open chunk). Memory per
+// appended since the last completed Sync (plus the open chunk, and a
+// transaction left unfinished by AppendFragment). Memory per
 // log is constant plus a sparse index of the open chunk (one point per
 // 16 KiB).
 //

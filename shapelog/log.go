@@ -57,6 +57,7 @@ type view struct {
 	tail       []tailPoint
 	latest     volt.Offset // last live entry, or SnapshotEnd
 	hasLive    bool
+	lastTxLSN  uint64
 }
 
 // sealedCount is the number of sealed live chunks.
@@ -150,14 +151,10 @@ func (l *Log) Changed() <-chan struct{} {
 // (0_inf) when there is none.
 func (l *Log) Latest() volt.Offset { return l.load().latest }
 
-// LastTxLSN returns the commit LSN of the last live entry (0 if none).
-func (l *Log) LastTxLSN() uint64 {
-	v := l.load()
-	if !v.hasLive {
-		return 0
-	}
-	return v.latest.LSN
-}
+// LastTxLSN returns the commit LSN of the last complete transaction (0 if
+// none). It differs from Latest().LSN only while a transaction written
+// with AppendFragment is unfinished.
+func (l *Log) LastTxLSN() uint64 { return l.load().lastTxLSN }
 
 // SnapshotComplete reports whether FinishSnapshot has made the snapshot
 // durable.

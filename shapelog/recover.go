@@ -100,18 +100,18 @@ func (l *Log) rebuildTail(base chunkRec, end int64, latest volt.Offset) error {
 			return err
 		}
 	}
-	hasLive := end > 0
+	hasLive, lastTx := end > 0, latest.LSN
 	if !hasLive {
-		latest = volt.SnapshotEnd
+		latest, lastTx = volt.SnapshotEnd, 0
 	}
-	l.lw = liveWriter{size: end, ck: ck, latest: latest, hasLive: hasLive}
+	l.lw = liveWriter{size: end, ck: ck, latest: latest, hasLive: hasLive, lastTxLSN: lastTx}
 	last := base
 	if len(sealed) > 0 {
 		last = sealed[len(sealed)-1]
 	}
 	l.v.liveEnd, l.v.idxCount, l.v.lastSealed = end, l.idxRecs, last
 	l.v.tailStart, l.v.tail = ck.start, ck.tail
-	l.v.latest, l.v.hasLive = latest, hasLive
+	l.v.latest, l.v.hasLive, l.v.lastTxLSN = latest, hasLive, lastTx
 	return nil
 }
 
