@@ -72,8 +72,12 @@ func startVolt(t *testing.T, dbURL string, env ...string) *volt {
 func (v *volt) start() {
 	v.t.Helper()
 	cmd := exec.Command(voltBin, "serve")
-	cmd.Env = append(os.Environ(),
-		"DATABASE_URL="+v.dbURL, "VOLT_PORT="+strconv.Itoa(v.port), "VOLT_STORAGE_DIR="+v.storage,
+	cmd.Env = os.Environ()
+	if v.dbURL != "" {
+		cmd.Env = append(cmd.Env, "DATABASE_URL="+v.dbURL)
+	}
+	cmd.Env = append(cmd.Env,
+		"VOLT_PORT="+strconv.Itoa(v.port), "VOLT_STORAGE_DIR="+v.storage,
 		"VOLT_LOG_LEVEL=debug", "VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_REPLICATION_STREAM_ID=s"+strconv.Itoa(v.port))
 	cmd.Env = append(cmd.Env, v.env...)
 	stderr, _ := cmd.StderrPipe()

@@ -106,7 +106,7 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	}
 	port := opts.Port
 	if port == 0 {
-		if port, err = freePort(); err != nil {
+		if port, err = stablePort(opts.DataDir); err != nil {
 			return nil, err
 		}
 	}
@@ -314,6 +314,27 @@ func stopStale(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// stablePort reuses the port the cluster in dir last ran on when it is
+// free, so its URL stays the same across restarts; otherwise it picks a
+// free one and remembers it.
+func stablePort(dir string) (int, error) {
+	file := filepath.Join(filepath.Dir(dir), filepath.Base(dir)+".port")
+	if b, err := os.ReadFile(file); err == nil {
+		if p, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
+			if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p)); err == nil {
+				l.Close()
+				return p, nil
+			}
+		}
+	}
+	p, err := freePort()
+	if err != nil {
+		return 0, err
+	}
+	_ = os.WriteFile(file, []byte(strconv.Itoa(p)+"\n"), 0o644)
+	return p, nil
 }
 
 func freePort() (int, error) {
