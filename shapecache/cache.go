@@ -57,6 +57,9 @@ type Cache struct {
 	handled  uint64 // EndLSN of the last transaction handled
 
 	lastProcessed atomic.Uint64 // commit LSN of the last transaction handled
+	// seenBefore is where the replication slot stood at start: everything
+	// before it was processed by an earlier run.
+	seenBefore atomic.Uint64
 	durable       atomic.Uint64
 
 	flushReq chan struct{}
@@ -98,9 +101,12 @@ func (c *Cache) Close() error {
 	return nil
 }
 
-// LastProcessedLSN is the commit LSN of the newest transaction handled
-// (global_last_seen_lsn).
-func (c *Cache) LastProcessedLSN() uint64 { return c.lastProcessed.Load() }
+// LastProcessedLSN is the newest LSN known to be processed, in this run or
+// (up to the slot's position at start) an earlier one: global_last_seen_lsn.
+func (c *Cache) LastProcessedLSN() uint64 { return max(c.lastProcessed.Load(), c.seenBefore.Load()) }
+
+// SetStartLSN records the replication slot's confirmed position at start.
+func (c *Cache) SetStartLSN(lsn uint64) { c.seenBefore.Store(lsn) }
 
 // DurableLSN is the end LSN up to which every handled transaction is on disk
 // in every shape log it belongs to.

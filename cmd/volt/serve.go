@@ -67,6 +67,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	if err := setupReplication(ctx, reader, cache, log); err != nil {
 		return err
 	}
+	var slotLSN uint64
+	if err := pool.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn - '0/0'::pg_lsn, 0)::int8 FROM pg_replication_slots WHERE slot_name = $1`, "volt_slot_"+cfg.StreamID).Scan(&slotLSN); err == nil {
+		cache.SetStartLSN(slotLSN)
+	}
 	replDone := make(chan error, 1)
 	replCtx, stopRepl := context.WithCancel(context.WithoutCancel(ctx))
 	go func() { replDone <- runReplication(replCtx, reader, cache, log) }()
