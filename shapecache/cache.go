@@ -60,7 +60,7 @@ type Cache struct {
 	// seenBefore is where the replication slot stood at start: everything
 	// before it was processed by an earlier run.
 	seenBefore atomic.Uint64
-	durable       atomic.Uint64
+	durable    atomic.Uint64
 
 	flushReq chan struct{}
 	ctx      context.Context
