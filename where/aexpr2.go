@@ -6,7 +6,7 @@ import (
 
 func hasColumn(n node) bool {
 	found := false
-	n.walk(func(x node) {
+	walk(n, func(x node) {
 		if _, ok := x.(*colNode); ok {
 			found = true
 		}
@@ -57,7 +57,7 @@ func (tr *transformer) in(a *pg.A_Expr, op string) (node, error) {
 	if len(parts) == 1 {
 		return parts[0], nil
 	}
-	return fold(&boolOpNode{and: op == "<>", args: parts}, a.Location)
+	return fold(newBoolOp(op == "<>", parts), a.Location)
 }
 
 func (tr *transformer) inCommon(op string, l node, items []node, ct Type, loc int32) ([]node, error) {
@@ -80,8 +80,12 @@ func (tr *transformer) inCommon(op string, l node, items []node, ct Type, loc in
 		if x, err = tr.coerce(x, s.r, loc); err != nil {
 			return nil, err
 		}
-		parts = append(parts, &funcNode{name: op, infix: true, args: []node{l, x}, t: tBool, strict: true,
-			fn: func(v []any) (any, error) { return fn(v[0], v[1]) }})
+		p, err := fold(&funcNode{name: op, infix: true, args: []node{l, x}, t: tBool, strict: true,
+			fn: func(v []any) (any, error) { return fn(v[0], v[1]) }}, loc)
+		if err != nil {
+			return nil, err
+		}
+		parts = append(parts, p)
 	}
 	return parts, nil
 }
@@ -109,7 +113,7 @@ func (tr *transformer) between(a *pg.A_Expr) (node, error) {
 		if err != nil {
 			return nil, err
 		}
-		return fold(&boolOpNode{and: and, args: []node{p, q}}, a.Location)
+		return fold(newBoolOp(and, []node{p, q}), a.Location)
 	}
 	not := a.Kind == pg.A_Expr_Kind_AEXPR_NOT_BETWEEN || a.Kind == pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM
 	sym := a.Kind == pg.A_Expr_Kind_AEXPR_BETWEEN_SYM || a.Kind == pg.A_Expr_Kind_AEXPR_NOT_BETWEEN_SYM
@@ -129,7 +133,7 @@ func (tr *transformer) between(a *pg.A_Expr) (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return fold(&boolOpNode{and: not, args: []node{first, second}}, a.Location)
+	return fold(newBoolOp(not, []node{first, second}), a.Location)
 }
 
 func stringish(t Type) bool { return isStringType(t) || t.isUnknown() }

@@ -249,13 +249,8 @@ type coalesceNode struct {
 	t    Type
 }
 
-func (n *coalesceNode) typ() Type { return n.t }
-func (n *coalesceNode) walk(f func(node)) {
-	f(n)
-	for _, a := range n.args {
-		a.walk(f)
-	}
-}
+func (n *coalesceNode) typ() Type    { return n.t }
+func (n *coalesceNode) kids() []node { return n.args }
 func (n *coalesceNode) eval(r Row) (any, error) {
 	for _, a := range n.args {
 		v, err := a.eval(r)

@@ -10,13 +10,8 @@ type boolOpNode struct {
 	args []node
 }
 
-func (n *boolOpNode) typ() Type { return tBool }
-func (n *boolOpNode) walk(f func(node)) {
-	f(n)
-	for _, a := range n.args {
-		a.walk(f)
-	}
-}
+func (n *boolOpNode) typ() Type    { return tBool }
+func (n *boolOpNode) kids() []node { return n.args }
 func (n *boolOpNode) eval(r Row) (any, error) {
 	sawNull := false
 	var firstErr error
@@ -56,11 +51,25 @@ func (n *boolOpNode) sql(b *strings.Builder) {
 	b.WriteByte(')')
 }
 
+// newBoolOp builds AND/OR, flattening nested operations of the same kind
+// (as Postgres' parser does, so SQL() output re-parses to the same tree).
+func newBoolOp(and bool, args []node) *boolOpNode {
+	var flat []node
+	for _, a := range args {
+		if b, ok := a.(*boolOpNode); ok && b.and == and {
+			flat = append(flat, b.args...)
+		} else {
+			flat = append(flat, a)
+		}
+	}
+	return &boolOpNode{and: and, args: flat}
+}
+
 // notNode is NOT.
 type notNode struct{ arg node }
 
-func (n *notNode) typ() Type         { return tBool }
-func (n *notNode) walk(f func(node)) { f(n); n.arg.walk(f) }
+func (n *notNode) typ() Type    { return tBool }
+func (n *notNode) kids() []node { return []node{n.arg} }
 func (n *notNode) eval(r Row) (any, error) {
 	v, err := n.arg.eval(r)
 	if err != nil || v == nil {
@@ -81,8 +90,8 @@ type testNode struct {
 	not  bool
 }
 
-func (n *testNode) typ() Type         { return tBool }
-func (n *testNode) walk(f func(node)) { f(n); n.arg.walk(f) }
+func (n *testNode) typ() Type    { return tBool }
+func (n *testNode) kids() []node { return []node{n.arg} }
 func (n *testNode) eval(r Row) (any, error) {
 	v, err := n.arg.eval(r)
 	if err != nil {
@@ -116,8 +125,8 @@ type distinctNode struct {
 	not  bool
 }
 
-func (n *distinctNode) typ() Type         { return tBool }
-func (n *distinctNode) walk(f func(node)) { f(n); n.l.walk(f); n.r.walk(f) }
+func (n *distinctNode) typ() Type    { return tBool }
+func (n *distinctNode) kids() []node { return []node{n.l, n.r} }
 func (n *distinctNode) eval(r Row) (any, error) {
 	a, err := n.l.eval(r)
 	if err != nil {
@@ -160,8 +169,8 @@ type anyNode struct {
 	cmp    func(a, b any) (any, error)
 }
 
-func (n *anyNode) typ() Type         { return tBool }
-func (n *anyNode) walk(f func(node)) { f(n); n.l.walk(f); n.arr.walk(f) }
+func (n *anyNode) typ() Type    { return tBool }
+func (n *anyNode) kids() []node { return []node{n.l, n.arr} }
 func (n *anyNode) eval(r Row) (any, error) {
 	av, err := n.arr.eval(r)
 	if err != nil || av == nil {
@@ -215,13 +224,8 @@ type arrayCtorNode struct {
 	t     Type
 }
 
-func (n *arrayCtorNode) typ() Type { return n.t }
-func (n *arrayCtorNode) walk(f func(node)) {
-	f(n)
-	for _, e := range n.elems {
-		e.walk(f)
-	}
-}
+func (n *arrayCtorNode) typ() Type    { return n.t }
+func (n *arrayCtorNode) kids() []node { return n.elems }
 func (n *arrayCtorNode) eval(r Row) (any, error) {
 	a := &array{elems: make([]any, len(n.elems))}
 	for i, e := range n.elems {

@@ -1,6 +1,7 @@
 package where
 
 import (
+	"strconv"
 	"strings"
 )
 
@@ -9,7 +10,47 @@ type node interface {
 	typ() Type
 	eval(r Row) (any, error) // nil result = SQL NULL
 	sql(b *strings.Builder)
-	walk(f func(node))
+	kids() []node // operands
+}
+
+// walk calls f once for every distinct node of the tree rooted at n
+// (nodes may be shared, e.g. BETWEEN's left operand).
+func walk(n node, f func(node)) {
+	seen := map[node]bool{}
+	var rec func(node)
+	rec = func(x node) {
+		if seen[x] {
+			return
+		}
+		seen[x] = true
+		f(x)
+		for _, k := range x.kids() {
+			rec(k)
+		}
+	}
+	rec(n)
+}
+
+// maxExpandedSize bounds the size of a clause with shared operands
+// expanded (what SQL() renders and Matches evaluates).
+const maxExpandedSize = 20000
+
+// expandedSize counts nodes as if shared operands were copied.
+func expandedSize(n node) int {
+	memo := map[node]int{}
+	var rec func(node) int
+	rec = func(x node) int {
+		if s, ok := memo[x]; ok {
+			return s
+		}
+		s := 1
+		for _, k := range x.kids() {
+			s = min(s+rec(k), maxExpandedSize+1)
+		}
+		memo[x] = s
+		return s
+	}
+	return rec(n)
 }
 
 // constNode is a literal (or a folded constant). raw holds the literal text
@@ -25,7 +66,7 @@ type constNode struct {
 
 func (c *constNode) typ() Type             { return c.t }
 func (c *constNode) eval(Row) (any, error) { return c.v, nil }
-func (c *constNode) walk(f func(node))     { f(c) }
+func (c *constNode) kids() []node          { return nil }
 func (c *constNode) isNull() bool          { return c.null }
 func (c *constNode) sql(b *strings.Builder) {
 	switch {
@@ -35,6 +76,8 @@ func (c *constNode) sql(b *strings.Builder) {
 		b.WriteString("NULL::" + c.t.sqlName())
 	case c.t.isUnknown():
 		b.WriteString(quoteLiteral(c.raw) + "::text")
+	case c.t == tBool:
+		b.WriteString(strconv.FormatBool(c.v.(bool)))
 	case c.t.Enum:
 		b.WriteString(quoteLiteral(outputValue(c.v, c.t)))
 	default:
@@ -48,8 +91,8 @@ type colNode struct {
 	t    Type
 }
 
-func (c *colNode) typ() Type         { return c.t }
-func (c *colNode) walk(f func(node)) { f(c) }
+func (c *colNode) typ() Type    { return c.t }
+func (c *colNode) kids() []node { return nil }
 func (c *colNode) sql(b *strings.Builder) {
 	b.WriteString(quoteIdent(c.name))
 }
@@ -72,8 +115,8 @@ type castNode struct {
 	fn  func(any) (any, error)
 }
 
-func (c *castNode) typ() Type         { return c.t }
-func (c *castNode) walk(f func(node)) { f(c); c.arg.walk(f) }
+func (c *castNode) typ() Type    { return c.t }
+func (c *castNode) kids() []node { return []node{c.arg} }
 func (c *castNode) sql(b *strings.Builder) {
 	b.WriteByte('(')
 	c.arg.sql(b)
@@ -98,13 +141,8 @@ type funcNode struct {
 	fn     func([]any) (any, error)
 }
 
-func (f *funcNode) typ() Type { return f.t }
-func (f *funcNode) walk(fn func(node)) {
-	fn(f)
-	for _, a := range f.args {
-		a.walk(fn)
-	}
-}
+func (f *funcNode) typ() Type    { return f.t }
+func (f *funcNode) kids() []node { return f.args }
 func (f *funcNode) eval(r Row) (any, error) {
 	vals := make([]any, len(f.args))
 	for i, a := range f.args {

@@ -124,7 +124,7 @@ func (e *Expr) SQL() string {
 // Columns returns the referenced column names, sorted and unique.
 func (e *Expr) Columns() []string {
 	set := map[string]bool{}
-	e.root.walk(func(n node) {
+	walk(e.root, func(n node) {
 		if c, ok := n.(*colNode); ok {
 			set[c.name] = true
 		}

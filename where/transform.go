@@ -144,13 +144,10 @@ func fold(n node, loc int32) (node, error) {
 	if _, ok := n.(*constNode); ok {
 		return n, nil
 	}
-	hasCol := false
-	n.walk(func(x node) {
-		if _, ok := x.(*colNode); ok {
-			hasCol = true
-		}
-	})
-	if hasCol {
+	if expandedSize(n) > maxExpandedSize {
+		return nil, errAt(loc, "where clause is too complex")
+	}
+	if hasColumn(n) {
 		return n, nil
 	}
 	v, err := n.eval(nil)
@@ -180,6 +177,9 @@ func (tr *transformer) typeCast(tc *pg.TypeCast) (node, error) {
 	to := Type{Name: name, Array: len(tn.ArrayBounds) > 0}
 	if c, ok := arg.(*constNode); ok && c.t.isUnknown() {
 		return tr.coerce(arg, to, tc.Location)
+	}
+	if arg.typ() == to {
+		return arg, nil
 	}
 	fn := makeCast(arg.typ(), to)
 	if fn == nil {
@@ -215,7 +215,7 @@ func (tr *transformer) boolExpr(b *pg.BoolExpr) (node, error) {
 	if b.Boolop == pg.BoolExprType_NOT_EXPR {
 		return fold(&notNode{arg: args[0]}, b.Location)
 	}
-	return fold(&boolOpNode{and: b.Boolop == pg.BoolExprType_AND_EXPR, args: args}, b.Location)
+	return fold(newBoolOp(b.Boolop == pg.BoolExprType_AND_EXPR, args), b.Location)
 }
 
 func (tr *transformer) nullTest(t *pg.NullTest) (node, error) {

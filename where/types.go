@@ -40,11 +40,12 @@ var knownScalars = map[string]bool{
 	"time": true, "timestamp": true, "timestamptz": true, "interval": true, "bytea": true, "jsonb": true,
 }
 
-// castTargets are the types an explicit cast may name (Electric's list plus interval).
+// castTargets are the types an explicit cast may name (Electric's list plus
+// interval, and bpchar so that SQL() output round-trips).
 var castTargets = map[string]bool{
 	"bool": true, "bytea": true, "date": true, "float4": true, "float8": true, "int2": true,
 	"int4": true, "int8": true, "numeric": true, "text": true, "time": true, "timestamp": true,
-	"timestamptz": true, "uuid": true, "varchar": true, "jsonb": true, "interval": true,
+	"timestamptz": true, "uuid": true, "varchar": true, "jsonb": true, "interval": true, "bpchar": true,
 }
 
 func (t Type) String() string {

@@ -1,0 +1,201 @@
+package where
+
+import (
+	"strings"
+	"testing"
+)
+
+var unitCols = []Column{
+	{Name: "id", Type: "int8"},
+	{Name: "x", Type: "int4"},
+	{Name: "name", Type: "text"},
+	{Name: "flag", Type: "bool"},
+	{Name: "mood", Type: "mood", IsEnum: true},
+	{Name: "tags", Type: "text", Dims: 1},
+	{Name: "ts", Type: "timestamptz"},
+	{Name: "Upper", Type: "int4"},
+	{Name: "doc", Type: "json"},
+}
+
+func TestParseErrors(t *testing.T) {
+	tests := []struct{ clause, want string }{
+		{"1 x 1", `At location 17: syntax error at or near "x"`},
+		{"id = ", "At location 20: syntax error at end of input"},
+		{"foo = 1", "At location 0: unknown reference foo"},
+		{"id = 1 AND bar > 2", "At location 11: unknown reference bar"},
+		{`"ID" = 1`, "At location 0: unknown reference ID"},
+		{"upper = 1", "At location 0: unknown reference upper"},
+		{"t.id = 1", "At location 0: unknown reference t.id"},
+		{"id = 'abc'", `At location 5: invalid input syntax for type bigint: "abc"`},
+		{"'abc' = x", `At location 0: invalid input syntax for type integer: "abc"`},
+		{"id + 1", "WHERE clause must return a boolean"},
+		{"name", "WHERE clause must return a boolean"},
+		{"1=1; DROP TABLE x", `unescaped ";" causing statement split`},
+		{"true ORDER BY 1", "malformed query ending with SQL clauses"},
+		{"true LIMIT 1", "malformed query ending with SQL clauses"},
+		{"true GROUP BY 1", "malformed query ending with SQL clauses"},
+		{"id IN (SELECT 1)", "At location 3: Subqueries are not supported"},
+		{"EXISTS (SELECT 1)", "At location 0: Subqueries are not supported"},
+		{"now() > ts", "At location 0: non-deterministic functions are not supported (now)"},
+		{"random() > 0.5", "At location 0: non-deterministic functions are not supported (random)"},
+		{"ts < current_timestamp", "At location 5: non-deterministic functions are not supported (current_timestamp)"},
+		{"ts < 'now'", `At location 5: non-deterministic date/time literal "now" is not supported`},
+		{"count(*) > 1", "At location 0: aggregate functions are not supported (count)"},
+		{"sum(x) OVER () > 1", "At location 0: window functions are not supported"},
+		{"name = 1", "At location 5: operator does not exist: text = int4"},
+		{"mood < 'happy'", "At location 5: operator < is not supported for type mood (only = and <>)"},
+		{"mood = name", "At location 5: operator does not exist: mood = text"},
+		{"x::varchar(3) = 'a'", "At location 1: type modifiers are not supported in casts (varchar)"},
+		{"x::inet IS NULL", "At location 1: casting to type inet is not supported"},
+		{"x::uuid IS NULL", "At location 1: cannot cast type int4 to uuid"},
+		{"id = $2", "At location 5: parameter $2 was not provided"},
+		{"1/0 = 1", "At location 1: division by zero"},
+		{"x = 1 AND name", "argument of AND must be type boolean, not type text"},
+		{"md5(name) = 'x'", "At location 0: unknown or unsupported function md5"},
+		{"lower(x) = 'a'", "At location 0: function lower(int4) does not exist"},
+		{"CASE WHEN flag THEN true END", "At location 0: CASE expressions are not supported"},
+		{"doc = '{}'", "At location 4: operator does not exist: json = unknown"},
+		{"tags @> ARRAY[1]", "At location 5: operator does not exist: text[] @> int4[]"},
+		{"name SIMILAR TO 'a'", "At location 5: SIMILAR is not supported"},
+		{"-'5' = x", "At location 0: operator does not exist: - unknown"},
+	}
+	for _, tt := range tests {
+		_, err := Parse(tt.clause, unitCols, map[string]string{"1": "1"})
+		if err == nil {
+			t.Errorf("Parse(%q) succeeded, want error %q", tt.clause, tt.want)
+			continue
+		}
+		if _, ok := err.(*Error); !ok {
+			t.Errorf("Parse(%q) error is %T, want *Error", tt.clause, err)
+		}
+		if err.Error() != tt.want {
+			t.Errorf("Parse(%q) error\n  got  %q\n  want %q", tt.clause, err.Error(), tt.want)
+		}
+	}
+}
+
+func TestSQLRendering(t *testing.T) {
+	tests := []struct {
+		clause string
+		params map[string]string
+		want   string
+	}{
+		{"id = $1", map[string]string{"1": "42"}, `("id" = '42'::int8)`},
+		{"$1 = name", map[string]string{"1": "it's"}, `('it''s'::text = "name")`},
+		{`"Upper" = 1`, nil, `("Upper" = '1'::int4)`},
+		{"x IN (1, 2.5)", nil, `((("x")::numeric = '1'::numeric) OR (("x")::numeric = '2.5'::numeric))`},
+		{"mood = 'happy'", nil, `("mood" = 'happy')`},
+		{"x BETWEEN 1 AND 3", nil, `(("x" >= '1'::int4) AND ("x" <= '3'::int4))`},
+		{"name || x = 'a1'", nil, `(("name" || ("x")::text) = 'a1'::text)`},
+		{"'a' = ANY(tags)", nil, `('a'::text = ANY ("tags"))`},
+		{"tags @> '{a,\"b c\"}'", nil, `("tags" @> '{a,"b c"}'::text[])`},
+		{"NOT flag IS NOT TRUE", nil, `(NOT ("flag" IS NOT TRUE))`},
+		{"ts > '2024-01-01T10:00:00+02'", nil, `("ts" > '2024-01-01 08:00:00+00'::timestamptz)`},
+		{"x + 1 > 2 * 3", nil, `(("x" + '1'::int4) > '6'::int4)`},
+	}
+	for _, tt := range tests {
+		e, err := Parse(tt.clause, unitCols, tt.params)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.clause, err)
+			continue
+		}
+		if got := e.SQL(); got != tt.want {
+			t.Errorf("Parse(%q).SQL()\n  got  %s\n  want %s", tt.clause, got, tt.want)
+		}
+	}
+}
+
+func TestColumns(t *testing.T) {
+	e, err := Parse(`x > 1 AND (name = 'a' OR x < 0 OR "Upper" IS NULL) AND flag`, unitCols, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(e.Columns(), ","); got != "Upper,flag,name,x" {
+		t.Errorf("Columns() = %s", got)
+	}
+}
+
+func sp(s string) *string { return &s }
+
+// TestMatches covers three-valued logic and value parsing; the expected
+// results were checked against Postgres.
+func TestMatches(t *testing.T) {
+	row := MapRow{"id": sp("5"), "x": nil, "name": sp("Ab"), "flag": sp("t"), "mood": sp("ok"),
+		"tags": sp(`{a,NULL,"b c"}`), "ts": sp("2024-01-15 12:00:00+00")}
+	tests := []struct {
+		clause string
+		want   bool
+		err    bool
+	}{
+		{"id = 5", true, false},
+		{"x = 1", false, false},
+		{"NOT (x = 1)", false, false},
+		{"x IS NULL", true, false},
+		{"(x = 1) IS UNKNOWN", true, false},
+		{"(x = 1) IS NOT FALSE", true, false},
+		{"x = 1 OR true", true, false},
+		{"NOT (x = 1 AND false)", true, false},
+		{"NOT (x = 1 OR false)", false, false},
+		{"id NOT IN (2, NULL)", false, false},
+		{"id IN (5, NULL)", true, false},
+		{"id NOT IN (5, NULL)", false, false},
+		{"x IS DISTINCT FROM NULL", false, false},
+		{"id IS DISTINCT FROM x", true, false},
+		{"'b c' = ANY(tags)", true, false},
+		{"'z' = ANY(tags)", false, false},
+		{"'z' <> ALL(tags)", false, false},
+		{"tags @> '{a}'", true, false},
+		{"tags @> '{NULL}'", false, false},
+		{"flag AND flag = 'yes'", true, false},
+		{"mood = 'ok' AND mood <> 'sad'", true, false},
+		{"name LIKE 'A_' AND name ILIKE 'ab' AND name NOT LIKE 'a%'", true, false},
+		{"lower(name) = 'ab' AND upper(name) = 'AB' AND length(name) = 2", true, false},
+		{"coalesce(x, 7) = 7 AND greatest(x, 3, id) = 5 AND concat(name, x, flag) = 'Abt'", true, false},
+		{"id / (id - 5) = 1", false, true},
+		{"ts = '2024-01-15 14:00+02' AND ts::date = '2024-01-15'", true, false},
+		{"ts + '1 mon'::interval = '2024-02-15 12:00:00Z'", true, false},
+		{"id::text || name = '5Ab'", true, false},
+		{"id BETWEEN SYMMETRIC 9 AND 1", true, false},
+		{"id NOT BETWEEN 1 AND 9", false, false},
+	}
+	for _, tt := range tests {
+		e, err := Parse(tt.clause, unitCols, nil)
+		if err != nil {
+			t.Errorf("Parse(%q): %v", tt.clause, err)
+			continue
+		}
+		got, err := e.Matches(row)
+		if got != tt.want || (err != nil) != tt.err {
+			t.Errorf("%q: Matches = %v, %v; want %v (error %v)", tt.clause, got, err, tt.want, tt.err)
+		}
+	}
+}
+
+func TestBoolSpellings(t *testing.T) {
+	e, err := Parse("flag", unitCols, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for v, want := range map[string]bool{"t": true, "true": true, "f": false, "false": false} {
+		got, err := e.Matches(MapRow{"flag": sp(v)})
+		if err != nil || got != want {
+			t.Errorf("flag=%q: %v, %v", v, got, err)
+		}
+	}
+	if _, err := e.Matches(MapRow{"flag": sp("maybe")}); err == nil {
+		t.Error("bad boolean text should be an evaluation error")
+	}
+}
+
+func TestParams(t *testing.T) {
+	e, err := Parse("id = $1 AND name = $2", unitCols, map[string]string{"1": "5", "2": "Ab"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _ := e.Matches(MapRow{"id": sp("5"), "name": sp("Ab")}); !ok {
+		t.Error("params should match")
+	}
+	if _, err := Parse("id = $1", unitCols, map[string]string{"1": "5 OR true"}); err == nil {
+		t.Error("a parameter must be a value, never SQL")
+	}
+}
