@@ -54,6 +54,19 @@ test('long-poll: insert, update, delete, multi-statement transaction, primary ke
     !Array.isArray(m.headers.txids) || !m.headers.txids.every((x) => typeof x === 'number') ||
     typeof m.headers.op_position !== 'number')
   check(h, bad.length === 0, `live changes with malformed lsn/txids/op_position headers: ${JSON.stringify(bad.slice(0, 3).map((m) => m.headers))}`)
+
+  // what pglite-sync / TanStack DB build on (§15.3-5): every up-to-date carries a
+  // decimal-string global_last_seen_lsn, the last change of each transaction has
+  // last: true, snapshot-end carries xmin/xmax/xip_list as strings
+  const utd = h.messages.filter((m) => m.headers?.control === 'up-to-date')
+  const badUtd = utd.filter((m) => typeof m.headers.global_last_seen_lsn !== 'string' || !/^\d+$/.test(m.headers.global_last_seen_lsn))
+  check(h, badUtd.length === 0, `up-to-date messages without a decimal-string global_last_seen_lsn: ${JSON.stringify(badUtd.slice(0, 3))}`)
+  const lastOfTx = changes.filter((m, i) => changes[i + 1]?.headers.lsn !== m.headers.lsn)
+  const missingLast = lastOfTx.filter((m) => m.headers.last !== true)
+  check(h, missingLast.length === 0, `last change of a transaction without last: true: ${JSON.stringify(missingLast.slice(0, 3).map((m) => m.headers))}`)
+  const se = h.messages.filter((m) => m.headers?.control === 'snapshot-end')
+  check(h, se.length === 1 && ['xmin', 'xmax'].every((k) => /^\d+$/.test(se[0].headers[k])) && Array.isArray(se[0].headers.xip_list) &&
+    se[0].headers.xip_list.every((x) => typeof x === 'string'), `bad snapshot-end: ${JSON.stringify(se)}`)
 })
 
 test('long-poll: the stream stays live across idle long-poll timeouts', async (t) => {

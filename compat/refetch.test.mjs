@@ -94,3 +94,21 @@ test('TRUNCATE → 409 → the client re-syncs and equals Postgres', async (t) =
   check(h, h.messages.some((m) => m.headers?.control === 'must-refetch'), 'TRUNCATE did not produce a must-refetch')
   check(h, h.stream.shapeHandle !== oldHandle, `the handle did not change after TRUNCATE (still ${oldHandle})`)
 })
+
+test('ALTER TABLE ADD/DROP COLUMN → 409 → the client re-syncs with the new columns', async (t) => {
+  const { db, table, T, snapshot } = await setup(t, 'compat_ddl')
+  const h = openShape(t, { table })
+  assertRowsEqual(h, await initialRows(h), await snapshot())
+  const oldHandle = h.stream.shapeHandle
+
+  await db.query(`ALTER TABLE ${T} ADD COLUMN extra text DEFAULT 'd'`)
+  await db.query(`INSERT INTO ${T} (id, v, n, extra) VALUES (200, 'with extra', 200, 'e')`)
+  await waitForRows(h, await snapshot(), { what: 're-sync after ADD COLUMN' })
+  check(h, h.stream.shapeHandle !== oldHandle, `the handle did not change after ADD COLUMN (still ${oldHandle})`)
+
+  const handle2 = h.stream.shapeHandle
+  await db.query(`ALTER TABLE ${T} DROP COLUMN v`)
+  await db.query(`UPDATE ${T} SET n = -n WHERE id = 1`)
+  await waitForRows(h, await snapshot(), { what: 're-sync after DROP COLUMN' })
+  check(h, h.stream.shapeHandle !== handle2, `the handle did not change after DROP COLUMN (still ${handle2})`)
+})

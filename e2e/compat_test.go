@@ -45,7 +45,8 @@ func TestOfficialTypeScriptClient(t *testing.T) {
 	// working directory (node_modules excluded). --test-force-exit: the client
 	// keeps a 60 s (ref'd) timer for its localStorage throttle, which would
 	// otherwise hold every test file's process open for a minute.
-	cmd := exec.CommandContext(ctx, node, "--test", "--test-force-exit", "--test-reporter=spec")
+	// Test files are independent (own tables), so three run at a time.
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-force-exit", "--test-concurrency=3", "--test-reporter=spec")
 	cmd.Dir = compatDir
 	cmd.Env = append(os.Environ(), "VOLT_URL="+v.URL, "DATABASE_URL="+db, "VOLT_SSE_TIMEOUT="+sseTimeout, "NO_COLOR=1", "FORCE_COLOR=0")
 	cmd.WaitDelay = 5 * time.Second
