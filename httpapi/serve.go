@@ -17,7 +17,23 @@ import (
 
 // serveShape answers GET/HEAD /v1/shape.
 func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
-	req, errs := parseRequest(r.URL.Query())
+	q := r.URL.Query()
+	var sub *subset
+	if r.Method == http.MethodPost {
+		var ok bool
+		if sub, ok = readPostBody(w, r, q); !ok {
+			return
+		}
+	}
+	if sub == nil {
+		var subErrs fieldErrors
+		sub, subErrs = subsetFromQuery(q)
+		if len(subErrs) > 0 {
+			writeError(w, r, http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": map[string]any{"subset": subErrs}})
+			return
+		}
+	}
+	req, errs := parseRequest(q)
 	if len(errs) > 0 {
 		writeInvalid(w, r, errs)
 		return
@@ -28,6 +44,12 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 	}
 	e, ok := s.resolveEntry(w, r, req, sh)
 	if !ok {
+		return
+	}
+	if sub != nil {
+		if s.awaitReady(w, r, e) {
+			s.serveSubset(w, r, e, sub)
+		}
 		return
 	}
 	if req.now {

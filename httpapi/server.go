@@ -40,8 +40,9 @@ type Config struct {
 
 // Server answers shape requests.
 type Server struct {
-	Cache     *shapecache.Cache
-	Inspector shapecache.Inspector
+	Cache       *shapecache.Cache
+	Inspector   shapecache.Inspector
+	Snapshotter shapecache.Snapshotter // runs subset snapshots
 	// Ready reports whether replication is streaming (health and long-poll
 	// timeouts depend on it); nil means always ready.
 	Ready  func() bool
@@ -158,7 +159,7 @@ func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
 	}
 	setCORS(w, r, methods)
 	switch r.Method {
-	case http.MethodGet, http.MethodHead:
+	case http.MethodGet, http.MethodHead, http.MethodPost:
 		s.serveShape(w, r)
 	case http.MethodDelete:
 		s.deleteShape(w, r)

@@ -45,6 +45,10 @@ type SnapshotQuery struct {
 	Where   string   // SQL boolean expression, or "" for all rows
 	// InfoOnly skips the row query (log=changes_only).
 	InfoOnly bool
+	// OrderBy, Limit and Offset shape subset snapshots ("" / 0 for none).
+	OrderBy string
+	Limit   int
+	Offset  int
 }
 
 // Snapshotter reads shapes' initial rows in REPEATABLE READ transactions.
@@ -86,6 +90,15 @@ func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(S
 	sql := "SELECT " + strings.Join(q.Columns, ", ") + " FROM " + q.Table
 	if q.Where != "" {
 		sql += " WHERE " + q.Where
+	}
+	if q.OrderBy != "" {
+		sql += " ORDER BY " + q.OrderBy
+	}
+	if q.Limit > 0 {
+		sql += " LIMIT " + strconv.Itoa(q.Limit)
+	}
+	if q.Offset > 0 {
+		sql += " OFFSET " + strconv.Itoa(q.Offset)
 	}
 	rows, err := tx.Query(ctx, sql, pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {

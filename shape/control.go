@@ -25,3 +25,23 @@ func UpToDate(globalLastSeenLSN uint64) []byte {
 
 // MustRefetch is the body of a 409 response.
 const MustRefetch = `[{"headers":{"control":"must-refetch"}}]`
+
+// SubsetMetadata renders a subset snapshot's metadata object.
+func SubsetMetadata(xmin, xmax uint64, xip []uint64, mark int64, lsn uint64) []byte {
+	dst := []byte(`{"xmin":`)
+	dst = appendQuotedUint(dst, xmin)
+	dst = append(dst, `,"xmax":`...)
+	dst = appendQuotedUint(dst, xmax)
+	dst = append(dst, `,"xip_list":[`...)
+	for i, x := range xip {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendQuotedUint(dst, x)
+	}
+	dst = append(dst, `],"snapshot_mark":`...)
+	dst = appendUint(dst, uint64(mark))
+	dst = append(dst, `,"database_lsn":`...)
+	dst = appendQuotedUint(dst, lsn)
+	return append(dst, '}')
+}

@@ -86,11 +86,7 @@ func New(def Definition, table *volt.Table) (*Shape, error) {
 		return nil, err
 	}
 	if def.Where != "" {
-		cols := make([]where.Column, len(table.Columns))
-		for i, c := range table.Columns {
-			cols[i] = where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum}
-		}
-		f, err := where.Parse(def.Where, cols, def.Params)
+		f, err := compileWhere(table, def.Where, def.Params)
 		if err != nil {
 			return nil, &FieldError{Field: "where", Message: err.Error()}
 		}
@@ -255,6 +251,14 @@ func intervalFields(mask int) string {
 		hour | minute | second: "HOUR TO SECOND", minute | second: "MINUTE TO SECOND",
 	}
 	return names[mask]
+}
+
+func compileWhere(table *volt.Table, clause string, params map[string]string) (*where.Expr, error) {
+	cols := make([]where.Column, len(table.Columns))
+	for i, c := range table.Columns {
+		cols[i] = where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum}
+	}
+	return where.Parse(clause, cols, params)
 }
 
 // SelectedNames returns the projected column names in table order.

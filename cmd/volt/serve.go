@@ -76,7 +76,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	go func() { replDone <- runReplication(replCtx, reader, cache, log) }()
 
 	srv := &httpapi.Server{
-		Cache: cache, Inspector: inspector, Ready: reader.Connected, Logger: log,
+		Cache: cache, Inspector: inspector, Snapshotter: cache.Snapshotter, Ready: reader.Connected, Logger: log,
 		Config: httpapi.Config{
 			Secret: cfg.Secret, LongPollTimeout: cfg.LongPollTimeout, SSETimeout: cfg.SSETimeout,
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,

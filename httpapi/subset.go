@@ -1,0 +1,239 @@
+package httpapi
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/shapecache"
+)
+
+// maxBodyBytes bounds a POST /v1/shape body.
+const maxBodyBytes = 1 << 20
+
+// subset is a subset snapshot request (subset__* parameters or a POST body).
+type subset struct {
+	Where   string
+	Params  map[string]string
+	Limit   *int
+	Offset  *int
+	OrderBy string
+}
+
+// subsetFromQuery reads the subset__* parameters; nil when there are none.
+func subsetFromQuery(q url.Values) (*subset, fieldErrors) {
+	present := false
+	for k := range q {
+		if strings.HasPrefix(k, "subset__") {
+			present = true
+		}
+	}
+	if !present {
+		return nil, nil
+	}
+	errs := fieldErrors{}
+	sub := &subset{Where: q.Get("subset__where"), OrderBy: q.Get("subset__order_by")}
+	if p := q.Get("subset__params"); p != "" {
+		params, err := decodeParams([]byte(p))
+		if err != nil {
+			errs.add("params", "is invalid")
+		}
+		sub.Params = params
+	}
+	sub.Limit = intParam(q, "subset__limit", 1, errs, "limit")
+	sub.Offset = intParam(q, "subset__offset", 0, errs, "offset")
+	return sub, errs
+}
+
+func intParam(q url.Values, key string, least int, errs fieldErrors, field string) *int {
+	if !q.Has(key) {
+		return nil
+	}
+	n, err := strconv.Atoi(q.Get(key))
+	if err != nil || n < least {
+		errs.add(field, fmt.Sprintf("must be an integer greater than or equal to %d", least))
+		return nil
+	}
+	return &n
+}
+
+// decodeParams accepts {"1":"a","2":5} (numbers are used as written).
+func decodeParams(b []byte) (map[string]string, error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(raw))
+	for k, v := range raw {
+		var s string
+		if err := json.Unmarshal(v, &s); err == nil {
+			out[k] = s
+			continue
+		}
+		var n json.Number
+		if err := json.Unmarshal(v, &n); err != nil {
+			return nil, fmt.Errorf("parameter %s must be a string or a number", k)
+		}
+		out[k] = n.String()
+	}
+	return out, nil
+}
+
+// readPostBody parses a POST /v1/shape body into query parameters and a
+// subset. ok=false: a response was written.
+func readPostBody(w http.ResponseWriter, r *http.Request, q url.Values) (*subset, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Invalid JSON in request body", "details": err.Error()})
+		return nil, false
+	}
+	if len(body) > maxBodyBytes {
+		writeError(w, r, http.StatusRequestEntityTooLarge, map[string]string{"error": "Request body too large"})
+		return nil, false
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil, true
+	}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(body, &top); err != nil {
+		var syntaxErr *json.SyntaxError
+		if errors.As(err, &syntaxErr) {
+			writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Invalid JSON in request body", "details": err.Error()})
+		} else {
+			writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Request body must be a JSON object"})
+		}
+		return nil, false
+	}
+	fields := top
+	if inner, ok := top["subset"]; ok {
+		if err := json.Unmarshal(inner, &fields); err != nil {
+			writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Request body must be a JSON object"})
+			return nil, false
+		}
+	}
+	sub := &subset{}
+	for k, v := range fields {
+		var err error
+		switch k {
+		case "where":
+			err = json.Unmarshal(v, &sub.Where)
+		case "order_by":
+			err = json.Unmarshal(v, &sub.OrderBy)
+		case "params":
+			sub.Params, err = decodeParams(v)
+		case "limit":
+			err = json.Unmarshal(v, &sub.Limit)
+		case "offset":
+			err = json.Unmarshal(v, &sub.Offset)
+		}
+		if err != nil {
+			writeInvalid(w, r, fieldErrors{"subset": {fmt.Sprintf("%s is invalid", k)}})
+			return nil, false
+		}
+	}
+	for k, v := range top {
+		if k == "subset" || k == "where" || k == "order_by" || k == "params" || k == "limit" || k == "offset" {
+			continue
+		}
+		var s string
+		if json.Unmarshal(v, &s) == nil {
+			q.Set(k, s)
+		}
+	}
+	return sub, true
+}
+
+// serveSubset answers a subset snapshot: rows of the shape that also match
+// the subset's where clause, ordered and paged, with the snapshot's identity.
+func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, sub *subset) {
+	errs := map[string][]string{}
+	if (sub.Limit != nil || sub.Offset != nil) && sub.OrderBy == "" {
+		errs["order_by"] = append(errs["order_by"], "order_by is required when limit or offset is present")
+	}
+	if sub.Limit != nil && *sub.Limit < 1 {
+		errs["limit"] = append(errs["limit"], "must be greater than 0")
+	}
+	if sub.Offset != nil && *sub.Offset < 0 {
+		errs["offset"] = append(errs["offset"], "must be greater than or equal to 0")
+	}
+	q := postgres.SnapshotQuery{Table: quoteQualified(e.Shape.Table.Schema, e.Shape.Table.Name)}
+	for _, name := range e.Shape.SelectedNames() {
+		q.Columns = append(q.Columns, postgres.QuoteIdent(name))
+	}
+	var conds []string
+	if e.Shape.Filter != nil {
+		conds = append(conds, "("+e.Shape.Filter.SQL()+")")
+	}
+	if sub.Where != "" {
+		f, err := e.Shape.CompileWhere(sub.Where, sub.Params)
+		if err != nil {
+			errs["where"] = append(errs["where"], err.Error())
+		} else {
+			conds = append(conds, "("+f.SQL()+")")
+		}
+	}
+	q.Where = strings.Join(conds, " AND ")
+	if sub.OrderBy != "" {
+		ob, err := e.Shape.ParseOrderBy(sub.OrderBy)
+		if err != nil {
+			errs["order_by"] = append(errs["order_by"], err.Error())
+		}
+		q.OrderBy = ob
+	}
+	if len(errs) > 0 {
+		writeError(w, r, http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": map[string]any{"subset": errs}})
+		return
+	}
+	if sub.Limit != nil {
+		q.Limit = *sub.Limit
+	}
+	if sub.Offset != nil {
+		q.Offset = *sub.Offset
+	}
+	s.runSubset(w, r, e, q)
+}
+
+func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, q postgres.SnapshotQuery) {
+	mark := rand.Int64N(1 << 31)
+	var info postgres.SnapshotInfo
+	rows := []byte{'['}
+	err := s.Snapshotter.Snapshot(r.Context(), q,
+		func(si postgres.SnapshotInfo) error { info = si; return nil },
+		func(raw [][]byte) error {
+			if len(rows) > 1 {
+				rows = append(rows, ',')
+			}
+			rows = append(rows, e.Shape.SubsetRow(raw, mark)...)
+			return nil
+		})
+	if err != nil {
+		s.Logger.Warn("subset snapshot", "handle", e.Handle, "err", err)
+		writeUnavailable(w, r, 10, map[string]string{"message": "Subset snapshot failed, please retry"})
+		return
+	}
+	rows = append(rows, ']')
+	body := []byte(`{"metadata":`)
+	body = append(body, shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN)...)
+	body = append(body, `,"data":`...)
+	body = append(body, rows...)
+	body = append(body, '}')
+	h := w.Header()
+	h.Set("cache-control", "no-cache")
+	h.Set("electric-snapshot", "true")
+	h.Set(hHandle, e.Handle)
+	h.Set(hOffset, e.Log.Latest().String())
+	h.Set(hSchema, e.Shape.Schema())
+	h.Set("content-type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(body)
+	}
+}
