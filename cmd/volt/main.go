@@ -41,6 +41,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("configuration:\n%w", err)
 		}
 		return Serve(ctx, cfg, newLogger(cfg.LogLevel, stderr))
+	case "bench":
+		return runBench(ctx, args[1:], os.Stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stderr, usage)
 		return nil

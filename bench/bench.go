@@ -1,0 +1,151 @@
+// Package bench measures volt against baselines run on the same machine in
+// the same run: Postgres' own COPY for initial sync, LISTEN/NOTIFY for
+// commit-to-client latency, and volt itself at the smallest size for the
+// scenarios that scale (unrelated shapes, fan-out).
+//
+// Run starts a throwaway Postgres (pgembed, fsync on) and `volt serve` as a
+// child process on a free loopback port, runs the scenarios of
+// ../shared/performance.md §6 that this version covers (S1, S4, S5) with
+// bounded counts, and returns one Row per measurement. `volt bench` prints
+// them as a table and writes them to bench/results/.
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"time"
+)
+
+// Sizes bound every scenario.
+type Sizes struct {
+	S1Rows    []int // rows of the initial-sync tables
+	S4Shapes  []int // unrelated shapes (the N = 1 baseline always runs first)
+	S4Commits int   // single-row commits measured per shape count
+	S5Clients []int // live clients of the fan-out shape (the C = 1 baseline always runs first)
+}
+
+// QuickSizes finish in under 3 minutes on a 2-core machine.
+func QuickSizes() Sizes {
+	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000}}
+}
+
+// FullSizes add the large sizes.
+func FullSizes() Sizes {
+	return Sizes{
+		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000},
+		S4Commits: 50, S5Clients: []int{100, 1_000, 5_000},
+	}
+}
+
+// TinySizes only check that every scenario runs (tests).
+func TinySizes() Sizes {
+	return Sizes{S1Rows: []int{1_000}, S4Shapes: []int{5}, S4Commits: 5, S5Clients: []int{5}}
+}
+
+// Config is one benchmark run.
+type Config struct {
+	Mode  string // label: quick, full, tiny
+	Sizes Sizes
+	// ServerCmd runs `volt serve` (argv; the environment is added by Run).
+	ServerCmd []string
+	// CPUProfileDir, when set, receives one pprof CPU profile of the bench
+	// (client) process per scenario: <dir>/<scenario>.pprof.
+	CPUProfileDir string
+	// WorkDir holds Postgres, the shape storage and logs; "" makes a temp dir
+	// that is removed afterwards.
+	WorkDir string
+	// Progress receives one line per step; nil discards.
+	Progress io.Writer
+}
+
+// Row is one line of the result table.
+type Row struct {
+	Scenario string
+	Params   string
+	Volt     string // volt's figure, formatted
+	Baseline string // the baseline's figure from the same run, formatted
+	// Ratio is VoltValue ÷ BaselineValue on the headline metric named by
+	// RatioOf (0 when there is no baseline).
+	Ratio         float64
+	RatioOf       string
+	Target        string
+	VoltValue     float64
+	BaselineValue float64
+}
+
+// Report is the outcome of Run.
+type Report struct {
+	Mode     string
+	Started  time.Time
+	Elapsed  time.Duration
+	Machine  Machine
+	Rows     []Row
+	Settings []string // how Postgres and volt were configured
+}
+
+// scenario is one named part of a run.
+type scenario struct {
+	name string
+	run  func(ctx context.Context, env *Env) ([]Row, error)
+}
+
+// Run starts Postgres and volt, runs every scenario and stops them again.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	if len(cfg.ServerCmd) == 0 {
+		return nil, errors.New("bench: ServerCmd is required")
+	}
+	if err := raiseFileLimit(); err != nil {
+		return nil, err
+	}
+	rep := &Report{Mode: cfg.Mode, Started: time.Now()}
+	env, err := StartEnv(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	defer env.Close()
+	rep.Machine = describeMachine(ctx, env)
+	rep.Settings = env.Settings()
+	for _, sc := range scenarios(cfg.Sizes) {
+		rows, err := runProfiled(ctx, cfg.CPUProfileDir, sc, env)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", sc.name, err)
+		}
+		rep.Rows = append(rep.Rows, rows...)
+	}
+	rep.Elapsed = time.Since(rep.Started)
+	return rep, nil
+}
+
+func scenarios(sz Sizes) []scenario {
+	return []scenario{
+		{"s1", func(ctx context.Context, env *Env) ([]Row, error) { return runS1(ctx, env, sz.S1Rows) }},
+		{"s4", func(ctx context.Context, env *Env) ([]Row, error) { return runS4(ctx, env, sz.S4Shapes, sz.S4Commits) }},
+		{"s5", func(ctx context.Context, env *Env) ([]Row, error) { return runS5(ctx, env, sz.S5Clients) }},
+	}
+}
+
+// runProfiled runs sc, under a CPU profile of this process when dir is set.
+func runProfiled(ctx context.Context, dir string, sc scenario, env *Env) ([]Row, error) {
+	env.progress("== %s", sc.name)
+	if dir == "" {
+		return sc.run(ctx, env)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create profile dir: %w", err)
+	}
+	f, err := os.Create(filepath.Join(dir, sc.name+".pprof"))
+	if err != nil {
+		return nil, fmt.Errorf("create profile: %w", err)
+	}
+	defer f.Close()
+	if err := pprof.StartCPUProfile(f); err != nil {
+		return nil, fmt.Errorf("start profile: %w", err)
+	}
+	defer pprof.StopCPUProfile()
+	return sc.run(ctx, env)
+}

@@ -1,0 +1,102 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// buildVolt builds the volt binary: the bench starts it as `volt serve`.
+func buildVolt(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "volt")
+	out, err := exec.Command("go", "build", "-o", bin, "../cmd/volt").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build volt: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// TestQuickScenariosRun runs every scenario at the smallest size and checks
+// the rows are well-formed; it asserts nothing about timings.
+func TestQuickScenariosRun(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	profiles := t.TempDir()
+	var progress bytes.Buffer
+	rep, err := Run(ctx, Config{
+		Mode: "tiny", Sizes: TinySizes(), ServerCmd: []string{buildVolt(t), "serve"},
+		CPUProfileDir: profiles, Progress: &progress,
+	})
+	if err != nil {
+		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+	}
+	checkRows(t, rep.Rows)
+	for _, s := range []string{"S1 initial sync, cold", "S1 initial sync, warm", "S4 INSERT sent→client, floor",
+		"S4 commit→client, N unrelated shapes", "S4 setup: shape creation", "S5 fan-out, one insert"} {
+		if !hasScenario(rep.Rows, s) {
+			t.Errorf("no %q row", s)
+		}
+	}
+	for _, name := range []string{"s1", "s4", "s5"} {
+		if fi, err := os.Stat(filepath.Join(profiles, name+".pprof")); err != nil || fi.Size() == 0 {
+			t.Errorf("profile %s: %v", name, err)
+		}
+	}
+	checkOutputs(t, rep)
+}
+
+func checkRows(t *testing.T, rows []Row) {
+	t.Helper()
+	for _, r := range rows {
+		if r.Scenario == "" || r.Params == "" || r.Volt == "" || r.Baseline == "" || r.Target == "" {
+			t.Errorf("row with an empty cell: %+v", r)
+		}
+		if r.VoltValue <= 0 {
+			t.Errorf("%s (%s): volt figure %v is not positive", r.Scenario, r.Params, r.VoltValue)
+		}
+		if r.Baseline != "–" && (r.BaselineValue <= 0 || r.Ratio <= 0 || r.RatioOf == "") {
+			t.Errorf("%s (%s): baseline %v, ratio %v of %q", r.Scenario, r.Params, r.BaselineValue, r.Ratio, r.RatioOf)
+		}
+	}
+}
+
+func hasScenario(rows []Row, name string) bool {
+	for _, r := range rows {
+		if r.Scenario == name {
+			return true
+		}
+	}
+	return false
+}
+
+// checkOutputs renders the table and the results file.
+func checkOutputs(t *testing.T, rep *Report) {
+	t.Helper()
+	var table bytes.Buffer
+	if err := WriteTable(&table, rep.Rows); err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(table.String(), "\n"); n != len(rep.Rows)+1 {
+		t.Errorf("table has %d lines, want %d:\n%s", n, len(rep.Rows)+1, table.String())
+	}
+	path, err := WriteResults(t.TempDir(), rep, "go test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"| scenario |", "PostgreSQL: ", "Go: go", "## How it ran"} {
+		if !bytes.Contains(md, []byte(want)) {
+			t.Errorf("results file lacks %q:\n%s", want, md)
+		}
+	}
+	t.Logf("\n%s", table.String())
+}

@@ -1,0 +1,257 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt/internal/pgembed"
+)
+
+// longPollTimeout is the server's long-poll hold; longer than any wait in
+// the scenarios, so a poll only returns early when data arrives.
+const longPollTimeout = 20 * time.Second
+
+// Env is a running Postgres plus a running volt serve child.
+type Env struct {
+	cfg     Config
+	workDir string
+	ownDir  bool
+	cluster *pgembed.Cluster
+	dbURL   string
+	Pool    *pgxpool.Pool
+	URL     string // http://127.0.0.1:<port>
+	server  *exec.Cmd
+	exited  chan struct{}
+	logPath string
+}
+
+// StartEnv starts Postgres (fsync on) and volt serve against it.
+func StartEnv(ctx context.Context, cfg Config) (_ *Env, err error) {
+	env := &Env{cfg: cfg, workDir: cfg.WorkDir}
+	if env.workDir == "" {
+		if env.workDir, err = os.MkdirTemp("", "volt-bench-"); err != nil {
+			return nil, fmt.Errorf("create work dir: %w", err)
+		}
+		env.ownDir = true
+	}
+	defer func() {
+		if err != nil {
+			env.Close()
+		}
+	}()
+	if err = env.startPostgres(ctx); err != nil {
+		return nil, err
+	}
+	if err = env.startServer(ctx); err != nil {
+		return nil, err
+	}
+	return env, nil
+}
+
+func (e *Env) progress(format string, args ...any) {
+	if e.cfg.Progress != nil {
+		fmt.Fprintf(e.cfg.Progress, time.Now().Format("15:04:05 ")+format+"\n", args...)
+	}
+}
+
+func (e *Env) startPostgres(ctx context.Context) error {
+	e.progress("starting Postgres in %s", e.workDir)
+	c, err := pgembed.Start(ctx, pgembed.Options{
+		DataDir: filepath.Join(e.workDir, "pg"),
+		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		return fmt.Errorf("start postgres: %w", err)
+	}
+	e.cluster, e.dbURL = c, c.URL("postgres")
+	if e.Pool, err = pgxpool.New(ctx, e.dbURL); err != nil {
+		return fmt.Errorf("connect to postgres: %w", err)
+	}
+	return nil
+}
+
+func (e *Env) startServer(ctx context.Context) error {
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	e.URL = "http://127.0.0.1:" + strconv.Itoa(port)
+	e.logPath = filepath.Join(e.workDir, "volt.log")
+	logFile, err := os.Create(e.logPath)
+	if err != nil {
+		return fmt.Errorf("create server log: %w", err)
+	}
+	cmd := exec.Command(e.cfg.ServerCmd[0], e.cfg.ServerCmd[1:]...)
+	cmd.Env = append(os.Environ(), e.serverEnv(port)...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		logFile.Close()
+		return fmt.Errorf("start volt serve: %w", err)
+	}
+	e.server, e.exited = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); logFile.Close(); close(e.exited) }()
+	e.progress("volt serve (pid %d) on %s", cmd.Process.Pid, e.URL)
+	return e.waitHealthy(ctx)
+}
+
+func (e *Env) serverEnv(port int) []string {
+	return []string{
+		"DATABASE_URL=" + e.dbURL,
+		"VOLT_PORT=" + strconv.Itoa(port),
+		"VOLT_STORAGE_DIR=" + filepath.Join(e.workDir, "volt"),
+		"VOLT_LONG_POLL_TIMEOUT=" + longPollTimeout.String(),
+		"VOLT_REPLICATION_STREAM_ID=bench",
+		"VOLT_LOG_LEVEL=warn",
+	}
+}
+
+// Settings describes how Postgres and volt run.
+func (e *Env) Settings() []string {
+	s := []string{"Postgres: pgembed defaults (fsync on, synchronous_commit on, shared_buffers 128MB, wal_level logical), 127.0.0.1"}
+	env := e.serverEnv(0)
+	for _, kv := range env[2:] { // no DATABASE_URL, no port
+		if !strings.HasPrefix(kv, "VOLT_STORAGE_DIR") {
+			s = append(s, "volt serve: "+kv)
+		}
+	}
+	return append(s, "volt serve runs as a child process; the load clients run in the bench process on the same 2 cores")
+}
+
+func (e *Env) waitHealthy(ctx context.Context) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-e.exited:
+			return fmt.Errorf("volt serve exited during start-up:\n%s", e.logTail())
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if resp, err := http.Get(e.URL + "/v1/health"); err == nil {
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK && bytes.Contains(body, []byte(`"active"`)) {
+				return nil
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return fmt.Errorf("volt serve did not become healthy within 60s:\n%s", e.logTail())
+}
+
+// logTail is the end of the server's log, for error messages.
+func (e *Env) logTail() string {
+	b, _ := os.ReadFile(e.logPath)
+	if len(b) > 4000 {
+		b = b[len(b)-4000:]
+	}
+	return string(b)
+}
+
+// Alive reports an error when the server has exited.
+func (e *Env) Alive() error {
+	select {
+	case <-e.exited:
+		return fmt.Errorf("volt serve exited:\n%s", e.logTail())
+	default:
+		return nil
+	}
+}
+
+// ServerMemory returns the server's current and peak resident set sizes in bytes.
+func (e *Env) ServerMemory() (rss, peak int64, err error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.server.Process.Pid))
+	if err != nil {
+		return 0, 0, fmt.Errorf("read server status: %w", err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseInt(f[1], 10, 64)
+		switch f[0] {
+		case "VmRSS:":
+			rss = kb << 10
+		case "VmHWM:":
+			peak = kb << 10
+		}
+	}
+	if rss == 0 {
+		return 0, 0, errors.New("no VmRSS in the server's /proc status")
+	}
+	return rss, peak, nil
+}
+
+// Close stops volt, then Postgres, and removes a temporary work dir.
+func (e *Env) Close() {
+	if e.server != nil {
+		_ = e.server.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-e.exited:
+		case <-time.After(20 * time.Second):
+			_ = e.server.Process.Kill()
+			<-e.exited
+		}
+	}
+	if e.Pool != nil {
+		e.Pool.Close()
+	}
+	if e.cluster != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_ = e.cluster.Stop(ctx)
+		cancel()
+	}
+	if e.ownDir {
+		_ = os.RemoveAll(e.workDir)
+	}
+}
+
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// raiseFileLimit lifts the soft open-files limit to the hard one, for this
+// process and the server it starts (fan-out needs one socket per client on
+// each side). The Go runtime raises its own limit at start but restores the
+// original for child processes unless Setrlimit is called, so it always is.
+func raiseFileLimit() error {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("get open-files limit: %w", err)
+	}
+	lim.Cur = lim.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return fmt.Errorf("raise open-files limit to %d: %w", lim.Max, err)
+	}
+	return nil
+}
+
+// fileLimit is the soft open-files limit.
+func fileLimit() uint64 {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+		return 0
+	}
+	return lim.Cur
+}

@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+var header = []string{"scenario", "parameters", "volt", "baseline (same run)", "volt ÷ baseline", "target (performance.md §6)"}
+
+func (r Row) cells() []string {
+	return []string{r.Scenario, r.Params, r.Volt, r.Baseline, r.ratioText(), r.Target}
+}
+
+func (r Row) ratioText() string {
+	if r.Ratio == 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f× (%s)", r.Ratio, r.RatioOf)
+}
+
+// WriteTable prints rows as an aligned text table.
+func WriteTable(w io.Writer, rows []Row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r.cells(), "\t"))
+	}
+	return tw.Flush()
+}
+
+// Markdown renders a report, with how it was run (command).
+func Markdown(rep *Report, command string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# volt bench, %s mode, %s\n\n", rep.Mode, rep.Started.Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&b, "Run with `%s`; took %s.\n\n", command, rep.Elapsed.Round(time.Second))
+	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
+	b.WriteString(strings.Repeat("|---", len(header)) + "|\n")
+	for _, r := range rep.Rows {
+		b.WriteString("| " + strings.Join(escapeCells(r.cells()), " | ") + " |\n")
+	}
+	b.WriteString("\n## Machine\n\n")
+	for _, l := range rep.Machine.lines() {
+		b.WriteString("- " + l + "\n")
+	}
+	b.WriteString("\n## How it ran\n\n")
+	for _, l := range append(rep.Settings, notes...) {
+		b.WriteString("- " + l + "\n")
+	}
+	return b.String()
+}
+
+// notes explain what the figures mean.
+var notes = []string{
+	"Every figure comes from this one run; the baselines ran against the same Postgres on the same machine.",
+	"Latencies run from COMMIT returning (autocommit INSERT … RETURNING id) to the client having read the response; a receipt racing ahead of the COMMIT acknowledgement counts as 0. The LISTEN/NOTIFY floor row is timed from sending the INSERT instead (for volt too), because the notification usually arrives before COMMIT returns.",
+	"S1 clients count rows by the insert headers in each body rather than decoding JSON, as the COPY baseline counts bytes; both read into this process over loopback.",
+	"S4 creates the N shapes with offset=-1 requests, then commits one row at a time into the followed shape (owner_id = 0), 10 ms apart so its long poll is parked again.",
+	"S5 opens one TCP connection per client, waits until every long poll is written plus 200 ms + 0.1 ms per client, then inserts one row; 3 rounds, all receipts pooled.",
+	"RSS figures are the server's VmRSS (/proc/<pid>/status) differences, so they are approximate.",
+	"-cpuprofile profiles the bench process (the load clients), not the server.",
+}
+
+func escapeCells(cells []string) []string {
+	out := make([]string, len(cells))
+	for i, c := range cells {
+		out[i] = strings.ReplaceAll(c, "|", `\|`)
+	}
+	return out
+}
+
+// WriteResults writes the report to dir/<date>-<mode>.md (with -2, -3, …
+// when that exists) and returns the path.
+func WriteResults(dir string, rep *Report, command string) (string, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("create results dir: %w", err)
+	}
+	base := rep.Started.Format("2006-01-02") + "-" + rep.Mode
+	path := filepath.Join(dir, base+".md")
+	for i := 2; fileExists(path); i++ {
+		path = filepath.Join(dir, fmt.Sprintf("%s-%d.md", base, i))
+	}
+	if err := os.WriteFile(path, []byte(Markdown(rep, command)), 0o644); err != nil {
+		return "", fmt.Errorf("write results: %w", err)
+	}
+	return path, nil
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}

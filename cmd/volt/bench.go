@@ -1,0 +1,57 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/voltsync/volt/bench"
+)
+
+const benchUsage = `Usage: volt bench [-quick] [-out dir] [-cpuprofile dir]
+
+Starts a throwaway PostgreSQL and "volt serve" (this binary, as a child
+process) on 127.0.0.1, runs the scenarios S1 (initial sync), S4 (commit to
+client with N unrelated shapes) and S5 (fan-out) with baselines measured in
+the same run, prints a table and writes it to <out>/<date>-<mode>.md.
+`
+
+// runBench is `volt bench`.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	quick := fs.Bool("quick", false, "small sizes only (under 3 minutes on 2 cores)")
+	out := fs.String("out", "bench/results", "directory for the results file (empty: do not write one)")
+	cpuprofile := fs.String("cpuprofile", "", "write one CPU profile of the bench process (the load clients, not the server) per scenario into this directory")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("locate the volt binary: %w", err)
+	}
+	cfg := bench.Config{Mode: "full", Sizes: bench.FullSizes(), ServerCmd: []string{exe, "serve"}, CPUProfileDir: *cpuprofile, Progress: stderr}
+	if *quick {
+		cfg.Mode, cfg.Sizes = "quick", bench.QuickSizes()
+	}
+	rep, err := bench.Run(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if err := bench.WriteTable(stdout, rep.Rows); err != nil {
+		return err
+	}
+	if *out == "" {
+		return nil
+	}
+	path, err := bench.WriteResults(*out, rep, "volt bench "+strings.Join(args, " "))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "results written to", path)
+	return nil
+}
