@@ -61,9 +61,9 @@ func (tr *transformer) unary(op string, a *pg.A_Expr) (node, error) {
 	if op != "-" && op != "+" {
 		return nil, errAt(a.Location, "operator %s is not supported", op)
 	}
-	s, ok := resolveOp(negSigs, Type{}, arg.typ())
+	s, ok, ambiguous := resolveOp(negSigs, Type{}, arg.typ())
 	if !ok {
-		return nil, errAt(a.Location, "operator does not exist: %s %s", op, arg.typ())
+		return nil, errAt(a.Location, "operator %s: %s %s", notFound(ambiguous), op, arg.typ())
 	}
 	if arg, err = tr.coerce(arg, s.r, a.Location); err != nil {
 		return nil, err
@@ -118,9 +118,9 @@ func (tr *transformer) resolveBinary(op string, lt, rt Type, loc int32) (Type, s
 	if cands == nil {
 		return Type{}, sig{}, nil, errAt(loc, "operator %s is not supported", op)
 	}
-	s, ok := resolveOp(cands, lt, rt)
+	s, ok, ambiguous := resolveOp(cands, lt, rt)
 	if !ok {
-		return Type{}, sig{}, nil, notExist
+		return Type{}, sig{}, nil, errAt(loc, "operator %s: %s %s %s", notFound(ambiguous), lt, op, rt)
 	}
 	switch {
 	case isCmp(op):
@@ -133,6 +133,13 @@ func (tr *transformer) resolveBinary(op string, lt, rt Type, loc int32) (Type, s
 	}
 	res, fn := makeArith(op, s)
 	return res, s, fn, nil
+}
+
+func notFound(ambiguous bool) string {
+	if ambiguous {
+		return "is not unique"
+	}
+	return "does not exist"
 }
 
 func isCmp(op string) bool {

@@ -209,6 +209,7 @@ func checkClause(t *testing.T, ctx context.Context, conn *pgx.Conn, rows []dbRow
 	switch {
 	case err != nil && pgErr != nil:
 		st.bothErr++
+		checkLocation(t, clause, parsed, err, pgErr)
 		if os.Getenv("WHERE_VERBOSE") != "" {
 			t.Logf("both reject %q: %v | %v", clause, err, pgErr)
 		}
@@ -279,4 +280,24 @@ func describeDiff(rows []dbRow, got, want []int, e *Expr) string {
 		}
 	}
 	return b.String()
+}
+
+// checkLocation compares our error location with Postgres' error position
+// for the same clause (ASCII clauses without parameters only, since
+// Postgres counts characters and we count bytes).
+func checkLocation(t *testing.T, clause, parsed string, err, pgErr error) {
+	t.Helper()
+	var pe *pgconn.PgError
+	we, ok := err.(*Error)
+	if !ok || !we.HasLocation || !errors.As(pgErr, &pe) || pe.Position == 0 || clause != parsed || strings.HasPrefix(we.Message, "syntax error") {
+		return
+	}
+	for _, c := range clause {
+		if c > 127 {
+			return
+		}
+	}
+	if want := int(pe.Position) - 1 - len("SELECT id FROM t WHERE "); want != we.Location {
+		t.Errorf("%q: our error %q is at %d, Postgres' %q at %d", clause, err, we.Location, pe.Message, want)
+	}
 }

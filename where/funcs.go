@@ -188,6 +188,15 @@ func (tr *transformer) coalesce(c *pg.CoalesceExpr) (node, error) {
 	if err != nil {
 		return nil, err
 	}
+	for i, a := range args {
+		if k, ok := a.(*constNode); ok && !k.null {
+			if i == 0 {
+				return a, nil
+			}
+			args = args[:i+1] // later arguments are never evaluated (nor folded)
+			break
+		}
+	}
 	return fold(&coalesceNode{args: args, t: ct}, c.Location)
 }
 

@@ -195,7 +195,7 @@ func (g *gen) arrayPred() string {
 }
 
 func (g *gen) pred(depth int) string {
-	switch g.r.Intn(16) {
+	switch g.r.Intn(17) {
 	case 0, 1, 2:
 		return g.scalarCmp(depth)
 	case 3:
@@ -217,6 +217,8 @@ func (g *gen) pred(depth int) string {
 		return g.arrayPred()
 	case 12:
 		return pick(g.r, "b", "NOT b", "b IS NOT TRUE", "e IN ('sad', 'ok')", "e::text > 'ok'", "d IN ('2024-01-15', '1999-12-31')")
+	case 13:
+		return g.misc()
 	}
 	if depth <= 0 {
 		return g.scalarCmp(0)
@@ -228,4 +230,26 @@ func (g *gen) pred(depth int) string {
 		return fmt.Sprintf("(%s OR %s)", g.pred(depth-1), g.pred(depth-1))
 	}
 	return fmt.Sprintf("NOT (%s)", g.pred(depth-1))
+}
+
+// misc covers literal typing corners: unknown vs unknown, literal casts,
+// padded bpchar literals, date/time literal forms.
+func (g *gen) misc() string {
+	switch g.r.Intn(8) {
+	case 0:
+		return fmt.Sprintf("%s %s %s", g.lit("t"), g.cmpOp(), g.lit("t"))
+	case 1:
+		return fmt.Sprintf("%s::%s %s %s", pick(g.r, "'42'", "' 12 '", "'-7'", "'1e3'", "'0.5'"), pick(g.r, "int4", "int8", "numeric", "float8", "float4", "int2"), g.cmpOp(), g.num(0))
+	case 2:
+		return fmt.Sprintf("c %s %s", g.cmpOp(), pick(g.r, "'a  '", "'ab'", "'ab '", "''", "'abcd'", "'a'::text", "'a '::varchar"))
+	case 3:
+		return fmt.Sprintf("d %s %s", g.cmpOp(), pick(g.r, "'2024-01-15 10:00'", "'2024-01-15T23:59:59Z'", "'1999-12-31'", "'infinity'", "'epoch'"))
+	case 4:
+		return fmt.Sprintf("%s %s %s", pick(g.r, "ts", "tz"), g.cmpOp(), g.lit(pick(g.r, "ts", "tz", "d")))
+	case 5:
+		return fmt.Sprintf("%s IS %sDISTINCT FROM %s", g.text(1), pick(g.r, "", "NOT "), pick(g.r, g.text(0), "NULL"))
+	case 6:
+		return fmt.Sprintf("%s::%s %s %s", pick(g.r, "' true '", "'yes'", "'0'", "'off'"), "bool", pick(g.r, "=", "<>"), "b")
+	}
+	return fmt.Sprintf("%s %s %s", pick(g.r, "u::text", "by::text", "j::text", "iv::text", "tm::text"), g.cmpOp(), g.lit(pick(g.r, "t", "u", "j")))
 }

@@ -66,6 +66,9 @@ func Parse(clause string, cols []Column, params map[string]string) (*Expr, error
 	if err != nil {
 		return nil, err
 	}
+	if err := firstConstError(n); err != nil {
+		return nil, err
+	}
 	if c, ok := n.(*constNode); ok && c.t.isUnknown() {
 		if n, err = tr.coerce(n, tBool, c.loc); err != nil {
 			return nil, err

@@ -81,8 +81,9 @@ func sigsFor(op string) []sig {
 
 // resolveOp implements Postgres' operator resolution (oper_select_candidate
 // and func_select_candidate) over the candidate signatures. For unary
-// operators lt is the zero Type.
-func resolveOp(cands []sig, lt, rt Type) (sig, bool) {
+// operators lt is the zero Type. On failure, ambiguous tells whether
+// several candidates fitted ("operator is not unique").
+func resolveOp(cands []sig, lt, rt Type) (s sig, ok bool, ambiguous bool) {
 	in := []Type{lt, rt}
 	unary := lt == Type{}
 	if unary {
@@ -103,7 +104,7 @@ func resolveOp(cands []sig, lt, rt Type) (sig, bool) {
 	}
 	for _, c := range cands {
 		if c == probe {
-			return c, true
+			return c, true, false
 		}
 	}
 	var viable [][]Type
@@ -119,12 +120,12 @@ func resolveOp(cands []sig, lt, rt Type) (sig, bool) {
 	}
 	best, ok := selectCandidate(viable, in)
 	if !ok {
-		return sig{}, false
+		return sig{}, false, len(viable) > 1
 	}
 	if unary {
-		return sig{r: best[0]}, true
+		return sig{r: best[0]}, true, false
 	}
-	return sig{best[0], best[1]}, true
+	return sig{best[0], best[1]}, true, false
 }
 
 // selectCandidate is func_select_candidate's heuristics.

@@ -138,8 +138,10 @@ func (tr *transformer) coerce(n node, to Type, loc int32) (node, error) {
 	return fold(&castNode{arg: n, t: to, fn: makeCast(n.typ(), to)}, loc)
 }
 
-// fold evaluates a node that references no columns, so constant errors
-// (like 1/0) surface at parse time, as Postgres' planner would raise them.
+// fold evaluates a node that references no columns into a constant. A
+// failing evaluation (like 1/0) yields a failedNode; Parse reports it only
+// if Postgres' planner would reach it too (see firstConstError), after all
+// type errors, as Postgres does.
 func fold(n node, loc int32) (node, error) {
 	if _, ok := n.(*constNode); ok {
 		return n, nil
@@ -152,9 +154,44 @@ func fold(n node, loc int32) (node, error) {
 	}
 	v, err := n.eval(nil)
 	if err != nil {
-		return nil, withLoc(err, loc)
+		return &failedNode{node: n, err: withLoc(err, loc)}, nil
 	}
 	return &constNode{t: n.typ(), v: v, null: v == nil, loc: loc}, nil
+}
+
+// failedNode is a constant subexpression whose evaluation fails.
+type failedNode struct {
+	node
+	err *Error
+}
+
+func (f *failedNode) eval(Row) (any, error) { return nil, f.err }
+
+// firstConstError returns the error of the first failed constant that
+// Postgres' constant folding (eval_const_expressions) would evaluate: it
+// stops at a deciding constant in AND/OR, and COALESCE drops arguments
+// after a non-NULL constant (done when building it).
+func firstConstError(n node) error {
+	switch x := n.(type) {
+	case *failedNode:
+		return x.err
+	case *boolOpNode:
+		for _, a := range x.args {
+			if err := firstConstError(a); err != nil {
+				return err
+			}
+			if c, ok := a.(*constNode); ok && !c.null && c.v.(bool) != x.and {
+				return nil
+			}
+		}
+		return nil
+	}
+	for _, k := range n.kids() {
+		if err := firstConstError(k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (tr *transformer) typeCast(tc *pg.TypeCast) (node, error) {

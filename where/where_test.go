@@ -60,7 +60,7 @@ func TestParseErrors(t *testing.T) {
 		{"doc = '{}'", "At location 4: operator does not exist: json = unknown"},
 		{"tags @> ARRAY[1]", "At location 5: operator does not exist: text[] @> int4[]"},
 		{"name SIMILAR TO 'a'", "At location 5: SIMILAR is not supported"},
-		{"-'5' = x", "At location 0: operator does not exist: - unknown"},
+		{"-'5' = x", "At location 0: operator is not unique: - unknown"},
 	}
 	for _, tt := range tests {
 		_, err := Parse(tt.clause, unitCols, map[string]string{"1": "1"})
