@@ -85,6 +85,7 @@ type Report struct {
 	Elapsed  time.Duration
 	Machine  Machine
 	Rows     []Row
+	Phases   []Phase  // CPU and wall time per scenario
 	Settings []string // how Postgres and volt were configured
 }
 
@@ -111,11 +112,16 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rep.Machine = describeMachine(ctx, env)
 	rep.Settings = env.Settings()
 	for _, sc := range scenarios(cfg.Sizes) {
+		mark := env.markCPU()
 		rows, err := runProfiled(ctx, cfg.CPUProfileDir, sc, env)
+		if err == nil {
+			err = env.Alive()
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sc.name, err)
 		}
 		rep.Rows = append(rep.Rows, rows...)
+		rep.Phases = append(rep.Phases, env.phaseSince(sc.name, mark))
 	}
 	rep.Elapsed = time.Since(rep.Started)
 	return rep, nil

@@ -14,6 +14,8 @@ import (
 // buildVolt builds the volt binary: the bench starts it as `volt serve`.
 func buildVolt(t *testing.T) string {
 	t.Helper()
+	start := time.Now()
+	defer func() { t.Logf("built volt in %s", time.Since(start)) }()
 	bin := filepath.Join(t.TempDir(), "volt")
 	out, err := exec.Command("go", "build", "-o", bin, "../cmd/volt").CombinedOutput()
 	if err != nil {
@@ -28,13 +30,13 @@ func TestQuickScenariosRun(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	profiles := t.TempDir()
-	var progress bytes.Buffer
+	bin := buildVolt(t)
 	rep, err := Run(ctx, Config{
-		Mode: "tiny", Sizes: TinySizes(), ServerCmd: []string{buildVolt(t), "serve"},
-		CPUProfileDir: profiles, Progress: &progress,
+		Mode: "tiny", Sizes: TinySizes(), ServerCmd: []string{bin, "serve"},
+		CPUProfileDir: profiles, Progress: testLog{t},
 	})
 	if err != nil {
-		t.Fatalf("run: %v\nprogress:\n%s", err, progress.String())
+		t.Fatalf("run: %v", err)
 	}
 	checkRows(t, rep.Rows)
 	for _, s := range []string{"S1 initial sync, cold", "S1 initial sync, warm", "S4 INSERT sent→client, floor",
@@ -48,7 +50,23 @@ func TestQuickScenariosRun(t *testing.T) {
 			t.Errorf("profile %s: %v", name, err)
 		}
 	}
+	if len(rep.Phases) != 3 {
+		t.Errorf("%d phases, want 3: %+v", len(rep.Phases), rep.Phases)
+	}
+	for _, p := range rep.Phases {
+		if p.Wall <= 0 || p.ServerCPU < 0 || p.ClientCPU <= 0 {
+			t.Errorf("phase %+v is not well-formed", p)
+		}
+	}
 	checkOutputs(t, rep)
+}
+
+// testLog sends progress lines to the test log.
+type testLog struct{ t *testing.T }
+
+func (l testLog) Write(p []byte) (int, error) {
+	l.t.Log(strings.TrimRight(string(p), "\n"))
+	return len(p), nil
 }
 
 func checkRows(t *testing.T, rows []Row) {

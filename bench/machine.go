@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 )
 
@@ -25,7 +27,7 @@ func describeMachine(ctx context.Context, env *Env) Machine {
 	m := Machine{
 		CPUs:     runtime.NumCPU(),
 		CPUModel: procField("/proc/cpuinfo", "model name"),
-		Memory:   procField("/proc/meminfo", "MemTotal"),
+		Memory:   memTotal(),
 		Kernel:   strings.TrimSpace(readFile("/proc/sys/kernel/osrelease")),
 		Go:       runtime.Version(),
 		Volt:     vcsRevision(),
@@ -68,19 +70,36 @@ func procField(path, name string) string {
 	return "unknown"
 }
 
-func vcsRevision() string {
-	info, ok := debug.ReadBuildInfo()
-	if !ok {
+// memTotal is MemTotal from /proc/meminfo in GiB.
+func memTotal() string {
+	kb, err := strconv.ParseInt(strings.TrimSuffix(procField("/proc/meminfo", "MemTotal"), " kB"), 10, 64)
+	if err != nil {
 		return "unknown"
 	}
-	rev, dirty := "unknown", ""
-	for _, s := range info.Settings {
-		switch {
-		case s.Key == "vcs.revision":
-			rev = s.Value
-		case s.Key == "vcs.modified" && s.Value == "true":
-			dirty = " (uncommitted changes)"
+	return fmt.Sprintf("%.1f GiB", float64(kb)/(1<<20))
+}
+
+// vcsRevision is the commit the binary was built from: its VCS stamp, or
+// else the git checkout of the working directory (builds with
+// -buildvcs=false carry no stamp).
+func vcsRevision() string {
+	if info, ok := debug.ReadBuildInfo(); ok {
+		rev, dirty := "", ""
+		for _, s := range info.Settings {
+			switch {
+			case s.Key == "vcs.revision":
+				rev = s.Value
+			case s.Key == "vcs.modified" && s.Value == "true":
+				dirty = " (uncommitted changes)"
+			}
+		}
+		if rev != "" {
+			return rev + dirty
 		}
 	}
-	return rev + dirty
+	out, err := exec.Command("git", "rev-parse", "HEAD").Output()
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(out)) + " (HEAD of the working directory's checkout; the binary carries no VCS stamp)"
 }

@@ -43,6 +43,10 @@ func Markdown(rep *Report, command string) string {
 	for _, r := range rep.Rows {
 		b.WriteString("| " + strings.Join(escapeCells(r.cells()), " | ") + " |\n")
 	}
+	b.WriteString("\n## CPU per scenario\n\n| scenario | wall | volt serve CPU | bench process CPU |\n|---|---|---|---|\n")
+	for _, p := range rep.Phases {
+		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", p.Name, p.Wall.Round(time.Millisecond), p.ServerCPU, p.ClientCPU.Round(time.Millisecond))
+	}
 	b.WriteString("\n## Machine\n\n")
 	for _, l := range rep.Machine.lines() {
 		b.WriteString("- " + l + "\n")
@@ -57,7 +61,7 @@ func Markdown(rep *Report, command string) string {
 // notes explain what the figures mean.
 var notes = []string{
 	"Every figure comes from this one run; the baselines ran against the same Postgres on the same machine.",
-	"Latencies run from COMMIT returning (autocommit INSERT … RETURNING id) to the client having read the response; a receipt racing ahead of the COMMIT acknowledgement counts as 0. The LISTEN/NOTIFY floor row is timed from sending the INSERT instead (for volt too), because the notification usually arrives before COMMIT returns.",
+	"Latencies run from COMMIT returning (autocommit INSERT … RETURNING id) to the client having read the response; a receipt racing ahead of the COMMIT acknowledgement counts as 0. The LISTEN/NOTIFY floor row (for volt too) and S5 are timed from sending the INSERT instead, because the notification, and often volt's response, arrive before COMMIT returns.",
 	"S1 clients count rows by the insert headers in each body rather than decoding JSON, as the COPY baseline counts bytes; both read into this process over loopback.",
 	"S4 creates the N shapes with offset=-1 requests, then commits one row at a time into the followed shape (owner_id = 0), 10 ms apart so its long poll is parked again.",
 	"S5 opens one TCP connection per client, waits until every long poll is written plus 200 ms + 0.1 ms per client, then inserts one row; 3 rounds, all receipts pooled.",
