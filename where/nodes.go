@@ -70,7 +70,7 @@ func (c *constNode) kids() []node          { return nil }
 func (c *constNode) isNull() bool          { return c.null }
 func (c *constNode) sql(b *strings.Builder) {
 	switch {
-	case c.null && c.t.isUnknown():
+	case c.null && (c.t.isUnknown() || c.t.Enum):
 		b.WriteString("NULL")
 	case c.null:
 		b.WriteString("NULL::" + c.t.sqlName())

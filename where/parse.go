@@ -45,7 +45,8 @@ func (m MapRow) Value(col string) (string, bool) {
 	return *p, true
 }
 
-// Expr is a parsed, type-checked where clause.
+// Expr is a parsed, type-checked where clause. It is immutable and safe
+// for concurrent use.
 type Expr struct {
 	root node
 }
