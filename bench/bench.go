@@ -76,6 +76,8 @@ type Row struct {
 	Target        string
 	VoltValue     float64
 	BaselineValue float64
+	// Err is set when volt failed the measurement (the Volt cell says how).
+	Err string
 }
 
 // Report is the outcome of Run.
@@ -111,14 +113,19 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer env.Close()
 	rep.Machine = describeMachine(ctx, env)
 	rep.Settings = env.Settings()
-	for _, sc := range scenarios(cfg.Sizes) {
+	for i, sc := range scenarios(cfg.Sizes) {
+		if i > 0 {
+			if err := env.RestartServer(ctx); err != nil {
+				return nil, err
+			}
+		}
 		mark := env.markCPU()
 		rows, err := runProfiled(ctx, cfg.CPUProfileDir, sc, env)
 		if err == nil {
 			err = env.Alive()
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sc.name, err)
+			return nil, fmt.Errorf("%s: %w\nvolt serve log (tail):\n%s", sc.name, err, env.logTail())
 		}
 		rep.Rows = append(rep.Rows, rows...)
 		rep.Phases = append(rep.Phases, env.phaseSince(sc.name, mark))

@@ -72,6 +72,9 @@ func (l testLog) Write(p []byte) (int, error) {
 func checkRows(t *testing.T, rows []Row) {
 	t.Helper()
 	for _, r := range rows {
+		if r.Err != "" {
+			t.Errorf("%s (%s) failed: %s", r.Scenario, r.Params, r.Err)
+		}
 		if r.Scenario == "" || r.Params == "" || r.Volt == "" || r.Baseline == "" || r.Target == "" {
 			t.Errorf("row with an empty cell: %+v", r)
 		}

@@ -37,6 +37,7 @@ type Env struct {
 	server  *exec.Cmd
 	exited  chan struct{}
 	logPath string
+	gen     int // servers started so far; each has its own storage and slot
 }
 
 // StartEnv starts Postgres (fsync on) and volt serve against it.
@@ -89,14 +90,15 @@ func (e *Env) startServer(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	e.gen++
 	e.URL = "http://127.0.0.1:" + strconv.Itoa(port)
-	e.logPath = filepath.Join(e.workDir, "volt.log")
+	e.logPath = filepath.Join(e.workDir, fmt.Sprintf("volt-%d.log", e.gen))
 	logFile, err := os.Create(e.logPath)
 	if err != nil {
 		return fmt.Errorf("create server log: %w", err)
 	}
 	cmd := exec.Command(e.cfg.ServerCmd[0], e.cfg.ServerCmd[1:]...)
-	cmd.Env = append(os.Environ(), e.serverEnv(port)...)
+	cmd.Env = append(inheritedEnv(), e.serverEnv(port)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -113,23 +115,68 @@ func (e *Env) serverEnv(port int) []string {
 	return []string{
 		"DATABASE_URL=" + e.dbURL,
 		"VOLT_PORT=" + strconv.Itoa(port),
-		"VOLT_STORAGE_DIR=" + filepath.Join(e.workDir, "volt"),
+		"VOLT_STORAGE_DIR=" + filepath.Join(e.workDir, fmt.Sprintf("volt-%d", e.gen)),
 		"VOLT_LONG_POLL_TIMEOUT=" + longPollTimeout.String(),
-		"VOLT_REPLICATION_STREAM_ID=bench",
+		"VOLT_REPLICATION_STREAM_ID=" + e.streamID(),
 		"VOLT_LOG_LEVEL=warn",
 	}
 }
+
+// inheritedEnv is this process's environment minus volt's and Electric's
+// settings, so a VOLT_SECRET or DATABASE_URL in the shell cannot change what
+// is measured.
+func inheritedEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "VOLT_") && !strings.HasPrefix(kv, "ELECTRIC_") && !strings.HasPrefix(kv, "DATABASE_URL=") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+func (e *Env) streamID() string { return fmt.Sprintf("bench%d", e.gen) }
 
 // Settings describes how Postgres and volt run.
 func (e *Env) Settings() []string {
 	s := []string{"Postgres: pgembed defaults (fsync on, synchronous_commit on, shared_buffers 128MB, wal_level logical), 127.0.0.1"}
 	env := e.serverEnv(0)
 	for _, kv := range env[2:] { // no DATABASE_URL, no port
-		if !strings.HasPrefix(kv, "VOLT_STORAGE_DIR") {
+		if !strings.HasPrefix(kv, "VOLT_STORAGE_DIR") && !strings.HasPrefix(kv, "VOLT_REPLICATION_STREAM_ID") {
 			s = append(s, "volt serve: "+kv)
 		}
 	}
-	return append(s, "volt serve runs as a child process; the load clients run in the bench process on the same 2 cores")
+	return append(s,
+		"volt serve runs as a child process; the load clients run in the bench process on the same cores",
+		"each scenario gets a fresh volt serve (new storage dir, replication slot and publication) against the same Postgres")
+}
+
+// RestartServer stops volt, drops its slot and publication, and starts a
+// fresh one with empty storage, so scenarios do not inherit each other's shapes.
+func (e *Env) RestartServer(ctx context.Context) error {
+	e.stopServer()
+	id := e.streamID()
+	if _, err := e.Pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, "volt_slot_"+id); err != nil {
+		return fmt.Errorf("drop slot of %s: %w", id, err)
+	}
+	if _, err := e.Pool.Exec(ctx, `DROP PUBLICATION IF EXISTS volt_publication_`+id); err != nil {
+		return fmt.Errorf("drop publication of %s: %w", id, err)
+	}
+	return e.startServer(ctx)
+}
+
+func (e *Env) stopServer() {
+	if e.server == nil {
+		return
+	}
+	_ = e.server.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(20 * time.Second):
+		_ = e.server.Process.Kill()
+		<-e.exited
+	}
+	e.server = nil
 }
 
 func (e *Env) waitHealthy(ctx context.Context) error {
@@ -173,6 +220,30 @@ func (e *Env) Alive() error {
 	}
 }
 
+// serverUsage is the server's resident memory and open files at one moment.
+type serverUsage struct {
+	rss int64
+	fds int
+}
+
+func (e *Env) usage() (serverUsage, error) {
+	rss, _, err := e.ServerMemory()
+	if err != nil {
+		return serverUsage{}, err
+	}
+	fds, err := e.ServerFDs()
+	return serverUsage{rss: rss, fds: fds}, err
+}
+
+// ServerFDs counts the server's open file descriptors.
+func (e *Env) ServerFDs() (int, error) {
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", e.server.Process.Pid))
+	if err != nil {
+		return 0, fmt.Errorf("list server fds: %w", err)
+	}
+	return len(ents), nil
+}
+
 // ServerMemory returns the server's current and peak resident set sizes in bytes.
 func (e *Env) ServerMemory() (rss, peak int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", e.server.Process.Pid))
@@ -200,15 +271,7 @@ func (e *Env) ServerMemory() (rss, peak int64, err error) {
 
 // Close stops volt, then Postgres, and removes a temporary work dir.
 func (e *Env) Close() {
-	if e.server != nil {
-		_ = e.server.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-e.exited:
-		case <-time.After(20 * time.Second):
-			_ = e.server.Process.Kill()
-			<-e.exited
-		}
-	}
+	e.stopServer()
 	if e.Pool != nil {
 		e.Pool.Close()
 	}

@@ -36,56 +36,72 @@ func runS4(ctx context.Context, env *Env, shapeCounts []int, commits int) ([]Row
 	if err := createS4Tables(ctx, env, maxN); err != nil {
 		return nil, err
 	}
-	floor, err := notifyLatency(ctx, env, commits)
-	if err != nil {
-		return nil, fmt.Errorf("LISTEN/NOTIFY baseline: %w", err)
-	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	rcv, err := followShape(ctx, env, newShapeReq(env.URL, s4Table, "owner_id = 0"))
+	rcv, one, floor, err := s4Baselines(ctx, env, commits)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := createShapes(ctx, env, 1, 1); err != nil {
-		return nil, err
-	}
-	one, err := shapeLatency(ctx, env, rcv, commits)
-	if err != nil {
-		return nil, fmt.Errorf("N = 1: %w", err)
-	}
-	env.progress("S4: N=1 %s; LISTEN/NOTIFY %s", one, floor)
 	rows := []Row{s4FloorRow(commits, one, floor)}
 	created := 1
 	for _, n := range shapeCounts {
-		r, err := s4Step(ctx, env, rcv, created, n, commits, one)
+		r, ok, err := s4Step(ctx, env, rcv, created, n, commits, one)
 		if err != nil {
 			return nil, fmt.Errorf("N = %d: %w", n, err)
 		}
 		rows, created = append(rows, r...), max(created, n)
+		if !ok {
+			break
+		}
 	}
 	return rows, nil
 }
 
+// s4Baselines measures LISTEN/NOTIFY, then starts the client of
+// owner_id = 0 and measures it with one unrelated shape (owner_id = 1).
+func s4Baselines(ctx context.Context, env *Env, commits int) (rcv *receiver, one, floor latencies, err error) {
+	if floor, err = notifyLatency(ctx, env, commits); err != nil {
+		return nil, one, floor, fmt.Errorf("LISTEN/NOTIFY baseline: %w", err)
+	}
+	if rcv, err = followShape(ctx, env, newShapeReq(env.URL, s4Table, "owner_id = 0")); err != nil {
+		return nil, one, floor, err
+	}
+	if _, _, err = createShapes(ctx, env, 1, 1); err != nil {
+		return nil, one, floor, err
+	}
+	if one, err = shapeLatency(ctx, env, rcv, commits); err != nil {
+		return nil, one, floor, fmt.Errorf("N = 1: %w", err)
+	}
+	env.progress("S4: N=1 %s; LISTEN/NOTIFY %s", one, floor)
+	return rcv, one, floor, nil
+}
+
 // s4Step grows the unrelated shapes from have to n and measures again.
-func s4Step(ctx context.Context, env *Env, rcv *receiver, have, n, commits int, one latencies) ([]Row, error) {
-	rssBefore, _, err := env.ServerMemory()
+// ok=false: creating the shapes failed, which the returned row reports;
+// larger N are then skipped.
+func s4Step(ctx context.Context, env *Env, rcv *receiver, have, n, commits int, one latencies) (rows []Row, ok bool, err error) {
+	before, err := env.usage()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	took, err := createShapes(ctx, env, have+1, n)
+	took, made, createErr := createShapes(ctx, env, have+1, n)
+	after, err := env.usage()
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	rssAfter, _, err := env.ServerMemory()
-	if err != nil {
-		return nil, err
+	if createErr != nil {
+		if ctx.Err() != nil {
+			return nil, false, createErr
+		}
+		env.progress("S4: creating shapes failed: %v\nvolt serve log (tail):\n%s", createErr, env.logTail())
+		return []Row{s4CreateFailedRow(made, n-have, n, createErr, after)}, false, nil
 	}
 	lat, err := shapeLatency(ctx, env, rcv, commits)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	env.progress("S4: N=%d %s (created %d shapes in %s)", n, lat, n-have, took)
-	rows := []Row{{
+	rows = []Row{{
 		Scenario: "S4 commit→client, N unrelated shapes",
 		Params:   fmt.Sprintf("N=%s `owner_id = k`, %d single-row commits", count(n), commits),
 		Volt:     lat.fromCommit.full(), Baseline: "N=1: " + one.fromCommit.String(),
@@ -94,9 +110,9 @@ func s4Step(ctx context.Context, env *Env, rcv *receiver, have, n, commits int, 
 		VoltValue: msf(lat.fromCommit.p50), BaselineValue: msf(one.fromCommit.p50),
 	}}
 	if created := n - have; created > 0 {
-		rows = append(rows, s4CreateRow(created, n, took, rssAfter-rssBefore))
+		rows = append(rows, s4CreateRow(created, n, took, before, after))
 	}
-	return rows, nil
+	return rows, true, nil
 }
 
 // s4FloorRow compares with LISTEN/NOTIFY from the INSERT being sent: the
@@ -113,14 +129,29 @@ func s4FloorRow(commits int, one, floor latencies) Row {
 	}
 }
 
-func s4CreateRow(created, total int, took time.Duration, rssDelta int64) Row {
+func s4CreateRow(created, total int, took time.Duration, before, after serverUsage) Row {
 	perSec := float64(created) / took.Seconds()
 	return Row{
 		Scenario: "S4 setup: shape creation",
-		Params:   fmt.Sprintf("%d new shapes (to %s), %d concurrent offset=-1 requests, 1-row snapshots", created, count(total), s4CreateWorkers),
-		Volt:     fmt.Sprintf("%s (%s); RSS %+.1f KB/shape", rate(perSec, "shapes"), ms(took), float64(rssDelta)/1024/float64(created)),
+		Params:   s4CreateParams(created, total),
+		Volt: fmt.Sprintf("%s (%s); RSS %+.1f KB/shape; %+.1f open fds/shape", rate(perSec, "shapes"), ms(took),
+			float64(after.rss-before.rss)/1024/float64(created), float64(after.fds-before.fds)/float64(created)),
 		Baseline: "–", Target: s4CreateTarget, VoltValue: perSec,
 	}
+}
+
+func s4CreateFailedRow(made, wanted, total int, err error, after serverUsage) Row {
+	return Row{
+		Scenario: "S4 setup: shape creation",
+		Params:   s4CreateParams(wanted, total),
+		Volt:     fmt.Sprintf("FAILED after %d of %d new shapes (server has %d open fds): %v", made, wanted, after.fds, err),
+		Baseline: "–", Target: s4CreateTarget,
+		Err: err.Error(),
+	}
+}
+
+func s4CreateParams(created, total int) string {
+	return fmt.Sprintf("%d new shapes (to %s), %d concurrent offset=-1 requests, 1-row snapshots", created, count(total), s4CreateWorkers)
 }
 
 // createS4Tables makes s4_items (one row per owner 0..maxN, indexed on
@@ -148,38 +179,42 @@ func createS4Tables(ctx context.Context, env *Env, maxN int) error {
 }
 
 // createShapes creates the shapes owner_id = from..to with concurrent
-// offset=-1 requests and returns how long that took.
-func createShapes(ctx context.Context, env *Env, from, to int) (time.Duration, error) {
+// offset=-1 requests. It returns how long that took and how many it made;
+// the first failure stops every worker.
+func createShapes(ctx context.Context, env *Env, from, to int) (time.Duration, int, error) {
 	if from > to {
-		return 0, nil
+		return 0, 0, nil
 	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
 	client := newClient(s4CreateWorkers)
 	defer client.CloseIdleConnections()
-	var next atomic.Int64
+	var next, made atomic.Int64
 	next.Store(int64(from))
-	errs := make(chan error, s4CreateWorkers)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range s4CreateWorkers {
-		wg.Go(func() { errs <- createShapesWorker(ctx, env, client, &next, to) })
+		wg.Go(func() {
+			if err := createShapesWorker(ctx, env, client, &next, &made, to); err != nil {
+				cancel(err)
+			}
+		})
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		if err != nil {
-			return 0, err
-		}
+	if err := context.Cause(ctx); err != nil {
+		return 0, int(made.Load()), err
 	}
-	return time.Since(start), nil
+	return time.Since(start), int(made.Load()), nil
 }
 
-func createShapesWorker(ctx context.Context, env *Env, client *http.Client, next *atomic.Int64, to int) error {
+func createShapesWorker(ctx context.Context, env *Env, client *http.Client, next, made *atomic.Int64, to int) error {
 	var buf bytes.Buffer
-	for k := next.Add(1) - 1; k <= int64(to); k = next.Add(1) - 1 {
+	for k := next.Add(1) - 1; k <= int64(to) && ctx.Err() == nil; k = next.Add(1) - 1 {
 		q := newShapeReq(env.URL, s4Table, "owner_id = "+strconv.FormatInt(k, 10))
 		if _, err := get(ctx, client, q.url(startState(), false), &buf); err != nil {
 			return fmt.Errorf("create shape owner_id = %d: %w", k, err)
 		}
+		made.Add(1)
 	}
 	return nil
 }
