@@ -1,0 +1,67 @@
+package mutations_test
+
+import (
+	"context"
+	"strconv"
+	"testing"
+
+	"github.com/voltsync/volt/mutations"
+)
+
+func TestInsertUpdateDeleteAccepted(t *testing.T) {
+	e := newEnv(t, mutations.Options{}, todos)
+	r := e.one("c1", 1,
+		ins("todos", row{"id": "a", "title": "one", "n": 7, "meta": row{"k": []any{1, "x"}}, "tags": []any{"x", `q"uote`, nil}}),
+		ins("public.todos", row{"id": "b", "title": "two"}),
+		upd("todos", row{"id": "a"}, row{"done": true, "n": nil}),
+		del("todos", row{"id": "b"}))
+	wantAccepted(t, r)
+	xid8, err := strconv.ParseUint(r.Xid8, 10, 64)
+	if err != nil || r.Txid == 0 || r.Txid != xid8&0xffffffff {
+		t.Fatalf("txid %d must be the low 32 bits of xid8 %q", r.Txid, r.Xid8)
+	}
+	if lsn, err := strconv.ParseUint(r.LSN, 10, 64); err != nil || lsn == 0 {
+		t.Fatalf("lsn %q", r.LSN)
+	}
+	var title string
+	var done bool
+	var n *int
+	var meta, tags string
+	err = e.pool.QueryRow(context.Background(), `SELECT title, done, n, meta::text, tags::text FROM todos WHERE id = 'a'`).Scan(&title, &done, &n, &meta, &tags)
+	if err != nil || title != "one" || !done || n != nil || meta != `{"k": [1, "x"]}` || tags != `{x,"q\"uote",NULL}` {
+		t.Fatalf("row a: %q %v %v %s %s %v", title, done, n, meta, tags, err)
+	}
+	if c := e.count(`SELECT count(*) FROM todos`); c != 1 {
+		t.Fatalf("%d rows, want 1", c)
+	}
+	// The receipt carries the same transaction id, in the same transaction.
+	if c := e.count(`SELECT count(*) FROM volt.receipts WHERE client_id = 'c1' AND seq = 1 AND status = 'accepted' AND txid = $1 AND xid8 = $2`, int64(r.Txid), r.Xid8); c != 1 {
+		t.Fatalf("receipt missing")
+	}
+	if c := e.count(`SELECT count(*) FROM volt.receipts r JOIN todos t ON t.xmin::text = r.txid::text WHERE t.id = 'a'`); c != 1 {
+		t.Fatalf("the row was not written by the receipt's transaction")
+	}
+	if c := e.count(`SELECT last_seq FROM volt.clients WHERE client_id = 'c1'`); c != 1 {
+		t.Fatalf("last_seq = %d", c)
+	}
+}
+
+func TestValuesCastByPostgres(t *testing.T) {
+	e := newEnv(t, mutations.Options{},
+		`CREATE TYPE mood AS ENUM ('sad', 'happy')`,
+		`CREATE TABLE v (id bigint PRIMARY KEY, num numeric(10,2), ts timestamptz, m mood, j json, u uuid, big int8[], b bytea, s varchar(3))`)
+	wantAccepted(t, e.one("c", 1, ins("v", row{
+		"id": "9007199254740993", "num": 12.345, "ts": "2024-01-02T03:04:05Z", "m": "happy",
+		"j": row{"a": 1}, "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "big": []any{1, 2, nil}, "b": `\x0102`, "s": "abc"})))
+	wantAccepted(t, e.one("c", 2, ins("v", row{"id": 9007199254740994, "big": []any{[]any{1, 2}, []any{3, 4}}})))
+	if c := e.count(`SELECT count(*) FROM v WHERE id = 9007199254740993 AND num = 12.35 AND m = 'happy' AND b = '\x0102' AND j::jsonb = '{"a":1}'`); c != 1 {
+		t.Fatalf("values not stored as cast")
+	}
+	if c := e.count(`SELECT count(*) FROM v WHERE id = 9007199254740994 AND big = '{{1,2},{3,4}}'`); c != 1 {
+		t.Fatalf("2-d array not stored")
+	}
+	wantRejected(t, e.one("c", 3, ins("v", row{"id": 3, "s": "abcd"})), "invalid") // too long: no silent truncation
+	wantRejected(t, e.one("c", 4, ins("v", row{"id": 4, "m": "angry"})), "invalid")
+	wantRejected(t, e.one("c", 5, ins("v", row{"id": "x"})), "invalid")
+	wantRejected(t, e.one("c", 6, ins("v", row{"id": 6, "u": row{"not": "scalar"}})), "invalid")
+}

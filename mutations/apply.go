@@ -1,0 +1,185 @@
+package mutations
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt"
+)
+
+// Apply runs the request's transactions in order on one connection and
+// returns one result per transaction. It never fails as a whole: when
+// Postgres is unreachable every result is volt.StatusRetry.
+func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) []volt.MutationResult {
+	ctx = context.WithValue(ctx, principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
+	results := make([]volt.MutationResult, 0, len(req.Transactions))
+	conn, err := h.pool.Acquire(ctx)
+	if err != nil {
+		return fillRest(results, req.Transactions, volt.MutationResult{Status: volt.StatusRetry, Message: clean(err.Error())})
+	}
+	defer conn.Release()
+	deps := newDependencies()
+	for i, ct := range req.Transactions {
+		r := h.applyOne(ctx, conn, req.ClientID, ct, deps, false)
+		r.Seq = ct.Seq
+		results = append(results, r)
+		switch {
+		case r.Status == volt.StatusRetry:
+			// Later seqs must not overtake this one.
+			return fillRest(results, req.Transactions[i+1:], volt.MutationResult{Status: volt.StatusRetry, Message: "an earlier transaction must be retried first"})
+		case r.Code == volt.CodeOutOfOrder:
+			return fillRest(results, req.Transactions[i+1:], r)
+		}
+	}
+	return results
+}
+
+func fillRest(results []volt.MutationResult, rest []volt.ClientTransaction, r volt.MutationResult) []volt.MutationResult {
+	for _, ct := range rest {
+		r.Seq = ct.Seq
+		results = append(results, r)
+	}
+	return results
+}
+
+// applyOne decides one client transaction: replay, out of order,
+// dependent, applied or rejected. fresh is set on the second attempt after
+// a stale catalog.
+func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies, fresh bool) volt.MutationResult {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return retryResult(err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	last, err := lockClient(ctx, tx, clientID)
+	if err != nil {
+		r, _ := outcome(err)
+		return r
+	}
+	if ct.Seq <= last {
+		r, err := storedResult(ctx, tx, clientID, ct.Seq, last)
+		if err != nil {
+			return retryResult(err)
+		}
+		if r.Status == volt.StatusRejected {
+			deps.reject(ct.Seq, h.identities(ctx, tx, ct))
+		}
+		return r
+	}
+	if ct.Seq != last+1 {
+		return outOfOrder(ct.Seq, last)
+	}
+	steps, err := h.prepare(ctx, tx, ct)
+	if err != nil {
+		return h.reject(ctx, conn, tx, clientID, ct, steps, deps, err)
+	}
+	if dep, ok := deps.blocking(steps); ok {
+		err := Reject(volt.CodeDependent, "depends on rejected seq %d", dep)
+		return h.reject(ctx, conn, tx, clientID, ct, steps, deps, err)
+	}
+	if err := h.run(ctx, tx, steps); err != nil {
+		if catalogStale(err) && !fresh {
+			_ = tx.Rollback(ctx)
+			h.catalog.invalidate()
+			return h.applyOne(ctx, conn, clientID, ct, deps, true)
+		}
+		return h.reject(ctx, conn, tx, clientID, ct, steps, deps, err)
+	}
+	return h.accept(ctx, conn, tx, clientID, ct.Seq)
+}
+
+// run applies the steps after deferring what constraints can be deferred.
+func (h *Handler) run(ctx context.Context, tx pgx.Tx, steps []step) error {
+	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
+		return err
+	}
+	for _, s := range steps {
+		var err error
+		if s.row != nil {
+			err = h.execRow(ctx, tx, s.row)
+		} else {
+			err = s.fn(ctx, tx, s.args)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// accept records the receipt and commits. A failing COMMIT (a deferred
+// constraint, or a lost connection) is classified like any other error;
+// after a lost connection the client retries and finds the stored result
+// if the commit did happen.
+func (h *Handler) accept(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx, clientID string, seq int64) volt.MutationResult {
+	r := volt.MutationResult{Status: volt.StatusAccepted}
+	var txid int64
+	err := tx.QueryRow(ctx, acceptSQL, clientID, seq).Scan(&txid, &r.Xid8)
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		out, final := outcome(err)
+		if !final {
+			return out
+		}
+		// A deferred constraint failed at COMMIT: nothing was applied.
+		return h.storeRejection(ctx, conn, clientID, seq, out)
+	}
+	r.Txid = uint64(txid)
+	if lsn, err := h.opts.LSN.CommitLSN(ctx, conn.Conn(), r.Xid8); err == nil && lsn != 0 {
+		r.LSN = fmt.Sprint(lsn)
+	}
+	return r
+}
+
+// reject rolls back the failed attempt and records the rejection in a
+// transaction of its own; transient failures record nothing.
+func (h *Handler) reject(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx, clientID string, ct volt.ClientTransaction, steps []step, deps *dependencies, cause error) volt.MutationResult {
+	_ = tx.Rollback(ctx)
+	r, final := outcome(cause)
+	if !final {
+		return r
+	}
+	r = h.storeRejection(ctx, conn, clientID, ct.Seq, r)
+	if r.Status == volt.StatusRejected {
+		deps.reject(ct.Seq, idsOf(steps))
+	}
+	return r
+}
+
+func retryResult(err error) volt.MutationResult {
+	return volt.MutationResult{Status: volt.StatusRetry, Message: clean(err.Error())}
+}
+
+func outOfOrder(seq, last int64) volt.MutationResult {
+	r := rejected(volt.CodeOutOfOrder, fmt.Sprintf("seq %d is out of order: the server expects seq %d", seq, last+1))
+	r.ExpectedSeq = last + 1
+	return r
+}
+
+// principalKey carries the request's principal and client id in ctx.
+type principalKey struct{}
+
+type principalValue struct {
+	principal any
+	clientID  string
+}
+
+// Principal returns the principal Options.Authorize returned for the
+// request (nil without Authorize); for named mutations.
+func Principal(ctx context.Context) any { return principalFrom(ctx) }
+
+// ClientID returns the client id of the request; for named mutations.
+func ClientID(ctx context.Context) string {
+	v, _ := ctx.Value(principalKey{}).(principalValue)
+	return v.clientID
+}
+
+func principalFrom(ctx context.Context) any {
+	v, _ := ctx.Value(principalKey{}).(principalValue)
+	return v.principal
+}
+

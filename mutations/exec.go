@@ -1,0 +1,183 @@
+package mutations
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt"
+)
+
+// execRow applies one row mutation inside tx.
+func (h *Handler) execRow(ctx context.Context, tx pgx.Tx, op *rowOp) error {
+	var oldRow, newRow []byte
+	var err error
+	switch op.m.Op {
+	case volt.OpInsert:
+		newRow, err = h.insert(ctx, tx, op)
+	case volt.OpUpdate:
+		oldRow, newRow, err = h.update(ctx, tx, op)
+	case volt.OpDelete:
+		oldRow, err = h.delete(ctx, tx, op)
+	}
+	if err != nil {
+		return err
+	}
+	return h.check(ctx, op, oldRow, newRow)
+}
+
+func (h *Handler) insert(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
+	var args sqlArgs
+	sql := "INSERT INTO " + op.t.ident + " AS r DEFAULT VALUES RETURNING to_jsonb(r)"
+	if len(op.vals) > 0 {
+		var cols, ps []string
+		for _, name := range sortedKeys(op.vals) {
+			p, err := args.param(op.t.cols[name], op.vals[name])
+			if err != nil {
+				return nil, err
+			}
+			cols, ps = append(cols, quote(name)), append(ps, p)
+		}
+		sql = fmt.Sprintf("INSERT INTO %s AS r (%s) VALUES (%s) RETURNING to_jsonb(r)",
+			op.t.ident, strings.Join(cols, ", "), strings.Join(ps, ", "))
+	}
+	return scanRow(ctx, tx, sql, args)
+}
+
+func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) (oldRow, newRow []byte, err error) {
+	if h.checked(op) || h.opts.Check != nil || len(op.vals) == 0 {
+		if oldRow, err = h.lockRow(ctx, tx, op); err != nil {
+			return nil, nil, err
+		}
+		if len(op.vals) == 0 {
+			return oldRow, oldRow, nil
+		}
+	}
+	var args sqlArgs
+	var sets []string
+	for _, name := range sortedKeys(op.vals) {
+		p, err := args.param(op.t.cols[name], op.vals[name])
+		if err != nil {
+			return nil, nil, err
+		}
+		sets = append(sets, quote(name)+" = "+p)
+	}
+	where, err := args.where(op.t, op.m.Key)
+	if err != nil {
+		return nil, nil, err
+	}
+	sql := fmt.Sprintf("UPDATE %s AS r SET %s WHERE %s RETURNING to_jsonb(r)", op.t.ident, strings.Join(sets, ", "), where)
+	if newRow, err = scanRow(ctx, tx, sql, args); err != nil {
+		return nil, nil, err
+	}
+	if newRow == nil {
+		return nil, nil, missing(op)
+	}
+	return oldRow, newRow, nil
+}
+
+func (h *Handler) delete(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
+	if h.checked(op) {
+		if _, err := h.lockRow(ctx, tx, op); err != nil {
+			return nil, err
+		}
+	}
+	var args sqlArgs
+	where, err := args.where(op.t, op.m.Key)
+	if err != nil {
+		return nil, err
+	}
+	oldRow, err := scanRow(ctx, tx, "DELETE FROM "+op.t.ident+" AS r WHERE "+where+" RETURNING to_jsonb(r)", args)
+	if err != nil {
+		return nil, err
+	}
+	if oldRow == nil {
+		return nil, missing(op)
+	}
+	return oldRow, nil
+}
+
+// checked reports whether op's original values must still hold.
+func (h *Handler) checked(op *rowOp) bool {
+	return len(op.m.Original) > 0 && (h.opts.Checked[op.t.qualified()] || h.opts.Checked[op.t.name] && op.t.schema == "public")
+}
+
+// lockRow reads and locks the row, comparing it with the original values
+// when the table is checked. A missing or changed row is a conflict.
+func (h *Handler) lockRow(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
+	var args sqlArgs
+	where, err := args.where(op.t, op.m.Key)
+	if err != nil {
+		return nil, err
+	}
+	match := "true"
+	if h.checked(op) {
+		if match, err = args.matches(op.t, op.m.Original); err != nil {
+			return nil, err
+		}
+	}
+	sql := fmt.Sprintf("SELECT to_jsonb(r), %s FROM %s AS r WHERE %s FOR UPDATE", match, op.t.ident, where)
+	var row []byte
+	var same bool
+	err = tx.QueryRow(ctx, sql, args...).Scan(&row, &same)
+	if err == pgx.ErrNoRows {
+		return nil, missing(op)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !same {
+		return nil, &conflictError{msg: fmt.Sprintf("%s of %s: the row changed since the client read it", op.m.Op, op.t.qualified()), row: row}
+	}
+	return row, nil
+}
+
+// matches renders "col IS NOT DISTINCT FROM $n AND …" for original values.
+func (a *sqlArgs) matches(t *table, original map[string]any) (string, error) {
+	var parts []string
+	for _, name := range sortedKeys(original) {
+		c := t.cols[name]
+		p, err := a.param(c, original[name])
+		if err != nil {
+			return "", err
+		}
+		col := "r." + quote(name)
+		if c.jsonType {
+			col, p = col+"::jsonb", p+"::jsonb"
+		}
+		parts = append(parts, "("+col+" IS NOT DISTINCT FROM "+p+")")
+	}
+	return "coalesce(" + strings.Join(parts, " AND ") + ", false)", nil
+}
+
+// check runs Options.Check on a row mutation that has been applied.
+func (h *Handler) check(ctx context.Context, op *rowOp, oldRow, newRow []byte) error {
+	if h.opts.Check == nil {
+		return nil
+	}
+	oldMap, err := decodeRow(oldRow)
+	if err != nil {
+		return err
+	}
+	newMap, err := decodeRow(newRow)
+	if err != nil {
+		return err
+	}
+	return h.opts.Check(ctx, principalFrom(ctx), op.m, oldMap, newMap)
+}
+
+func decodeRow(b []byte) (map[string]any, error) {
+	if b == nil {
+		return nil, nil
+	}
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		return nil, fmt.Errorf("decode row: %w", err)
+	}
+	return m, nil
+}
