@@ -21,6 +21,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	h := w.Header()
 	h.Set("content-type", "text/event-stream")
 	h.Set("connection", "keep-alive")
+	// A stream: proxies must pass each event on as it comes (nginx honours
+	// this header by turning off its response buffering).
+	h.Set("x-accel-buffering", "no")
 	h.Del("electric-schema")
 	w.WriteHeader(http.StatusOK)
 	flusher, _ := w.(http.Flusher)
