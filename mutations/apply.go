@@ -182,4 +182,3 @@ func principalFrom(ctx context.Context) any {
 	v, _ := ctx.Value(principalKey{}).(principalValue)
 	return v.principal
 }
-

@@ -152,3 +152,8 @@ func wantRejected(t testing.TB, r volt.MutationResult, code string) {
 }
 
 const todos = `CREATE TABLE todos (id text PRIMARY KEY, title text NOT NULL, done boolean NOT NULL DEFAULT false, n int, meta jsonb, tags text[])`
+
+func (e *env) exec(sql ...string) {
+	e.t.Helper()
+	pgtest.Exec(e.t, e.url, sql...)
+}
