@@ -17,6 +17,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt/internal/pgembed"
 )
@@ -156,8 +157,8 @@ func (e *Env) Settings() []string {
 func (e *Env) RestartServer(ctx context.Context) error {
 	e.stopServer()
 	id := e.streamID()
-	if _, err := e.Pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, "volt_slot_"+id); err != nil {
-		return fmt.Errorf("drop slot of %s: %w", id, err)
+	if err := e.dropSlot(ctx, "volt_slot_"+id); err != nil {
+		return err
 	}
 	if _, err := e.Pool.Exec(ctx, `DROP PUBLICATION IF EXISTS volt_publication_`+id); err != nil {
 		return fmt.Errorf("drop publication of %s: %w", id, err)
@@ -165,10 +166,29 @@ func (e *Env) RestartServer(ctx context.Context) error {
 	return e.startServer(ctx)
 }
 
+// dropSlot drops a replication slot, waiting for the walsender of the
+// stopped server to let go of it.
+func (e *Env) dropSlot(ctx context.Context, slot string) error {
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, err := e.Pool.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1`, slot)
+		if err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55006" || time.Now().After(deadline) {
+			return fmt.Errorf("drop slot %s: %w", slot, err)
+		}
+		time.Sleep(50 * time.Millisecond) // 55006: the slot is still active
+	}
+}
+
 func (e *Env) stopServer() {
 	if e.server == nil {
 		return
 	}
+	start := time.Now()
+	defer func() { e.progress("volt serve stopped in %s", time.Since(start).Round(time.Millisecond)) }()
 	_ = e.server.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-e.exited:
@@ -276,9 +296,11 @@ func (e *Env) Close() {
 		e.Pool.Close()
 	}
 	if e.cluster != nil {
+		start := time.Now()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_ = e.cluster.Stop(ctx)
 		cancel()
+		e.progress("Postgres stopped in %s", time.Since(start).Round(time.Millisecond))
 	}
 	if e.ownDir {
 		_ = os.RemoveAll(e.workDir)
