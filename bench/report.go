@@ -64,7 +64,7 @@ var notes = []string{
 	"Latencies run from COMMIT returning (autocommit INSERT … RETURNING id) to the client having read the response; a receipt racing ahead of the COMMIT acknowledgement counts as 0. The LISTEN/NOTIFY floor row (for volt too) and S5 are timed from sending the INSERT instead, because the notification, and often volt's response, arrive before COMMIT returns.",
 	"S1 clients count rows by the insert headers in each body rather than decoding JSON, as the COPY baseline counts bytes; both read into this process over loopback.",
 	"S4 creates the N shapes with offset=-1 requests, then commits one row at a time into the followed shape (owner_id = 0), 10 ms apart so its long poll is parked again.",
-	"S5 opens one TCP connection per client, waits until every long poll is written plus 200 ms + 0.1 ms per client, then inserts one row; 3 rounds, all receipts pooled.",
+	"S5 opens one TCP connection per client, waits until every long poll is written plus 200 ms + 0.1 ms per client, then inserts one row; 3 rounds, all receipts pooled. The server has no parked-request signal, so on a loaded machine some polls may still be on their way in when the row commits; that inflates large-C figures.",
 	"RSS figures are the server's VmRSS (/proc/<pid>/status) differences, so they are approximate.",
 	"-cpuprofile profiles the bench process (the load clients), not the server.",
 }
