@@ -30,7 +30,14 @@ import (
 // The tests in this file run volt behind nginx configured from
 // deploy/nginx/volt.conf, the way a CDN sits in front of Electric.
 
-const nginxBin = "/usr/sbin/nginx"
+// nginxPath finds nginx: Debian installs it in /usr/sbin, which is not
+// always on PATH.
+func nginxPath() (string, error) {
+	if _, err := os.Stat("/usr/sbin/nginx"); err == nil {
+		return "/usr/sbin/nginx", nil
+	}
+	return exec.LookPath("nginx")
+}
 
 // proxy is a running nginx in front of one volt.
 type proxy struct {
@@ -47,7 +54,8 @@ type proxy struct {
 // and runs nginx in the foreground.
 func startNginx(t *testing.T, upstream string) *proxy {
 	t.Helper()
-	if _, err := os.Stat(nginxBin); err != nil {
+	nginxBin, err := nginxPath()
+	if err != nil {
 		t.Fatalf("nginx is needed for the caching-proxy tests and is not installed (%v); install it with: apt-get install -y nginx", err)
 	}
 	tmpl, err := os.ReadFile("../deploy/nginx/volt.conf")
@@ -106,6 +114,8 @@ http {
 	cmd := exec.Command(nginxBin, "-p", dir, "-c", mainConf, "-e", filepath.Join(dir, "error.log"), "-g", "daemon off;")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
+	// nginx does not outlive a test binary that is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start nginx: %v", err)
 	}
@@ -361,6 +371,20 @@ func TestProxyPassesErrorsAndKeysPerUser(t *testing.T) {
 	expect("alice", get(t, ok, "Authorization", "Bearer alice"), 200, "MISS")
 	expect("alice again", get(t, ok, "Authorization", "Bearer alice"), 200, "HIT")
 	expect("bob", get(t, ok, "Authorization", "Bearer bob"), 200, "MISS")
+
+	// volt echoes Origin in access-control-allow-origin and says "vary:
+	// Origin": nginx keeps one variant per origin.
+	catchUp := pv.shapeURL("table", "items", "offset", "0_0", "handle", handle, "secret", secret)
+	for i, c := range []struct{ origin, cache string }{
+		{"https://a.example", "MISS"}, {"https://a.example", "HIT"},
+		{"https://b.example", "MISS"}, {"https://b.example", "HIT"}, {"https://a.example", "HIT"},
+	} {
+		r := get(t, catchUp, "Origin", c.origin)
+		expect(fmt.Sprintf("origin request %d", i+1), r, 200, c.cache)
+		if got := r.Header.Get("access-control-allow-origin"); got != c.origin {
+			t.Errorf("origin request %d from %s: access-control-allow-origin %q", i+1, c.origin, got)
+		}
+	}
 
 	// 409 for an unknown handle: passed through with its new handle, and
 	// cached as volt's cache-control says.
@@ -663,6 +687,7 @@ func TestProxyCollapsesLongPolls(t *testing.T) {
 					fail("client %d: stopped at change %d of %d", i, seen, changes)
 					return
 				}
+				live := f.upToDate
 				r, err := f.pollWith(hc)
 				if err != nil {
 					fail("client %d: %v", i, err)
@@ -671,7 +696,7 @@ func TestProxyCollapsesLongPolls(t *testing.T) {
 				if r.Status != 200 {
 					fail("client %d: unexpected %d (X-Cache-Status %s)", i, r.Status, cacheStatus(r))
 				}
-				if f.upToDate {
+				if live {
 					local[cacheStatus(r)]++
 				}
 				if f.upToDate && !wasUpToDate {
@@ -749,7 +774,7 @@ func TestProxyCollapsesLongPolls(t *testing.T) {
 			t.Errorf("change %d: %d requests reached volt, want at most %d", k, perChange[k], maxPerChange)
 		}
 	}
-	t.Logf("X-Cache-Status of live responses: %v", statuses)
+	t.Logf("X-Cache-Status of the clients' long-polls: %v", statuses)
 	if before > 3+maxPerChange {
 		t.Errorf("initial sync of %d clients: %d requests reached volt", clients, before)
 	}
