@@ -51,6 +51,9 @@ type SnapshotQuery struct {
 	Offset  int
 }
 
+// localSettings applies DisplaySettings to one transaction, in one round trip.
+var localSettings = strings.ReplaceAll(strings.Join(DisplaySettings, "; "), "SET ", "SET LOCAL ")
+
 // Snapshotter reads shapes' initial rows in REPEATABLE READ transactions.
 type Snapshotter struct {
 	Pool *pgxpool.Pool
@@ -66,10 +69,8 @@ func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(S
 		return fmt.Errorf("begin snapshot: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	for _, set := range DisplaySettings {
-		if _, err := tx.Exec(ctx, strings.Replace(set, "SET ", "SET LOCAL ", 1)); err != nil {
-			return fmt.Errorf("snapshot settings: %w", err)
-		}
+	if _, err := tx.Exec(ctx, localSettings); err != nil {
+		return fmt.Errorf("snapshot settings: %w", err)
 	}
 	var snap string
 	var lsn uint64

@@ -54,7 +54,10 @@ type Cache struct {
 	byKey    map[string]*Entry
 	byRel    map[uint32]map[*Entry]struct{}
 	dirty    map[*Entry]struct{}
+	creating map[string]*creation
 	handled  uint64 // EndLSN of the last transaction handled
+	// published remembers tables already added to the publication.
+	published sync.Map
 
 	lastProcessed atomic.Uint64 // commit LSN of the last transaction handled
 	// seenBefore is where the replication slot stood at start: everything
@@ -79,6 +82,7 @@ func (c *Cache) Open(ctx context.Context) error {
 	c.byKey = map[string]*Entry{}
 	c.byRel = map[uint32]map[*Entry]struct{}{}
 	c.dirty = map[*Entry]struct{}{}
+	c.creating = map[string]*creation{}
 	c.flushReq = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := c.restore(); err != nil {
@@ -139,10 +143,43 @@ func (c *Cache) Len() int {
 // snapshot) when none exists.
 func (c *Cache) GetOrCreate(ctx context.Context, s *shape.Shape) (*Entry, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if e, ok := c.byKey[s.Key]; ok {
+		c.mu.Unlock()
 		return e, nil
 	}
+	if w, ok := c.creating[s.Key]; ok {
+		c.mu.Unlock()
+		<-w.done
+		return w.e, w.err
+	}
+	w := &creation{done: make(chan struct{})}
+	c.creating[s.Key] = w
+	c.mu.Unlock()
+
+	// Files are created outside the lock: replication keeps flowing.
+	w.e, w.err = c.create(s)
+
+	c.mu.Lock()
+	delete(c.creating, s.Key)
+	if w.err == nil {
+		c.register(w.e)
+		c.wg.Add(1)
+		go c.snapshot(w.e)
+	}
+	c.mu.Unlock()
+	close(w.done)
+	return w.e, w.err
+}
+
+// creation is a shape being created; concurrent requests for the same
+// definition wait for it instead of creating their own.
+type creation struct {
+	done chan struct{}
+	e    *Entry
+	err  error
+}
+
+func (c *Cache) create(s *shape.Shape) (*Entry, error) {
 	handle := s.NewHandle()
 	log, err := c.Store.Create(handle)
 	if err != nil {
@@ -152,12 +189,8 @@ func (c *Cache) GetOrCreate(ctx context.Context, s *shape.Shape) (*Entry, error)
 		_ = c.Store.Delete(handle)
 		return nil, err
 	}
-	e := newEntry(handle, s, log)
-	c.register(e)
 	c.Logger.Info("shape created", "handle", handle, "table", s.Table.Schema+"."+s.Table.Name, "where", s.Def.Where)
-	c.wg.Add(1)
-	go c.snapshot(e)
-	return e, nil
+	return newEntry(handle, s, log), nil
 }
 
 // Delete removes the shape with the given handle and its files.

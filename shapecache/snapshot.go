@@ -51,8 +51,11 @@ func (c *Cache) snapshot(e *Entry) {
 
 func (c *Cache) takeSnapshot(e *Entry) error {
 	s := e.Shape
-	if err := c.Publisher.AddTable(c.ctx, s.Table.Schema, s.Table.Name); err != nil {
-		return fmt.Errorf("add table to publication: %w", err)
+	if _, done := c.published.Load(s.Table.OID); !done {
+		if err := c.Publisher.AddTable(c.ctx, s.Table.Schema, s.Table.Name); err != nil {
+			return fmt.Errorf("add table to publication: %w", err)
+		}
+		c.published.Store(s.Table.OID, true)
 	}
 	q := postgres.SnapshotQuery{Table: quoteQualified(s.Table.Schema, s.Table.Name), InfoOnly: s.Def.Log == shape.LogChangesOnly}
 	for _, name := range s.SelectedNames() {
