@@ -45,9 +45,11 @@ type Server struct {
 	Snapshotter shapecache.Snapshotter // runs subset snapshots
 	// Ready reports whether replication is streaming (health and long-poll
 	// timeouts depend on it); nil means always ready.
-	Ready  func() bool
-	Config Config
-	Logger *slog.Logger
+	Ready func() bool
+	// Mutations, when set, serves POST /v1/mutations (package mutations).
+	Mutations http.Handler
+	Config    Config
+	Logger    *slog.Logger
 
 	ln      net.Listener
 	srv     *http.Server
@@ -134,6 +136,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case p == "/v1/shape":
 		s.routeShape(w, r)
+	case p == "/v1/mutations" && s.Mutations != nil:
+		s.routeMutations(w, r)
 	case p == "/v1/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		setCORS(w, r, "GET, HEAD")
 		s.health(w, r)
@@ -167,6 +171,24 @@ func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("allow", methods)
 		writeError(w, r, http.StatusMethodNotAllowed, map[string]string{"message": "Method not allowed"})
 	}
+}
+
+// routeMutations answers CORS preflights for the write endpoint and
+// requires the API secret, when one is set, as the shape endpoint does.
+func (s *Server) routeMutations(w http.ResponseWriter, r *http.Request) {
+	const methods = "POST, OPTIONS"
+	setCORS(w, r, methods)
+	if r.Method == http.MethodOptions {
+		w.Header().Set("access-control-max-age", "86400")
+		w.Header().Set("access-control-allow-headers", "authorization, content-type, traceparent")
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if !secretOK(r, s.Config.Secret) {
+		writeError(w, r, http.StatusUnauthorized, map[string]string{"message": "Unauthorized - Invalid API secret"})
+		return
+	}
+	s.Mutations.ServeHTTP(w, r)
 }
 
 // normalisePath unescapes and cleans the path so that /v1//shape and

@@ -157,3 +157,13 @@ func (e *env) exec(sql ...string) {
 	e.t.Helper()
 	pgtest.Exec(e.t, e.url, sql...)
 }
+
+// str runs a query returning text.
+func (e *env) str(sql string) string {
+	e.t.Helper()
+	var s string
+	if err := e.pool.QueryRow(context.Background(), sql).Scan(&s); err != nil {
+		e.t.Fatalf("%s: %v", sql, err)
+	}
+	return s
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt/httpapi"
 	"github.com/voltsync/volt/internal/pgembed"
+	"github.com/voltsync/volt/mutations"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shapecache"
 	"github.com/voltsync/volt/shapelog"
@@ -82,6 +84,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
 		},
 	}
+	srv.Mutations = mountMutations(ctx, pool, log)
 	if err := srv.Listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port))); err != nil {
 		stopRepl()
 		return err
@@ -165,4 +168,15 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 		}
 		backoff = min(backoff*2, 10*time.Second)
 	}
+}
+
+// mountMutations creates the volt schema and returns the write endpoint's
+// handler, or nil (endpoint off) when the schema cannot be created.
+func mountMutations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) http.Handler {
+	if err := mutations.Migrate(ctx, pool); err != nil {
+		log.Warn("POST /v1/mutations is disabled: cannot create the volt schema", "err", err)
+		return nil
+	}
+	log.Warn("POST /v1/mutations accepts writes to every table in schema public from any client: there is no authorisation yet")
+	return mutations.New(pool, mutations.Options{Logger: log})
 }

@@ -1,0 +1,82 @@
+package e2e
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"testing"
+
+	wire "github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// postMutations sends a request to volt's write endpoint.
+func postMutations(t *testing.T, v *volt, req wire.MutationRequest) []wire.MutationResult {
+	t.Helper()
+	body, _ := json.Marshal(req)
+	resp, err := http.Post(v.URL+wire.MutationsPath, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out wire.MutationResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("POST %s: %d %v", wire.MutationsPath, resp.StatusCode, err)
+	}
+	return out.Results
+}
+
+// TestMutationsReceiptAndTxid writes through volt serve and reads the
+// write back twice: the receipt through a shape on volt.receipts, and the
+// row through its shape with the returned txid in its txids header.
+func TestMutationsReceiptAndTxid(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY, title text NOT NULL)`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s")
+
+	todos := newFollower(v, "table", "todos")
+	todos.catchUp(t)
+	receipts := newFollower(v, "table", "volt.receipts", "where", "client_id = 'web-1'")
+	receipts.catchUp(t)
+
+	rs := postMutations(t, v, wire.MutationRequest{ClientID: "web-1", Transactions: []wire.ClientTransaction{
+		{Seq: 1, Mutations: []wire.Mutation{{Op: wire.OpInsert, Table: "todos", Values: map[string]any{"id": "a", "title": "hello"}}}},
+		{Seq: 2, Mutations: []wire.Mutation{{Op: wire.OpDelete, Table: "todos", Key: map[string]any{"id": "missing"}}}},
+	}})
+	if rs[0].Status != wire.StatusAccepted || rs[1].Code != wire.CodeConflict {
+		t.Fatalf("results %+v", rs)
+	}
+	postMutations(t, v, wire.MutationRequest{ClientID: "web-2", Transactions: []wire.ClientTransaction{{Seq: 1}}})
+
+	receipts.pollUntil(t, "both receipts of web-1", func(rows map[string]map[string]*string) bool { return len(rows) == 2 })
+	one := receipts.rows[`"volt"."receipts"/"web-1"/"1"`]
+	if one == nil || *one["status"] != "accepted" || *one["txid"] != fmt.Sprint(rs[0].Txid) || *one["xid8"] != rs[0].Xid8 {
+		t.Fatalf("receipt rows: %s", dump(receipts.rows))
+	}
+	if two := receipts.rows[`"volt"."receipts"/"web-1"/"2"`]; two == nil || *two["code"] != "conflict" {
+		t.Fatalf("rejection receipt: %s", dump(receipts.rows))
+	}
+
+	// awaitTxId: the insert arrives with the returned txid.
+	var found bool
+	for i := 0; i < 20 && !found; i++ {
+		r := todos.poll(t)
+		for _, m := range r.Msgs {
+			txids, _ := m.Headers["txids"].([]any)
+			found = found || (m.op() == "insert" && len(txids) == 1 && txids[0] == float64(rs[0].Txid))
+		}
+	}
+	if !found {
+		t.Fatalf("no insert with txids [%d]", rs[0].Txid)
+	}
+}
+
+// TestMutationsCORS: the write endpoint answers preflights like /v1/shape.
+func TestMutationsCORS(t *testing.T) {
+	v := startVolt(t, pgtest.NewDB(t))
+	r := do(t, http.MethodOptions, v.URL+wire.MutationsPath, "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
+	if r.Status != http.StatusNoContent || r.Header.Get("access-control-allow-origin") != "https://app.example" || r.Header.Get("access-control-allow-headers") == "" {
+		t.Fatalf("preflight: %d %v", r.Status, r.Header)
+	}
+}
