@@ -1,0 +1,22 @@
+// Package client is the Go client of the Electric HTTP Shape API v1, as
+// served by volt and by ElectricSQL's sync service.
+//
+// It comes in two layers, each usable alone:
+//
+//   - Stream follows one shape: the initial snapshot from offset -1 (or a
+//     saved handle and offset), then live updates by long polling or
+//     Server-Sent Events. It retries transient failures with exponential
+//     backoff and full jitter, honouring Retry-After, answers a 409 by
+//     starting again at -1 with the new handle, and delivers what it reads
+//     to a callback, batch by batch and in order, with values typed from the
+//     electric-schema header (see Column.Parse).
+//   - Shape runs a Stream and keeps the shape's current rows in memory. It
+//     tells subscribers about every batch and lets writers wait until their
+//     write is visible: AwaitTxid for a Postgres transaction id and
+//     AwaitReceipt for a receipt of volt's write endpoint.
+//
+// The package logs nothing and starts no goroutine of its own: Stream.Run
+// and Shape.Run run on the caller's goroutine and return when their context
+// is cancelled or on an error that retrying cannot fix (a 4xx answer other
+// than 409 is returned as *Error).
+package client

@@ -1,0 +1,204 @@
+package client
+
+import (
+	"encoding/json"
+	"strconv"
+)
+
+// Event is one item of a Batch: *Change, *UpToDate, *SnapshotEnd or
+// *MustRefetch. Other control messages (e.g. subset-end) and event
+// messages of subquery shapes are skipped.
+type Event interface{ event() }
+
+// Operation is the kind of a Change.
+type Operation string
+
+// Operations of a Change.
+const (
+	Insert Operation = "insert"
+	Update Operation = "update"
+	Delete Operation = "delete"
+)
+
+// Change is a change message: a row inserted, updated or deleted.
+type Change struct {
+	// Key identifies the row within the shape.
+	Key       string
+	Operation Operation
+	// Value holds the typed column values: the whole row for inserts; for
+	// updates the primary key and the changed columns (the whole row with
+	// replica=full); for deletes the primary key (the whole old row with
+	// replica=full).
+	Value Row
+	// OldValue holds the previous values of the changed columns of an
+	// update with replica=full; nil otherwise.
+	OldValue Row
+	// Relation is [schema, table].
+	Relation []string
+	// LSN is the commit LSN of the change's transaction; 0 for rows of the
+	// initial snapshot, which carry no LSN, op position or txids.
+	LSN        uint64
+	OpPosition uint64
+	// Txids holds the 32-bit Postgres transaction id of the change.
+	Txids []uint32
+	// Last marks the last change of its transaction in this shape.
+	Last bool
+	// KeyChangeTo and KeyChangeFrom link the delete and insert that an
+	// update of the primary key produces.
+	KeyChangeTo, KeyChangeFrom string
+}
+
+// UpToDate says the stream has reached the head of the shape log: the
+// changes before it form a consistent state of the shape.
+type UpToDate struct {
+	// LSN is the message's global_last_seen_lsn.
+	LSN uint64
+}
+
+// SnapshotEnd ends the initial snapshot and tells which transactions it
+// includes (as pg_current_snapshot() of the snapshot transaction): those
+// with xid < Xmin, and those with xid < Xmax that are not in Xip.
+type SnapshotEnd struct {
+	Xmin, Xmax uint64
+	Xip        []uint64
+}
+
+// MustRefetch says the shape was replaced: the stream starts again from
+// the beginning with Handle, and every row seen so far must be dropped.
+type MustRefetch struct {
+	// Handle is the new shape handle ("" when the server did not name one).
+	Handle string
+}
+
+func (*Change) event()      {}
+func (*UpToDate) event()    {}
+func (*SnapshotEnd) event() {}
+func (*MustRefetch) event() {}
+
+// wireMessage is a message as it is on the wire.
+type wireMessage struct {
+	Key      *string            `json:"key"`
+	Value    map[string]*string `json:"value"`
+	OldValue map[string]*string `json:"old_value"`
+	Headers  struct {
+		Operation     string   `json:"operation"`
+		Control       string   `json:"control"`
+		Relation      []string `json:"relation"`
+		LSN           string   `json:"lsn"`
+		OpPosition    uint64   `json:"op_position"`
+		Txids         []uint64 `json:"txids"`
+		Last          bool     `json:"last"`
+		KeyChangeTo   string   `json:"key_change_to"`
+		KeyChangeFrom string   `json:"key_change_from"`
+		GlobalLSN     string   `json:"global_last_seen_lsn"`
+		Xmin          string   `json:"xmin"`
+		Xmax          string   `json:"xmax"`
+		XipList       []string `json:"xip_list"`
+	} `json:"headers"`
+}
+
+// decodeMessage converts one wire message into an Event (nil for messages
+// this client skips).
+func decodeMessage(raw []byte, schema Schema) (Event, error) {
+	var m wireMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, protocolErrorf("message %.200s: %v", raw, err)
+	}
+	if m.Key != nil {
+		return decodeChange(&m, schema)
+	}
+	switch h := &m.Headers; h.Control {
+	case "up-to-date":
+		lsn, err := parseLSN(h.GlobalLSN)
+		return &UpToDate{LSN: lsn}, err
+	case "snapshot-end":
+		return decodeSnapshotEnd(h.Xmin, h.Xmax, h.XipList)
+	case "must-refetch":
+		return &MustRefetch{}, nil
+	}
+	return nil, nil
+}
+
+func decodeChange(m *wireMessage, schema Schema) (Event, error) {
+	h := &m.Headers
+	c := &Change{
+		Key: *m.Key, Operation: Operation(h.Operation), Relation: h.Relation,
+		OpPosition: h.OpPosition, Last: h.Last,
+		KeyChangeTo: h.KeyChangeTo, KeyChangeFrom: h.KeyChangeFrom,
+	}
+	switch c.Operation {
+	case Insert, Update, Delete:
+	default:
+		return nil, protocolErrorf("change %q: unknown operation %q", c.Key, h.Operation)
+	}
+	var err error
+	if c.LSN, err = parseLSN(h.LSN); err != nil {
+		return nil, err
+	}
+	for _, x := range h.Txids {
+		c.Txids = append(c.Txids, uint32(x)) // an xid8 modulo 2³² is its xid
+	}
+	if c.Value, err = schema.parseRow(m.Value); err != nil {
+		return nil, err
+	}
+	if c.OldValue, err = schema.parseRow(m.OldValue); err != nil {
+		return nil, err
+	}
+	if c.Value == nil {
+		c.Value = Row{}
+	}
+	return c, nil
+}
+
+func decodeSnapshotEnd(xmin, xmax string, xip []string) (Event, error) {
+	var se SnapshotEnd
+	var err error
+	if se.Xmin, err = strconv.ParseUint(xmin, 10, 64); err != nil {
+		return nil, protocolErrorf("snapshot-end xmin %q", xmin)
+	}
+	if se.Xmax, err = strconv.ParseUint(xmax, 10, 64); err != nil {
+		return nil, protocolErrorf("snapshot-end xmax %q", xmax)
+	}
+	for _, s := range xip {
+		x, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			return nil, protocolErrorf("snapshot-end xip %q", s)
+		}
+		se.Xip = append(se.Xip, x)
+	}
+	return &se, nil
+}
+
+// parseLSN parses a decimal LSN; "" is 0.
+func parseLSN(s string) (uint64, error) {
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		return 0, protocolErrorf("lsn %q is not a decimal number", s)
+	}
+	return n, nil
+}
+
+// decodeBody decodes a JSON array of messages.
+func decodeBody(body []byte, schema Schema) ([]Event, error) {
+	if len(body) == 0 {
+		return nil, nil
+	}
+	var raws []json.RawMessage
+	if err := json.Unmarshal(body, &raws); err != nil {
+		return nil, protocolErrorf("body is not a JSON array of messages: %v", err)
+	}
+	events := make([]Event, 0, len(raws))
+	for _, raw := range raws {
+		ev, err := decodeMessage(raw, schema)
+		if err != nil {
+			return nil, err
+		}
+		if ev != nil {
+			events = append(events, ev)
+		}
+	}
+	return events, nil
+}

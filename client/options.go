@@ -1,0 +1,137 @@
+package client
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/voltsync/volt"
+)
+
+// Defaults of ShapeOptions.
+const (
+	DefaultMinBackoff = 100 * time.Millisecond
+	DefaultMaxBackoff = 30 * time.Second
+	// DefaultLiveTimeout bounds one live long-poll request; the server
+	// answers after 20 s at the latest, so only a lost connection hits it.
+	DefaultLiveTimeout = 45 * time.Second
+)
+
+// ShapeOptions describe a shape and how to follow it. Only URL is required.
+type ShapeOptions struct {
+	// URL is the shape endpoint, e.g. "http://localhost:3000/v1/shape", or
+	// a proxy in front of it. A URL without a path gets "/v1/shape". Query
+	// parameters already in URL are kept (proxies use them).
+	URL string
+	// Table is the root table: "items", "schema.items" or a quoted name
+	// such as `"My Schema"."my table"`. A proxy may set it instead.
+	Table string
+	// Where is an SQL condition; $1, $2, … refer to Params[0], Params[1], …
+	Where  string
+	Params []string
+	// Columns restricts the shape to these columns (they must include the
+	// primary key). Each is sent quoted, so it is case-sensitive.
+	Columns []string
+	// Replica is "default" (updates carry the key and changed columns) or
+	// "full" (updates carry the whole row and old_value). Empty: default.
+	Replica string
+	// Log is "full" (the default) or "changes_only" (no initial rows).
+	Log string
+	// Secret is sent as the secret parameter (servers started with one).
+	Secret string
+	// Headers are added to every request.
+	Headers http.Header
+	// HTTPClient makes the requests; nil means http.DefaultClient. Its
+	// Timeout, if any, must exceed the server's long-poll timeout (20 s).
+	HTTPClient *http.Client
+
+	// LiveSSE follows live changes with Server-Sent Events instead of long
+	// polling. After three SSE connections in a row that end within a
+	// second, the stream falls back to long polling for good (a proxy that
+	// buffers responses causes that).
+	LiveSSE bool
+
+	// Handle and Offset resume a stream saved from Stream.Handle and
+	// Stream.Offset. With an empty Offset (or "-1") the stream starts from
+	// the beginning; "now" skips the existing rows.
+	Handle string
+	Offset string
+
+	// MinBackoff and MaxBackoff bound the delays between retries: the n-th
+	// retry in a row waits a random time up to min(MaxBackoff,
+	// MinBackoff·2ⁿ), and at least what Retry-After asks for.
+	MinBackoff, MaxBackoff time.Duration
+	// LiveTimeout bounds one live long-poll request (DefaultLiveTimeout).
+	LiveTimeout time.Duration
+}
+
+// validate checks o and fills in defaults.
+func (o *ShapeOptions) validate() (*url.URL, error) {
+	if o.URL == "" {
+		return nil, errors.New("client: ShapeOptions.URL is required")
+	}
+	u, err := url.Parse(o.URL)
+	if err != nil {
+		return nil, err
+	}
+	if u.Path == "" || u.Path == "/" {
+		u.Path = "/v1/shape"
+	}
+	switch o.Offset {
+	case "", "-1", "now":
+	default:
+		if _, err := volt.ParseOffset(o.Offset); err != nil {
+			return nil, errors.New("client: invalid ShapeOptions.Offset " + strconv.Quote(o.Offset))
+		}
+		if o.Handle == "" {
+			return nil, errors.New("client: ShapeOptions.Offset needs a Handle")
+		}
+	}
+	if o.Offset == "" {
+		o.Offset = "-1"
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = DefaultMinBackoff
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = DefaultMaxBackoff
+	}
+	if o.LiveTimeout <= 0 {
+		o.LiveTimeout = DefaultLiveTimeout
+	}
+	return u, nil
+}
+
+// shapeQuery adds the shape definition parameters to q.
+func (o *ShapeOptions) shapeQuery(q url.Values) {
+	set := func(k, v string) {
+		if v != "" {
+			q.Set(k, v)
+		}
+	}
+	set("table", o.Table)
+	set("where", o.Where)
+	for i, p := range o.Params {
+		q.Set("params["+strconv.Itoa(i+1)+"]", p)
+	}
+	if len(o.Columns) > 0 {
+		quoted := make([]string, len(o.Columns))
+		for i, c := range o.Columns {
+			quoted[i] = quoteIdent(c)
+		}
+		q.Set("columns", strings.Join(quoted, ","))
+	}
+	set("replica", o.Replica)
+	set("log", o.Log)
+	set("secret", o.Secret)
+}
+
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
