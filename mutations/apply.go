@@ -48,9 +48,10 @@ func fillRest(results []volt.MutationResult, rest []volt.ClientTransaction, r vo
 // dependent, applied or rejected. fresh is set on the second attempt after
 // a stale catalog.
 func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies, fresh bool) volt.MutationResult {
-	tx, err := conn.Begin(ctx)
+	tx, err := conn.BeginTx(ctx, beginDeferred)
 	if err != nil {
-		return retryResult(err)
+		r, _ := outcome(err)
+		return r
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	last, err := lockClient(ctx, tx, clientID)
@@ -90,11 +91,12 @@ func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID str
 	return h.accept(ctx, conn, tx, clientID, ct.Seq)
 }
 
-// run applies the steps after deferring what constraints can be deferred.
+// beginDeferred starts each transaction with every deferrable constraint
+// deferred to COMMIT, in one round trip.
+var beginDeferred = pgx.TxOptions{BeginQuery: "BEGIN; SET CONSTRAINTS ALL DEFERRED"}
+
+// run applies the steps.
 func (h *Handler) run(ctx context.Context, tx pgx.Tx, steps []step) error {
-	if _, err := tx.Exec(ctx, "SET CONSTRAINTS ALL DEFERRED"); err != nil {
-		return err
-	}
 	for _, s := range steps {
 		var err error
 		if s.row != nil {

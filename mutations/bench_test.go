@@ -3,6 +3,7 @@ package mutations_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/voltsync/volt"
@@ -14,10 +15,11 @@ import (
 // INSERT sent directly over pgx.
 func BenchmarkMutationRoundTrip(b *testing.B) {
 	e := newEnv(b, mutations.Options{}, `CREATE TABLE bench (id bigint PRIMARY KEY, title text)`)
+	var ids atomic.Int64
 	b.Run("mutations-endpoint", func(b *testing.B) {
-		client := fmt.Sprintf("bench-%d", b.N)
+		client := fmt.Sprintf("bench-%d", ids.Add(1))
 		for i := 0; i < b.N; i++ {
-			r := e.one(client, int64(i+1), ins("bench", row{"id": fmt.Sprintf("%d%09d", b.N, i), "title": "t"}))
+			r := e.one(client, int64(i+1), ins("bench", row{"id": ids.Add(1), "title": "t"}))
 			if r.Status != volt.StatusAccepted {
 				b.Fatalf("%+v", r)
 			}
@@ -26,7 +28,7 @@ func BenchmarkMutationRoundTrip(b *testing.B) {
 	b.Run("pgx-insert", func(b *testing.B) {
 		ctx := context.Background()
 		for i := 0; i < b.N; i++ {
-			if _, err := e.pool.Exec(ctx, `INSERT INTO bench (id, title) VALUES ($1, $2)`, int64(-(b.N*1000000000 + i + 1)), "t"); err != nil {
+			if _, err := e.pool.Exec(ctx, `INSERT INTO bench (id, title) VALUES ($1, $2)`, ids.Add(1), "t"); err != nil {
 				b.Fatal(err)
 			}
 		}
