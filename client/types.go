@@ -216,7 +216,7 @@ func (t TimeOfDay) String() string {
 	s, ns := d%time.Minute/time.Second, d%time.Second
 	out := pad2(int(h)) + ":" + pad2(int(m)) + ":" + pad2(int(s))
 	if ns != 0 {
-		out += "." + strings.TrimRight(strconv.Itoa(int(ns)+1e9)[1:], "0")
+		out += "." + strings.TrimRight(strconv.Itoa(int(ns) + 1e9)[1:], "0")
 	}
 	return out
 }
