@@ -632,7 +632,7 @@ func TestProxyCollapsesLongPolls(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db,
 		`CREATE TABLE items (id int PRIMARY KEY, title text NOT NULL)`,
-		`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 200) g`)
+		`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 60) g`)
 	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=5s", "VOLT_LOG_LEVEL=info")
 	p := startNginx(t, upstreamOf(v))
 	pv := p.through()
@@ -736,7 +736,7 @@ func TestProxyCollapsesLongPolls(t *testing.T) {
 		if err := execTx(db,
 			fmt.Sprintf(`INSERT INTO items VALUES (%d, 'change %d')`, 1000+k, k),
 			fmt.Sprintf(`UPDATE items SET title = 'changed by %d' WHERE id = %d`, k, k),
-			fmt.Sprintf(`DELETE FROM items WHERE id = %d`, 100+k)); err != nil {
+			fmt.Sprintf(`DELETE FROM items WHERE id = %d`, 50+k)); err != nil {
 			t.Fatal(err)
 		}
 		latency[k] = waitAll(fmt.Sprintf("change %d", k), &received[k])
