@@ -8,10 +8,12 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/httpapi"
 	"github.com/voltsync/volt/mutations"
 )
 
@@ -130,5 +132,38 @@ func TestAuthorizeAndCheck(t *testing.T) {
 	wantRejected(t, post("bob", txn(2, del("todos", row{"id": "a"})))[0], volt.CodeForbidden)
 	if n := e.count(`SELECT count(*) FROM todos WHERE title = 'alice'`); n != 1 {
 		t.Fatal("forbidden writes applied")
+	}
+}
+
+// TestMountedInHTTPAPI: volt serve's router answers preflights and
+// requires the API secret on the write endpoint.
+func TestMountedInHTTPAPI(t *testing.T) {
+	e := newEnv(t, mutations.Options{}, todos)
+	srv := &httpapi.Server{Mutations: e.h, Config: httpapi.Config{Secret: "s3"}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	ts := httptest.NewServer(srv.Handler())
+	defer ts.Close()
+	req, _ := http.NewRequest(http.MethodOptions, ts.URL+volt.MutationsPath, nil)
+	req.Header.Set("Origin", "https://app.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("access-control-allow-methods") != "POST, OPTIONS" {
+		t.Fatalf("preflight: %d %v", resp.StatusCode, resp.Header)
+	}
+	body := `{"client_id":"c","transactions":[{"seq":1,"mutations":[{"op":"insert","table":"todos","values":{"id":"a","title":"t"}}]}]}`
+	for secret, want := range map[string]int{"": 401, "wrong": 401, "s3": 200} {
+		resp, err := http.Post(ts.URL+volt.MutationsPath+"?secret="+secret, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("secret %q: %d, want %d", secret, resp.StatusCode, want)
+		}
+	}
+	if n := e.count(`SELECT count(*) FROM todos`); n != 1 {
+		t.Fatalf("%d rows", n)
 	}
 }

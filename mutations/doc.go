@@ -1,0 +1,21 @@
+// Package mutations serves volt's write endpoint, POST /v1/mutations.
+//
+// A client sends its queue of transactions, numbered per client (client_id,
+// seq). Each one is applied atomically, in one Postgres transaction together
+// with a receipt row in volt.receipts, and exactly once: a seq already
+// stored returns the stored result. Each transaction gets its own result:
+// accepted (with the txid that the shape stream publishes), rejected (with
+// a code, and the current row of a conflict), or retry for transient
+// failures. A rejection does not stop the request; later transactions
+// that touch the rejected rows are rejected as dependent.
+//
+// The wire types are in the root package (volt.MutationRequest,
+// volt.MutationResult); docs/MUTATIONS.md is the contract.
+//
+// Files: handler.go (HTTP, options), apply.go (one transaction's life),
+// receipts.go (volt.clients, volt.receipts, LSN), steps.go (validation,
+// dependencies), rows.go and exec.go (row mutations as SQL), order.go
+// (foreign-key order), catalog.go (cached table definitions and FK graph),
+// values.go (JSON values as Postgres text), errors.go (classification),
+// migrate.go (the volt schema).
+package mutations
