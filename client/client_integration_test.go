@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -268,14 +269,14 @@ func TestIntegrationSyncAndAwaitTxid(t *testing.T) {
 			ctx := ctxT(t)
 
 			sh := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items", LiveSSE: sse})
-			batches := 0
-			sh.Subscribe(func(client.ShapeChange) { batches++ })
+			var batches atomic.Int32
+			sh.Subscribe(func(client.ShapeChange) { batches.Add(1) })
 			runShape(t, sh)
 			if err := sh.WaitUpToDate(ctx); err != nil {
 				t.Fatal(err)
 			}
-			if batches < 3 {
-				t.Errorf("initial sync in %d batches; want chunked catch-up", batches)
+			if n := batches.Load(); n < 3 {
+				t.Errorf("initial sync in %d batches; want chunked catch-up", n)
 			}
 			checkItems(t, conn, sh)
 
@@ -365,10 +366,10 @@ func TestIntegrationServerRestart(t *testing.T) {
 	ctx := ctxT(t)
 
 	sh := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items"})
-	refetches := 0
+	var refetches atomic.Int32
 	sh.Subscribe(func(sc client.ShapeChange) {
 		if sc.MustRefetch {
-			refetches++
+			refetches.Add(1)
 		}
 	})
 	runShape(t, sh)
@@ -388,8 +389,8 @@ func TestIntegrationServerRestart(t *testing.T) {
 	if err := sh.AwaitTxid(ctx, xid); err != nil {
 		t.Fatal(err)
 	}
-	if h := sh.Stream().Handle(); h != handle || refetches != 0 {
-		t.Errorf("handle %q after restart (was %q), %d must-refetches", h, handle, refetches)
+	if h := sh.Stream().Handle(); h != handle || refetches.Load() != 0 {
+		t.Errorf("handle %q after restart (was %q), %d must-refetches", h, handle, refetches.Load())
 	}
 	checkItems(t, conn, sh)
 }

@@ -30,8 +30,9 @@ func (s *Stream) followSSE(ctx context.Context, fn func(Batch) error) error {
 		// A 409, a 204 or a plain JSON answer from a server or proxy that
 		// does not stream.
 		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return nil // the connection broke: try again
+		if err != nil || emptyAnswer(resp.StatusCode, resp.Header, body) {
+			// The connection broke or the server is going away: try again.
+			return sleep(ctx, s.retry.next(0))
 		}
 		return s.handleAnswer(ctx, resp.StatusCode, resp.Header, body, true, fn)
 	}

@@ -192,6 +192,15 @@ func (s *Stream) retryWait(ctx context.Context, status int, h http.Header, body 
 	return 0, newError(status, body)
 }
 
+// errEmptyAnswer stands for a 200 without body and without electric
+// headers: what a server that is shutting down may send for a held
+// request. It is retried like a network error.
+var errEmptyAnswer = errors.New("empty answer without electric headers")
+
+func emptyAnswer(status int, h http.Header, body []byte) bool {
+	return status == http.StatusOK && len(body) == 0 && h.Get("electric-offset") == ""
+}
+
 // ok reports whether a status ends the retry loop with a usable answer.
 func ok(status int) bool {
 	return status == http.StatusOK || status == http.StatusNoContent || status == http.StatusConflict
@@ -204,6 +213,9 @@ func (s *Stream) poll(ctx context.Context, fn func(Batch) error) error {
 	for {
 		rawURL := s.requestURL(live, false)
 		status, header, body, err := s.fetch(ctx, rawURL, live)
+		if err == nil && emptyAnswer(status, header, body) {
+			err = errEmptyAnswer
+		}
 		if err == nil && ok(status) {
 			s.retry.reset()
 			return s.handleAnswer(ctx, status, header, body, live, fn)

@@ -505,3 +505,18 @@ func TestRetryAfterAndBackoff(t *testing.T) {
 		t.Errorf("floor ignored: %v", d)
 	}
 }
+
+func TestStreamRetriesEmptyAnswer(t *testing.T) {
+	// A server shutting down may end a held request with a bare 200.
+	f := newFakeServer(t,
+		ok200("h1", "0_inf", "["+upToDate(10)+"]"),
+		func(w http.ResponseWriter, r *http.Request) {},
+		ok200("h1", "20_0", "["+upToDate(20)+"]"),
+	)
+	s, _ := NewStream(f.opts())
+	batches, _ := collect(t, s)
+	recv(t, batches)
+	if b := recv(t, batches); b.Offset != "20_0" {
+		t.Errorf("batch %+v", b)
+	}
+}
