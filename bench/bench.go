@@ -1,11 +1,12 @@
 // Package bench measures volt against baselines run on the same machine in
 // the same run: Postgres' own COPY for initial sync, LISTEN/NOTIFY for
-// commit-to-client latency, and volt itself at the smallest size for the
-// scenarios that scale (unrelated shapes, fan-out).
+// commit-to-client latency, plain INSERTs over pgx for the write round trip,
+// and volt itself at the smallest size for the scenarios that scale
+// (unrelated shapes, fan-out).
 //
 // Run starts a throwaway Postgres (pgembed, fsync on) and `volt serve` as a
 // child process on a free loopback port, runs the scenarios of
-// ../shared/performance.md §6 that this version covers (S1, S4, S5) with
+// ../shared/performance.md §6 that this version covers (S1, S4, S5, S10) with
 // bounded counts, and returns one Row per measurement. `volt bench` prints
 // them as a table and writes them to bench/results/.
 package bench
@@ -27,11 +28,17 @@ type Sizes struct {
 	S4Shapes  []int // unrelated shapes (the N = 1 baseline always runs first)
 	S4Commits int   // single-row commits measured per shape count
 	S5Clients []int // live clients of the fan-out shape (the C = 1 baseline always runs first)
+	// S10Writers are the concurrent writers of the write round trip; each
+	// count runs the INSERT baseline, the POST alone and the round trip for
+	// S10Duration each.
+	S10Writers  []int
+	S10Duration time.Duration
 }
 
 // QuickSizes finish in under 3 minutes on a 2-core machine.
 func QuickSizes() Sizes {
-	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000}}
+	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000},
+		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second}
 }
 
 // FullSizes add the large sizes.
@@ -39,12 +46,14 @@ func FullSizes() Sizes {
 	return Sizes{
 		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000},
 		S4Commits: 50, S5Clients: []int{100, 1_000, 5_000},
+		S10Writers: []int{1, 8, 32}, S10Duration: 5 * time.Second,
 	}
 }
 
 // TinySizes only check that every scenario runs (tests).
 func TinySizes() Sizes {
-	return Sizes{S1Rows: []int{1_000}, S4Shapes: []int{5}, S4Commits: 5, S5Clients: []int{5}}
+	return Sizes{S1Rows: []int{1_000}, S4Shapes: []int{5}, S4Commits: 5, S5Clients: []int{5},
+		S10Writers: []int{1, 2}, S10Duration: 200 * time.Millisecond}
 }
 
 // Config is one benchmark run.
@@ -63,6 +72,12 @@ type Config struct {
 	Progress io.Writer
 }
 
+// ExtraRatio is a further volt ÷ baseline ratio of a row, on another metric.
+type ExtraRatio struct {
+	Of    string
+	Value float64
+}
+
 // Row is one line of the result table.
 type Row struct {
 	Scenario string
@@ -73,6 +88,7 @@ type Row struct {
 	// RatioOf (0 when there is no baseline).
 	Ratio         float64
 	RatioOf       string
+	MoreRatios    []ExtraRatio // printed after Ratio
 	Target        string
 	VoltValue     float64
 	BaselineValue float64
@@ -139,6 +155,9 @@ func scenarios(sz Sizes) []scenario {
 		{"s1", func(ctx context.Context, env *Env) ([]Row, error) { return runS1(ctx, env, sz.S1Rows) }},
 		{"s4", func(ctx context.Context, env *Env) ([]Row, error) { return runS4(ctx, env, sz.S4Shapes, sz.S4Commits) }},
 		{"s5", func(ctx context.Context, env *Env) ([]Row, error) { return runS5(ctx, env, sz.S5Clients) }},
+		{"s10", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS10(ctx, env, sz.S10Writers, sz.S10Duration)
+		}},
 	}
 }
 

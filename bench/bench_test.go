@@ -40,18 +40,20 @@ func TestQuickScenariosRun(t *testing.T) {
 	}
 	checkRows(t, rep.Rows)
 	for _, s := range []string{"S1 initial sync, cold", "S1 initial sync, warm", "S4 INSERT sent→client, floor",
-		"S4 commit→client, N unrelated shapes", "S4 setup: shape creation", "S5 fan-out, one insert"} {
+		"S4 commit→client, N unrelated shapes", "S4 setup: shape creation", "S5 fan-out, one insert",
+		"S10 write→echo round trip", "S10 POST alone (answer, no echo)"} {
 		if !hasScenario(rep.Rows, s) {
 			t.Errorf("no %q row", s)
 		}
 	}
-	for _, name := range []string{"s1", "s4", "s5"} {
+	checkS10(t, rep.Rows, len(TinySizes().S10Writers))
+	for _, name := range []string{"s1", "s4", "s5", "s10"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name+".pprof")); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}
 	}
-	if len(rep.Phases) != 3 {
-		t.Errorf("%d phases, want 3: %+v", len(rep.Phases), rep.Phases)
+	if len(rep.Phases) != 4 {
+		t.Errorf("%d phases, want 4: %+v", len(rep.Phases), rep.Phases)
 	}
 	for _, p := range rep.Phases {
 		if p.Wall <= 0 || p.ServerCPU < 0 || p.ClientCPU <= 0 {
@@ -84,6 +86,37 @@ func checkRows(t *testing.T, rows []Row) {
 		if r.Baseline != "–" && (r.BaselineValue <= 0 || r.Ratio <= 0 || r.RatioOf == "") {
 			t.Errorf("%s (%s): baseline %v, ratio %v of %q", r.Scenario, r.Params, r.BaselineValue, r.Ratio, r.RatioOf)
 		}
+		for _, x := range r.MoreRatios {
+			if x.Of == "" || x.Value <= 0 {
+				t.Errorf("%s (%s): further ratio %+v", r.Scenario, r.Params, x)
+			}
+		}
+	}
+}
+
+// checkS10 wants a round-trip and a POST-alone row per writer count, each
+// with writes/s and p99 beside p50.
+func checkS10(t *testing.T, rows []Row, levels int) {
+	t.Helper()
+	var rt, post int
+	for _, r := range rows {
+		switch r.Scenario {
+		case "S10 write→echo round trip":
+			rt++
+		case "S10 POST alone (answer, no echo)":
+			post++
+		default:
+			continue
+		}
+		if !strings.Contains(r.Volt, "writes/s") || !strings.Contains(r.Baseline, "inserts/s") || !strings.HasPrefix(r.Params, "W=") {
+			t.Errorf("S10 row lacks a rate or W: %+v", r)
+		}
+		if len(r.MoreRatios) < 2 {
+			t.Errorf("S10 row without the p99 and writes/s ratios: %+v", r)
+		}
+	}
+	if rt != levels || post != levels {
+		t.Errorf("%d round-trip and %d POST-alone rows, want %d of each", rt, post, levels)
 	}
 }
 

@@ -20,7 +20,11 @@ func (r Row) ratioText() string {
 	if r.Ratio == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.2f× (%s)", r.Ratio, r.RatioOf)
+	s := fmt.Sprintf("%.2f× (%s)", r.Ratio, r.RatioOf)
+	for _, x := range r.MoreRatios {
+		s += fmt.Sprintf("; %.2f× (%s)", x.Value, x.Of)
+	}
+	return s
 }
 
 // WriteTable prints rows as an aligned text table.
@@ -65,6 +69,7 @@ var notes = []string{
 	"S1 clients count rows by the insert headers in each body rather than decoding JSON, as the COPY baseline counts bytes; both read into this process over loopback.",
 	"S4 creates the N shapes with offset=-1 requests, then commits one row at a time into the followed shape (owner_id = 0), 10 ms apart so its long poll is parked again.",
 	"S5 opens one TCP connection per client, waits until every long poll is written plus 200 ms + 0.1 ms per client, then inserts one row; 3 rounds, all receipts pooled. The server has no parked-request signal, so on a loaded machine some polls may still be on their way in when the row commits; that inflates large-C figures.",
+	"S10 writers each have their own client_id and seq, and insert one row per transaction into s10_items with owner = the writer's name. Round trip: each writer follows its own live shape (owner = '<writer>', long polls following electric-offset and cursor) and times from sending the POST to the response that carries the row; it sends the next POST only then, so writes/s is what W closed-loop writers sustain, not a maximum. POST alone: the same writers without shapes, timed to the answer. Baseline: W goroutines, one pgx connection each, autocommit single-row INSERTs into s10_plain (same schema, in no shape). Every writer makes one untimed write first; volt serve's pgx pool keeps its default size (max(4, CPUs) connections) for the endpoint and snapshots alike.",
 	"RSS figures are the server's VmRSS (/proc/<pid>/status) differences, so they are approximate.",
 	"-cpuprofile profiles the bench process (the load clients), not the server.",
 }
