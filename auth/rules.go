@@ -1,0 +1,164 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"slices"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/where"
+)
+
+// TableSource reads table definitions from the catalog; *postgres.Inspector
+// is one. It returns postgres.ErrTableNotFound for a missing table.
+type TableSource interface {
+	Table(ctx context.Context, schema, name string) (*volt.Table, error)
+}
+
+// Rules are compiled declarative rules: per table, the allowed operations,
+// the writable columns and a row check; and the allowed named mutations.
+// They are immutable and safe for concurrent use.
+type Rules struct {
+	tables    map[string]*tableRule // by "schema.name"
+	mutations map[string]bool
+}
+
+// tableRule is a table's compiled write rule.
+type tableRule struct {
+	table   string // "schema.name"
+	ops     map[string]bool
+	columns map[string]bool // nil: every column
+	check   *predicate      // nil: no row check
+}
+
+// LoadRules reads and compiles the rules file at path. Its errors are one
+// sentence naming the file and the offending key.
+func LoadRules(ctx context.Context, src TableSource, path string) (*Rules, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("rules file: %w", err)
+	}
+	r, err := CompileRules(ctx, src, data)
+	if err != nil {
+		return nil, fmt.Errorf("rules file %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// CompileRules parses a rules file (docs/AUTH.md) and checks it against the
+// catalog: tables and columns must exist and every check must type-check.
+func CompileRules(ctx context.Context, src TableSource, data []byte) (*Rules, error) {
+	f, err := parseRuleFile(data)
+	if err != nil {
+		return nil, err
+	}
+	r := &Rules{tables: map[string]*tableRule{}, mutations: map[string]bool{}}
+	for _, e := range f.tables {
+		tr, err := compileTable(ctx, src, e)
+		if err != nil {
+			return nil, err
+		}
+		if _, dup := r.tables[tr.table]; dup {
+			return nil, fmt.Errorf("tables.%s: table %s has two entries", e.key, tr.table)
+		}
+		r.tables[tr.table] = tr
+	}
+	for _, name := range f.mutations {
+		r.mutations[name] = true
+	}
+	return r, nil
+}
+
+// UsesClaims reports whether a check refers to $claims (and so needs
+// authenticated requests to ever pass).
+func (r *Rules) UsesClaims() bool {
+	for _, t := range r.tables {
+		if t.check != nil && len(t.check.tmpl.refs) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// MutationAllowed reports whether the named mutation is in the allow-list.
+func (r *Rules) MutationAllowed(name string) bool { return r.mutations[name] }
+
+func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRule, error) {
+	path := "tables." + e.key
+	schema, name, err := shape.ParseRelation(e.key)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if schema == "volt" {
+		return nil, fmt.Errorf("%s: schema volt is volt's own and never writable", path)
+	}
+	t, err := src.Table(ctx, schema, name)
+	if errors.Is(err, postgres.ErrTableNotFound) {
+		return nil, fmt.Errorf("%s: table %s.%s does not exist", path, schema, name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	tr := &tableRule{table: schema + "." + name, ops: map[string]bool{}}
+	if e.write == nil {
+		return tr, nil // listed, not writable
+	}
+	for _, op := range e.write.operations {
+		tr.ops[op] = true
+	}
+	if tr.columns, err = writableColumns(t, e.write.columns, path+".write.columns"); err != nil {
+		return nil, err
+	}
+	if e.write.check != "" {
+		if tr.check, err = compileCheck(t, e.write.check); err != nil {
+			return nil, fmt.Errorf("%s.write.check: %w", path, err)
+		}
+	}
+	return tr, nil
+}
+
+// writableColumns checks the listed columns; nil (not listed) means every
+// column.
+func writableColumns(t *volt.Table, names []string, path string) (map[string]bool, error) {
+	if names == nil {
+		return nil, nil
+	}
+	cols := map[string]bool{}
+	for _, n := range names {
+		c, ok := t.Column(n)
+		if !ok {
+			return nil, fmt.Errorf("%s: table %s.%s has no column %q", path, t.Schema, t.Name, n)
+		}
+		if c.Generated {
+			return nil, fmt.Errorf("%s: column %q is generated and cannot be written", path, n)
+		}
+		cols[n] = true
+	}
+	return cols, nil
+}
+
+// compileCheck type-checks the clause with every claim as NULL, which types
+// like a parameter (an unknown-typed constant), so the runtime parse with
+// the claims' values differs only in the values.
+func compileCheck(t *volt.Table, clause string) (*predicate, error) {
+	tmpl, err := parseTemplate(clause)
+	if err != nil {
+		return nil, err
+	}
+	p := &predicate{tmpl: tmpl, document: map[string]bool{}, cache: map[string]*where.Expr{}}
+	for _, c := range t.Columns {
+		p.cols = append(p.cols, where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum})
+		if c.Dims == 0 && (c.TypeName == "json" || c.TypeName == "jsonb") {
+			p.document[c.Name] = true
+		}
+	}
+	nulls := slices.Repeat([]bool{true}, len(tmpl.refs))
+	if _, err := where.Parse(tmpl.render(nulls), p.cols, nil); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
