@@ -180,6 +180,7 @@ func (s *Server) awaitReady(w http.ResponseWriter, r *http.Request, e *shapecach
 	select {
 	case <-e.Ready():
 	case <-r.Context().Done():
+		s.interrupted(w, r)
 		return false
 	}
 	if e.IsGone() {
@@ -242,9 +243,17 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 		case <-boundsWait:
 			boundsExpired = true
 		case <-r.Context().Done():
+			s.interrupted(w, r)
 			return readResult{}, false
 		}
 	}
+}
+
+// interrupted answers a request whose wait was cut short: by the server
+// shutting down (a 503 the client retries, never a bare 200), or by the
+// client leaving (then nothing reads the answer).
+func (s *Server) interrupted(w http.ResponseWriter, r *http.Request) {
+	writeUnavailable(w, r, 1, map[string]string{"message": "The server is shutting down, please retry"})
 }
 
 // goneResponse answers for a shape that was removed: 503 when its snapshot

@@ -15,8 +15,8 @@ const benchUsage = `Usage: volt bench [-quick] [-out dir] [-cpuprofile dir]
 
 Starts a throwaway PostgreSQL and "volt serve" (this binary, as a child
 process) on 127.0.0.1, runs the scenarios S1 (initial sync), S4 (commit to
-client with N unrelated shapes) and S5 (fan-out) with baselines measured in
-the same run, prints a table and writes it to <out>/<date>-<mode>.md.
+client with N unrelated shapes), S5 (fan-out) and S10 (write round trip
+through POST /v1/mutations) with baselines measured in the same run, prints a table and writes it to <out>/<date>-<mode>.md.
 `
 
 // runBench is `volt bench`.

@@ -27,6 +27,7 @@ const usage = `volt: an Electric-compatible Postgres sync service.
 
 Usage:
   volt serve [flags]    run the server (volt serve -h lists the flags)
+  volt bench [-quick]   measure volt against baselines (volt bench -h)
 `
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
