@@ -157,10 +157,12 @@ func reason(err error) string {
 	switch {
 	case errors.Is(err, jwt.ErrTokenMalformed):
 		return "malformed token"
+	case errors.Is(err, jwt.ErrTokenSignatureInvalid) && strings.Contains(err.Error(), "signing method"):
+		return "token signed with an algorithm this server does not accept"
 	case errors.Is(err, jwt.ErrTokenSignatureInvalid):
 		return "invalid token signature"
 	case errors.Is(err, jwt.ErrTokenUnverifiable):
-		return "token signed with an algorithm or key this server does not accept"
+		return "token that no configured key can verify"
 	case errors.Is(err, jwt.ErrTokenExpired):
 		return "token expired"
 	case errors.Is(err, jwt.ErrTokenNotValidYet):

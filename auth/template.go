@@ -103,8 +103,8 @@ func (s *scanner) next() (bool, error) {
 	return false, nil
 }
 
-// escapes reports whether the literal at pos is an E” string (backslash
-// escapes): the quote follows a lone E.
+// escapes reports whether the literal at pos is an escape string, E'…'
+// (backslash escapes): the quote follows a lone E.
 func (s *scanner) escapes() bool {
 	p := s.pos
 	if p == 0 || (s.src[p-1] != 'e' && s.src[p-1] != 'E') {
