@@ -305,3 +305,13 @@ func wantForbidden(t testing.TB, r volt.MutationResult) {
 		t.Fatalf("want forbidden, got %+v", r)
 	}
 }
+
+// restart replaces the handler with one built from opts.
+func (e *env) restart(opts mutations.Options) {
+	e.h = mutations.New(e.pool, opts)
+	e.srv.Config.Handler = e.h
+}
+
+func defaultOptions() mutations.Options { return mutations.Options{} }
+
+func rejectQuota() error { return mutations.Reject("quota", "title not allowed") }

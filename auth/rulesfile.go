@@ -198,6 +198,6 @@ func syntaxError(data []byte, err error) error {
 	}
 	before := data[:min(int(se.Offset), len(data))]
 	line := bytes.Count(before, []byte("\n")) + 1
-	col := len(before) - bytes.LastIndexByte(before, '\n')
+	col := len(before) - (bytes.LastIndexByte(before, '\n') + 1)
 	return fmt.Errorf("line %d, column %d: %s", line, col, se.Error())
 }
