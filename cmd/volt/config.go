@@ -28,6 +28,13 @@ type Config struct {
 	AllowShapeDeletion bool
 	LogLevel           string
 	SchemaCheck        time.Duration
+
+	// Authorisation of POST /v1/mutations (docs/AUTH.md).
+	AuthJWTSecret    string // HS256 secret
+	AuthJWTPublicKey string // PEM file path (or PEM text) of RS256/ES256 public keys
+	AuthIssuer       string
+	AuthAudience     string
+	Rules            string // rules file path
 }
 
 // DefaultConfig returns the configuration used when nothing is set.
@@ -71,6 +78,11 @@ func (c *Config) settings() []setting {
 		{"allow-shape-deletion", []string{"VOLT_ALLOW_SHAPE_DELETION", "ELECTRIC_ENABLE_INTEGRATION_TESTING"}, "enable DELETE /v1/shape", boolean(&c.AllowShapeDeletion)},
 		{"log-level", []string{"VOLT_LOG_LEVEL", "ELECTRIC_LOG_LEVEL"}, "debug, info, warn or error", str(&c.LogLevel)},
 		{"schema-check-interval", []string{"VOLT_SCHEMA_CHECK_INTERVAL"}, "how often synced tables are checked for DDL", duration(&c.SchemaCheck)},
+		{"auth-jwt-secret", []string{"VOLT_AUTH_JWT_SECRET"}, "HS256 secret (32 bytes or more) for Authorization: Bearer tokens on POST /v1/mutations", str(&c.AuthJWTSecret)},
+		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
+		{"auth-issuer", []string{"VOLT_AUTH_ISSUER"}, "required iss of bearer tokens", str(&c.AuthIssuer)},
+		{"auth-audience", []string{"VOLT_AUTH_AUDIENCE"}, "required aud of bearer tokens", str(&c.AuthAudience)},
+		{"rules", []string{"VOLT_RULES"}, "write rules file (JSON, docs/AUTH.md); tables without a rule are not writable", str(&c.Rules)},
 	}
 }
 
@@ -128,6 +140,9 @@ func (c *Config) validate() []string {
 	}
 	if c.StreamID == "" || strings.ContainsAny(c.StreamID, " \"'") {
 		p = append(p, "The replication stream id must be a non-empty name without spaces or quotes.")
+	}
+	if (c.AuthIssuer != "" || c.AuthAudience != "") && c.AuthJWTSecret == "" && c.AuthJWTPublicKey == "" {
+		p = append(p, "The token issuer and audience need a JWT key: set -auth-jwt-secret or -auth-jwt-public-key.")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -11,9 +11,11 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt/auth"
 	"github.com/voltsync/volt/httpapi"
 	"github.com/voltsync/volt/internal/pgembed"
 	"github.com/voltsync/volt/mutations"
@@ -25,6 +27,10 @@ import (
 // Serve runs the server until ctx is cancelled, then shuts down in order:
 // HTTP, replication, shape logs (final flush), database pool, embedded Postgres.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	verifier, err := newVerifier(cfg)
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.StorageDir, 0o755); err != nil {
 		return fmt.Errorf("create storage dir: %w", err)
 	}
@@ -84,7 +90,10 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
 		},
 	}
-	srv.Mutations = mountMutations(ctx, pool, log)
+	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, log); err != nil {
+		stopRepl()
+		return err
+	}
 	if err := srv.Listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port))); err != nil {
 		stopRepl()
 		return err
@@ -171,12 +180,65 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 }
 
 // mountMutations creates the volt schema and returns the write endpoint's
-// handler, or nil (endpoint off) when the schema cannot be created.
-func mountMutations(ctx context.Context, pool *pgxpool.Pool, log *slog.Logger) http.Handler {
+// handler, or nil (endpoint off) when the schema cannot be created. A rules
+// file that does not compile is an error.
+func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, log *slog.Logger) (http.Handler, error) {
+	policy := &auth.Policy{Verifier: verifier}
+	if cfg.Rules != "" {
+		rules, err := auth.LoadRules(ctx, &postgres.Inspector{Pool: pool}, cfg.Rules)
+		if err != nil {
+			return nil, err
+		}
+		if verifier == nil && rules.UsesClaims() {
+			return nil, fmt.Errorf("rules file %s refers to $claims, but no JWT key is configured: set -auth-jwt-secret or -auth-jwt-public-key", cfg.Rules)
+		}
+		policy.Rules = rules
+	}
 	if err := mutations.Migrate(ctx, pool); err != nil {
 		log.Warn("POST /v1/mutations is disabled: cannot create the volt schema", "err", err)
-		return nil
+		return nil, nil
 	}
-	log.Warn("POST /v1/mutations accepts writes to every table in schema public from any client: there is no authorisation yet")
-	return mutations.New(pool, mutations.Options{Logger: log})
+	warnPolicy(policy, log)
+	return mutations.New(pool, policy.Options(mutations.Options{Logger: log})), nil
+}
+
+// warnPolicy logs what the write endpoint's configuration leaves open.
+func warnPolicy(p *auth.Policy, log *slog.Logger) {
+	switch {
+	case p.Verifier == nil && p.Rules == nil:
+		log.Warn("POST /v1/mutations accepts writes to every table in schema public from any client: set -rules and a JWT key (docs/AUTH.md)")
+	case p.Rules == nil:
+		log.Warn("POST /v1/mutations requires a valid token, but without -rules every authenticated client can write every table in schema public")
+	case p.Verifier == nil:
+		log.Warn("POST /v1/mutations applies the write rules to anonymous requests: no JWT key is configured")
+	default:
+		log.Info("POST /v1/mutations requires a valid token and applies the write rules")
+	}
+}
+
+// newVerifier builds the bearer-token verifier from the configuration; nil
+// when no JWT key is set.
+func newVerifier(cfg Config) (*auth.Verifier, error) {
+	if cfg.AuthJWTSecret == "" && cfg.AuthJWTPublicKey == "" {
+		return nil, nil
+	}
+	jc := auth.JWTConfig{Issuer: cfg.AuthIssuer, Audience: cfg.AuthAudience}
+	if cfg.AuthJWTSecret != "" {
+		jc.Secret = []byte(cfg.AuthJWTSecret)
+	}
+	if pemText := cfg.AuthJWTPublicKey; pemText != "" {
+		if !strings.HasPrefix(strings.TrimSpace(pemText), "-----BEGIN") {
+			b, err := os.ReadFile(pemText)
+			if err != nil {
+				return nil, fmt.Errorf("JWT public key: %w", err)
+			}
+			pemText = string(b)
+		}
+		jc.PublicKeysPEM = []byte(pemText)
+	}
+	v, err := auth.NewVerifier(jc)
+	if err != nil {
+		return nil, fmt.Errorf("JWT configuration: %w", err)
+	}
+	return v, nil
 }
