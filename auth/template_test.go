@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/voltsync/volt"
 )
 
 // TestParseTemplate finds $claims references only where Postgres would
@@ -95,6 +97,48 @@ func TestPGText(t *testing.T) {
 		got, ok, err := pgText(c.v, c.document)
 		if err != nil || got != c.want || ok != c.ok {
 			t.Errorf("pgText(%#v, %v) = %q, %v, %v; want %q, %v", c.v, c.document, got, ok, err, c.want, c.ok)
+		}
+	}
+}
+
+// TestPredicate evaluates checks with claims of several JSON types against
+// rows as to_jsonb returns them.
+func TestPredicate(t *testing.T) {
+	tbl := &volt.Table{Schema: "public", Name: "t", Columns: []volt.Column{
+		{Name: "owner", TypeName: "text"}, {Name: "n", TypeName: "int8"}, {Name: "flag", TypeName: "bool"},
+		{Name: "tags", TypeName: "text", Dims: 1}, {Name: "doc", TypeName: "jsonb"},
+	}}
+	row := map[string]any{"owner": "u1", "n": json.Number("12345678901234567"), "flag": true, "tags": []any{"a", "b"}, "doc": map[string]any{"k": []any{json.Number("1")}}}
+	cases := []struct {
+		check  string
+		claims Claims
+		want   bool
+	}{
+		{"'editor' = ANY($claims.roles)", Claims{"roles": []any{"viewer", "editor"}}, true},
+		{"'editor' = ANY($claims.roles)", Claims{"roles": []any{"viewer"}}, false},
+		{"'editor' = ANY($claims.roles)", Claims{}, false},
+		{"n = $claims.n", Claims{"n": json.Number("12345678901234567")}, true},
+		{"flag = $claims.ok", Claims{"ok": true}, true},
+		{"flag = $claims.ok", Claims{"ok": false}, false},
+		{`owner = $claims."https://x.test/id"`, Claims{"https://x.test/id": "u1"}, true},
+		{"$claims.t = ANY(tags)", Claims{"t": "b"}, true},
+		{"tags && $claims.ts", Claims{"ts": []any{"z", "a"}}, true},
+		{"doc = $claims.doc", Claims{"doc": map[string]any{"k": []any{json.Number("1")}}}, true},
+		{"owner = $claims.a.b.c", Claims{"a": map[string]any{"b": map[string]any{"c": "u1"}}}, true},
+		{"owner = $claims.a.b.c", Claims{"a": "flat"}, false},
+		{"owner = $claims.sub OR $claims.role = 'admin'", Claims{"role": "admin"}, true},
+		{"owner = $claims.sub OR $claims.role = 'admin'", nil, false},
+		{"n = $claims.n", Claims{"n": "12 OR true"}, false},
+	}
+	for _, c := range cases {
+		p, err := compileCheck(tbl, c.check)
+		if err != nil {
+			t.Errorf("%s: %v", c.check, err)
+			continue
+		}
+		got, _ := p.holds(c.claims, row)
+		if got != c.want {
+			t.Errorf("%s with %v: %v, want %v", c.check, c.claims, got, c.want)
 		}
 	}
 }
