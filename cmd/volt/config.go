@@ -28,6 +28,7 @@ type Config struct {
 	AllowShapeDeletion bool
 	LogLevel           string
 	SchemaCheck        time.Duration
+	DBPoolSize         int
 
 	// Authorisation of POST /v1/mutations (docs/AUTH.md).
 	AuthJWTSecret    string // HS256 secret
@@ -50,6 +51,7 @@ func DefaultConfig() Config {
 		StreamID:        "default",
 		LogLevel:        "info",
 		SchemaCheck:     10 * time.Second,
+		DBPoolSize:      20,
 	}
 }
 
@@ -77,6 +79,7 @@ func (c *Config) settings() []setting {
 		{"replication-stream-id", []string{"VOLT_REPLICATION_STREAM_ID", "ELECTRIC_REPLICATION_STREAM_ID"}, "suffix of the publication and slot names", str(&c.StreamID)},
 		{"allow-shape-deletion", []string{"VOLT_ALLOW_SHAPE_DELETION", "ELECTRIC_ENABLE_INTEGRATION_TESTING"}, "enable DELETE /v1/shape", boolean(&c.AllowShapeDeletion)},
 		{"log-level", []string{"VOLT_LOG_LEVEL", "ELECTRIC_LOG_LEVEL"}, "debug, info, warn or error", str(&c.LogLevel)},
+		{"db-pool-size", []string{"VOLT_DB_POOL_SIZE", "ELECTRIC_DB_POOL_SIZE"}, "connections for snapshots and writes", integer(&c.DBPoolSize)},
 		{"schema-check-interval", []string{"VOLT_SCHEMA_CHECK_INTERVAL"}, "how often synced tables are checked for DDL", duration(&c.SchemaCheck)},
 		{"auth-jwt-secret", []string{"VOLT_AUTH_JWT_SECRET"}, "HS256 secret (32 bytes or more) for Authorization: Bearer tokens on POST /v1/mutations", str(&c.AuthJWTSecret)},
 		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
@@ -134,6 +137,9 @@ func (c *Config) validate() []string {
 	}
 	if c.ChunkBytes < 1024 {
 		p = append(p, fmt.Sprintf("The chunk size must be at least 1024 bytes, not %d.", c.ChunkBytes))
+	}
+	if c.DBPoolSize < 2 {
+		p = append(p, fmt.Sprintf("The database pool needs at least 2 connections, not %d.", c.DBPoolSize))
 	}
 	if c.CacheMaxAge < 0 || c.CacheStaleAge < 0 {
 		p = append(p, "Cache ages must not be negative.")

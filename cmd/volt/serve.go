@@ -48,7 +48,12 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}()
 		dbURL = cluster.URL("postgres")
 	}
-	pool, err := pgxpool.New(ctx, dbURL)
+	poolCfg, err := pgxpool.ParseConfig(dbURL)
+	if err != nil {
+		return fmt.Errorf("database URL: %w", err)
+	}
+	poolCfg.MaxConns = int32(cfg.DBPoolSize)
+	pool, err := pgxpool.NewWithConfig(ctx, poolCfg)
 	if err != nil {
 		return fmt.Errorf("database pool: %w", err)
 	}
