@@ -162,7 +162,7 @@ function headerOf(headers, name) {
   return undefined
 }
 
-export function formatLog(log, max = 40) {
+export function formatLog(log, max = 12) {
   const items = log.slice(-max)
   return items
     .map((e) => {
@@ -170,7 +170,7 @@ export function formatLog(log, max = 40) {
       if (e.error) lines.push(`   → network error: ${e.error}`)
       else {
         lines.push(`   → ${e.status} after ${e.ms} ms${e.ended !== undefined ? ` (body ended at ${e.ended} ms)` : ''} ${JSON.stringify(e.headers)}`)
-        if (e.body) lines.push(`   body: ${e.body.length > 1500 ? e.body.slice(0, 1500) + ' …' : e.body}`)
+        if (e.body) lines.push(`   body: ${e.body.length > 400 ? e.body.slice(0, 400) + ' …' : e.body}`)
         if (e.bodyError) lines.push(`   body read: ${e.bodyError}`)
       }
       return lines.join('\n')
@@ -233,7 +233,7 @@ function diagnostics(h) {
   return [
     h.errors.length ? `stream errors:\n${describeErrors(h.errors)}` : 'stream errors: none',
     `shape: isUpToDate=${h.shape.isUpToDate} handle=${h.stream.shapeHandle} lastOffset=${h.stream.lastOffset}`,
-    `HTTP exchanges (last 40 of ${h.log.length}):\n${formatLog(h.log)}`,
+    `HTTP exchanges (last 12 of ${h.log.length}):\n${formatLog(h.log)}`,
   ].join('\n')
 }
 
@@ -281,7 +281,7 @@ export async function waitForRows(h, expected, { key = ['id'], timeout = 15000, 
     } catch (d) {
       diff = d.message
     }
-    throw new Error(`${e.message}\n${diff || `rows: ${show(h.shape.currentRows)}\nexpected: ${show(want)}`}\n${diagnostics(h)}`)
+    throw new Error(capped(`${e.message}\n${(diff || `rows: ${show(h.shape.currentRows)}\nexpected: ${show(want)}`).slice(0, 5000)}\n${diagnostics(h)}`))
   } finally {
     clearTimeout(timer)
     unsubscribe()
@@ -302,7 +302,7 @@ export async function initialRows(h, { timeout = 15000 } = {}) {
       }),
     ])
   } catch (e) {
-    throw new Error(`${e.message}\n${diagnostics(h)}`)
+    throw new Error(capped(`${e.message}\n${diagnostics(h)}`))
   } finally {
     clearTimeout(timer)
   }
@@ -328,16 +328,22 @@ export function parseDurationMs(v, fallback) {
   return Number(m[1]) * ({ ms: 1, s: 1000, m: 60000 }[m[2] ?? 'ms'])
 }
 
+// node 20's test runner spins for minutes on very large failure messages, so
+// every message built here is capped.
+export function capped(message, max = 12000) {
+  return message.length > max ? `${message.slice(0, max)}\n… (${message.length - max} more characters cut)` : message
+}
+
 /** Asserts with the HTTP log attached to the message. */
 export function check(h, cond, message) {
-  if (!cond) throw new Error(`${message}\n${diagnostics(h)}`)
+  if (!cond) throw new Error(capped(`${message}\n${diagnostics(h)}`))
 }
 
 export function assertRowsEqual(h, actual, expected, key = ['id']) {
   try {
     assert.deepStrictEqual(sortRows(actual, key), sortRows(expected, key))
   } catch (e) {
-    throw new Error(`${e.message}\n${diagnostics(h)}`)
+    throw new Error(capped(`${e.message.slice(0, 5000)}\n${diagnostics(h)}`))
   }
 }
 
