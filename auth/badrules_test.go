@@ -24,6 +24,7 @@ func TestBadRules(t *testing.T) {
 		{`{"tables": {"todos": {"write": {"operations": ["upsert"]}}}}`, `unknown operation "upsert"`},
 		{`{"tables": {"todos": {"write": {"columns": ["id"]}}}}`, `tables.todos.write.operations is required`},
 		{`{"tables": {"todos": {"write": {"operations": "insert"}}}}`, `operations must be a list of strings`},
+		{`{"tables": {"todos": {"write": {"operations": ["insert"], "columns": null}}}}`, `columns must be a list of strings`},
 		{`{"tables": {"todoz": {"write": {"operations": ["insert"]}}}}`, `tables.todoz: table public.todoz does not exist`},
 		{`{"tables": {"todos": {"write": {"operations": ["insert"], "columns": ["titel"]}}}}`, `table public.todos has no column "titel"`},
 		{`{"tables": {"items": {"write": {"operations": ["insert"], "columns": ["owner"]}}}}`, `column "owner" is generated`},

@@ -175,7 +175,7 @@ func stringList(raw json.RawMessage, path string) ([]string, error) {
 		return nil, nil
 	}
 	var list []string
-	if err := json.Unmarshal(raw, &list); err != nil {
+	if err := json.Unmarshal(raw, &list); err != nil || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, fmt.Errorf("%s must be a list of strings", path)
 	}
 	return list, nil

@@ -72,21 +72,37 @@ func TestAuthServe(t *testing.T) {
 func TestAuthBadRules(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY, owner_id text NOT NULL)`)
-	rules := writeFile(t, "rules.json", `{"tables": {"todos": {"write": {"operations": ["insert"], "check": "owner = $claims.sub"}}}}`)
+	bad := writeFile(t, "bad.json", `{"tables": {"todos": {"write": {"operations": ["insert"], "check": "owner = $claims.sub"}}}}`)
+	out := serveFails(t, db, "VOLT_AUTH_JWT_SECRET="+authSecret, "VOLT_RULES="+bad)
+	if want := "volt: rules file " + bad + ": tables.todos.write.check: At location 0: unknown reference owner"; !strings.Contains(out, want) {
+		t.Fatalf("output lacks %q:\n%s", want, out)
+	}
+	// Rules about claims without a key to verify them are refused too.
+	good := writeFile(t, "good.json", `{"tables": {"todos": {"write": {"operations": ["insert"], "check": "owner_id = $claims.sub"}}}}`)
+	if out := serveFails(t, db, "VOLT_RULES="+good); !strings.Contains(out, "refers to $claims, but no JWT key is configured") {
+		t.Fatalf("rules with claims and no key:\n%s", out)
+	}
+	if out := serveFails(t, db, "VOLT_AUTH_JWT_SECRET=short"); !strings.Contains(out, "volt: JWT configuration: the HS256 secret is 5 bytes; it must be at least 32") {
+		t.Fatalf("short secret:\n%s", out)
+	}
+}
+
+// serveFails runs volt serve with env and returns its output; it must exit
+// with an error.
+func serveFails(t *testing.T, db string, env ...string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	port := freePort(t)
 	cmd := exec.CommandContext(ctx, voltBin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+db, "VOLT_PORT="+strconv.Itoa(port), "VOLT_STORAGE_DIR="+t.TempDir(),
-		"VOLT_REPLICATION_STREAM_ID=s"+strconv.Itoa(port), "VOLT_AUTH_JWT_SECRET="+authSecret, "VOLT_RULES="+rules)
+		"VOLT_REPLICATION_STREAM_ID=s"+strconv.Itoa(port))
+	cmd.Env = append(cmd.Env, env...)
 	out, err := cmd.CombinedOutput()
 	if err == nil {
-		t.Fatalf("volt started with a bad rules file:\n%s", out)
+		t.Fatalf("volt serve %v did not fail:\n%s", env, out)
 	}
-	want := "volt: rules file " + rules + ": tables.todos.write.check: At location 0: unknown reference owner"
-	if !strings.Contains(string(out), want) {
-		t.Fatalf("output lacks %q:\n%s", want, out)
-	}
+	return string(out)
 }
 
 func writeFile(t *testing.T, name, content string) string {
