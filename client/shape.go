@@ -31,6 +31,7 @@ type Shape struct {
 	mu       sync.Mutex
 	rows     map[string]Row
 	upToDate bool
+	lsn      uint64 // global_last_seen_lsn of the last up-to-date; 0 after a must-refetch
 	txids    txidTracker
 	changed  chan struct{} // closed and replaced whenever state changes
 	stopErr  error         // why Run returned; nil while it runs or before
@@ -87,11 +88,13 @@ func (sh *Shape) apply(b Batch) error {
 			sc.Changes = append(sc.Changes, e)
 		case *UpToDate:
 			sh.txids.upToDate()
+			sh.lsn = max(sh.lsn, e.LSN)
 		case *SnapshotEnd:
 			sh.txids.snapshot(e)
 		case *MustRefetch:
 			clear(sh.rows)
 			sh.txids.refetch()
+			sh.lsn = 0
 			sc.MustRefetch = true
 		}
 	}
