@@ -75,7 +75,7 @@ func (v *voltServer) start() {
 	cmd := exec.Command(voltBin, "serve")
 	cmd.Env = append(os.Environ(), "DATABASE_URL="+v.dbURL,
 		"VOLT_PORT="+strconv.Itoa(v.port), "VOLT_STORAGE_DIR="+v.storage,
-		"VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_CHUNK_BYTES=2000",
+		"VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_CHUNK_BYTES=2000", "VOLT_INSECURE_WRITES=true",
 		"VOLT_REPLICATION_STREAM_ID=c"+strconv.Itoa(v.port))
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = io.Discard

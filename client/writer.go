@@ -506,20 +506,22 @@ func (w *Writer) settle(ctx context.Context, batch []*wtx, firstSend []bool, res
 		if r.Seq != t.seq {
 			return false, false, protocolErrorf("mutations answer: result %d has seq %d, sent %d", i, r.Seq, t.seq)
 		}
-		switch r.Status {
-		case volt.StatusAccepted, volt.StatusRejected:
+		switch {
+		case r.Code == volt.CodeOutOfOrder && r.Status != volt.StatusAccepted:
+			// volt answers it with status rejected, but nothing was
+			// decided: resynchronise and send again.
+			if r.ExpectedSeq < 1 {
+				return true, false, nil
+			}
+			return false, true, w.resyncLocked(ctx, r, &calls)
+		case r.Status == volt.StatusAccepted || r.Status == volt.StatusRejected:
 			if r.Replayed && firstSend[i] {
 				w.finishLocked(t, volt.MutationResult{}, &SeqError{Seq: t.seq, Result: r, reused: true}, &calls)
 				continue
 			}
 			w.finishLocked(t, r, nil, &calls)
-		case volt.StatusRetry:
+		default: // retry, or a status this client does not know
 			return true, false, nil
-		default: // out_of_order, or a status this client does not know
-			if r.Code != volt.CodeOutOfOrder || r.ExpectedSeq < 1 {
-				return true, false, nil
-			}
-			return false, true, w.resyncLocked(ctx, r, &calls)
 		}
 	}
 	return false, false, nil
