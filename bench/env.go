@@ -120,6 +120,7 @@ func (e *Env) serverEnv(port int) []string {
 		"VOLT_LONG_POLL_TIMEOUT=" + longPollTimeout.String(),
 		"VOLT_REPLICATION_STREAM_ID=" + e.streamID(),
 		"VOLT_LOG_LEVEL=warn",
+		"VOLT_INSECURE_WRITES=true", // S10 writes without rules; the bench is loopback-only
 	}
 }
 

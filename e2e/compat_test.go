@@ -37,7 +37,7 @@ func TestOfficialTypeScriptClient(t *testing.T) {
 	// small chunks (Electric's CI value) make snapshots and catch-ups span
 	// several chunks.
 	const sseTimeout = "3s"
-	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_SSE_TIMEOUT="+sseTimeout, "VOLT_CHUNK_BYTES=10000")
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_SSE_TIMEOUT="+sseTimeout, "VOLT_CHUNK_BYTES=10000", "VOLT_INSECURE_WRITES=true")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

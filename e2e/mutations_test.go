@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 
 	wire "github.com/voltsync/volt"
@@ -33,7 +34,7 @@ func postMutations(t *testing.T, v *volt, req wire.MutationRequest) []wire.Mutat
 func TestMutationsReceiptAndTxid(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY, title text NOT NULL)`)
-	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s")
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_INSECURE_WRITES=true")
 
 	todos := newFollower(v, "table", "todos")
 	todos.catchUp(t)
@@ -78,5 +79,21 @@ func TestMutationsCORS(t *testing.T) {
 	r := do(t, http.MethodOptions, v.URL+wire.MutationsPath, "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
 	if r.Status != http.StatusNoContent || r.Header.Get("access-control-allow-origin") != "https://app.example" || r.Header.Get("access-control-allow-headers") == "" {
 		t.Fatalf("preflight: %d %v", r.Status, r.Header)
+	}
+}
+
+// TestWritesRefusedWithoutRules: with no rules configured (and no
+// -insecure-writes) the write endpoint refuses every write and applies nothing.
+func TestWritesRefusedWithoutRules(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE todos (id int PRIMARY KEY, title text)`)
+	v := startVolt(t, db)
+	status, _, body := postJSON(t, v.URL+wire.MutationsPath,
+		`{"client_id":"c1","transactions":[{"seq":1,"mutations":[{"op":"insert","table":"todos","values":{"id":1,"title":"x"}}]}]}`)
+	if status != 200 || !strings.Contains(string(body), `"status":"rejected"`) || !strings.Contains(string(body), `"code":"forbidden"`) {
+		t.Fatalf("write without rules: %d %s", status, body)
+	}
+	if rows := pgRows(t, db, "todos", 1, `SELECT id FROM todos`); len(rows) != 0 {
+		t.Fatalf("a refused write was applied: %v", rows)
 	}
 }

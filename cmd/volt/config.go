@@ -29,6 +29,7 @@ type Config struct {
 	LogLevel           string
 	SchemaCheck        time.Duration
 	DBPoolSize         int
+	InsecureWrites     bool
 
 	// Authorisation of POST /v1/mutations (docs/AUTH.md).
 	AuthJWTSecret    string // HS256 secret
@@ -79,6 +80,7 @@ func (c *Config) settings() []setting {
 		{"replication-stream-id", []string{"VOLT_REPLICATION_STREAM_ID", "ELECTRIC_REPLICATION_STREAM_ID"}, "suffix of the publication and slot names", str(&c.StreamID)},
 		{"allow-shape-deletion", []string{"VOLT_ALLOW_SHAPE_DELETION", "ELECTRIC_ENABLE_INTEGRATION_TESTING"}, "enable DELETE /v1/shape", boolean(&c.AllowShapeDeletion)},
 		{"log-level", []string{"VOLT_LOG_LEVEL", "ELECTRIC_LOG_LEVEL"}, "debug, info, warn or error", str(&c.LogLevel)},
+		{"insecure-writes", []string{"VOLT_INSECURE_WRITES"}, "without -rules, let POST /v1/mutations write every table in schema public (development only)", boolean(&c.InsecureWrites)},
 		{"db-pool-size", []string{"VOLT_DB_POOL_SIZE", "ELECTRIC_DB_POOL_SIZE"}, "connections for snapshots and writes", integer(&c.DBPoolSize)},
 		{"schema-check-interval", []string{"VOLT_SCHEMA_CHECK_INTERVAL"}, "how often synced tables are checked for DDL", duration(&c.SchemaCheck)},
 		{"auth-jwt-secret", []string{"VOLT_AUTH_JWT_SECRET"}, "HS256 secret (32 bytes or more) for Authorization: Bearer tokens on POST /v1/mutations", str(&c.AuthJWTSecret)},

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/auth"
 	"github.com/voltsync/volt/httpapi"
 	"github.com/voltsync/volt/internal/pgembed"
@@ -203,15 +204,27 @@ func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifie
 		log.Warn("POST /v1/mutations is disabled: cannot create the volt schema", "err", err)
 		return nil, nil
 	}
-	warnPolicy(policy, log)
-	return mutations.New(pool, policy.Options(mutations.Options{Logger: log})), nil
+	opts := policy.Options(mutations.Options{Logger: log})
+	if policy.Rules == nil && !cfg.InsecureWrites {
+		opts.Check = refuseWithoutRules
+		log.Info("POST /v1/mutations refuses every write until write rules are configured (-rules, docs/AUTH.md; -insecure-writes for development)")
+	} else {
+		warnPolicy(policy, log)
+	}
+	return mutations.New(pool, opts), nil
+}
+
+// refuseWithoutRules is the write endpoint's check when nothing says who may
+// write what: tables without a rule are not writable.
+func refuseWithoutRules(context.Context, any, volt.Mutation, map[string]any, map[string]any) error {
+	return mutations.Reject(volt.CodeForbidden, "no write rules are configured on this server (start volt serve with -rules, see docs/AUTH.md)")
 }
 
 // warnPolicy logs what the write endpoint's configuration leaves open.
 func warnPolicy(p *auth.Policy, log *slog.Logger) {
 	switch {
 	case p.Verifier == nil && p.Rules == nil:
-		log.Warn("POST /v1/mutations accepts writes to every table in schema public from any client: set -rules and a JWT key (docs/AUTH.md)")
+		log.Warn("-insecure-writes: POST /v1/mutations accepts writes to every table in schema public from any client; set -rules and a JWT key instead (docs/AUTH.md)")
 	case p.Rules == nil:
 		log.Warn("POST /v1/mutations requires a valid token, but without -rules every authenticated client can write every table in schema public")
 	case p.Verifier == nil:
