@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -75,9 +76,17 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		return nil, false
 	}
 	req.def.Schema, req.def.Table = schema, name
-	// A known handle carries the table definition: no catalog round trip.
+	// A known handle carries the table definition: no catalog round trip,
+	// and for a request spelled as before, not even a parse.
 	if e, ok := s.Cache.Lookup(req.handle); ok && e.Shape.Table.Schema == schema && e.Shape.Table.Name == name {
+		sig := e.Handle + "\x00" + definitionSignature(req.def)
+		if _, seen := s.knownDefs.Load(sig); seen {
+			return e.Shape, true
+		}
 		if sh, err := shape.New(req.def, e.Shape.Table); err == nil {
+			if sh.Key == e.Shape.Key {
+				s.knownDefs.Store(sig, struct{}{})
+			}
 			return sh, true
 		}
 	}
@@ -103,6 +112,12 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		return nil, false
 	}
 	return sh, true
+}
+
+// definitionSignature is the request's shape definition as spelled.
+func definitionSignature(d shape.Definition) string {
+	b, _ := json.Marshal(d)
+	return string(b)
 }
 
 func (s *Server) table(ctx context.Context, schema, name string) (*volt.Table, error) {

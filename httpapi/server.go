@@ -12,6 +12,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -56,6 +57,9 @@ type Server struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	etagSeq atomic.Int64
+	// knownDefs remembers "<handle>\x00<definition as spelled>" pairs that
+	// resolve to that handle's shape, so repeated requests skip parsing.
+	knownDefs sync.Map
 }
 
 func (s *Server) defaults() {
