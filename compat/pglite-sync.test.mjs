@@ -15,6 +15,7 @@ import { isDeepStrictEqual } from 'node:util'
 import { PGlite } from '@electric-sql/pglite'
 import { electricSync } from '@electric-sql/pglite-sync'
 import { connectPg, uniqueName, ident, SHAPE_URL, formatLog, capped, show } from './helpers.mjs'
+import { loggingFetch } from './fetch-log.mjs'
 
 const DISPLAY = [
   `SET bytea_output = 'hex'`,
@@ -74,36 +75,6 @@ async function columnNames(db, table) {
     [ident(table)],
   )
   return rows.map((r) => r.name)
-}
-
-function loggingFetch(log) {
-  return async (input, init) => {
-    const entry = { n: log.length + 1, at: Date.now(), method: init?.method ?? 'GET', url: decodeURIComponent(String(input instanceof Request ? input.url : input)).replace(/^https?:\/\/[^/]+/, '') }
-    log.push(entry)
-    try {
-      const res = await fetch(input, init)
-      entry.ms = Date.now() - entry.at
-      entry.status = res.status
-      entry.headers = {}
-      for (const [k, v] of res.headers) if (k.startsWith('electric-')) entry.headers[k] = v
-      entry.body = ''
-      if (res.body) {
-        const reader = res.clone().body.getReader()
-        const dec = new TextDecoder()
-        ;(async () => {
-          for (;;) {
-            const { done, value } = await reader.read()
-            if (done) break
-            if (entry.body.length < 6000) entry.body += dec.decode(value, { stream: true })
-          }
-        })().catch(() => {})
-      }
-      return res
-    } catch (e) {
-      entry.error = String(e?.cause ?? e)
-      throw e
-    }
-  }
 }
 
 /**
