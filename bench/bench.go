@@ -1,14 +1,17 @@
 // Package bench measures volt against baselines run on the same machine in
 // the same run: Postgres' own COPY for initial sync, LISTEN/NOTIFY for
-// commit-to-client latency, plain INSERTs over pgx for the write round trip,
-// and volt itself at the smallest size for the scenarios that scale
-// (unrelated shapes, fan-out).
+// commit-to-client latency and fan-out, a naive poller that re-runs each
+// shape's query every 100 ms, plain INSERTs over pgx for the write round
+// trip, the writers' TPS without volt and pg_recvlogical → /dev/null for
+// replication keep-up, and volt itself at the smallest size for the
+// scenarios that scale (unrelated shapes, fan-out, restart).
 //
 // Run starts a throwaway Postgres (pgembed, fsync on) and `volt serve` as a
 // child process on a free loopback port, runs the scenarios of
-// ../shared/performance.md §6 that this version covers (S1, S4, S5, S10) with
-// bounded counts, and returns one Row per measurement. `volt bench` prints
-// them as a table and writes them to bench/results/.
+// ../shared/performance.md §6 that this version covers (S1, S4, S5, S10,
+// S8, S11) with bounded counts, and returns one Row per measurement and one
+// Plot per sweep. `volt bench` prints the rows as a table and writes them,
+// with the plots as PNGs, to bench/results/.
 package bench
 
 import (
@@ -33,12 +36,24 @@ type Sizes struct {
 	// S10Duration each.
 	S10Writers  []int
 	S10Duration time.Duration
+	// S8Shapes are the shape counts of the replication keep-up test (sizes
+	// beyond the open-files limit give a FAILED row), S8Rates its target
+	// commit rates (0: as fast as the writers go), S8Duration each rate's.
+	S8Shapes   []int
+	S8Rates    []int
+	S8Duration time.Duration
+	// S11Shapes are the idle-shape counts for memory and restart (beyond
+	// the open-files limit: a FAILED row), S11Parked the parked live requests.
+	S11Shapes []int
+	S11Parked int
 }
 
 // QuickSizes finish in under 3 minutes on a 2-core machine.
 func QuickSizes() Sizes {
 	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000},
-		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second}
+		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second,
+		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{1_000, 0}, S8Duration: 3 * time.Second,
+		S11Shapes: []int{500, 100_000}, S11Parked: 1_000}
 }
 
 // FullSizes add the large sizes.
@@ -47,13 +62,17 @@ func FullSizes() Sizes {
 		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000},
 		S4Commits: 50, S5Clients: []int{100, 1_000, 5_000},
 		S10Writers: []int{1, 8, 32}, S10Duration: 5 * time.Second,
+		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{1_000, 2_000, 5_000, 0}, S8Duration: 10 * time.Second,
+		S11Shapes: []int{1_000, 4_500, 100_000}, S11Parked: 5_000,
 	}
 }
 
 // TinySizes only check that every scenario runs (tests).
 func TinySizes() Sizes {
 	return Sizes{S1Rows: []int{1_000}, S4Shapes: []int{5}, S4Commits: 5, S5Clients: []int{5},
-		S10Writers: []int{1, 2}, S10Duration: 200 * time.Millisecond}
+		S10Writers: []int{1, 2}, S10Duration: 200 * time.Millisecond,
+		S8Shapes: []int{20}, S8Rates: []int{200, 0}, S8Duration: 300 * time.Millisecond,
+		S11Shapes: []int{10}, S11Parked: 5}
 }
 
 // Config is one benchmark run.
@@ -105,6 +124,7 @@ type Report struct {
 	Rows     []Row
 	Phases   []Phase  // CPU and wall time per scenario
 	Settings []string // how Postgres and volt were configured
+	Plots    []*Plot  // one per sweep
 }
 
 // scenario is one named part of a run.
@@ -147,6 +167,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rep.Phases = append(rep.Phases, env.phaseSince(sc.name, mark))
 	}
 	rep.Elapsed = time.Since(rep.Started)
+	rep.Plots = env.plots
 	return rep, nil
 }
 
@@ -157,6 +178,12 @@ func scenarios(sz Sizes) []scenario {
 		{"s5", func(ctx context.Context, env *Env) ([]Row, error) { return runS5(ctx, env, sz.S5Clients) }},
 		{"s10", func(ctx context.Context, env *Env) ([]Row, error) {
 			return runS10(ctx, env, sz.S10Writers, sz.S10Duration)
+		}},
+		{"s8", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS8(ctx, env, sz.S8Shapes, sz.S8Rates, sz.S8Duration)
+		}},
+		{"s11", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS11(ctx, env, sz.S11Shapes, sz.S11Parked)
 		}},
 	}
 }

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,22 +19,27 @@ type Phase struct {
 	Wall      time.Duration
 	ServerCPU time.Duration // volt serve, user + system
 	ClientCPU time.Duration // the bench process (load clients, baselines' clients)
+	PGCPU     time.Duration // Postgres: the postmaster, its reaped children and its live backends
 }
 
 // cpuMark is a point in time to measure a phase from.
 type cpuMark struct {
-	at             time.Time
-	server, client time.Duration
+	at                 time.Time
+	server, client, pg time.Duration
 }
 
 func (e *Env) markCPU() cpuMark {
-	s, _ := processCPU(e.server.Process.Pid)
-	return cpuMark{at: time.Now(), server: s, client: selfCPU()}
+	s := e.pastServerCPU
+	if e.server != nil {
+		c, _ := processCPU(e.server.Process.Pid)
+		s += c
+	}
+	return cpuMark{at: time.Now(), server: s, client: selfCPU(), pg: e.postgresCPU()}
 }
 
 func (e *Env) phaseSince(name string, m cpuMark) Phase {
 	now := e.markCPU()
-	return Phase{Name: name, Wall: now.at.Sub(m.at), ServerCPU: now.server - m.server, ClientCPU: now.client - m.client}
+	return Phase{Name: name, Wall: now.at.Sub(m.at), ServerCPU: now.server - m.server, ClientCPU: now.client - m.client, PGCPU: now.pg - m.pg}
 }
 
 // processCPU is utime + stime of pid from /proc/<pid>/stat.
@@ -61,4 +67,57 @@ func selfCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// postgresCPU is the CPU time of the Postgres cluster: the postmaster's own
+// and its reaped children's (cutime, cstime), plus every live child's. A
+// backend that exits between two marks is counted once it is reaped, so
+// short-lived connections make this approximate.
+func (e *Env) postgresCPU() time.Duration {
+	if e.cluster == nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(readFile(filepath.Join(e.cluster.DataDir, "postmaster.pid")), "\n")
+	pm, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil {
+		return 0
+	}
+	f, err := statFields(pm)
+	if err != nil {
+		return 0
+	}
+	total := time.Duration(0)
+	for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		total += time.Duration(v) * clockTick
+	}
+	ents, _ := os.ReadDir("/proc")
+	for _, ent := range ents {
+		pid, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		f, err := statFields(pid)
+		if err != nil || f[1] != strconv.Itoa(pm) { // f[1] is the parent pid
+			continue
+		}
+		c, _ := processCPU(pid)
+		total += c
+	}
+	return total
+}
+
+// statFields are the fields of /proc/<pid>/stat after the command name:
+// [0] state, [1] ppid, … [11] utime, [12] stime, [13] cutime, [14] cstime.
+func statFields(pid int) ([]string, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil, err
+	}
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 15 {
+		return nil, fmt.Errorf("short /proc/%d/stat", pid)
+	}
+	return f, nil
 }

@@ -39,6 +39,9 @@ type Env struct {
 	exited  chan struct{}
 	logPath string
 	gen     int // servers started so far; each has its own storage and slot
+	// pastServerCPU is the CPU time of the servers already stopped.
+	pastServerCPU time.Duration
+	plots         []*Plot
 }
 
 // StartEnv starts Postgres (fsync on) and volt serve against it.
@@ -74,7 +77,9 @@ func (e *Env) startPostgres(ctx context.Context) error {
 	e.progress("starting Postgres in %s", e.workDir)
 	c, err := pgembed.Start(ctx, pgembed.Options{
 		DataDir: filepath.Join(e.workDir, "pg"),
-		Logger:  slog.New(slog.NewTextHandler(io.Discard, nil)),
+		// The LISTEN/NOTIFY fan-out baseline holds one backend per listener.
+		Settings: map[string]string{"max_connections": strconv.Itoa(maxNotifyListeners + 200)},
+		Logger:   slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	if err != nil {
 		return fmt.Errorf("start postgres: %w", err)
@@ -87,14 +92,20 @@ func (e *Env) startPostgres(ctx context.Context) error {
 }
 
 func (e *Env) startServer(ctx context.Context) error {
+	e.gen++
+	return e.launch(ctx)
+}
+
+// launch starts volt serve on storage generation e.gen and waits until
+// /v1/health says active.
+func (e *Env) launch(ctx context.Context) error {
 	port, err := freePort()
 	if err != nil {
 		return err
 	}
-	e.gen++
 	e.URL = "http://127.0.0.1:" + strconv.Itoa(port)
 	e.logPath = filepath.Join(e.workDir, fmt.Sprintf("volt-%d.log", e.gen))
-	logFile, err := os.Create(e.logPath)
+	logFile, err := os.OpenFile(e.logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return fmt.Errorf("create server log: %w", err)
 	}
@@ -116,7 +127,7 @@ func (e *Env) serverEnv(port int) []string {
 	return []string{
 		"DATABASE_URL=" + e.dbURL,
 		"VOLT_PORT=" + strconv.Itoa(port),
-		"VOLT_STORAGE_DIR=" + filepath.Join(e.workDir, fmt.Sprintf("volt-%d", e.gen)),
+		"VOLT_STORAGE_DIR=" + e.storageDir(),
 		"VOLT_LONG_POLL_TIMEOUT=" + longPollTimeout.String(),
 		"VOLT_REPLICATION_STREAM_ID=" + e.streamID(),
 		"VOLT_LOG_LEVEL=warn",
@@ -137,11 +148,13 @@ func inheritedEnv() []string {
 	return env
 }
 
+func (e *Env) storageDir() string { return filepath.Join(e.workDir, fmt.Sprintf("volt-%d", e.gen)) }
+
 func (e *Env) streamID() string { return fmt.Sprintf("bench%d", e.gen) }
 
 // Settings describes how Postgres and volt run.
 func (e *Env) Settings() []string {
-	s := []string{"Postgres: pgembed defaults (fsync on, synchronous_commit on, shared_buffers 128MB, wal_level logical), 127.0.0.1"}
+	s := []string{fmt.Sprintf("Postgres: pgembed defaults (fsync on, synchronous_commit on, shared_buffers 128MB, wal_level logical, wal_sender_timeout 60s) except max_connections %d (for the LISTEN/NOTIFY fan-out's listeners), 127.0.0.1", maxNotifyListeners+200)}
 	env := e.serverEnv(0)
 	for _, kv := range env[2:] { // no DATABASE_URL, no port
 		if !strings.HasPrefix(kv, "VOLT_STORAGE_DIR") && !strings.HasPrefix(kv, "VOLT_REPLICATION_STREAM_ID") {
@@ -156,6 +169,25 @@ func (e *Env) Settings() []string {
 // RestartServer stops volt, drops its slot and publication, and starts a
 // fresh one with empty storage, so scenarios do not inherit each other's shapes.
 func (e *Env) RestartServer(ctx context.Context) error {
+	if err := e.dropServer(ctx); err != nil {
+		return err
+	}
+	return e.startServer(ctx)
+}
+
+// restartSameStorage stops volt and starts it again on the same storage,
+// slot and publication; it returns how long the stop took.
+func (e *Env) restartSameStorage(ctx context.Context) (stopped time.Duration, err error) {
+	start := time.Now()
+	e.stopServer()
+	stopped = time.Since(start)
+	return stopped, e.launch(ctx)
+}
+
+func (e *Env) slotName() string { return "volt_slot_" + e.streamID() }
+
+// dropServer stops volt and drops its slot and publication.
+func (e *Env) dropServer(ctx context.Context) error {
 	e.stopServer()
 	id := e.streamID()
 	if err := e.dropSlot(ctx, "volt_slot_"+id); err != nil {
@@ -164,7 +196,7 @@ func (e *Env) RestartServer(ctx context.Context) error {
 	if _, err := e.Pool.Exec(ctx, `DROP PUBLICATION IF EXISTS volt_publication_`+id); err != nil {
 		return fmt.Errorf("drop publication of %s: %w", id, err)
 	}
-	return e.startServer(ctx)
+	return nil
 }
 
 // dropSlot drops a replication slot, waiting for the walsender of the
@@ -190,6 +222,9 @@ func (e *Env) stopServer() {
 	}
 	start := time.Now()
 	defer func() { e.progress("volt serve stopped in %s", time.Since(start).Round(time.Millisecond)) }()
+	if c, err := processCPU(e.server.Process.Pid); err == nil {
+		e.pastServerCPU += c // so phases that restart volt still add up
+	}
 	_ = e.server.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-e.exited:

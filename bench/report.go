@@ -37,8 +37,9 @@ func WriteTable(w io.Writer, rows []Row) error {
 	return tw.Flush()
 }
 
-// Markdown renders a report, with how it was run (command).
-func Markdown(rep *Report, command string) string {
+// Markdown renders a report, with how it was run (command); plotFiles
+// names the PNG of each plot (by Plot.Name) to embed.
+func Markdown(rep *Report, command string, plotFiles map[string]string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# volt bench, %s mode, %s\n\n", rep.Mode, rep.Started.Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&b, "Run with `%s`; took %s.\n\n", command, rep.Elapsed.Round(time.Second))
@@ -47,9 +48,18 @@ func Markdown(rep *Report, command string) string {
 	for _, r := range rep.Rows {
 		b.WriteString("| " + strings.Join(escapeCells(r.cells()), " | ") + " |\n")
 	}
-	b.WriteString("\n## CPU per scenario\n\n| scenario | wall | volt serve CPU | bench process CPU |\n|---|---|---|---|\n")
+	if len(plotFiles) > 0 {
+		b.WriteString("\n## Sweeps\n\nLog-log axes; dashed lines are targets of performance.md §6, thin lines baselines of this run.\n\n")
+		for _, p := range rep.Plots {
+			if f, ok := plotFiles[p.Name]; ok {
+				fmt.Fprintf(&b, "![%s](%s)\n\n", p.Title, f)
+			}
+		}
+	}
+	b.WriteString("\n## CPU per scenario\n\n| scenario | wall | volt serve CPU | bench process CPU | Postgres CPU |\n|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", p.Name, p.Wall.Round(time.Millisecond), p.ServerCPU, p.ClientCPU.Round(time.Millisecond))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", p.Name, p.Wall.Round(time.Millisecond), p.ServerCPU,
+			p.ClientCPU.Round(time.Millisecond), p.PGCPU)
 	}
 	b.WriteString("\n## Machine\n\n")
 	for _, l := range rep.Machine.lines() {
@@ -70,8 +80,14 @@ var notes = []string{
 	"S4 creates the N shapes with offset=-1 requests, then commits one row at a time into the followed shape (owner_id = 0), 10 ms apart so its long poll is parked again.",
 	"S5 opens one TCP connection per client, waits until every long poll is written plus 200 ms + 0.1 ms per client, then inserts one row; 3 rounds, all receipts pooled. The server has no parked-request signal, so on a loaded machine some polls may still be on their way in when the row commits; that inflates large-C figures.",
 	"S10 writers each have their own client_id and seq, and insert one row per transaction into s10_items with owner = the writer's name. Round trip: each writer follows its own live shape (owner = '<writer>', long polls following electric-offset and cursor) and times from sending the POST to the response that carries the row; it sends the next POST only then, so writes/s is what W closed-loop writers sustain, not a maximum. POST alone: the same writers without shapes, timed to the answer. Baseline: W goroutines, one pgx connection each, autocommit single-row INSERTs into s10_plain (same schema, in no shape). Every writer makes one untimed write first; volt serve's pgx pool keeps its default size (max(4, CPUs) connections) for the endpoint and snapshots alike.",
+	"S4 vs naive poller: N goroutines (owner_id = 0..N-1), each re-running its shape's full query (`SELECT id, owner_id, name, title, status, priority … WHERE owner_id = k`) every 100 ms on a 16-connection pgx pool, spread over the interval; the poller of owner_id = 0 reports ids it has not seen, and the same commits as S4 are timed to it. Postgres CPU is the postmaster's and its backends' utime+stime over the commits (cores = CPU seconds ÷ wall seconds), for volt's S4 commits and for the poller alike.",
+	"S5 vs LISTEN/NOTIFY: C pgx connections LISTEN on a channel an AFTER INSERT trigger pg_notify's; one row per round, 3 rounds, each receipt timed from sending the INSERT as in S5. Above 1 000 listeners it is not run (one Postgres backend each).",
+	"S8: 8 writers on their own pgx connections commit single-row INSERTs into s8_items, paced open-loop at the target rate (max: back to back) for the stated time. About 50 commits/s go to owner_id = 0, which one client follows live; the rest spread over the other N-1 shapes, so every commit matches one shape. commit→client is from COMMIT returning to that client's response. volt has no commit→log probe, so commit→client stands in for it (an upper bound). Slot lag is sampled every 100 ms: confirmed = pg_current_wal_lsn − confirmed_flush_lsn (volt acknowledges every 10 s, its status interval, so this reads up to 10 s of WAL), sent = pg_current_wal_lsn − the walsender's sent_lsn. Drained = from the writers stopping to the last probe arriving. The 'without volt' baseline runs first with volt stopped and its slot dropped.",
+	"S8 decoding limit: a pgoutput slot of the bench's own is created before S8's first insert; after the last phase pg_recvlogical (from the Postgres bin dir, -F 0, --endpos = the then-current LSN) streams it to /dev/null and is timed from exec to exit. Every S8 insert is one transaction, so tx/s = S8's inserts ÷ that time (it includes pg_recvlogical's start-up).",
+	"S11: memory per idle shape and per parked poll are VmRSS differences (1 s after the last shape request; with the polls parked); restart-to-ready sends SIGTERM, waits for exit, starts volt serve on the same storage dir, slot and publication, and times from exec to /v1/health reporting active, then to the response of an offset=-1 request for an existing shape; 'same handle' says whether that shape survived the restart. The baseline is the same restart with one shape.",
 	"RSS figures are the server's VmRSS (/proc/<pid>/status) differences, so they are approximate.",
-	"-cpuprofile profiles the bench process (the load clients), not the server.",
+	"-cpuprofile profiles the bench process (the load clients), not the server; attach `perf record -g -p <pid>` (the pid is in the progress output) for volt serve.",
+	"FAILED rows: volt serve keeps 4 files open per shape today, so with the 20 000 open-files limit of this machine it holds about 4 900 shapes; sizes beyond that are reported, not run (S8, S11) or run until they fail (S4).",
 }
 
 func escapeCells(cells []string) []string {
@@ -93,7 +109,20 @@ func WriteResults(dir string, rep *Report, command string) (string, error) {
 	for i := 2; fileExists(path); i++ {
 		path = filepath.Join(dir, fmt.Sprintf("%s-%d.md", base, i))
 	}
-	if err := os.WriteFile(path, []byte(Markdown(rep, command)), 0o644); err != nil {
+	stem := strings.TrimSuffix(filepath.Base(path), ".md")
+	files := map[string]string{}
+	for _, p := range rep.Plots {
+		img, err := p.PNG()
+		if err != nil {
+			return "", err
+		}
+		name := stem + "-" + p.Name + ".png"
+		if err := os.WriteFile(filepath.Join(dir, name), img, 0o644); err != nil {
+			return "", fmt.Errorf("write plot: %w", err)
+		}
+		files[p.Name] = name
+	}
+	if err := os.WriteFile(path, []byte(Markdown(rep, command, files)), 0o644); err != nil {
 		return "", fmt.Errorf("write results: %w", err)
 	}
 	return path, nil

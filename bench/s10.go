@@ -74,6 +74,15 @@ func s10Level(ctx context.Context, env *Env, ids *atomic.Int64, w int, d time.Du
 		return nil, fmt.Errorf("round trip: %w", err)
 	}
 	env.progress("S10: W=%d round trip %s, %s (POST answered %s)", w, rt.lat.full(), rate(rt.perSec(), "writes"), rt.post)
+	pl := env.plot("s10", "S10: write round trip latency vs concurrent writers", "writers W", "ms")
+	x := float64(w)
+	pl.add("volt round trip p50", x, msf(rt.lat.p50))
+	pl.add("volt round trip p99", x, msf(rt.lat.p99))
+	pl.add("volt POST alone p50", x, msf(post.lat.p50))
+	pl.add("INSERT over pgx p50 (baseline)", x, msf(plain.lat.p50))
+	pl.add("INSERT over pgx p99 (baseline)", x, msf(plain.lat.p99))
+	pl.add("target p50 5 ms", x, 5)
+	pl.add("target p99 20 ms", x, 20)
 	return []Row{s10RoundTripRow(w, d, rt, post, plain), s10PostRow(w, d, post, plain)}, nil
 }
 

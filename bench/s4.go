@@ -96,11 +96,25 @@ func s4Step(ctx context.Context, env *Env, rcv *receiver, have, n, commits int, 
 		env.progress("S4: creating shapes failed: %v\nvolt serve log (tail):\n%s", createErr, env.logTail())
 		return []Row{s4CreateFailedRow(made, n-have, n, createErr, after)}, false, nil
 	}
+	mark := env.markCPU()
 	lat, err := shapeLatency(ctx, env, rcv, commits)
 	if err != nil {
 		return nil, false, err
 	}
+	voltPhase := env.phaseSince("", mark)
 	env.progress("S4: N=%d %s (created %d shapes in %s)", n, lat, n-have, took)
+	poll, err := naivePoller(ctx, env, s4Table, n, commits)
+	if err != nil {
+		return nil, false, fmt.Errorf("naive poller: %w", err)
+	}
+	env.progress("S4: naive poller at %d shapes: %s, %.0f queries/s", n, poll.lat.fromCommit.full(), poll.qps())
+	pl := env.plot("s4", "S4: commit to client latency vs unrelated shapes", "shapes N", "latency ms")
+	pl.add("volt p50", float64(n), msf(lat.fromCommit.p50))
+	pl.add("volt p99", float64(n), msf(lat.fromCommit.p99))
+	pl.add("volt N=1 p50 (baseline)", float64(n), msf(one.fromCommit.p50))
+	pl.add("100 ms poller p50 (baseline)", float64(n), msf(poll.lat.fromCommit.p50))
+	pl.add("target p50 5 ms", float64(n), 5)
+	pl.add("target p99 15 ms", float64(n), 15)
 	rows = []Row{{
 		Scenario: "S4 commit→client, N unrelated shapes",
 		Params:   fmt.Sprintf("N=%s `owner_id = k`, %d single-row commits", count(n), commits),
@@ -109,6 +123,7 @@ func s4Step(ctx context.Context, env *Env, rcv *receiver, have, n, commits int, 
 		Target:    s4Target,
 		VoltValue: msf(lat.fromCommit.p50), BaselineValue: msf(one.fromCommit.p50),
 	}}
+	rows = append(rows, pollRow(n, commits, lat, voltPhase.PGCPU, voltPhase.Wall, poll))
 	if created := n - have; created > 0 {
 		rows = append(rows, s4CreateRow(created, n, took, before, after))
 	}
@@ -157,13 +172,10 @@ func s4CreateParams(created, total int) string {
 // createS4Tables makes s4_items (one row per owner 0..maxN, indexed on
 // owner_id) and s4_notify with its pg_notify trigger.
 func createS4Tables(ctx context.Context, env *Env, maxN int) error {
+	if err := createOwnerTable(ctx, env, s4Table, maxN); err != nil {
+		return err
+	}
 	stmts := []string{
-		`CREATE TABLE s4_items (id bigserial PRIMARY KEY, owner_id int NOT NULL, name text NOT NULL,
-			title text NOT NULL, status text NOT NULL, priority int NOT NULL)`,
-		`CREATE INDEX ON s4_items (owner_id)`,
-		fmt.Sprintf(`INSERT INTO s4_items (owner_id, name, title, status, priority)
-			SELECT g, 'name ' || g, 'issue title number ' || g, 'open', g %% 5 FROM generate_series(0, %d) g`, maxN),
-		`VACUUM (ANALYZE) s4_items`,
 		`CREATE TABLE s4_notify (id bigserial PRIMARY KEY, owner_id int NOT NULL, name text NOT NULL,
 			title text NOT NULL, status text NOT NULL, priority int NOT NULL)`,
 		`CREATE FUNCTION s4_notify_fn() RETURNS trigger LANGUAGE plpgsql AS
@@ -178,10 +190,34 @@ func createS4Tables(ctx context.Context, env *Env, maxN int) error {
 	return nil
 }
 
+// createOwnerTable makes table with one row per owner_id 0..n, indexed on
+// owner_id, in the schema insertRow writes.
+func createOwnerTable(ctx context.Context, env *Env, table string, n int) error {
+	stmts := []string{
+		fmt.Sprintf(`CREATE TABLE %s (id bigserial PRIMARY KEY, owner_id int NOT NULL, name text NOT NULL,
+			title text NOT NULL, status text NOT NULL, priority int NOT NULL)`, table),
+		fmt.Sprintf(`CREATE INDEX ON %s (owner_id)`, table),
+		fmt.Sprintf(`INSERT INTO %s (owner_id, name, title, status, priority)
+			SELECT g, 'name ' || g, 'issue title number ' || g, 'open', g %% 5 FROM generate_series(0, %d) g`, table, n),
+		fmt.Sprintf(`VACUUM (ANALYZE) %s`, table),
+	}
+	for _, s := range stmts {
+		if _, err := env.Pool.Exec(ctx, s); err != nil {
+			return fmt.Errorf("create %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
 // createShapes creates the shapes owner_id = from..to with concurrent
 // offset=-1 requests. It returns how long that took and how many it made;
 // the first failure stops every worker.
 func createShapes(ctx context.Context, env *Env, from, to int) (time.Duration, int, error) {
+	return createShapesOf(ctx, env, s4Table, from, to)
+}
+
+// createShapesOf creates the shapes owner_id = from..to of table.
+func createShapesOf(ctx context.Context, env *Env, table string, from, to int) (time.Duration, int, error) {
 	if from > to {
 		return 0, 0, nil
 	}
@@ -195,7 +231,7 @@ func createShapes(ctx context.Context, env *Env, from, to int) (time.Duration, i
 	start := time.Now()
 	for range s4CreateWorkers {
 		wg.Go(func() {
-			if err := createShapesWorker(ctx, env, client, &next, &made, to); err != nil {
+			if err := createShapesWorker(ctx, env, client, table, &next, &made, to); err != nil {
 				cancel(err)
 			}
 		})
@@ -207,10 +243,10 @@ func createShapes(ctx context.Context, env *Env, from, to int) (time.Duration, i
 	return time.Since(start), int(made.Load()), nil
 }
 
-func createShapesWorker(ctx context.Context, env *Env, client *http.Client, next, made *atomic.Int64, to int) error {
+func createShapesWorker(ctx context.Context, env *Env, client *http.Client, table string, next, made *atomic.Int64, to int) error {
 	var buf bytes.Buffer
 	for k := next.Add(1) - 1; k <= int64(to) && ctx.Err() == nil; k = next.Add(1) - 1 {
-		q := newShapeReq(env.URL, s4Table, "owner_id = "+strconv.FormatInt(k, 10))
+		q := newShapeReq(env.URL, table, "owner_id = "+strconv.FormatInt(k, 10))
 		if _, err := get(ctx, client, q.url(startState(), false), &buf); err != nil {
 			return fmt.Errorf("create shape owner_id = %d: %w", k, err)
 		}

@@ -39,6 +39,11 @@ func runS5(ctx context.Context, env *Env, clients []int) ([]Row, error) {
 		return nil, fmt.Errorf("C = 1: %w", err)
 	}
 	env.progress("S5: C=1 %s", one.lat.full())
+	if err := createNotifyTable(ctx, env); err != nil {
+		return nil, err
+	}
+	pl := env.plot("s5", "S5: one insert to C live clients, time to each client", "clients C", "ms from sending the INSERT")
+	s5Points(ctx, env, pl, 1, one.lat)
 	var rows []Row
 	for _, c := range clients {
 		r, err := fanout(ctx, env, q, &st, c)
@@ -47,8 +52,33 @@ func runS5(ctx context.Context, env *Env, clients []int) ([]Row, error) {
 		}
 		env.progress("S5: C=%d %s", c, r.lat.full())
 		rows = append(rows, s5Row(c, r, one))
+		pl.add("volt p50", float64(c), msf(r.lat.p50))
+		pl.add("volt max", float64(c), msf(r.lat.max))
+		pl.add("target mean 100 ms at 1k", float64(c), 100)
+		nd, err := s5Points(ctx, env, pl, c, r.lat)
+		rows = append(rows, notifyRow(c, r.lat, nd, err))
 	}
 	return rows, nil
+}
+
+// s5Points runs the LISTEN/NOTIFY fan-out at c listeners (when Postgres
+// allows that many) and plots it beside volt's figures at c.
+func s5Points(ctx context.Context, env *Env, pl *Plot, c int, volt dist) (dist, error) {
+	if c == 1 {
+		pl.add("volt p50", 1, msf(volt.p50))
+		pl.add("volt max", 1, msf(volt.max))
+	}
+	if c > maxNotifyListeners {
+		return dist{}, fmt.Errorf("not run: %d listeners would need %d Postgres backends (the bench allows %d)", c, c, maxNotifyListeners)
+	}
+	nd, err := notifyFanout(ctx, env, c, s5Rounds)
+	if err != nil {
+		return dist{}, fmt.Errorf("LISTEN/NOTIFY fan-out: %w", err)
+	}
+	env.progress("S5: LISTEN/NOTIFY C=%d %s", c, nd.full())
+	pl.add("NOTIFY p50 (baseline)", float64(c), msf(nd.p50))
+	pl.add("NOTIFY max (baseline)", float64(c), msf(nd.max))
+	return nd, nil
 }
 
 func s5Row(c int, r, one fanoutResult) Row {
@@ -124,7 +154,7 @@ func fanoutRound(ctx context.Context, env *Env, client *http.Client, q shapeReq,
 		return nil, 0, err
 	}
 	sent := time.Now()
-	if _, err := insertRow(ctx, env, s5Table, 0); err != nil {
+	if _, err := insertRow(ctx, env, q.params.Get("table"), 0); err != nil {
 		return nil, 0, err
 	}
 	lat := make([]time.Duration, 0, c)

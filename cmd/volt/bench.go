@@ -15,8 +15,16 @@ const benchUsage = `Usage: volt bench [-quick] [-out dir] [-cpuprofile dir]
 
 Starts a throwaway PostgreSQL and "volt serve" (this binary, as a child
 process) on 127.0.0.1, runs the scenarios S1 (initial sync), S4 (commit to
-client with N unrelated shapes), S5 (fan-out) and S10 (write round trip
-through POST /v1/mutations) with baselines measured in the same run, prints a table and writes it to <out>/<date>-<mode>.md.
+client with N unrelated shapes), S5 (fan-out), S10 (write round trip
+through POST /v1/mutations), S8 (replication keep-up at rising commit
+rates) and S11 (memory per idle shape and per parked request, restart to
+ready) with baselines measured in the same run (COPY, LISTEN/NOTIFY, a
+naive 100 ms poller, plain INSERTs, the writers without volt,
+pg_recvlogical to /dev/null), prints a table and writes it to
+<out>/<date>-<mode>.md with one PNG plot per sweep beside it.
+
+-cpuprofile profiles the bench process only; to profile the server, run
+perf record -g -p <pid> with the volt serve pid from the progress output.
 `
 
 // runBench is `volt bench`.
