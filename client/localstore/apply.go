@@ -1,0 +1,103 @@
+package localstore
+
+import (
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/voltsync/volt/client"
+)
+
+// applier writes changes of one table's shape to its synced table, with a
+// prepared statement per set of columns.
+type applier struct {
+	tx    *Tx
+	def   *tableDef
+	stmts map[string]*sql.Stmt
+	del   *sql.Stmt
+	idx   []int // scratch: column indexes of a change
+	args  []any
+}
+
+func newApplier(tx *Tx, def *tableDef) *applier {
+	return &applier{tx: tx, def: def, stmts: map[string]*sql.Stmt{}}
+}
+
+func (a *applier) close() {
+	for _, s := range a.stmts {
+		s.Close()
+	}
+	if a.del != nil {
+		a.del.Close()
+	}
+}
+
+// apply writes one change: inserts and updates are upserts of the columns
+// the change carries, deletes remove the row.
+func (a *applier) apply(c *client.Change) error {
+	if c.Operation == client.Delete {
+		return a.delete(c.Value)
+	}
+	a.idx, a.args = a.idx[:0], a.args[:0]
+	var key strings.Builder
+	for i, col := range a.def.cols {
+		v, ok := c.Value[col.name]
+		if !ok {
+			continue
+		}
+		a.idx = append(a.idx, i)
+		a.args = append(a.args, toSQL(col.col, v))
+		fmt.Fprintf(&key, "%d,", i)
+	}
+	stmt, err := a.upsert(key.String())
+	if err != nil {
+		return err
+	}
+	_, err = stmt.Exec(a.args...)
+	return err
+}
+
+// upsert returns the statement for the columns in a.idx.
+func (a *applier) upsert(key string) (*sql.Stmt, error) {
+	if s, ok := a.stmts[key]; ok {
+		return s, nil
+	}
+	var names, marks, set []string
+	for _, i := range a.idx {
+		c := a.def.cols[i]
+		names = append(names, q(c.name))
+		marks = append(marks, "?")
+		if c.col.PKIndex == nil {
+			set = append(set, q(c.name)+" = excluded."+q(c.name))
+		}
+	}
+	conflict := "DO NOTHING"
+	if len(set) > 0 {
+		conflict = "DO UPDATE SET " + strings.Join(set, ", ")
+	}
+	stmt := fmt.Sprintf("INSERT INTO %s(%s) VALUES (%s) ON CONFLICT(%s) %s", a.def.synced(),
+		strings.Join(names, ", "), strings.Join(marks, ", "), a.def.pkList(), conflict)
+	s, err := a.tx.tx.Prepare(stmt)
+	if err != nil {
+		return nil, err
+	}
+	a.stmts[key] = s
+	return s, nil
+}
+
+func (a *applier) delete(row client.Row) error {
+	if a.del == nil {
+		where := list(a.def.pk(), " AND ", func(c colDef) string { return q(c.name) + " = ?" })
+		s, err := a.tx.tx.Prepare("DELETE FROM " + a.def.synced() + " WHERE " + where)
+		if err != nil {
+			return err
+		}
+		a.del = s
+	}
+	a.args = a.args[:0]
+	for _, c := range a.def.pk() {
+		a.args = append(a.args, toSQL(c.col, row[c.name]))
+	}
+	_, err := a.del.Exec(a.args...)
+	return err
+}

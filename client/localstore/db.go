@@ -1,0 +1,220 @@
+package localstore
+
+import (
+	"context"
+	"crypto/rand"
+	"database/sql"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"sync"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, without cgo
+)
+
+// Options configure a DB.
+type Options struct {
+	// ClientID names this store's write queue on the server. It is used
+	// only when the store is created; later opens keep the stored one.
+	// Empty: a random id.
+	ClientID string
+	// OnRollback is called, after the rollback committed, for every local
+	// transaction that was rolled back: rejected by the server, dependent
+	// on a rejected one, or no longer fitting a new schema. It runs on the
+	// goroutine that noticed (the Syncer's or Sync's) and must not call
+	// Update on that goroutine's behalf synchronously for long.
+	OnRollback func(Rollback)
+	// Durable makes every commit wait for the disk (synchronous=FULL).
+	// Without it (synchronous=NORMAL in WAL mode) a commit survives the
+	// process being killed, but not a power loss.
+	Durable bool
+}
+
+// Rollback describes a local transaction that was undone.
+type Rollback struct {
+	// LocalTx is the local transaction (one Update).
+	LocalTx int64
+	// Seq is its seq on the server, 0 when it was never sent.
+	Seq int64
+	// Code is the server's rejection code (volt.CodeConflict, …), or
+	// "dependent" for a transaction that touched a row of a rejected one,
+	// or "schema" for one the table's new schema no longer fits.
+	Code    string
+	Message string
+	// Tables are the local tables it wrote.
+	Tables []string
+}
+
+// ErrLocked is returned by Open when another process has the store open.
+var ErrLocked = errors.New("localstore: the store is open in another process")
+
+// DB is a local store. Its methods are safe for concurrent use.
+type DB struct {
+	sql  *sql.DB
+	opts Options
+	lock *os.File
+
+	wmu sync.Mutex // serialises write transactions
+
+	clientID string
+
+	watchMu  sync.Mutex
+	watchers map[*watcher]struct{}
+	outbox   chan struct{} // signalled when the outbox may have grown
+}
+
+// Open opens (or creates) the store at path.
+func Open(path string, opts Options) (*DB, error) {
+	lock, err := lockFile(path + ".lock")
+	if err != nil {
+		return nil, err
+	}
+	sdb, err := sql.Open("sqlite", dsn(path, opts.Durable))
+	if err != nil {
+		lock.Close()
+		return nil, err
+	}
+	db := &DB{sql: sdb, opts: opts, lock: lock,
+		watchers: map[*watcher]struct{}{}, outbox: make(chan struct{}, 1)}
+	if err := db.init(); err != nil {
+		db.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+func dsn(path string, durable bool) string {
+	sync := "NORMAL"
+	if durable {
+		sync = "FULL"
+	}
+	q := url.Values{}
+	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")", "foreign_keys(0)"} {
+		q.Add("_pragma", p)
+	}
+	return "file:" + path + "?" + q.Encode()
+}
+
+// Close closes the store and releases its lock.
+func (db *DB) Close() error {
+	err := db.sql.Close()
+	if db.lock != nil {
+		db.lock.Close()
+	}
+	return err
+}
+
+// ClientID returns the store's client id on the server.
+func (db *DB) ClientID() string { return db.clientID }
+
+// SQL returns the underlying database, for reads outside View (Watch,
+// reporting). Writes must go through Update.
+func (db *DB) SQL() *sql.DB { return db.sql }
+
+// init creates the store's own tables and loads the client id.
+func (db *DB) init() error {
+	return db.update(func(tx *Tx) error {
+		for _, stmt := range metaDDL {
+			if _, err := tx.tx.Exec(stmt); err != nil {
+				return fmt.Errorf("localstore: init: %w", err)
+			}
+		}
+		id := db.opts.ClientID
+		if id == "" {
+			id = randomID()
+		}
+		if _, err := tx.tx.Exec(`INSERT OR IGNORE INTO _volt_meta(k, v) VALUES ('client_id', ?), ('next_seq', 1)`, id); err != nil {
+			return err
+		}
+		return tx.tx.QueryRow(`SELECT v FROM _volt_meta WHERE k = 'client_id'`).Scan(&db.clientID)
+	})
+}
+
+func randomID() string {
+	b := make([]byte, 12)
+	_, _ = rand.Read(b)
+	return "ls-" + hex.EncodeToString(b)
+}
+
+// metaDDL creates the store's bookkeeping tables.
+var metaDDL = []string{
+	`CREATE TABLE IF NOT EXISTS _volt_meta (k TEXT PRIMARY KEY, v ANY) STRICT`,
+	// flags: ltx is the local transaction that Update runs; syncing lets
+	// the store write the _synced tables.
+	`CREATE TABLE IF NOT EXISTS _volt_flags (id INTEGER PRIMARY KEY CHECK (id = 1), ltx INTEGER NOT NULL, syncing INTEGER NOT NULL)`,
+	`INSERT OR IGNORE INTO _volt_flags VALUES (1, 0, 0)`,
+	`UPDATE _volt_flags SET syncing = 0`,
+	// shapes: one row per local table: the server table, the shape's
+	// position, its schema and the LSN of its last up-to-date.
+	`CREATE TABLE IF NOT EXISTS _volt_shapes (tbl TEXT PRIMARY KEY, source TEXT NOT NULL, handle TEXT NOT NULL DEFAULT '',
+		"offset" TEXT NOT NULL DEFAULT '-1', schema TEXT NOT NULL, lsn INTEGER NOT NULL DEFAULT 0)`,
+	// outbox: the mutations of local transactions, in order.
+	`CREATE TABLE IF NOT EXISTS _volt_outbox (id INTEGER PRIMARY KEY, ltx INTEGER NOT NULL, tbl TEXT NOT NULL,
+		op TEXT NOT NULL, key TEXT NOT NULL, vals TEXT)`,
+	`CREATE INDEX IF NOT EXISTS _volt_outbox_ltx ON _volt_outbox(ltx)`,
+	`CREATE INDEX IF NOT EXISTS _volt_outbox_key ON _volt_outbox(tbl, key)`,
+	// txns: one row per local transaction with mutations: its seq once
+	// it is bound for the server, its state (pending, accepted) and what
+	// the server answered.
+	`CREATE TABLE IF NOT EXISTS _volt_txns (ltx INTEGER PRIMARY KEY, seq INTEGER UNIQUE, state TEXT NOT NULL DEFAULT 'pending',
+		txid INTEGER, lsn INTEGER NOT NULL DEFAULT 0)`,
+	`CREATE TRIGGER IF NOT EXISTS _volt_outbox_txn AFTER INSERT ON _volt_outbox BEGIN
+		INSERT OR IGNORE INTO _volt_txns(ltx) VALUES (NEW.ltx); END`,
+	// echo: txids seen (as the last change of their transaction) in a
+	// table's shape while writes of ours were in flight.
+	`CREATE TABLE IF NOT EXISTS _volt_echo (tbl TEXT NOT NULL, txid INTEGER NOT NULL, PRIMARY KEY (tbl, txid)) WITHOUT ROWID`,
+}
+
+// Update runs fn in a write transaction: one client transaction. The
+// writes fn makes to the views (<table>) land in the overlay and the
+// outbox atomically. Update commits when fn returns nil and rolls back
+// when it returns an error or panics; fn must not commit or roll back.
+func (db *DB) Update(fn func(*Tx) error) error {
+	return db.update(func(tx *Tx) error {
+		if _, err := tx.tx.Exec(`UPDATE _volt_flags SET ltx = ltx + 1`); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
+}
+
+// View runs fn in a read transaction: a consistent snapshot.
+func (db *DB) View(fn func(*Tx) error) error {
+	stx, err := db.sql.BeginTx(context.Background(), &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return err
+	}
+	defer stx.Rollback()
+	return fn(&Tx{tx: stx, db: db})
+}
+
+// update runs fn in a write transaction and tells watchers what changed.
+func (db *DB) update(fn func(*Tx) error) (err error) {
+	db.wmu.Lock()
+	defer db.wmu.Unlock()
+	stx, err := db.sql.BeginTx(context.Background(), nil)
+	if err != nil {
+		return err
+	}
+	tx := &Tx{tx: stx, db: db, writable: true}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = stx.Rollback()
+			panic(p)
+		}
+	}()
+	if err := fn(tx); err != nil {
+		_ = stx.Rollback()
+		return err
+	}
+	if err := stx.Commit(); err != nil {
+		return err
+	}
+	for _, f := range tx.after {
+		f()
+	}
+	db.changed(tx.touched)
+	return nil
+}

@@ -1,0 +1,35 @@
+// Package localstore keeps shapes in a local SQLite database and sends
+// local writes back to volt through the database itself: Electric's
+// "through-the-database sync" (write pattern 4), with the shared
+// persistent optimistic state of pattern 3 underneath.
+//
+// For every table it syncs, the store keeps three objects:
+//
+//   - <table>_synced holds the server's rows, exactly as the shape
+//     delivered them. Only the store writes it: triggers refuse the
+//     application's writes.
+//   - <table>_local is the overlay of local changes that the server has
+//     not echoed yet: nullable copies of the columns, changed_columns (a
+//     list such as ",title,done,"), is_deleted and write_id (the local
+//     transaction that wrote it last).
+//   - <table> is a view that puts the overlay over the synced rows,
+//     column by column; a local delete hides the row. The application
+//     reads it and writes it with plain INSERT, UPDATE and DELETE:
+//     INSTEAD OF triggers write the overlay and append to the outbox
+//     (_volt_outbox), in the same SQLite transaction.
+//
+// One DB.Update is one client transaction. A Syncer sends the outbox to
+// volt's write endpoint (POST /v1/mutations), in order and exactly once
+// (each transaction keeps its seq across retries and restarts), and clears
+// an overlay row only once its write was accepted and echoed back by the
+// shape (by txid, or once the shape is up to date past the write's LSN).
+// A rejected transaction, and the later local transactions that touched
+// the same rows, are rolled back and reported to Options.OnRollback.
+//
+// DB.Sync stores each batch of a shape together with the shape's handle
+// and offset (_volt_shapes), in one SQLite transaction, so a restart
+// resumes exactly where it stopped.
+//
+// Only one process may open a store at a time: Open takes an OS file lock
+// and fails with ErrLocked when another process holds it.
+package localstore

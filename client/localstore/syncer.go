@@ -1,0 +1,260 @@
+package localstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"time"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/client"
+)
+
+// SyncerOptions configure a Syncer. URL is required.
+type SyncerOptions struct {
+	// URL is volt's base URL or its write endpoint (see
+	// client.WriterOptions.URL).
+	URL        string
+	HTTPClient *http.Client
+	Headers    http.Header
+	Secret     string
+	// TokenSource, when set, gives the bearer token of each request.
+	TokenSource func(ctx context.Context) (string, error)
+	// MaxBatch bounds the local transactions sent in one request
+	// (client.DefaultMaxBatch).
+	MaxBatch int
+	// MinBackoff and MaxBackoff bound the waits after failures
+	// (client.DefaultMinBackoff, client.DefaultMaxBackoff).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Syncer sends the outbox to volt's write endpoint, oldest local
+// transaction first, with a client.Writer. Each local transaction gets
+// its seq (persisted in _volt_txns) before it is first sent and keeps it
+// for every resend, in this process or after a restart, so the server
+// applies it exactly once. Create it with NewSyncer and call Run on one
+// goroutine; run one Syncer per DB.
+type Syncer struct {
+	db      *DB
+	opts    SyncerOptions
+	isolate bool // send one transaction per request (after a 4xx)
+	fails   int
+}
+
+// NewSyncer returns a Syncer for db.
+func (db *DB) NewSyncer(opts SyncerOptions) (*Syncer, error) {
+	if opts.URL == "" {
+		return nil, errors.New("localstore: SyncerOptions.URL is required")
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = client.DefaultMaxBatch
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = client.DefaultMinBackoff
+	}
+	if opts.MaxBackoff <= 0 {
+		opts.MaxBackoff = client.DefaultMaxBackoff
+	}
+	return &Syncer{db: db, opts: opts}, nil
+}
+
+// outTx is a local transaction bound for the server.
+type outTx struct {
+	ltx, seq int64
+	// sentBefore: its seq was given in an earlier round (or process), so
+	// the server may already have it.
+	sentBefore bool
+	muts       []volt.Mutation
+}
+
+// Run sends the outbox until ctx ends, and returns ctx's cause. It waits
+// for new local transactions when the outbox is empty, and retries
+// failures with backoff.
+func (s *Syncer) Run(ctx context.Context) error {
+	for {
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		batch, err := s.next()
+		if err == nil && len(batch) > 0 {
+			err = s.send(ctx, batch)
+		} else if err == nil {
+			err = s.wait(ctx, time.Second)
+			continue
+		}
+		if ctx.Err() != nil {
+			return context.Cause(ctx)
+		}
+		if err != nil {
+			s.fails++
+			if err := s.wait(ctx, s.backoff()); err != nil {
+				return err
+			}
+			continue
+		}
+		s.fails = 0
+	}
+}
+
+// Pending returns the number of local transactions not yet decided by
+// the server.
+func (db *DB) Pending() (int, error) {
+	var n int
+	err := db.sql.QueryRow(`SELECT count(*) FROM _volt_txns WHERE state = 'pending'`).Scan(&n)
+	return n, err
+}
+
+func (s *Syncer) wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	case <-s.db.outbox:
+	case <-t.C:
+	}
+	return nil
+}
+
+func (s *Syncer) backoff() time.Duration {
+	d := s.opts.MinBackoff << min(s.fails, 20)
+	if d > s.opts.MaxBackoff || d <= 0 {
+		d = s.opts.MaxBackoff
+	}
+	return time.Duration(rand.Int64N(int64(d)) + 1)
+}
+
+// next loads the oldest pending local transactions and gives those
+// without a seq the next ones, durably, before they are sent.
+func (s *Syncer) next() ([]*outTx, error) {
+	limit := s.opts.MaxBatch
+	if s.isolate {
+		limit = 1
+	}
+	var batch []*outTx
+	err := s.db.update(func(tx *Tx) error {
+		var err error
+		if batch, err = loadPending(tx, limit); err != nil {
+			return err
+		}
+		return assignSeqs(tx, batch)
+	})
+	return batch, err
+}
+
+func loadPending(tx *Tx, limit int) ([]*outTx, error) {
+	rs, err := tx.tx.Query(`SELECT ltx, coalesce(seq, 0) FROM _volt_txns WHERE state = 'pending' ORDER BY ltx LIMIT ?`, limit)
+	if err != nil {
+		return nil, err
+	}
+	var batch []*outTx
+	for rs.Next() {
+		t := &outTx{}
+		if err := rs.Scan(&t.ltx, &t.seq); err != nil {
+			rs.Close()
+			return nil, err
+		}
+		t.sentBefore = t.seq > 0
+		batch = append(batch, t)
+	}
+	rs.Close()
+	sources, err := sourceNames(tx)
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range batch {
+		if t.muts, err = loadMutations(tx, t.ltx, sources); err != nil {
+			return nil, err
+		}
+	}
+	return batch, nil
+}
+
+// sourceNames maps local tables to server tables.
+func sourceNames(tx *Tx) (map[string]string, error) {
+	rs, err := tx.tx.Query(`SELECT tbl, source FROM _volt_shapes`)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	m := map[string]string{}
+	for rs.Next() {
+		var t, src string
+		if err := rs.Scan(&t, &src); err != nil {
+			return nil, err
+		}
+		m[t] = src
+	}
+	return m, rs.Err()
+}
+
+// loadMutations turns a local transaction's outbox entries into
+// mutations. Inserts leave out NULL values, so that server defaults
+// apply.
+func loadMutations(tx *Tx, ltx int64, sources map[string]string) ([]volt.Mutation, error) {
+	rs, err := tx.tx.Query(`SELECT tbl, op, key, coalesce(vals, '') FROM _volt_outbox WHERE ltx = ? ORDER BY id`, ltx)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var muts []volt.Mutation
+	for rs.Next() {
+		var tbl, op, key, vals string
+		if err := rs.Scan(&tbl, &op, &key, &vals); err != nil {
+			return nil, err
+		}
+		m, err := mutation(tbl, op, key, vals, sources)
+		if err != nil {
+			return nil, fmt.Errorf("localstore: outbox of local transaction %d: %w", ltx, err)
+		}
+		muts = append(muts, m)
+	}
+	return muts, rs.Err()
+}
+
+func mutation(tbl, op, key, vals string, sources map[string]string) (volt.Mutation, error) {
+	m := volt.Mutation{Op: op, Table: tbl}
+	if src := sources[tbl]; src != "" {
+		m.Table = src
+	}
+	var err error
+	if m.Values, err = decodeValues(vals); err != nil {
+		return m, err
+	}
+	if op == volt.OpInsert {
+		for k, v := range m.Values {
+			if v == nil {
+				delete(m.Values, k)
+			}
+		}
+		return m, nil
+	}
+	m.Key, err = decodeValues(key)
+	return m, err
+}
+
+// assignSeqs gives the transactions without a seq the next ones.
+func assignSeqs(tx *Tx, batch []*outTx) error {
+	var next int64
+	if err := tx.tx.QueryRow(`SELECT v FROM _volt_meta WHERE k = 'next_seq'`).Scan(&next); err != nil {
+		return err
+	}
+	n := next
+	for _, t := range batch {
+		if t.seq > 0 {
+			continue
+		}
+		t.seq = n
+		n++
+		if _, err := tx.tx.Exec(`UPDATE _volt_txns SET seq = ? WHERE ltx = ?`, t.seq, t.ltx); err != nil {
+			return err
+		}
+	}
+	if n == next {
+		return nil
+	}
+	_, err := tx.tx.Exec(`UPDATE _volt_meta SET v = ? WHERE k = 'next_seq'`, n)
+	return err
+}

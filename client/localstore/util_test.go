@@ -1,0 +1,5 @@
+package localstore
+
+import "fmt"
+
+func sprint(v any) string { return fmt.Sprint(v) }
