@@ -33,6 +33,15 @@ type tableRule struct {
 	ops     map[string]bool
 	columns map[string]bool // nil: every column
 	check   *predicate      // nil: no row check
+	read    *readRule       // nil: not readable (without the secret)
+}
+
+// readRule is a table's compiled read rule.
+type readRule struct {
+	table   *volt.Table     // as the catalog described it at start
+	columns []string        // readable columns in table order; nil: every column
+	allowed map[string]bool // the same as a set; nil: every column
+	check   *predicate      // nil: every row
 }
 
 // LoadRules reads and compiles the rules file at path. Its errors are one
@@ -80,6 +89,9 @@ func (r *Rules) UsesClaims() bool {
 		if t.check != nil && len(t.check.tmpl.refs) > 0 {
 			return true
 		}
+		if t.read != nil && t.read.check != nil && len(t.read.check.tmpl.refs) > 0 {
+			return true
+		}
 	}
 	return false
 }
@@ -94,7 +106,7 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	if schema == "volt" {
-		return nil, fmt.Errorf("%s: schema volt is volt's own and never writable", path)
+		return nil, fmt.Errorf("%s: schema volt is volt's own and cannot have rules (volt.receipts has a built-in read rule)", path)
 	}
 	t, err := src.Table(ctx, schema, name)
 	if errors.Is(err, postgres.ErrTableNotFound) {
@@ -104,6 +116,11 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	tr := &tableRule{table: schema + "." + name, ops: map[string]bool{}}
+	if e.read != nil {
+		if tr.read, err = compileRead(t, e.read, path+".read"); err != nil {
+			return nil, err
+		}
+	}
 	if e.write == nil {
 		return tr, nil // listed, not writable
 	}
@@ -119,6 +136,45 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 		}
 	}
 	return tr, nil
+}
+
+// compileRead checks a read rule's columns (which must include the row
+// identity, as a shape's columns must) and check.
+func compileRead(t *volt.Table, e *readEntry, path string) (*readRule, error) {
+	rr := &readRule{table: t}
+	if e.columns != nil {
+		rr.allowed = map[string]bool{}
+		for _, n := range e.columns {
+			c, ok := t.Column(n)
+			if !ok {
+				return nil, fmt.Errorf("%s.columns: table %s.%s has no column %q", path, t.Schema, t.Name, n)
+			}
+			if c.Generated {
+				return nil, fmt.Errorf("%s.columns: column %q is generated and cannot be synced", path, n)
+			}
+			rr.allowed[n] = true
+		}
+		for _, k := range t.PrimaryKey {
+			if !rr.allowed[k] {
+				return nil, fmt.Errorf("%s.columns: the primary key column %q must be readable (shapes identify rows by it)", path, k)
+			}
+		}
+		if len(t.PrimaryKey) == 0 && len(rr.allowed) != len(t.Columns) {
+			return nil, fmt.Errorf("%s.columns: table %s.%s has no primary key, so its rows are identified by every column and all must be readable", path, t.Schema, t.Name)
+		}
+		for _, c := range t.Columns {
+			if rr.allowed[c.Name] {
+				rr.columns = append(rr.columns, c.Name)
+			}
+		}
+	}
+	if e.check != "" {
+		var err error
+		if rr.check, err = compileCheck(t, e.check); err != nil {
+			return nil, fmt.Errorf("%s.check: %w", path, err)
+		}
+	}
+	return rr, nil
 }
 
 // writableColumns checks the listed columns; nil (not listed) means every

@@ -19,11 +19,18 @@ type ruleFile struct {
 	mutations []string
 }
 
-// tableEntry is one entry of "tables"; write is nil when the table has no
-// write rule.
+// tableEntry is one entry of "tables"; write (read) is nil when the table
+// has no write (read) rule.
 type tableEntry struct {
 	key   string // as written: "todos", "app.items"
 	write *writeEntry
+	read  *readEntry
+}
+
+// readEntry is a table's read rule: who may sync it and which rows.
+type readEntry struct {
+	columns []string // nil: every column
+	check   string   // "": every row
 }
 
 type writeEntry struct {
@@ -69,12 +76,14 @@ func parseTables(raw json.RawMessage) ([]tableEntry, error) {
 		if err != nil {
 			return nil, err
 		}
-		if _, ok := fields["read"]; ok {
-			return nil, fmt.Errorf("%s.read: read rules are not supported yet; only write rules are", path)
-		}
 		e := tableEntry{key: key}
 		if raw, ok := fields["write"]; ok {
 			if e.write, err = parseWrite(raw, path+".write"); err != nil {
+				return nil, err
+			}
+		}
+		if raw, ok := fields["read"]; ok {
+			if e.read, err = parseRead(raw, path+".read"); err != nil {
 				return nil, err
 			}
 		}
@@ -117,6 +126,31 @@ func parseWrite(raw json.RawMessage, path string) (*writeEntry, error) {
 		}
 	}
 	return w, nil
+}
+
+func parseRead(raw json.RawMessage, path string) (*readEntry, error) {
+	fields, err := object(raw, path, []string{"columns", "check"})
+	if err != nil {
+		return nil, err
+	}
+	r := &readEntry{}
+	if raw, ok := fields["columns"]; ok {
+		if r.columns, err = stringList(raw, path+".columns"); err != nil {
+			return nil, err
+		}
+		if len(r.columns) == 0 {
+			return nil, fmt.Errorf("%s.columns is empty: list the readable columns (the primary key included), or leave it out for every column", path)
+		}
+	}
+	if raw, ok := fields["check"]; ok {
+		if err := json.Unmarshal(raw, &r.check); err != nil {
+			return nil, fmt.Errorf("%s.check must be a string (a where clause)", path)
+		}
+		if strings.TrimSpace(r.check) == "" {
+			return nil, fmt.Errorf("%s.check is empty: leave it out to make every row readable", path)
+		}
+	}
+	return r, nil
 }
 
 func parseMutations(raw json.RawMessage) ([]string, error) {

@@ -39,6 +39,10 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 		writeInvalid(w, r, errs)
 		return
 	}
+	w, ok := s.authorizeRead(w, r, req, sub)
+	if !ok {
+		return
+	}
 	sh, ok := s.resolveShape(w, r, req)
 	if !ok {
 		return

@@ -37,6 +37,11 @@ type Config struct {
 	CacheMaxAge        int // seconds
 	CacheStaleAge      int // seconds
 	AllowShapeDeletion bool
+	// AuthorizedCachePublic keeps "public" cache-control on responses that
+	// depend on the caller's credentials (ReadRequest.Private), for a proxy
+	// that keys its cache by the Authorization header; they always carry
+	// "Vary: Authorization". By default they are "private".
+	AuthorizedCachePublic bool
 }
 
 // Server answers shape requests.
@@ -49,8 +54,13 @@ type Server struct {
 	Ready func() bool
 	// Mutations, when set, serves POST /v1/mutations (package mutations).
 	Mutations http.Handler
-	Config    Config
-	Logger    *slog.Logger
+	// ReadAuth, when set, authorises shape requests that do not present
+	// the API secret (readauth.go).
+	ReadAuth ReadAuthorizer
+	// ShapeTokens, when set, serves POST /v1/shape-token.
+	ShapeTokens http.Handler
+	Config      Config
+	Logger      *slog.Logger
 
 	ln      net.Listener
 	srv     *http.Server
@@ -142,6 +152,15 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 		s.routeShape(w, r)
 	case p == "/v1/mutations" && s.Mutations != nil:
 		s.routeMutations(w, r)
+	case p == "/v1/shape-token" && s.ShapeTokens != nil:
+		setCORS(w, r, "POST, OPTIONS")
+		if r.Method == http.MethodOptions {
+			w.Header().Set("access-control-max-age", "86400")
+			w.Header().Set("access-control-allow-headers", "authorization, content-type")
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		s.ShapeTokens.ServeHTTP(w, r)
 	case p == "/v1/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		setCORS(w, r, "GET, HEAD")
 		s.health(w, r)
@@ -161,7 +180,7 @@ func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
 		s.options(w, r)
 		return
 	}
-	if !secretOK(r, s.Config.Secret) {
+	if !secretOK(r, s.Config.Secret) && s.ReadAuth == nil {
 		writeError(w, r, http.StatusUnauthorized, map[string]string{"message": "Unauthorized - Invalid API secret"})
 		return
 	}
@@ -170,6 +189,10 @@ func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 		s.serveShape(w, r)
 	case http.MethodDelete:
+		if s.ReadAuth != nil && !s.secretPresented(r) {
+			writeError(w, r, http.StatusForbidden, map[string]string{"message": "DELETE /v1/shape needs the API secret", "code": "forbidden"})
+			return
+		}
 		s.deleteShape(w, r)
 	default:
 		w.Header().Set("allow", methods)
@@ -211,7 +234,7 @@ func (s *Server) options(w http.ResponseWriter, r *http.Request) {
 	var allowed []string
 	for _, name := range strings.Split(r.Header.Get("Access-Control-Request-Headers"), ",") {
 		name = strings.ToLower(strings.TrimSpace(name))
-		if name == "if-none-match" || name == "traceparent" {
+		if name == "if-none-match" || name == "traceparent" || (name == "authorization" && s.ReadAuth != nil) {
 			allowed = append(allowed, name)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -30,6 +31,13 @@ type Config struct {
 	SchemaCheck        time.Duration
 	DBPoolSize         int
 	InsecureWrites     bool
+	// Insecure lets volt serve shapes to anyone on a non-loopback address
+	// without a secret or read rules (listenHost).
+	Insecure bool
+	// AuthorizedCachePublic keeps "public" cache-control on responses to
+	// bearer requests (for a proxy that keys its cache per Authorization).
+	AuthorizedCachePublic bool
+	ShapeTokenTTL         time.Duration
 
 	// Authorisation of POST /v1/mutations (docs/AUTH.md).
 	AuthJWTSecret    string // HS256 secret
@@ -53,6 +61,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		SchemaCheck:     10 * time.Second,
 		DBPoolSize:      20,
+		ShapeTokenTTL:   10 * time.Minute,
 	}
 }
 
@@ -65,11 +74,15 @@ type setting struct {
 	set   func(string) error
 }
 
+// boolFlags may be given without a value (--insecure).
+var boolFlags = map[string]bool{"insecure": true, "insecure-writes": true, "allow-shape-deletion": true, "authorized-cache-public": true}
+
 func (c *Config) settings() []setting {
 	return []setting{
 		{"database-url", []string{"DATABASE_URL"}, "Postgres URL (wal_level=logical); empty starts an embedded Postgres", str(&c.DatabaseURL)},
 		{"port", []string{"VOLT_PORT", "ELECTRIC_PORT", "PORT"}, "HTTP port", integer(&c.Port)},
-		{"host", []string{"VOLT_HOST"}, "address to listen on (empty: all interfaces)", str(&c.ListenHost)},
+		{"host", []string{"VOLT_HOST"}, "address to listen on (empty: all interfaces when -secret or -rules protect reads, else 127.0.0.1)", str(&c.ListenHost)},
+		{"insecure", []string{"VOLT_INSECURE", "ELECTRIC_INSECURE"}, "serve every shape to anyone who can connect, on any address, without -secret or -rules (a warning is logged)", boolean(&c.Insecure)},
 		{"storage-dir", []string{"VOLT_STORAGE_DIR", "ELECTRIC_STORAGE_DIR"}, "directory for shape logs (and the embedded Postgres)", str(&c.StorageDir)},
 		{"secret", []string{"VOLT_SECRET", "ELECTRIC_SECRET"}, "shared secret required as ?secret= on shape requests", str(&c.Secret)},
 		{"long-poll-timeout", []string{"VOLT_LONG_POLL_TIMEOUT", "ELECTRIC_LONG_POLL_TIMEOUT"}, "how long a live request is held (duration, or milliseconds)", duration(&c.LongPollTimeout)},
@@ -87,7 +100,9 @@ func (c *Config) settings() []setting {
 		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
 		{"auth-issuer", []string{"VOLT_AUTH_ISSUER"}, "required iss of bearer tokens", str(&c.AuthIssuer)},
 		{"auth-audience", []string{"VOLT_AUTH_AUDIENCE"}, "required aud of bearer tokens", str(&c.AuthAudience)},
-		{"rules", []string{"VOLT_RULES"}, "write rules file (JSON, docs/AUTH.md); tables without a rule are not writable", str(&c.Rules)},
+		{"rules", []string{"VOLT_RULES"}, "rules file (JSON, docs/AUTH.md): who may write and read which tables; with it, tables without a read rule are readable only with -secret", str(&c.Rules)},
+		{"authorized-cache-public", []string{"VOLT_AUTHORIZED_CACHE_PUBLIC"}, "answer bearer-token shape requests with public cache-control plus Vary: Authorization instead of private (only behind a cache keyed by the Authorization header)", boolean(&c.AuthorizedCachePublic)},
+		{"shape-token-ttl", []string{"VOLT_SHAPE_TOKEN_TTL"}, "lifetime of tokens from POST /v1/shape-token (duration, or milliseconds)", duration(&c.ShapeTokenTTL)},
 	}
 }
 
@@ -106,7 +121,11 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 				break
 			}
 		}
-		fs.Func(s.flag, s.usage+" (env "+strings.Join(s.env, ", ")+")", s.set)
+		if boolFlags[s.flag] {
+			fs.BoolFunc(s.flag, s.usage+" (env "+strings.Join(s.env, ", ")+")", s.set)
+		} else {
+			fs.Func(s.flag, s.usage+" (env "+strings.Join(s.env, ", ")+")", s.set)
+		}
 	}
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -152,12 +171,47 @@ func (c *Config) validate() []string {
 	if (c.AuthIssuer != "" || c.AuthAudience != "") && c.AuthJWTSecret == "" && c.AuthJWTPublicKey == "" {
 		p = append(p, "The token issuer and audience need a JWT key: set -auth-jwt-secret or -auth-jwt-public-key.")
 	}
+	if c.ShapeTokenTTL <= 0 {
+		p = append(p, "The shape token lifetime must be above 0.")
+	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
 	default:
 		p = append(p, fmt.Sprintf("The log level must be debug, info, warn or error, not %q.", c.LogLevel))
 	}
 	return p
+}
+
+// listenHost returns the host to listen on, refusing a non-loopback one
+// when nothing protects reads: no API secret and no rules file. Without a
+// host, volt listens on every interface when reads are protected (or with
+// -insecure), and on 127.0.0.1 otherwise. note is a line for the log; warn
+// says whether it is a warning.
+func (c *Config) listenHost() (host, note string, warn bool, err error) {
+	protected := c.Secret != "" || c.Rules != ""
+	open := "every shape is readable by anyone who can connect"
+	switch {
+	case c.ListenHost == "" && protected:
+		return "", "", false, nil
+	case c.ListenHost == "" && c.Insecure:
+		return "", "-insecure: listening on every interface without -secret or -rules; " + open, true, nil
+	case c.ListenHost == "":
+		return "127.0.0.1", "listening on 127.0.0.1 only: set -secret or -rules (docs/AUTH.md) to serve other machines", false, nil
+	case protected || isLoopback(c.ListenHost):
+		return c.ListenHost, "", false, nil
+	case c.Insecure:
+		return c.ListenHost, "-insecure: listening on " + c.ListenHost + " without -secret or -rules; " + open, true, nil
+	}
+	return "", "", false, fmt.Errorf("refusing to listen on %s without VOLT_SECRET or a rules file (VOLT_RULES) to protect reads; set one of them, or pass --insecure to let anyone who can connect read every shape", c.ListenHost)
+}
+
+// isLoopback reports whether host only accepts local connections.
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(strings.Trim(host, "[]"))
+	return ip != nil && ip.IsLoopback()
 }
 
 func str(p *string) func(string) error { return func(v string) error { *p = v; return nil } }

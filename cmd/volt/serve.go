@@ -28,6 +28,15 @@ import (
 // Serve runs the server until ctx is cancelled, then shuts down in order:
 // HTTP, replication, shape logs (final flush), database pool, embedded Postgres.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	host, note, warn, err := cfg.listenHost()
+	if err != nil {
+		return err
+	}
+	if warn {
+		log.Warn(note)
+	} else if note != "" {
+		log.Info(note)
+	}
 	verifier, err := newVerifier(cfg)
 	if err != nil {
 		return err
@@ -96,11 +105,22 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
 		},
 	}
-	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, log); err != nil {
+	var rules *auth.Rules
+	if cfg.Rules != "" {
+		if rules, err = auth.LoadRules(ctx, inspector, cfg.Rules); err != nil {
+			stopRepl()
+			return err
+		}
+	}
+	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, rules, log); err != nil {
 		stopRepl()
 		return err
 	}
-	if err := srv.Listen(net.JoinHostPort(cfg.ListenHost, strconv.Itoa(cfg.Port))); err != nil {
+	if err := mountReadAuth(srv, cfg, verifier, rules, log); err != nil {
+		stopRepl()
+		return err
+	}
+	if err := srv.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
 		stopRepl()
 		return err
 	}
@@ -188,13 +208,9 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 // mountMutations creates the volt schema and returns the write endpoint's
 // handler, or nil (endpoint off) when the schema cannot be created. A rules
 // file that does not compile is an error.
-func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, log *slog.Logger) (http.Handler, error) {
+func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, log *slog.Logger) (http.Handler, error) {
 	policy := &auth.Policy{Verifier: verifier}
-	if cfg.Rules != "" {
-		rules, err := auth.LoadRules(ctx, &postgres.Inspector{Pool: pool}, cfg.Rules)
-		if err != nil {
-			return nil, err
-		}
+	if rules != nil {
 		if verifier == nil && rules.UsesClaims() {
 			return nil, fmt.Errorf("rules file %s refers to $claims, but no JWT key is configured: set -auth-jwt-secret or -auth-jwt-public-key", cfg.Rules)
 		}
@@ -212,6 +228,44 @@ func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifie
 		warnPolicy(policy, log)
 	}
 	return mutations.New(pool, opts), nil
+}
+
+// mountReadAuth turns on read authorisation when a rules file is given:
+// requests without the API secret are decided by the read rules, and with
+// a JWT key, POST /v1/shape-token issues shape tokens.
+func mountReadAuth(srv *httpapi.Server, cfg Config, verifier *auth.Verifier, rules *auth.Rules, log *slog.Logger) error {
+	srv.Config.AuthorizedCachePublic = cfg.AuthorizedCachePublic
+	if rules == nil {
+		if cfg.Secret == "" {
+			log.Warn("GET /v1/shape serves every table to every client: no -secret and no -rules (docs/AUTH.md)")
+		}
+		return nil
+	}
+	policy := &auth.ReadPolicy{Verifier: verifier, Rules: rules}
+	srv.ReadAuth = policy
+	if verifier == nil {
+		log.Info("GET /v1/shape applies the read rules to anonymous requests (no JWT key is configured); the API secret reads everything")
+		return nil
+	}
+	secret := cfg.AuthJWTSecret
+	if secret == "" {
+		secret = cfg.Secret
+	}
+	tokens, err := auth.NewShapeTokens(auth.DeriveShapeTokenKey(secret), cfg.ShapeTokenTTL, nil)
+	if err != nil {
+		return err
+	}
+	policy.Tokens = tokens
+	srv.ShapeTokens = policy.TokenHandler()
+	cache := "private"
+	if cfg.AuthorizedCachePublic {
+		cache = "public with Vary: Authorization"
+	}
+	log.Info("GET /v1/shape requires a valid token and applies the read rules; the API secret reads everything; POST /v1/shape-token issues shape tokens", "authorized_cache", cache)
+	if secret == "" {
+		log.Info("shape tokens are signed with a random key: they become invalid when volt restarts")
+	}
+	return nil
 }
 
 // refuseWithoutRules is the write endpoint's check when nothing says who may

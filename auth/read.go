@@ -1,0 +1,258 @@
+package auth
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/httpapi"
+	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/where"
+)
+
+// ReadPolicy decides who may read which shapes (docs/AUTH.md, "Read
+// rules"). It is an httpapi.ReadAuthorizer: a request's bearer token (a
+// user JWT or a shape token) is verified, the table's read rule must
+// exist, requested columns must be readable, and the rule's row predicate,
+// with the claims as parameters, is ANDed into the shape's where clause.
+type ReadPolicy struct {
+	// Verifier checks user JWTs. Without it requests are anonymous (every
+	// claim NULL) and an Authorization header is refused.
+	Verifier *Verifier
+	// Rules holds the read rules; nil makes no table readable.
+	Rules *Rules
+	// Tokens, when set, lets requests present shape tokens (ShapeTokens).
+	Tokens *ShapeTokens
+}
+
+// receiptsTable is the write endpoint's receipts table, readable by the
+// built-in rule (receiptsRule).
+const receiptsTable = "volt.receipts"
+
+// AuthorizeRead implements httpapi.ReadAuthorizer.
+func (p *ReadPolicy) AuthorizeRead(r *http.Request, req *httpapi.ReadRequest) error {
+	claims, bound, err := p.principal(r)
+	if err != nil {
+		return err
+	}
+	if bound != nil {
+		if err := bound.matches(req); err != nil {
+			return err
+		}
+	}
+	req.Private = claims != nil
+	if req.Def.Table == "" {
+		return nil // no table or a malformed one: answered with a 400
+	}
+	return p.authorize(claims, req.Def, req.Subset)
+}
+
+// principal verifies the request's credentials: a shape token (bound is
+// its shape), a user JWT, or none (anonymous, only without a Verifier).
+func (p *ReadPolicy) principal(r *http.Request) (claims Claims, bound *boundShape, err error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		if p.Verifier != nil {
+			return nil, nil, unauthorizedRead("missing Authorization: Bearer token")
+		}
+		return nil, nil, nil
+	}
+	scheme, token, ok := strings.Cut(h, " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return nil, nil, unauthorizedRead(`the Authorization header must be "Bearer <token>"`)
+	}
+	if isShapeToken(token) {
+		if p.Tokens == nil {
+			return nil, nil, unauthorizedRead("shape tokens are not accepted by this server")
+		}
+		b, err := p.Tokens.verify(token)
+		if err != nil {
+			return nil, nil, unauthorizedRead("%s", err.Error())
+		}
+		return b.claims, b, nil
+	}
+	if p.Verifier == nil {
+		return nil, nil, unauthorizedRead("bearer tokens are not accepted: no JWT key is configured")
+	}
+	c, err := p.Verifier.Verify(token)
+	if err != nil {
+		return nil, nil, unauthorizedRead("%s", strings.TrimPrefix(err.Error(), "unauthorized: "))
+	}
+	if c == nil {
+		c = Claims{}
+	}
+	return c, nil, nil
+}
+
+// authorize applies the table's read rule to def (Schema and Table set)
+// for claims (nil: anonymous).
+func (p *ReadPolicy) authorize(claims Claims, def *shape.Definition, sub *httpapi.SubsetRequest) error {
+	key := def.Schema + "." + def.Table
+	if key == receiptsTable {
+		return receiptsRule(claims, def, sub)
+	}
+	var rule *readRule
+	if p.Rules != nil {
+		if t := p.Rules.tables[key]; t != nil {
+			rule = t.read
+		}
+	}
+	if rule == nil {
+		return forbiddenRead("table %s is not readable: it has no read rule", key)
+	}
+	if err := rule.checkColumns(def, sub); err != nil {
+		return err
+	}
+	if rule.check == nil {
+		return nil
+	}
+	nulls, params, _, err := rule.check.bind(claims)
+	if err == nil {
+		_, err = rule.check.expr(claims)
+	}
+	if err != nil {
+		return forbiddenRead("the read rule of %s does not accept this token's claims: %v", key, err)
+	}
+	return narrow(rule.table, def, rule.check.tmpl.render(nulls), params)
+}
+
+// checkColumns defaults the projection to the readable columns and refuses
+// any other column: in columns, and in the where, subset where and
+// order_by clauses, which could otherwise reveal hidden values.
+func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetRequest) error {
+	if rr.allowed == nil {
+		return nil
+	}
+	name := rr.table.Schema + "." + rr.table.Name
+	if def.Columns == nil {
+		def.Columns = slices.Clone(rr.columns)
+	}
+	for _, c := range def.Columns {
+		if !rr.allowed[c] {
+			if _, exists := rr.table.Column(c); exists {
+				return forbiddenRead("column %q of %s is not readable", c, name)
+			}
+		}
+	}
+	clauses := []struct {
+		field, clause string
+		params        map[string]string
+	}{{"where", def.Where, def.Params}}
+	if sub != nil {
+		clauses = append(clauses, struct {
+			field, clause string
+			params        map[string]string
+		}{"subset where", sub.Where, sub.Params})
+	}
+	for _, c := range clauses {
+		if c.clause == "" {
+			continue
+		}
+		e, err := where.Parse(c.clause, columnsOf(rr.table), c.params)
+		if err != nil {
+			continue // invalid: the shape's own validation answers 400
+		}
+		for _, col := range e.Columns() {
+			if !rr.allowed[col] {
+				return forbiddenRead("the %s clause refers to column %q of %s, which is not readable", c.field, col, name)
+			}
+		}
+	}
+	if sub != nil && sub.OrderBy != "" {
+		full, err := shape.New(shape.Definition{Schema: rr.table.Schema, Table: rr.table.Name}, rr.table)
+		if err == nil {
+			if _, err := full.ParseOrderBy(sub.OrderBy); err == nil {
+				restricted := *rr.table
+				restricted.Columns = slices.DeleteFunc(slices.Clone(rr.table.Columns), func(c volt.Column) bool { return !rr.allowed[c.Name] })
+				rs, err := shape.New(shape.Definition{Schema: rr.table.Schema, Table: rr.table.Name}, &restricted)
+				if err == nil {
+					if _, err := rs.ParseOrderBy(sub.OrderBy); err != nil {
+						return forbiddenRead("the subset order_by refers to a column of %s that is not readable", name)
+					}
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// narrow ANDs the rule's predicate (clause, with the claims as $1…$n in
+// params) into def. The user's where clause is parsed on its own first and
+// included as the SQL of its parse tree, parenthesised: nothing the user
+// wrote (an unbalanced parenthesis, "OR true", a comment) can reach the
+// rule's side of the AND. The claims' values stay parameters of the
+// definition, so each set of claims has its own shape (and handle).
+func narrow(t *volt.Table, def *shape.Definition, clause string, params map[string]string) error {
+	combined := "(" + clause + "\n)"
+	if def.Where != "" {
+		user, err := where.Parse(def.Where, columnsOf(t), def.Params)
+		if err != nil {
+			return &httpapi.ReadError{Status: http.StatusBadRequest, Field: "where", Message: err.Error()}
+		}
+		combined += " AND (" + user.SQL() + ")"
+	}
+	if _, err := where.Parse(combined, columnsOf(t), params); err != nil {
+		return forbiddenRead("the where clause cannot be combined with the read rule of %s.%s: %v", t.Schema, t.Name, err)
+	}
+	def.Where, def.Params = combined, params
+	if len(params) == 0 {
+		def.Params = nil
+	}
+	return nil
+}
+
+// receiptsRule is the built-in read rule of volt.receipts: a token may read
+// the receipts of the client ids bound to its sub claim, the id equal to
+// sub or starting with sub followed by a colon ("alice", "alice:tab-1").
+func receiptsRule(claims Claims, def *shape.Definition, sub *httpapi.SubsetRequest) error {
+	subject, ok := claims["sub"].(string)
+	if claims == nil || !ok || subject == "" {
+		return forbiddenRead("%s is readable only with a token that has a sub claim (or with the API secret)", receiptsTable)
+	}
+	t := receiptsSchema()
+	pattern := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(subject) + ":%"
+	return narrow(t, def, "client_id = $1 OR client_id LIKE $2", map[string]string{"1": subject, "2": pattern})
+}
+
+// receiptsSchema describes volt.receipts for parsing where clauses on it
+// (mutations/migrate.go); only names and types matter here.
+func receiptsSchema() *volt.Table {
+	cols := []struct{ name, typ string }{
+		{"client_id", "text"}, {"seq", "int8"}, {"status", "text"}, {"code", "text"}, {"message", "text"},
+		{"txid", "int8"}, {"xid8", "text"}, {"lsn", "text"}, {"detail", "jsonb"}, {"created_at", "timestamptz"},
+	}
+	t := &volt.Table{Schema: "volt", Name: "receipts", PrimaryKey: []string{"client_id", "seq"}}
+	for _, c := range cols {
+		t.Columns = append(t.Columns, volt.Column{Name: c.name, TypeName: c.typ})
+	}
+	return t
+}
+
+func columnsOf(t *volt.Table) []where.Column {
+	cols := make([]where.Column, len(t.Columns))
+	for i, c := range t.Columns {
+		cols[i] = where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum}
+	}
+	return cols
+}
+
+func unauthorizedRead(format string, args ...any) error {
+	return &httpapi.ReadError{Status: http.StatusUnauthorized, Code: "unauthorized", Message: "unauthorized: " + fmt.Sprintf(format, args...)}
+}
+
+func forbiddenRead(format string, args ...any) error {
+	return &httpapi.ReadError{Status: http.StatusForbidden, Code: "forbidden", Message: fmt.Sprintf(format, args...)}
+}
+
+// readError returns err as a *httpapi.ReadError (a 403 when it is not one).
+func readError(err error) *httpapi.ReadError {
+	var re *httpapi.ReadError
+	if errors.As(err, &re) {
+		return re
+	}
+	return &httpapi.ReadError{Status: http.StatusForbidden, Code: "forbidden", Message: err.Error()}
+}
