@@ -95,8 +95,9 @@ type MutationResult struct {
 	Txid uint64 `json:"txid,omitempty"`
 	// Xid8 is the 64-bit transaction id (epoch and xid), decimal.
 	Xid8 string `json:"xid8,omitempty"`
-	// LSN is a WAL position, decimal, at or after the commit; empty when not
-	// known (replayed results). See docs/MUTATIONS.md for what it bounds.
+	// LSN is the commit LSN, decimal (under volt serve, once replication
+	// has delivered the transaction; otherwise a WAL position at or after
+	// the commit); empty for replayed results. See docs/MUTATIONS.md.
 	LSN string `json:"lsn,omitempty"`
 
 	Code       string `json:"code,omitempty"`

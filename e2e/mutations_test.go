@@ -59,13 +59,19 @@ func TestMutationsReceiptAndTxid(t *testing.T) {
 		t.Fatalf("rejection receipt: %s", dump(receipts.rows))
 	}
 
-	// awaitTxId: the insert arrives with the returned txid.
+	// awaitTxId: the insert arrives with the returned txid, and at the
+	// returned commit LSN.
 	var found bool
 	for i := 0; i < 20 && !found; i++ {
 		r := todos.poll(t)
 		for _, m := range r.Msgs {
 			txids, _ := m.Headers["txids"].([]any)
-			found = found || (m.op() == "insert" && len(txids) == 1 && txids[0] == float64(rs[0].Txid))
+			if m.op() == "insert" && len(txids) == 1 && txids[0] == float64(rs[0].Txid) {
+				found = true
+				if m.Headers["lsn"] != rs[0].LSN {
+					t.Errorf("result lsn %s, but the change arrived at lsn %v", rs[0].LSN, m.Headers["lsn"])
+				}
+			}
 		}
 	}
 	if !found {

@@ -65,6 +65,7 @@ type Cache struct {
 	seenBefore atomic.Uint64
 	durable    atomic.Uint64
 
+	commits  *commitLog
 	flushReq chan struct{}
 	ctx      context.Context
 	cancel   context.CancelFunc
@@ -83,6 +84,7 @@ func (c *Cache) Open(ctx context.Context) error {
 	c.byRel = map[uint32]map[*Entry]struct{}{}
 	c.dirty = map[*Entry]struct{}{}
 	c.creating = map[string]*creation{}
+	c.commits = newCommitLog()
 	c.flushReq = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	if err := c.restore(); err != nil {

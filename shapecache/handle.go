@@ -63,6 +63,7 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 }
 
 func (c *Cache) handledLocked(tx *volt.Transaction) {
+	c.commits.note(tx.Xid, tx.CommitLSN)
 	if tx.CommitLSN > c.lastProcessed.Load() {
 		c.lastProcessed.Store(tx.CommitLSN)
 	}

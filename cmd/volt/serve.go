@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/auth"
@@ -112,7 +113,8 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 			return err
 		}
 	}
-	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, rules, log); err != nil {
+	lsn := replicatedLSN{cache: cache, publisher: publisher}
+	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, rules, lsn, log); err != nil {
 		stopRepl()
 		return err
 	}
@@ -208,7 +210,7 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 // mountMutations creates the volt schema and returns the write endpoint's
 // handler, or nil (endpoint off) when the schema cannot be created. A rules
 // file that does not compile is an error.
-func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, log *slog.Logger) (http.Handler, error) {
+func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, log *slog.Logger) (http.Handler, error) {
 	policy := &auth.Policy{Verifier: verifier}
 	if rules != nil {
 		if verifier == nil && rules.UsesClaims() {
@@ -220,7 +222,12 @@ func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifie
 		log.Warn("POST /v1/mutations is disabled: cannot create the volt schema", "err", err)
 		return nil, nil
 	}
-	opts := policy.Options(mutations.Options{Logger: log})
+	// Every accepted transaction writes a receipt: with volt.receipts
+	// published, replication reports each one's exact commit LSN.
+	if err := lsn.publisher.AddTable(ctx, "volt", "receipts"); err != nil {
+		log.Warn("cannot publish volt.receipts; write results carry an upper bound of the commit LSN", "err", err)
+	}
+	opts := policy.Options(mutations.Options{Logger: log, LSN: lsn})
 	if policy.Rules == nil && !cfg.InsecureWrites {
 		opts.Check = refuseWithoutRules
 		log.Info("POST /v1/mutations refuses every write until write rules are configured (-rules, docs/AUTH.md; -insecure-writes for development)")
@@ -313,4 +320,24 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 		return nil, fmt.Errorf("JWT configuration: %w", err)
 	}
 	return v, nil
+}
+
+// replicatedLSN reports an accepted write's exact commit LSN, as the
+// replication stream delivers it (within a short wait), and otherwise
+// Postgres' WAL insert position read after COMMIT, an upper bound.
+type replicatedLSN struct {
+	cache     *shapecache.Cache
+	publisher *postgres.Publisher
+}
+
+func (r replicatedLSN) CommitLSN(ctx context.Context, conn *pgx.Conn, xid8 string) (uint64, error) {
+	if x, err := strconv.ParseUint(xid8, 10, 64); err == nil {
+		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		lsn, ok := r.cache.CommitLSN(wctx, uint32(x))
+		cancel()
+		if ok {
+			return lsn, nil
+		}
+	}
+	return mutations.UpperBoundLSN{}.CommitLSN(ctx, conn, xid8)
 }
