@@ -52,7 +52,7 @@ type Sizes struct {
 func QuickSizes() Sizes {
 	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000},
 		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second,
-		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{1_000, 0}, S8Duration: 3 * time.Second,
+		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{500, 1_000, 0}, S8Duration: 3 * time.Second,
 		S11Shapes: []int{500, 100_000}, S11Parked: 1_000}
 }
 
@@ -62,7 +62,7 @@ func FullSizes() Sizes {
 		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000},
 		S4Commits: 50, S5Clients: []int{100, 1_000, 5_000},
 		S10Writers: []int{1, 8, 32}, S10Duration: 5 * time.Second,
-		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{1_000, 2_000, 5_000, 0}, S8Duration: 10 * time.Second,
+		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{250, 500, 1_000, 2_000, 5_000, 0}, S8Duration: 8 * time.Second,
 		S11Shapes: []int{1_000, 4_500, 100_000}, S11Parked: 5_000,
 	}
 }

@@ -25,6 +25,10 @@ type Plot struct {
 type Series struct {
 	Name   string
 	Points []Point
+	// Across draws the series as one horizontal line at its first point's
+	// Y (a target) or, with Down, one vertical line at its first X (a
+	// baseline rate), spanning the whole plot.
+	Across, Down bool
 }
 
 // Point is one measurement.
@@ -40,6 +44,26 @@ func (e *Env) plot(name, title, xLabel, yLabel string) *Plot {
 	p := &Plot{Name: name, Title: title, XLabel: xLabel, YLabel: yLabel}
 	e.plots = append(e.plots, p)
 	return p
+}
+
+// hline draws a horizontal line at y across the plot (a target).
+func (p *Plot) hline(name string, y float64) {
+	for _, s := range p.Series {
+		if s.Name == name {
+			return
+		}
+	}
+	p.Series = append(p.Series, &Series{Name: name, Points: []Point{{math.NaN(), y}}, Across: true})
+}
+
+// vline draws a vertical line at x down the plot (a baseline's rate).
+func (p *Plot) vline(name string, x float64) {
+	for _, s := range p.Series {
+		if s.Name == name {
+			return
+		}
+	}
+	p.Series = append(p.Series, &Series{Name: name, Points: []Point{{x, math.NaN()}}, Down: true})
 }
 
 // add appends a point to the series called name.
@@ -113,6 +137,16 @@ func (p *Plot) PNG() ([]byte, error) {
 		pts := slices.Clone(s.Points)
 		slices.SortFunc(pts, func(a, b Point) int { return cmpFloat(a.X, b.X) })
 		dashed := strings.Contains(s.Name, "target")
+		switch {
+		case s.Across:
+			y := ty(pts[0].Y)
+			thick(img, marginL, y, marginL+pw, y, c, dashed, true)
+			pts = nil
+		case s.Down:
+			x := tx(pts[0].X)
+			thick(img, x, marginT, x, marginT+ph, c, dashed, !strings.Contains(s.Name, "baseline"))
+			pts = nil
+		}
 		for j := range pts {
 			x, y := tx(pts[j].X), ty(pts[j].Y)
 			if j > 0 {
@@ -151,11 +185,15 @@ func (p *Plot) bounds() (x0, x1, y0, y1 float64) {
 	x1, y1 = math.Inf(-1), math.Inf(-1)
 	for _, s := range p.Series {
 		for _, pt := range s.Points {
-			x0, x1 = math.Min(x0, pt.X), math.Max(x1, pt.X)
-			y0, y1 = math.Min(y0, pt.Y), math.Max(y1, pt.Y)
+			if !math.IsNaN(pt.X) {
+				x0, x1 = math.Min(x0, pt.X), math.Max(x1, pt.X)
+			}
+			if !math.IsNaN(pt.Y) {
+				y0, y1 = math.Min(y0, pt.Y), math.Max(y1, pt.Y)
+			}
 		}
 	}
-	if math.IsInf(x0, 1) {
+	if math.IsInf(x0, 1) || math.IsInf(y0, 1) {
 		return 0, 1, 0, 1
 	}
 	x0, x1 = math.Log10(x0), math.Log10(x1)

@@ -81,8 +81,8 @@ func s10Level(ctx context.Context, env *Env, ids *atomic.Int64, w int, d time.Du
 	pl.add("volt POST alone p50", x, msf(post.lat.p50))
 	pl.add("INSERT over pgx p50 (baseline)", x, msf(plain.lat.p50))
 	pl.add("INSERT over pgx p99 (baseline)", x, msf(plain.lat.p99))
-	pl.add("target p50 5 ms", x, 5)
-	pl.add("target p99 20 ms", x, 20)
+	pl.hline("target p50 5 ms", 5)
+	pl.hline("target p99 20 ms", 20)
 	return []Row{s10RoundTripRow(w, d, rt, post, plain), s10PostRow(w, d, post, plain)}, nil
 }
 

@@ -54,7 +54,7 @@ func runS5(ctx context.Context, env *Env, clients []int) ([]Row, error) {
 		rows = append(rows, s5Row(c, r, one))
 		pl.add("volt p50", float64(c), msf(r.lat.p50))
 		pl.add("volt max", float64(c), msf(r.lat.max))
-		pl.add("target mean 100 ms at 1k", float64(c), 100)
+		pl.hline("target mean 100 ms at 1k", 100)
 		nd, err := s5Points(ctx, env, pl, c, r.lat)
 		rows = append(rows, notifyRow(c, r.lat, nd, err))
 	}
