@@ -55,3 +55,33 @@ func TestLoadConfigReportsEveryProblem(t *testing.T) {
 		t.Errorf("want one sentence per problem (5), got %d:\n%s", n, msg)
 	}
 }
+
+func TestListenHost(t *testing.T) {
+	env := func(string) string { return "" }
+	cases := []struct {
+		args []string
+		host string
+		warn bool
+		err  bool
+	}{
+		{nil, "127.0.0.1", false, false},
+		{[]string{"-secret", "s"}, "", false, false},
+		{[]string{"-rules", "r.json"}, "", false, false},
+		{[]string{"--insecure"}, "", true, false},
+		{[]string{"-host", "0.0.0.0"}, "", false, true},
+		{[]string{"-host", "0.0.0.0", "--insecure"}, "0.0.0.0", true, false},
+		{[]string{"-host", "0.0.0.0", "-secret", "s"}, "0.0.0.0", false, false},
+		{[]string{"-host", "::1"}, "::1", false, false},
+		{[]string{"-host", "localhost"}, "localhost", false, false},
+	}
+	for _, c := range cases {
+		cfg, err := LoadConfig(c.args, env)
+		if err != nil {
+			t.Fatalf("%v: %v", c.args, err)
+		}
+		host, _, warn, err := cfg.listenHost()
+		if host != c.host || warn != c.warn || (err != nil) != c.err {
+			t.Errorf("%v: host %q warn %v err %v", c.args, host, warn, err)
+		}
+	}
+}
