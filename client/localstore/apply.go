@@ -17,6 +17,7 @@ type applier struct {
 	del   *sql.Stmt
 	idx   []int // scratch: column indexes of a change
 	args  []any
+	key   []byte // scratch: the statement's cache key
 }
 
 func newApplier(tx *Tx, def *tableDef) *applier {
@@ -39,7 +40,7 @@ func (a *applier) apply(c *client.Change) error {
 		return a.delete(c.Value)
 	}
 	a.idx, a.args = a.idx[:0], a.args[:0]
-	var key strings.Builder
+	a.key = a.key[:0]
 	for i, col := range a.def.cols {
 		v, ok := c.Value[col.name]
 		if !ok {
@@ -47,9 +48,9 @@ func (a *applier) apply(c *client.Change) error {
 		}
 		a.idx = append(a.idx, i)
 		a.args = append(a.args, toSQL(col.col, v))
-		fmt.Fprintf(&key, "%d,", i)
+		a.key = append(a.key, byte(i), byte(i>>8))
 	}
-	stmt, err := a.upsert(key.String())
+	stmt, err := a.upsert(string(a.key))
 	if err != nil {
 		return err
 	}

@@ -25,6 +25,9 @@ type SyncerOptions struct {
 	// MaxBatch bounds the local transactions sent in one request
 	// (client.DefaultMaxBatch).
 	MaxBatch int
+	// OnError, when set, is told about every failed round before the
+	// Syncer waits and tries again.
+	OnError func(error)
 	// MinBackoff and MaxBackoff bound the waits after failures
 	// (client.DefaultMinBackoff, client.DefaultMaxBackoff).
 	MinBackoff, MaxBackoff time.Duration
@@ -88,6 +91,9 @@ func (s *Syncer) Run(ctx context.Context) error {
 			return context.Cause(ctx)
 		}
 		if err != nil {
+			if s.opts.OnError != nil {
+				s.opts.OnError(err)
+			}
 			s.fails++
 			if err := s.wait(ctx, s.backoff()); err != nil {
 				return err
