@@ -426,7 +426,9 @@ func crashChild() int {
 	fmt.Println("open")
 	url := os.Getenv("LS_URL")
 	ctx := context.Background()
-	go func() { _ = db.Sync(ctx, client.ShapeOptions{URL: url, Table: "todos", MinBackoff: 10 * time.Millisecond}, "todos") }()
+	go func() {
+		_ = db.Sync(ctx, client.ShapeOptions{URL: url, Table: "todos", MinBackoff: 10 * time.Millisecond}, "todos")
+	}()
 	hc := http.DefaultClient
 	if os.Getenv("LS_KILL_AFTER_RESPONSE") == "true" {
 		hc = &http.Client{Transport: killAfter{http.DefaultTransport}}
