@@ -1,0 +1,118 @@
+//go:build localstore_crash
+
+// This test is not yet passing: after eight SIGKILLs the final, peaceful run
+// does not drain the outbox within two minutes (the issue on the local store,
+// item 4, is open). It is kept out of the default build so main stays green;
+// run it with: go test -tags localstore_crash -run TestCrash ./client/localstore
+
+package localstore_test
+
+import (
+	"bufio"
+	"errors"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/voltsync/volt/client/localstore"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// TestCrashNothingLostNothingDoubled kills a child process that writes to
+// the store at random points (and, by its own hand, right after the
+// server answered a write), restarts it, and checks that every write it
+// committed locally ends up in Postgres exactly once.
+func TestCrashNothingLostNothingDoubled(t *testing.T) {
+	dbURL := pgtest.NewDB(t)
+	pgtest.Exec(t, dbURL, todosDDL,
+		`CREATE TABLE applied (id text, at timestamptz DEFAULT now())`,
+		`CREATE FUNCTION note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO applied(id) VALUES (NEW.id); RETURN NEW; END $$`,
+		`CREATE TRIGGER note AFTER INSERT OR UPDATE ON todos FOR EACH ROW EXECUTE FUNCTION note()`)
+	url := startVolt(t, dbURL)
+	path := filepath.Join(t.TempDir(), "store.db")
+	committed := map[string]bool{}
+	next := 0
+	for iter := 0; iter < 8; iter++ {
+		killAfterResponse := iter%2 == 1
+		ids, n := runCrashChild(t, path, url, next, killAfterResponse, time.Duration(200+rand.IntN(800))*time.Millisecond)
+		for _, id := range ids {
+			committed[id] = true
+		}
+		next = n
+	}
+	// a last, peaceful run drains the outbox
+	db, err := localstore.Open(path, localstore.Options{OnRollback: func(r localstore.Rollback) { t.Errorf("rollback: %+v", r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	running(t, db, url, "todos")
+	waitFor(t, 2*time.Minute, "outbox drained", func() bool {
+		p, _ := db.Pending()
+		return p == 0
+	})
+	for id := range committed {
+		if c := pgCount(t, dbURL, `SELECT count(*) FROM applied WHERE id = '`+id+`'`); c != 1 {
+			t.Errorf("write %s applied %d times", id, c)
+		}
+	}
+	if extra := pgCount(t, dbURL, `SELECT count(*) FROM applied`) - len(committed); extra < 0 || extra > 8 {
+		t.Errorf("%d applied writes that no child reported committed (at most one per kill expected)", extra)
+	}
+	if len(committed) < 20 {
+		t.Errorf("only %d writes committed", len(committed))
+	}
+	t.Logf("%d writes over 8 kills", len(committed))
+}
+
+// runCrashChild starts the helper, reads the ids it reports committed
+// and kills it after d (unless it kills itself first).
+func runCrashChild(t *testing.T, path, url string, start int, killAfterResponse bool, d time.Duration) ([]string, int) {
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "LOCALSTORE_HELPER=crash", "LS_PATH="+path, "LS_URL="+url,
+		"LS_START="+strconv.Itoa(start), "LS_KILL_AFTER_RESPONSE="+strconv.FormatBool(killAfterResponse))
+	out, _ := cmd.StdoutPipe()
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	timer := time.AfterFunc(d, func() { _ = cmd.Process.Signal(syscall.SIGKILL) })
+	defer timer.Stop()
+	var ids []string
+	next := start
+	sc := bufio.NewScanner(out)
+	opened := false
+	for sc.Scan() {
+		line := sc.Text()
+		switch {
+		case line == "open":
+			opened = true
+			// a second process on the same store gets a clear error
+			if _, err := localstore.Open(path, localstore.Options{}); !errors.Is(err, localstore.ErrLocked) {
+				t.Errorf("second open while the child runs: %v", err)
+			}
+		case strings.HasPrefix(line, "ok "):
+			id := strings.TrimPrefix(line, "ok ")
+			ids = append(ids, id)
+			k, _ := strconv.Atoi(strings.TrimPrefix(id, "w"))
+			next = k + 1
+		case strings.HasPrefix(line, "rollback "):
+			t.Errorf("child: %s", line)
+		}
+	}
+	_, _ = io.Copy(io.Discard, out)
+	_ = cmd.Wait()
+	if !opened {
+		t.Log("child killed before it opened the store")
+	}
+	// ids the child may have committed without reporting: skip one
+	return ids, next + 1
+}
+
