@@ -115,4 +115,3 @@ func runCrashChild(t *testing.T, path, url string, start int, killAfterResponse 
 	// ids the child may have committed without reporting: skip one
 	return ids, next + 1
 }
-
