@@ -125,11 +125,18 @@ async function waitForCollection(h, coll, expected, { timeout = 15000, what = 't
   if (!matches()) {
     let sub
     let timer
+    let recheck
     try {
       await new Promise((resolve, reject) => {
         sub = coll.subscribeChanges(() => {
           if (matches()) resolve()
         })
+        // A derived (live query) collection can settle without a further
+        // change event after the one that found it not yet matching, so the
+        // condition is also re-checked every 100 ms until the deadline.
+        recheck = setInterval(() => {
+          if (matches()) resolve()
+        }, 100)
         timer = setTimeout(() => reject(new Error(`timed out after ${timeout} ms waiting for ${what}`)), timeout)
         if (matches()) resolve()
       })
@@ -143,6 +150,7 @@ async function waitForCollection(h, coll, expected, { timeout = 15000, what = 't
       throw new Error(capped(`${e.message}\n${diff || `rows equal, but unsynced (optimistic) rows remain: ${show(coll.toArray.filter((r) => r.$synced === false))}`}\n${describe(h, w)}`))
     } finally {
       clearTimeout(timer)
+      clearInterval(recheck)
       sub?.unsubscribe()
     }
   }
