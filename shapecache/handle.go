@@ -128,14 +128,20 @@ func (c *Cache) flush() {
 	}
 	clear(c.dirty)
 	c.mu.Unlock()
-	for _, e := range dirty {
+	for i, e := range dirty {
 		if e.IsGone() {
 			continue
 		}
 		if err := e.sync(); err != nil && !e.IsGone() {
-			// Not durable: keep the slot where it is; the transactions will be
-			// replayed after a restart.
+			// Not durable: keep the slot where it is (the transactions will be
+			// replayed after a restart) and keep these logs dirty, so no later
+			// flush advances past them either.
 			c.Logger.Error("sync shape log", "handle", e.Handle, "err", err)
+			c.mu.Lock()
+			for _, d := range dirty[i:] {
+				c.dirty[d] = struct{}{}
+			}
+			c.mu.Unlock()
 			return
 		}
 	}
