@@ -1,146 +1,39 @@
 package client_test
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt/client"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/volttest"
 )
 
 var voltBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "volt-client-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	voltBin = filepath.Join(dir, "volt")
-	if out, err := exec.Command("go", "build", "-o", voltBin, "../cmd/volt").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build volt: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	bin, cleanup := volttest.MustBuild()
+	voltBin = bin
+	pgtest.Main(m, cleanup)
 }
 
 // voltServer is a running volt serve process.
-type voltServer struct {
-	t       *testing.T
-	URL     string
-	port    int
-	dbURL   string
-	storage string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logMu   sync.Mutex
-	log     strings.Builder
-}
+type voltServer struct{ *volttest.Server }
 
 func startVolt(t *testing.T, dbURL string) *voltServer {
 	t.Helper()
-	v := &voltServer{t: t, dbURL: dbURL, storage: t.TempDir(), port: freePort(t)}
-	v.URL = "http://127.0.0.1:" + strconv.Itoa(v.port)
-	v.start()
-	t.Cleanup(func() {
-		v.stop()
-		if t.Failed() {
-			v.logMu.Lock()
-			t.Logf("volt log:\n%s", v.log.String())
-			v.logMu.Unlock()
-		}
-	})
-	return v
+	return &voltServer{volttest.Start(t, voltBin, dbURL, "VOLT_CHUNK_BYTES=2000", "VOLT_INSECURE_WRITES=true")}
 }
 
-func (v *voltServer) start() {
-	v.t.Helper()
-	cmd := exec.Command(voltBin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+v.dbURL,
-		"VOLT_PORT="+strconv.Itoa(v.port), "VOLT_STORAGE_DIR="+v.storage,
-		"VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_CHUNK_BYTES=2000", "VOLT_INSECURE_WRITES=true",
-		"VOLT_REPLICATION_STREAM_ID=c"+strconv.Itoa(v.port))
-	stderr, _ := cmd.StderrPipe()
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		v.t.Fatalf("start volt: %v", err)
-	}
-	v.cmd, v.exited = cmd, make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			v.logMu.Lock()
-			v.log.WriteString(sc.Text() + "\n")
-			v.logMu.Unlock()
-		}
-		_ = cmd.Wait()
-		close(v.exited)
-	}()
-	v.waitHealthy()
-}
-
-func (v *voltServer) waitHealthy() {
-	v.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-v.exited:
-			v.t.Fatal("volt exited during start-up")
-		default:
-		}
-		if resp, err := http.Get(v.URL + "/v1/health"); err == nil {
-			var body struct{ Status string }
-			_ = json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if body.Status == "active" {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	v.t.Fatal("volt did not become healthy")
-}
-
-func (v *voltServer) stop() {
-	if v.cmd == nil {
-		return
-	}
-	_ = v.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-v.exited:
-	case <-time.After(20 * time.Second):
-		_ = v.cmd.Process.Kill()
-		<-v.exited
-	}
-	v.cmd = nil
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func (v *voltServer) start() { v.Restart() }
+func (v *voltServer) stop()  { v.Stop() }
 
 func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)

@@ -1,169 +1,38 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/volttest"
 )
 
 var voltBin string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "volt-e2e-bin-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	voltBin = filepath.Join(dir, "volt")
-	out, err := exec.Command("go", "build", "-o", voltBin, "../cmd/volt").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "build volt: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	bin, cleanup := volttest.MustBuild()
+	voltBin = bin
+	pgtest.Main(m, cleanup)
 }
 
 // volt is a running volt serve process.
-type volt struct {
-	t       *testing.T
-	URL     string
-	port    int
-	dbURL   string
-	storage string
-	env     []string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	logMu   sync.Mutex
-	log     strings.Builder
-}
+type volt struct{ *volttest.Server }
 
-// startVolt runs volt serve against dbURL with a fresh storage dir.
+// startVolt runs volt serve against dbURL ("" for the embedded default)
+// with a fresh storage dir; env adds settings.
 func startVolt(t *testing.T, dbURL string, env ...string) *volt {
 	t.Helper()
-	v := &volt{t: t, dbURL: dbURL, storage: t.TempDir(), env: env, port: freePort(t)}
-	v.URL = "http://127.0.0.1:" + strconv.Itoa(v.port)
-	v.start()
-	t.Cleanup(func() {
-		v.Stop()
-		if t.Failed() {
-			t.Logf("volt log:\n%s", v.Log())
-		}
-	})
-	return v
+	return &volt{volttest.Start(t, voltBin, dbURL, env...)}
 }
 
-func (v *volt) start() {
-	v.t.Helper()
-	cmd := exec.Command(voltBin, "serve")
-	cmd.Env = os.Environ()
-	if v.dbURL != "" {
-		cmd.Env = append(cmd.Env, "DATABASE_URL="+v.dbURL)
-	}
-	cmd.Env = append(cmd.Env,
-		"VOLT_PORT="+strconv.Itoa(v.port), "VOLT_STORAGE_DIR="+v.storage,
-		"VOLT_LOG_LEVEL=debug", "VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_REPLICATION_STREAM_ID=s"+strconv.Itoa(v.port))
-	cmd.Env = append(cmd.Env, v.env...)
-	stderr, _ := cmd.StderrPipe()
-	cmd.Stdout = io.Discard
-	if err := cmd.Start(); err != nil {
-		v.t.Fatalf("start volt: %v", err)
-	}
-	v.cmd, v.exited = cmd, make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			v.logMu.Lock()
-			v.log.WriteString(sc.Text() + "\n")
-			v.logMu.Unlock()
-		}
-		_ = cmd.Wait()
-		close(v.exited)
-	}()
-	v.waitHealthy()
-}
-
-func (v *volt) Log() string {
-	v.logMu.Lock()
-	defer v.logMu.Unlock()
-	return v.log.String()
-}
-
-// waitHealthy polls /v1/health until it reports active (the process has no
-// other readiness signal).
-func (v *volt) waitHealthy() {
-	v.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-v.exited:
-			v.t.Fatalf("volt exited during start-up:\n%s", v.Log())
-		default:
-		}
-		resp, err := http.Get(v.URL + "/v1/health")
-		if err == nil {
-			var body struct{ Status string }
-			_ = json.NewDecoder(resp.Body).Decode(&body)
-			resp.Body.Close()
-			if resp.StatusCode == 200 && body.Status == "active" {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	v.t.Fatalf("volt did not become healthy:\n%s", v.Log())
-}
-
-// Stop ends volt with SIGTERM and waits.
-func (v *volt) Stop() {
-	if v.cmd == nil {
-		return
-	}
-	_ = v.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-v.exited:
-	case <-time.After(20 * time.Second):
-		_ = v.cmd.Process.Kill()
-		<-v.exited
-	}
-	v.cmd = nil
-}
-
-// Kill ends volt with SIGKILL, as a crash would.
-func (v *volt) Kill() {
-	_ = v.cmd.Process.Kill()
-	<-v.exited
-	v.cmd = nil
-}
-
-// Restart starts volt again on the same storage and port.
-func (v *volt) Restart() { v.start() }
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
+func freePort(t *testing.T) int { return volttest.FreePort(t) }
 
 // response is one HTTP answer of the shape API.
 type response struct {

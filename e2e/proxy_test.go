@@ -25,6 +25,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	voltlib "github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/volttest"
 )
 
 // The tests in this file run volt behind nginx configured from
@@ -206,7 +207,7 @@ func upstreamHits(log []accessEntry) int {
 }
 
 // through is a volt whose URL is the proxy's, for shapeURL and followers.
-func (p *proxy) through() *volt { return &volt{t: p.t, URL: p.URL} }
+func (p *proxy) through() *volt { return &volt{&volttest.Server{URL: p.URL}} }
 
 func upstreamOf(v *volt) string { return strings.TrimPrefix(v.URL, "http://") }
 

@@ -1,17 +1,13 @@
 package localstore_test
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,6 +17,7 @@ import (
 	"github.com/voltsync/volt/client"
 	"github.com/voltsync/volt/client/localstore"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/volttest"
 )
 
 var voltBin string
@@ -29,72 +26,15 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LOCALSTORE_HELPER") == "crash" {
 		os.Exit(crashChild())
 	}
-	dir, err := os.MkdirTemp("", "localstore-volt-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	voltBin = filepath.Join(dir, "volt")
-	if out, err := exec.Command("go", "build", "-o", voltBin, "../../cmd/volt").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "build volt: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	defer os.RemoveAll(dir)
-	pgtest.Main(m)
+	bin, cleanup := volttest.MustBuild()
+	voltBin = bin
+	pgtest.Main(m, cleanup)
 }
 
 // startVolt runs volt serve on dbURL until the test ends and returns its URL.
 func startVolt(t *testing.T, dbURL string) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	cmd := exec.Command(voltBin, "serve")
-	cmd.Env = append(os.Environ(), "DATABASE_URL="+dbURL, "VOLT_PORT="+strconv.Itoa(port),
-		"VOLT_STORAGE_DIR="+t.TempDir(), "VOLT_ALLOW_SHAPE_DELETION=true", "VOLT_INSECURE_WRITES=true",
-		"VOLT_REPLICATION_STREAM_ID=ls"+strconv.Itoa(port))
-	var logMu sync.Mutex
-	var log strings.Builder
-	stderr, _ := cmd.StderrPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			logMu.Lock()
-			log.WriteString(sc.Text() + "\n")
-			logMu.Unlock()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(20 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("volt log:\n%s", log.String())
-			logMu.Unlock()
-		}
-	})
-	url := "http://127.0.0.1:" + strconv.Itoa(port)
-	waitFor(t, 60*time.Second, "volt healthy", func() bool {
-		resp, err := http.Get(url + "/v1/health")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return resp.StatusCode == 200
-	})
-	return url
+	return volttest.Start(t, voltBin, dbURL, "VOLT_INSECURE_WRITES=true").URL
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {

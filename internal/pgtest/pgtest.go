@@ -67,9 +67,13 @@ func NewCluster(tb testing.TB) *pgembed.Cluster {
 	return c
 }
 
-// Main runs the tests and then stops the shared cluster. Call it from TestMain.
-func Main(m *testing.M) {
+// Main runs the tests, then stops the shared cluster and runs cleanup.
+// Call it from TestMain.
+func Main(m *testing.M, cleanup ...func()) {
 	code := m.Run()
+	for _, c := range cleanup {
+		c()
+	}
 	if shared != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		_ = shared.Stop(ctx)
