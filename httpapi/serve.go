@@ -53,7 +53,7 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 	}
 	if sub != nil {
 		if s.awaitReady(w, r, e) {
-			s.serveSubset(w, r, e, sub)
+			s.serveSubset(w, r, req, e, sub)
 		}
 		return
 	}

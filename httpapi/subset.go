@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapecache"
@@ -151,9 +152,24 @@ func readPostBody(w http.ResponseWriter, r *http.Request, q url.Values) (*subset
 	return sub, true
 }
 
+// subsetOffset is the electric-offset of a subset response. The TypeScript
+// client moves its live stream to it; answering with the shape's head would
+// make a stream that is behind skip the live changes in between (rows that
+// no snapshot covers then never arrive). So a request made from a position in
+// the log gets that position back; "now" and -1 get the head, which is what a
+// cold-started stream needs. Changes the stream then reads again for rows the
+// subset already holds are filtered by the client with the snapshot's xids.
+func subsetOffset(req *request, e *shapecache.Entry) volt.Offset {
+	latest := e.Log.Latest()
+	if req.now || req.offset.IsBeforeAll() || latest.Less(req.offset) {
+		return latest
+	}
+	return req.offset
+}
+
 // serveSubset answers a subset snapshot: rows of the shape that also match
 // the subset's where clause, ordered and paged, with the snapshot's identity.
-func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, sub *subset) {
+func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry, sub *subset) {
 	errs := map[string][]string{}
 	if (sub.Limit != nil || sub.Offset != nil) && sub.OrderBy == "" {
 		errs["order_by"] = append(errs["order_by"], "order_by is required when limit or offset is present")
@@ -198,10 +214,10 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, e *shapecac
 	if sub.Offset != nil {
 		q.Offset = *sub.Offset
 	}
-	s.runSubset(w, r, e, q)
+	s.runSubset(w, r, e, q, subsetOffset(req, e))
 }
 
-func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, q postgres.SnapshotQuery) {
+func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, q postgres.SnapshotQuery, offset volt.Offset) {
 	mark := rand.Int64N(1 << 31)
 	var info postgres.SnapshotInfo
 	rows := []byte{'['}
@@ -229,7 +245,7 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 	h.Set("cache-control", "no-cache")
 	h.Set("electric-snapshot", "true")
 	h.Set(hHandle, e.Handle)
-	h.Set(hOffset, e.Log.Latest().String())
+	h.Set(hOffset, offset.String())
 	h.Set(hSchema, e.Shape.Schema())
 	h.Set("content-type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
