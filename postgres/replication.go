@@ -387,8 +387,15 @@ func (s *replStream) run(ctx context.Context) error {
 	s.r.acked.Store(s.acked)
 	s.nextStatus = time.Now().Add(s.interval)
 	for {
-		if !time.Now().Before(s.nextStatus) {
+		switch {
+		case !time.Now().Before(s.nextStatus):
 			if err := s.sendStatus(true); err != nil {
+				return err
+			}
+		case s.h.DurableLSN() > s.acked:
+			// Durable progress is acknowledged at once, not at the next
+			// interval: the slot releases WAL sooner and a stop loses nothing.
+			if err := s.sendStatus(false); err != nil {
 				return err
 			}
 		}
@@ -408,6 +415,10 @@ func (s *replStream) run(ctx context.Context) error {
 	}
 }
 
+// replAckDelay bounds how long a delivered transaction waits to be
+// acknowledged once the handler has made it durable.
+const replAckDelay = 100 * time.Millisecond
+
 // finalStatus acknowledges what is durable before a deliberate stop, so
 // that the slot does not lag by up to a status interval.
 func (s *replStream) finalStatus() {
@@ -419,7 +430,15 @@ func (s *replStream) finalStatus() {
 // receive waits for the next message until the next status deadline; it
 // returns nil, nil when the deadline passes first.
 func (s *replStream) receive(ctx context.Context) (pgproto3.BackendMessage, error) {
-	rctx, cancel := context.WithDeadline(ctx, s.nextStatus)
+	deadline := s.nextStatus
+	if s.lastCommitEnd > s.acked {
+		// Delivered but not yet acknowledged: look again soon, as the
+		// handler makes it durable in the background.
+		if soon := time.Now().Add(replAckDelay); soon.Before(deadline) {
+			deadline = soon
+		}
+	}
+	rctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	msg, err := s.conn.ReceiveMessage(rctx)
 	if err == nil {
