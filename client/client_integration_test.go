@@ -288,26 +288,10 @@ func TestIntegrationServerRestart(t *testing.T) {
 	checkItems(t, conn, sh)
 }
 
-// receiptsDDL is volt.receipts as the write endpoint creates it
-// (mutations/migrate.go).
-const receiptsDDL = `CREATE SCHEMA IF NOT EXISTS volt;
-CREATE TABLE IF NOT EXISTS volt.receipts (
-	client_id  text NOT NULL,
-	seq        bigint NOT NULL,
-	status     text NOT NULL,
-	code       text,
-	message    text,
-	txid       bigint,
-	xid8       text,
-	lsn        text,
-	detail     jsonb,
-	created_at timestamptz NOT NULL DEFAULT now(),
-	PRIMARY KEY (client_id, seq))`
-
 func TestIntegrationAwaitReceipt(t *testing.T) {
 	dbURL := pgtest.NewDB(t)
-	pgtest.Exec(t, dbURL, receiptsDDL, itemsDDL)
-	v := startVolt(t, dbURL)
+	pgtest.Exec(t, dbURL, itemsDDL)
+	v := startVolt(t, dbURL) // volt serve creates volt.receipts at start (mutations.Migrate)
 	conn := connect(t, dbURL)
 	ctx := ctxT(t)
 	opts := client.ShapeOptions{URL: v.URL, MaxBackoff: 200 * time.Millisecond}
