@@ -188,7 +188,7 @@ func (s *Server) serveNow(w http.ResponseWriter, r *http.Request, req *request, 
 	if !s.awaitReady(w, r, e) {
 		return
 	}
-	latest := e.Log.Latest()
+	latest := e.Latest()
 	s.setLogHeaders(w, req, e, latest, true, false)
 	w.Header().Set("etag", s.uniqueETag(e.Handle, req.rawOffset, latest))
 	s.writeBody(w, r, [][]byte{shape.UpToDate(s.globalLSN(e))})
@@ -223,12 +223,12 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 	var boundsWait <-chan time.Time
 	boundsExpired := false
 	for {
-		changed := e.Log.Changed()
+		changed := e.Changed()
 		if e.IsGone() {
 			s.goneResponse(w, r, e)
 			return readResult{}, false
 		}
-		res, err := e.Log.Read(req.offset)
+		res, err := e.Read(req.offset)
 		var timeoutC <-chan time.Time
 		switch {
 		case errors.Is(err, shapelog.ErrSnapshotPending):
@@ -291,7 +291,7 @@ func (s *Server) outOfBounds(o volt.Offset, e *shapecache.Entry) bool {
 	if o.IsBeforeAll() || o.InSnapshot() {
 		return false
 	}
-	if !e.Log.Latest().Less(o) {
+	if !e.Latest().Less(o) {
 		return false
 	}
 	return o.LSN > s.Cache.LastProcessedLSN()
@@ -302,7 +302,7 @@ func (s *Server) globalLSN(e *shapecache.Entry) uint64 {
 	if g := s.Cache.LastProcessedLSN(); g > 0 {
 		return g
 	}
-	return e.Log.LastTxLSN()
+	return e.LastTxLSN()
 }
 
 // serveLog answers a non-SSE request (initial, catch-up or long-poll).

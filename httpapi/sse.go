@@ -54,11 +54,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	keepAlive := time.NewTicker(s.Config.KeepAlive)
 	defer keepAlive.Stop()
 	for {
-		changed := e.Log.Changed()
+		changed := e.Changed()
 		if e.IsGone() {
 			return
 		}
-		if res, err := e.Log.Read(offset); err == nil && len(res.Entries) > 0 {
+		if res, err := e.Read(offset); err == nil && len(res.Entries) > 0 {
 			if !send(res.Entries, res.AtHead, res.End.LSN) {
 				return
 			}

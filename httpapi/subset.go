@@ -160,7 +160,7 @@ func readPostBody(w http.ResponseWriter, r *http.Request, q url.Values) (*subset
 // cold-started stream needs. Changes the stream then reads again for rows the
 // subset already holds are filtered by the client with the snapshot's xids.
 func subsetOffset(req *request, e *shapecache.Entry) volt.Offset {
-	latest := e.Log.Latest()
+	latest := e.Latest()
 	if req.now || req.offset.IsBeforeAll() || latest.Less(req.offset) {
 		return latest
 	}

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapelog"
@@ -85,3 +86,15 @@ func (e *Entry) sync() error {
 	defer e.writeMu.Unlock()
 	return e.Log.Sync()
 }
+
+// Latest returns the offset of the last entry in the shape's log.
+func (e *Entry) Latest() volt.Offset { return e.Log.Latest() }
+
+// Changed returns a channel that is closed when the shape's log changes.
+func (e *Entry) Changed() <-chan struct{} { return e.Log.Changed() }
+
+// Read returns the log entries after offset, paged as Electric does.
+func (e *Entry) Read(after volt.Offset) (shapelog.ReadResult, error) { return e.Log.Read(after) }
+
+// LastTxLSN returns the commit LSN of the last transaction in the log.
+func (e *Entry) LastTxLSN() uint64 { return e.Log.LastTxLSN() }
