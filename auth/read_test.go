@@ -120,8 +120,8 @@ func (e *readEnv) read(t *testing.T, authz string, kv ...string) (ids []string, 
 		t.Fatalf("the authorised definition %+v does not compile: %v", def, err)
 	}
 	q := "SELECT " + sh.Table.PrimaryKey[0] + "::text FROM " + postgres.QuoteIdent(def.Schema) + "." + postgres.QuoteIdent(def.Table)
-	if sh.Filter != nil {
-		q += " WHERE " + sh.Filter.SQL()
+	if f, _ := sh.Filter(); f != nil {
+		q += " WHERE " + f.SQL()
 	}
 	rows, err := e.pool.Query(ctx, q)
 	if err != nil {

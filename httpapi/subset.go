@@ -185,8 +185,8 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *reques
 		q.Columns = append(q.Columns, postgres.QuoteIdent(name))
 	}
 	var conds []string
-	if e.Shape.Filter != nil {
-		conds = append(conds, "("+e.Shape.Filter.SQL()+")")
+	if f, _ := e.Shape.Filter(); f != nil {
+		conds = append(conds, "("+f.SQL()+")")
 	}
 	if sub.Where != "" {
 		f, err := e.Shape.CompileWhere(sub.Where, sub.Params)

@@ -2,6 +2,7 @@ package shape
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 
 	"github.com/voltsync/volt"
@@ -30,7 +31,7 @@ type row struct {
 }
 
 func (r row) Value(col string) (string, bool) {
-	i, ok := r.s.colIndex[col]
+	i, ok := r.s.t.colIndex[col]
 	if !ok || i >= len(r.vals) || r.vals[i].Null {
 		return "", false
 	}
@@ -59,10 +60,14 @@ func (s *Shape) Matches(vals []volt.Value) bool {
 	if vals == nil {
 		return false
 	}
-	if s.Filter == nil {
+	f, err := s.Filter()
+	if err != nil {
+		return false
+	}
+	if f == nil {
 		return true
 	}
-	ok, err := s.Filter.Matches(row{s, vals})
+	ok, err := f.Matches(row{s, vals})
 	return err == nil && ok
 }
 
@@ -71,6 +76,9 @@ func (s *Shape) Matches(vals []volt.Value) bool {
 func (s *Shape) Convert(ch *volt.Change, op uint64) ([]Message, error) {
 	if err := s.CheckRelation(ch.Relation); err != nil {
 		return nil, err
+	}
+	if _, err := s.Filter(); err != nil {
+		return nil, fmt.Errorf("%w: where clause no longer compiles: %v", ErrSchemaChanged, err)
 	}
 	switch ch.Kind {
 	case volt.Insert:
@@ -184,7 +192,7 @@ func (s *Shape) appendRow(dst []byte, vals []volt.Value, mask []bool) []byte {
 // rowKey builds the message key: `"schema"."table"/"v1"/"v2"`.
 func (s *Shape) rowKey(vals []volt.Value) string {
 	var b strings.Builder
-	b.WriteString(s.keyPrefix)
+	b.WriteString(s.t.keyPrefix)
 	for _, k := range s.KeyCols {
 		if vals[k].Null {
 			b.WriteString("/_")
@@ -208,7 +216,7 @@ func (s *Shape) Frame(m Message, lsn uint64, xid uint32, last bool) []byte {
 	dst = append(dst, `,"headers":{"operation":"`...)
 	dst = append(dst, m.kind...)
 	dst = append(dst, `","relation":`...)
-	dst = append(dst, s.relation...)
+	dst = append(dst, s.t.relation...)
 	dst = append(dst, `,"lsn":`...)
 	dst = appendQuotedUint(dst, lsn)
 	dst = append(dst, `,"op_position":`...)
@@ -248,7 +256,7 @@ func (s *Shape) SnapshotRow(raw [][]byte) []byte {
 	dst = append(dst, `,"value":`...)
 	dst = s.appendRow(dst, vals, s.selected)
 	dst = append(dst, `,"headers":{"operation":"insert","relation":`...)
-	dst = append(dst, s.relation...)
+	dst = append(dst, s.t.relation...)
 	return append(dst, "}}"...)
 }
 

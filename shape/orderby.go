@@ -31,7 +31,7 @@ func (s *Shape) ParseOrderBy(orderBy string) (string, error) {
 			return "", errors.New("only column references are allowed in ORDER BY clauses; expressions are not allowed in ORDER BY clauses")
 		}
 		name := ref.Fields[0].GetString_().Sval
-		if _, ok := s.colIndex[name]; !ok {
+		if _, ok := s.t.colIndex[name]; !ok {
 			return "", errors.New("unknown reference " + name)
 		}
 		part := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
@@ -67,5 +67,5 @@ func (s *Shape) SubsetRow(raw [][]byte, mark int64) []byte {
 // CompileWhere parses an extra where clause (a subset's) against the
 // shape's table.
 func (s *Shape) CompileWhere(clause string, params map[string]string) (*where.Expr, error) {
-	return compileWhere(s.Table, clause, params)
+	return where.Parse(clause, s.t.whereCols, params)
 }

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -49,11 +50,13 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Message }
 
 // Shape is a validated, compiled definition bound to a table's schema.
+// Shapes are kept by the hundred thousand, so everything derived from the
+// table alone lives in a tableInfo shared by every shape of that table
+// version, and the where clause of a restored shape is compiled on first
+// use (Filter).
 type Shape struct {
 	Def   Definition
 	Table *volt.Table
-	// Filter is nil when the shape has no where clause.
-	Filter *where.Expr
 	// Selected holds the indexes (into Table.Columns) of the projected
 	// columns, in table order.
 	Selected []int
@@ -63,69 +66,139 @@ type Shape struct {
 	// Key identifies the definition: equal keys are the same shape.
 	Key string
 
-	colIndex  map[string]int // column name → index in Table.Columns
-	selected  []bool
-	keyPrefix string // `"schema"."table"` as it starts every key
-	relation  []byte // JSON `["schema","table"]`
+	t        *tableInfo
+	selected []bool
+
+	compile   sync.Once
+	filter    *where.Expr // nil when the shape has no where clause
+	filterErr error
+}
+
+// tableInfo is what all shapes of one table version share.
+type tableInfo struct {
+	table       *volt.Table
+	colIndex    map[string]int // column name → index in table.Columns
+	keyCols     []int
+	allSelected []int  // every non-generated column
+	allMask     []bool // the same as a mask
+	keyPrefix   string // `"schema"."table"` as it starts every key
+	relation    []byte // JSON `["schema","table"]`
+	whereCols   []where.Column
+}
+
+// tableInfos interns tableInfo by the table's definition. It only grows
+// with table versions (DDL), not with shapes.
+var tableInfos sync.Map // string → *tableInfo
+
+func internTable(table *volt.Table) *tableInfo {
+	fp, _ := json.Marshal(table)
+	if t, ok := tableInfos.Load(string(fp)); ok {
+		return t.(*tableInfo)
+	}
+	t := &tableInfo{table: table, colIndex: make(map[string]int, len(table.Columns))}
+	for i, c := range table.Columns {
+		t.colIndex[c.Name] = i
+		t.whereCols = append(t.whereCols, where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum})
+	}
+	t.keyCols = keyColumns(table, t.colIndex)
+	t.allMask = make([]bool, len(table.Columns))
+	for i, c := range table.Columns {
+		if !c.Generated {
+			t.allMask[i] = true
+			t.allSelected = append(t.allSelected, i)
+		}
+	}
+	t.keyPrefix = quoteKeyPart(table.Schema) + "." + quoteKeyPart(table.Name)
+	t.relation = appendString(append(appendString([]byte{'['}, table.Schema), ','), table.Name)
+	t.relation = append(t.relation, ']')
+	actual, _ := tableInfos.LoadOrStore(string(fp), t)
+	return actual.(*tableInfo)
 }
 
 // New validates def against table and compiles it.
 func New(def Definition, table *volt.Table) (*Shape, error) {
+	s, err := bind(def, table)
+	if err != nil {
+		return nil, err
+	}
+	if def.Where != "" {
+		f, err := where.Parse(def.Where, s.t.whereCols, def.Params)
+		if err != nil {
+			return nil, &FieldError{Field: "where", Message: err.Error()}
+		}
+		s.compile.Do(func() { s.filter = f })
+	} else {
+		s.compile.Do(func() {})
+	}
+	s.Key = s.canonicalKey()
+	return s, nil
+}
+
+// Restore rebuilds a shape that New accepted earlier for the same table,
+// given the Key New computed. It does not parse the where clause: that
+// happens on the first call to Filter, so a restart with many shapes does
+// not pay for every parse up front.
+func Restore(def Definition, table *volt.Table, key string) (*Shape, error) {
+	s, err := bind(def, table)
+	if err != nil {
+		return nil, err
+	}
+	s.Key = key
+	return s, nil
+}
+
+func bind(def Definition, table *volt.Table) (*Shape, error) {
 	if def.Replica == "" {
 		def.Replica = ReplicaDefault
 	}
 	if def.Log == "" {
 		def.Log = LogFull
 	}
-	s := &Shape{Def: def, Table: table, colIndex: make(map[string]int, len(table.Columns))}
-	for i, c := range table.Columns {
-		s.colIndex[c.Name] = i
-	}
-	s.keyColumns()
+	t := internTable(table)
+	s := &Shape{Def: def, Table: t.table, t: t, KeyCols: t.keyCols}
 	if err := s.selectColumns(); err != nil {
 		return nil, err
 	}
-	if def.Where != "" {
-		f, err := compileWhere(table, def.Where, def.Params)
-		if err != nil {
-			return nil, &FieldError{Field: "where", Message: err.Error()}
-		}
-		s.Filter = f
-	}
-	s.keyPrefix = quoteKeyPart(table.Schema) + "." + quoteKeyPart(table.Name)
-	s.relation = appendString(append(appendString([]byte{'['}, table.Schema), ','), table.Name)
-	s.relation = append(s.relation, ']')
-	s.Key = s.canonicalKey()
 	return s, nil
 }
 
-func (s *Shape) keyColumns() {
-	if len(s.Table.PrimaryKey) > 0 {
-		for _, name := range s.Table.PrimaryKey {
-			s.KeyCols = append(s.KeyCols, s.colIndex[name])
+// Filter returns the compiled where clause (nil when there is none). It
+// fails only for a restored shape whose clause no longer compiles.
+func (s *Shape) Filter() (*where.Expr, error) {
+	s.compile.Do(func() {
+		if s.Def.Where == "" {
+			return
 		}
-		return
-	}
-	for i := range s.Table.Columns {
-		s.KeyCols = append(s.KeyCols, i)
-	}
-	sort.Slice(s.KeyCols, func(a, b int) bool {
-		return s.Table.Columns[s.KeyCols[a]].Name < s.Table.Columns[s.KeyCols[b]].Name
+		s.filter, s.filterErr = where.Parse(s.Def.Where, s.t.whereCols, s.Def.Params)
 	})
+	return s.filter, s.filterErr
+}
+
+func keyColumns(table *volt.Table, colIndex map[string]int) []int {
+	var out []int
+	if len(table.PrimaryKey) > 0 {
+		for _, name := range table.PrimaryKey {
+			out = append(out, colIndex[name])
+		}
+		return out
+	}
+	for i := range table.Columns {
+		out = append(out, i)
+	}
+	sort.Slice(out, func(a, b int) bool { return table.Columns[out[a]].Name < table.Columns[out[b]].Name })
+	return out
 }
 
 func (s *Shape) selectColumns() error {
-	s.selected = make([]bool, len(s.Table.Columns))
 	if s.Def.Columns == nil {
-		for i, c := range s.Table.Columns {
-			if !c.Generated {
-				s.selected[i] = true
-			}
-		}
-	} else {
+		s.selected, s.Selected = s.t.allMask, s.t.allSelected
+		return nil
+	}
+	s.selected = make([]bool, len(s.Table.Columns))
+	{
 		var missing []string
 		for _, name := range s.Def.Columns {
-			i, ok := s.colIndex[name]
+			i, ok := s.t.colIndex[name]
 			if !ok {
 				missing = append(missing, name)
 				continue
@@ -163,8 +236,8 @@ func (s *Shape) canonicalKey() string {
 		b.WriteString(strconv.Quote(s.Table.Columns[i].Name))
 	}
 	b.WriteString("|")
-	if s.Filter != nil {
-		b.WriteString(s.Filter.SQL())
+	if s.filter != nil {
+		b.WriteString(s.filter.SQL())
 	}
 	fmt.Fprintf(&b, "|%s|%s|%v", s.Def.Replica, s.Def.Log, s.Def.Columns != nil)
 	return b.String()
@@ -251,14 +324,6 @@ func intervalFields(mask int) string {
 		hour | minute | second: "HOUR TO SECOND", minute | second: "MINUTE TO SECOND",
 	}
 	return names[mask]
-}
-
-func compileWhere(table *volt.Table, clause string, params map[string]string) (*where.Expr, error) {
-	cols := make([]where.Column, len(table.Columns))
-	for i, c := range table.Columns {
-		cols[i] = where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum}
-	}
-	return where.Parse(clause, cols, params)
 }
 
 // SelectedNames returns the projected column names in table order.

@@ -61,11 +61,15 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	for _, name := range s.SelectedNames() {
 		q.Columns = append(q.Columns, postgres.QuoteIdent(name))
 	}
-	if s.Filter != nil {
-		q.Where = s.Filter.SQL()
+	f, err := s.Filter()
+	if err != nil {
+		return fmt.Errorf("compile where clause: %w", err)
+	}
+	if f != nil {
+		q.Where = f.SQL()
 	}
 	var info postgres.SnapshotInfo
-	err := c.Snapshotter.Snapshot(c.ctx, q,
+	err = c.Snapshotter.Snapshot(c.ctx, q,
 		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, si) },
 		func(raw [][]byte) error { return e.Log.AppendSnapshot(s.SnapshotRow(raw)) })
 	if err != nil {
