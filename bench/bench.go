@@ -3,13 +3,15 @@
 // commit-to-client latency and fan-out, a naive poller that re-runs each
 // shape's query every 100 ms, plain INSERTs over pgx for the write round
 // trip, the writers' TPS without volt and pg_recvlogical → /dev/null for
-// replication keep-up, and volt itself at the smallest size for the
-// scenarios that scale (unrelated shapes, fan-out, restart).
+// replication keep-up, the shapes' own queries over pgx for shape creation,
+// the idle server for stalled clients, a new shape of the same rows for log
+// growth, and volt itself at the smallest size for the scenarios that
+// scale (unrelated shapes, fan-out, many clients, restart).
 //
 // Run starts a throwaway Postgres (pgembed, fsync on) and `volt serve` as a
 // child process on a free loopback port, runs the scenarios of
 // ../shared/performance.md §6 that this version covers (S1, S4, S5, S10,
-// S8, S11) with bounded counts, and returns one Row per measurement and one
+// S8, S11, S2, S3, S13, S12) with bounded counts, and returns one Row per measurement and one
 // Plot per sweep. `volt bench` prints the rows as a table and writes them,
 // with the plots as PNGs, to bench/results/.
 package bench
@@ -22,6 +24,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -46,6 +50,24 @@ type Sizes struct {
 	// the open-files limit: a FAILED row), S11Parked the parked live requests.
 	S11Shapes []int
 	S11Parked int
+	// S2Clients are the clients that sync one new 500-row shape together
+	// (the C = 1 baseline always runs first).
+	S2Clients []int
+	// S3Shapes are the counts of new 500-row shapes requested concurrently.
+	S3Shapes []int
+	// S12Rows are the ≈ 4 KB rows of the stalled clients' shape (its body
+	// is S12Rows × 4 KB), S12Clients the stalled connections, S12Watch how
+	// long the bench waits for the server to drop them.
+	S12Rows    int
+	S12Clients int
+	S12Watch   time.Duration
+	// S13Updates are the updates of the one-row table, S13Rows and
+	// S13Rounds the uniformly updated table, S13CompactWait how long fresh
+	// downloads are repeated waiting for compaction.
+	S13Updates     int
+	S13Rows        int
+	S13Rounds      int
+	S13CompactWait time.Duration
 }
 
 // QuickSizes finish in under 3 minutes on a 2-core machine.
@@ -53,7 +75,10 @@ func QuickSizes() Sizes {
 	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000},
 		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second,
 		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{500, 1_000, 0}, S8Duration: 3 * time.Second,
-		S11Shapes: []int{500, 100_000}, S11Parked: 1_000}
+		S11Shapes: []int{500, 100_000}, S11Parked: 1_000,
+		S2Clients: []int{50, 450}, S3Shapes: []int{50, 500},
+		S12Rows: 8_000, S12Clients: 20, S12Watch: 6 * time.Second,
+		S13Updates: 200, S13Rows: 2_000, S13Rounds: 5, S13CompactWait: 5 * time.Second}
 }
 
 // FullSizes add the large sizes.
@@ -64,6 +89,9 @@ func FullSizes() Sizes {
 		S10Writers: []int{1, 8, 32}, S10Duration: 5 * time.Second,
 		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{250, 500, 1_000, 2_000, 5_000, 0}, S8Duration: 8 * time.Second,
 		S11Shapes: []int{1_000, 4_500, 100_000}, S11Parked: 5_000,
+		S2Clients: []int{50, 450, 850, 1_250, 1_650, 2_050}, S3Shapes: []int{50, 500, 1_850, 3_650},
+		S12Rows: 12_000, S12Clients: 100, S12Watch: 15 * time.Second,
+		S13Updates: 1_000, S13Rows: 10_000, S13Rounds: 5, S13CompactWait: 10 * time.Second,
 	}
 }
 
@@ -72,7 +100,10 @@ func TinySizes() Sizes {
 	return Sizes{S1Rows: []int{1_000}, S4Shapes: []int{5}, S4Commits: 5, S5Clients: []int{5},
 		S10Writers: []int{1, 2}, S10Duration: 200 * time.Millisecond,
 		S8Shapes: []int{20}, S8Rates: []int{200, 0}, S8Duration: 300 * time.Millisecond,
-		S11Shapes: []int{10}, S11Parked: 5}
+		S11Shapes: []int{10}, S11Parked: 5,
+		S2Clients: []int{5}, S3Shapes: []int{5},
+		S12Rows: 500, S12Clients: 3, S12Watch: time.Second,
+		S13Updates: 20, S13Rows: 200, S13Rounds: 2, S13CompactWait: time.Second}
 }
 
 // Config is one benchmark run.
@@ -89,6 +120,9 @@ type Config struct {
 	WorkDir string
 	// Progress receives one line per step; nil discards.
 	Progress io.Writer
+	// Only, when set, names the scenarios to run ("s2", "S13", …); the
+	// others are skipped.
+	Only []string
 }
 
 // ExtraRatio is a further volt ÷ baseline ratio of a row, on another metric.
@@ -141,6 +175,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if err := raiseFileLimit(); err != nil {
 		return nil, err
 	}
+	if _, err := selectScenarios(scenarios(cfg.Sizes), cfg.Only); err != nil {
+		return nil, err
+	}
 	rep := &Report{Mode: cfg.Mode, Started: time.Now()}
 	env, err := StartEnv(ctx, cfg)
 	if err != nil {
@@ -149,7 +186,11 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer env.Close()
 	rep.Machine = describeMachine(ctx, env)
 	rep.Settings = env.Settings()
-	for i, sc := range scenarios(cfg.Sizes) {
+	list, err := selectScenarios(scenarios(cfg.Sizes), cfg.Only)
+	if err != nil {
+		return nil, err
+	}
+	for i, sc := range list {
 		if i > 0 {
 			if err := env.RestartServer(ctx); err != nil {
 				return nil, err
@@ -185,7 +226,47 @@ func scenarios(sz Sizes) []scenario {
 		{"s11", func(ctx context.Context, env *Env) ([]Row, error) {
 			return runS11(ctx, env, sz.S11Shapes, sz.S11Parked)
 		}},
+		{"s2", func(ctx context.Context, env *Env) ([]Row, error) { return runS2(ctx, env, sz.S2Clients) }},
+		{"s3", func(ctx context.Context, env *Env) ([]Row, error) { return runS3(ctx, env, sz.S3Shapes) }},
+		{"s13", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS13(ctx, env, sz.S13Updates, sz.S13Rows, sz.S13Rounds, sz.S13CompactWait)
+		}},
+		{"s12", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS12(ctx, env, sz.S12Rows, sz.S12Clients, sz.S12Watch)
+		}},
 	}
+}
+
+// selectScenarios keeps the scenarios named in only (case-insensitive),
+// in run order; empty keeps all.
+func selectScenarios(all []scenario, only []string) ([]scenario, error) {
+	if len(only) == 0 {
+		return all, nil
+	}
+	want := map[string]bool{}
+	for _, n := range only {
+		want[strings.ToLower(strings.TrimSpace(n))] = true
+	}
+	var out []scenario
+	for _, sc := range all {
+		if want[sc.name] {
+			out = append(out, sc)
+			delete(want, sc.name)
+		}
+	}
+	if len(want) > 0 {
+		var names []string
+		for _, sc := range all {
+			names = append(names, sc.name)
+		}
+		var unknown []string
+		for n := range want {
+			unknown = append(unknown, n)
+		}
+		slices.Sort(unknown)
+		return nil, fmt.Errorf("bench: unknown scenario %s (have %s)", strings.Join(unknown, ", "), strings.Join(names, ", "))
+	}
+	return out, nil
 }
 
 // runProfiled runs sc, under a CPU profile of this process when dir is set.

@@ -44,19 +44,20 @@ func TestQuickScenariosRun(t *testing.T) {
 		"S4 commit→client, N unrelated shapes", "S4 setup: shape creation", "S5 fan-out, one insert",
 		"S10 write→echo round trip", "S10 POST alone (answer, no echo)",
 		"S4 vs naive poller", "S5 fan-out vs LISTEN/NOTIFY", "S8 replication keep-up", "S8 decoding limit",
-		"S11 memory per idle shape", "S11 memory per parked live request", "S11 restart-to-ready"} {
+		"S11 memory per idle shape", "S11 memory per parked live request", "S11 restart-to-ready",
+		"S2 many clients, one small shape", "S3 concurrent shape creation", "S12 stalled clients", "S13 log growth and compaction"} {
 		if !hasScenario(rep.Rows, s) {
 			t.Errorf("no %q row", s)
 		}
 	}
 	checkS10(t, rep.Rows, len(TinySizes().S10Writers))
-	for _, name := range []string{"s1", "s4", "s5", "s10", "s8", "s11"} {
+	for _, name := range []string{"s1", "s4", "s5", "s10", "s8", "s11", "s2", "s3", "s13", "s12"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name+".pprof")); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}
 	}
-	if len(rep.Phases) != 6 {
-		t.Errorf("%d phases, want 6: %+v", len(rep.Phases), rep.Phases)
+	if len(rep.Phases) != 10 {
+		t.Errorf("%d phases, want 10: %+v", len(rep.Phases), rep.Phases)
 	}
 	for _, p := range rep.Phases {
 		if p.Wall <= 0 || p.ServerCPU < 0 || p.ClientCPU <= 0 || p.PGCPU <= 0 {
@@ -182,7 +183,7 @@ func checkOutputs(t *testing.T, rep *Report) {
 			}
 		}
 	}
-	for _, want := range []string{"s4", "s5", "s8", "s10"} {
+	for _, want := range []string{"s4", "s5", "s8", "s10", "s2", "s3"} {
 		if !plots[want] {
 			t.Errorf("no %s plot", want)
 		}

@@ -39,6 +39,8 @@ type Env struct {
 	exited  chan struct{}
 	logPath string
 	gen     int // servers started so far; each has its own storage and slot
+	// extraArgs are appended to ServerCmd (a scenario's own server flags).
+	extraArgs []string
 	// pastServerCPU is the CPU time of the servers already stopped.
 	pastServerCPU time.Duration
 	plots         []*Plot
@@ -109,7 +111,8 @@ func (e *Env) launch(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create server log: %w", err)
 	}
-	cmd := exec.Command(e.cfg.ServerCmd[0], e.cfg.ServerCmd[1:]...)
+	args := append(append([]string{}, e.cfg.ServerCmd[1:]...), e.extraArgs...)
+	cmd := exec.Command(e.cfg.ServerCmd[0], args...)
 	cmd.Env = append(inheritedEnv(), e.serverEnv(port)...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
