@@ -58,21 +58,19 @@ func (tr *transformer) unary(op string, a *pg.A_Expr) (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	if op != "-" && op != "+" {
+	cands := unarySigs(op)
+	if cands == nil {
 		return nil, errAt(a.Location, "operator %s is not supported", op)
 	}
-	s, ok, ambiguous := resolveOp(negSigs, Type{}, arg.typ())
+	s, ok, ambiguous := resolveOp(cands, Type{}, arg.typ())
 	if !ok {
 		return nil, errAt(a.Location, "operator %s: %s %s", notFound(ambiguous), op, arg.typ())
 	}
 	if arg, err = tr.coerce(arg, s.r, a.Location); err != nil {
 		return nil, err
 	}
-	fn := func(v []any) (any, error) { return v[0], nil }
-	if op == "-" {
-		neg := makeNeg(s.r)
-		fn = func(v []any) (any, error) { return neg(v[0]) }
-	}
+	un := makeUnary(op, s.r)
+	fn := func(v []any) (any, error) { return un(v[0]) }
 	return fold(&funcNode{name: op, infix: true, args: []node{arg}, t: s.r, strict: true, fn: fn}, a.Location)
 }
 
@@ -130,6 +128,16 @@ func (tr *transformer) resolveBinary(op string, lt, rt Type, loc int32) (Type, s
 		return tBool, s, makeCompare(op, s.l, s.r), nil
 	case op == "~~" || op == "!~~" || op == "~~*" || op == "!~~*":
 		return tBool, s, likeFn(op), nil
+	}
+	switch {
+	case op == "^" && s.l == tNumeric:
+		return tNumeric, s, numericPow, nil
+	case op == "^":
+		return tFloat8, s, floatPow, nil
+	case op == "&" || op == "|" || op == "#":
+		return s.l, s, bitArith(op), nil
+	case s.l == tInterval && s.r == tFloat8 || s.l == tFloat8 && s.r == tInterval:
+		return tInterval, s, floatScale(op, s), nil
 	}
 	res, fn := makeArith(op, s)
 	return res, s, fn, nil

@@ -53,6 +53,20 @@ func (tr *transformer) funcCall(f *pg.FuncCall) (node, error) {
 		return tr.length(name, args, f.Location)
 	case name == "concat":
 		return tr.concatFunc(args, f.Location)
+	case name == "like":
+		return tr.likeFunc(args, f.Location)
+	case name == "array_cat" && len(args) == 2:
+		return tr.arrayCat(name, args[0], args[1], f.Location)
+	case name == "array_append" && len(args) == 2:
+		return tr.arrayAppend(name, args[0], args[1], f.Location)
+	case name == "array_prepend" && len(args) == 2:
+		return tr.arrayPrepend(name, args[0], args[1], f.Location)
+	case name == "array_ndims":
+		return tr.arrayNdims(args, f.Location)
+	case name == "justify_days" || name == "justify_hours" || name == "justify_interval":
+		return tr.justify(name, args, f.Location)
+	case name == "timezone":
+		return tr.timezone(args, f.Location)
 	case castTargets[name] && len(args) == 1:
 		return tr.funcCast(name, args[0], f.Location)
 	}
@@ -131,6 +145,24 @@ func (tr *transformer) concatFunc(args []node, loc int32) (node, error) {
 		}
 		return b.String(), nil
 	}}, loc)
+}
+
+// likeFunc is like(text, text), the function behind ~~.
+func (tr *transformer) likeFunc(args []node, loc int32) (node, error) {
+	if len(args) != 2 || !stringish(args[0].typ()) || !stringish(args[1].typ()) {
+		return nil, errAt(loc, "function %s does not exist", sigString("like", args))
+	}
+	l, err := tr.coerce(args[0], tText, loc)
+	if err != nil {
+		return nil, err
+	}
+	r, err := tr.coerce(args[1], tText, loc)
+	if err != nil {
+		return nil, err
+	}
+	fn := likeFn("~~")
+	return fold(&funcNode{name: "like", args: []node{l, r}, t: tBool, strict: true,
+		fn: func(v []any) (any, error) { return fn(v[0], v[1]) }}, loc)
 }
 
 func (tr *transformer) funcCast(name string, arg node, loc int32) (node, error) {

@@ -145,7 +145,7 @@ func (tr *transformer) concatOp(l, r node, loc int32) (node, error) {
 	var err error
 	switch {
 	case lt.Array || rt.Array:
-		return nil, errAt(loc, "array concatenation is not supported")
+		return tr.arrayConcat(l, r, loc)
 	case lt == tBytea && (rt == tBytea || rt.isUnknown()) || rt == tBytea && lt.isUnknown():
 		if l, err = tr.coerce(l, tBytea, loc); err == nil {
 			r, err = tr.coerce(r, tBytea, loc)

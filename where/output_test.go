@@ -22,7 +22,8 @@ var outputExprs = []string{
 	"ts + iv", "tz - iv", "d + iv", "d - 30", "d - '2000-01-01'::date", "ts - tz::timestamp", "tm + iv", "tm - '01:30'::time",
 	"d + tm", "ts::date", "tz::time", "d::timestamptz", "iv + '1 day 02:00'::interval", "-iv", "iv::time",
 	"b::int4", "i4::bool", "lower(t)", "upper(v)", "length(c)", "length(by)", "concat(b, c, f4, d, j)", "t || b", "c || c",
-	"coalesce(i2, i8)", "greatest(f4, n, i4)", "least(ts, d, tz)", "ARRAY[i4, i2]", "by || '\\x01'",
+	"coalesce(i2, i8)", "n ^ 2", "n ^ 0.5", "1.1 ^ i2", "n ^ (-3)", "n ^ 1.5", "2 ^ n", "f8 ^ 2", "f8 ^ 0.5", "f4 ^ i4", "1.5 ^ f8",
+	"|/ f8", "@ i4", "@ n", "@ f4", "i4 & i2", "i8 | 255", "i2 # i4", "~ i8", "iv * f8", "2.5 * iv", "iv / 3", "iv * 0.1", "greatest(f4, n, i4)", "least(ts, d, tz)", "ARRAY[i4, i2]", "by || '\\x01'",
 }
 
 func TestOutputMatchesPostgres(t *testing.T) {

@@ -69,8 +69,14 @@ func sigsFor(op string) []sig {
 		return plusSigs
 	case "-":
 		return minusSigs
-	case "*", "/":
-		return arithSigs
+	case "*":
+		return concatSigs(arithSigs, ivScaleSigs)
+	case "/":
+		return concatSigs(arithSigs, ivScaleSigs[:1])
+	case "^":
+		return powSigs
+	case "&", "|", "#":
+		return bitSigs
 	case "%":
 		return modSigs
 	case "~~", "!~~", "~~*", "!~~*":

@@ -57,6 +57,8 @@ func (tr *transformer) expr(n *pg.Node) (node, error) {
 		return nil, errAt(x.CollateClause.Location, "COLLATE is not supported")
 	case *pg.Node_CaseExpr:
 		return nil, errAt(x.CaseExpr.Location, "CASE expressions are not supported")
+	case *pg.Node_NullIfExpr:
+		return nil, errAt(x.NullIfExpr.Location, "NULLIF is not supported")
 	case *pg.Node_AIndirection:
 		return nil, errorf("array subscripts and field selection are not supported")
 	}
