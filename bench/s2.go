@@ -32,6 +32,7 @@ func runS2(ctx context.Context, env *Env, clients []int) ([]Row, error) {
 	pl := env.plot("s2", "S2: C clients sync one new 500-row shape, time to up-to-date", "clients C", "ms from the common start")
 	pl.add("volt mean", 1, msf(one.lat.mean))
 	pl.add("volt max", 1, msf(one.lat.max))
+	pl.add("C=1 mean (baseline)", 1, msf(one.lat.mean))
 	var rows []Row
 	for _, c := range clients {
 		if lim := fileLimit(); uint64(c)+100 > lim {
@@ -63,7 +64,7 @@ type s2Result struct {
 	lat      dist
 	handles  int    // distinct electric-handle values the clients ended on
 	dirs     int    // new shape directories on disk (-1: layout unknown)
-	stats    string // the server's own shape count (GET /v1/stats), if any
+	stats    string // the server's own shape count change (GET /v1/stats), if it has one
 	requests int
 }
 
@@ -74,6 +75,8 @@ func (r s2Result) shapesText() string {
 	}
 	if r.stats != "" {
 		s += ", /v1/stats " + r.stats
+	} else {
+		s += ", no shape count from /v1/stats"
 	}
 	return s
 }
