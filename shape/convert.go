@@ -24,6 +24,9 @@ type Message struct {
 	keyChange       string
 }
 
+// Kind returns the message's operation: "insert", "update" or "delete".
+func (m Message) Kind() string { return m.kind }
+
 // Row adapts a replicated row to where.Row.
 type row struct {
 	s    *Shape

@@ -90,7 +90,20 @@ type tableInfo struct {
 // with table versions (DDL), not with shapes.
 var tableInfos sync.Map // string → *tableInfo
 
+// tablesByPtr short-cuts interning for the canonical *volt.Table of each
+// version (see InternTable); it holds no other pointers, so tables built
+// per request do not accumulate.
+var tablesByPtr sync.Map // *volt.Table → *tableInfo
+
+// InternTable returns the canonical pointer for table's definition. Shapes
+// built on it skip re-deriving the shared table state (a restart restores
+// many shapes of one table).
+func InternTable(table *volt.Table) *volt.Table { return internTable(table).table }
+
 func internTable(table *volt.Table) *tableInfo {
+	if t, ok := tablesByPtr.Load(table); ok {
+		return t.(*tableInfo)
+	}
 	fp, _ := json.Marshal(table)
 	if t, ok := tableInfos.Load(string(fp)); ok {
 		return t.(*tableInfo)
@@ -111,7 +124,10 @@ func internTable(table *volt.Table) *tableInfo {
 	t.keyPrefix = quoteKeyPart(table.Schema) + "." + quoteKeyPart(table.Name)
 	t.relation = appendString(append(appendString([]byte{'['}, table.Schema), ','), table.Name)
 	t.relation = append(t.relation, ']')
-	actual, _ := tableInfos.LoadOrStore(string(fp), t)
+	actual, loaded := tableInfos.LoadOrStore(string(fp), t)
+	if !loaded {
+		tablesByPtr.Store(table, actual)
+	}
 	return actual.(*tableInfo)
 }
 

@@ -48,6 +48,19 @@ type Cache struct {
 	// SchemaCheckInterval is how often tables with shapes are compared with
 	// the catalog to catch DDL that no row change has announced yet.
 	SchemaCheckInterval time.Duration
+	// MaxOpenLogs bounds the shape logs kept open (DefaultMaxOpenLogs).
+	MaxOpenLogs int
+	// SnapshotConcurrency bounds the initial snapshots running at once
+	// (each holds a database connection; DefaultSnapshotConcurrency).
+	SnapshotConcurrency int
+	// MaxQueuedSnapshots bounds the snapshots waiting for a slot; past it
+	// GetOrCreate fails with ErrOverloaded (DefaultMaxQueuedSnapshots).
+	MaxQueuedSnapshots int
+	// ShapeTTL removes shapes that no client has read for this long (0:
+	// never).
+	ShapeTTL time.Duration
+	// Compaction configures log compaction (see compact.go).
+	Compaction Compaction
 
 	mu       sync.Mutex
 	byHandle map[string]*Entry
@@ -55,7 +68,10 @@ type Cache struct {
 	byRel    map[uint32]map[*Entry]struct{}
 	dirty    map[*Entry]struct{}
 	creating map[string]*creation
-	handled  uint64 // EndLSN of the last transaction handled
+	// completed holds shapes whose snapshot finished and that are not in
+	// the catalog yet; the next flush adds them.
+	completed []*Entry
+	handled   uint64 // EndLSN of the last transaction handled
 	// published remembers tables already added to the publication.
 	published sync.Map
 
@@ -65,6 +81,12 @@ type Cache struct {
 	seenBefore atomic.Uint64
 	durable    atomic.Uint64
 
+	catalog   *catalog
+	logs      openLogs
+	snapSlots chan struct{}
+	snapsLive atomic.Int64 // snapshots queued or running
+	deleter   deleter
+
 	commits  *commitLog
 	flushReq chan struct{}
 	ctx      context.Context
@@ -72,39 +94,77 @@ type Cache struct {
 	wg       sync.WaitGroup
 }
 
+// Defaults for Cache's limits.
+const (
+	DefaultSnapshotConcurrency = 8
+	DefaultMaxQueuedSnapshots  = 5000
+)
+
 // Open restores the shapes found in the store and starts the background
-// goroutines (log flushing, schema checks).
+// goroutines (log flushing, schema checks, closing idle logs, expiry).
 func (c *Cache) Open(ctx context.Context) error {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
 	c.Logger = c.Logger.With("component", "shapecache")
+	if c.SnapshotConcurrency <= 0 {
+		c.SnapshotConcurrency = DefaultSnapshotConcurrency
+	}
+	if c.MaxQueuedSnapshots <= 0 {
+		c.MaxQueuedSnapshots = DefaultMaxQueuedSnapshots
+	}
+	c.Compaction.defaults()
 	c.byHandle = map[string]*Entry{}
 	c.byKey = map[string]*Entry{}
 	c.byRel = map[uint32]map[*Entry]struct{}{}
 	c.dirty = map[*Entry]struct{}{}
 	c.creating = map[string]*creation{}
+	c.logs.init(c.MaxOpenLogs)
+	c.snapSlots = make(chan struct{}, c.SnapshotConcurrency)
 	c.commits = newCommitLog()
 	c.flushReq = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.deleter.init(c.Store, c.Logger)
 	if err := c.restore(); err != nil {
 		return err
 	}
-	c.wg.Add(1)
+	c.wg.Add(3)
 	go c.flushLoop()
+	go c.janitorLoop()
+	go func() { defer c.wg.Done(); c.deleter.run(c.ctx) }()
 	if c.SchemaCheckInterval > 0 {
 		c.wg.Add(1)
 		go c.schemaLoop()
 	}
+	if c.ShapeTTL > 0 {
+		c.wg.Add(1)
+		go c.expiryLoop()
+	}
 	return nil
 }
 
-// Close stops the background goroutines after a final flush.
+// Close stops the background goroutines after a final flush and closes
+// the open logs.
 func (c *Cache) Close() error {
 	c.cancel()
 	c.wg.Wait()
 	c.flush()
-	return nil
+	c.deleter.drain()
+	c.mu.Lock()
+	entries := make([]*Entry, 0, len(c.byHandle))
+	for _, e := range c.byHandle {
+		entries = append(entries, e)
+	}
+	c.mu.Unlock()
+	for _, e := range entries {
+		e.lmu.Lock()
+		if e.log != nil {
+			_ = e.log.Close()
+			e.log = nil
+		}
+		e.lmu.Unlock()
+	}
+	return c.catalog.close()
 }
 
 // LastProcessedLSN is the newest LSN known to be processed, in this run or
@@ -134,7 +194,7 @@ func (c *Cache) Find(s *shape.Shape) (*Entry, bool) {
 	return e, ok
 }
 
-// Len returns the number of shapes.
+// Len returns the number of shapes (retired ones included until removed).
 func (c *Cache) Len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -154,6 +214,10 @@ func (c *Cache) GetOrCreate(ctx context.Context, s *shape.Shape) (*Entry, error)
 		<-w.done
 		return w.e, w.err
 	}
+	if c.snapsLive.Load() >= int64(c.SnapshotConcurrency+c.MaxQueuedSnapshots) {
+		c.mu.Unlock()
+		return nil, fmt.Errorf("%w: %d snapshots running or queued", ErrOverloaded, c.snapsLive.Load())
+	}
 	w := &creation{done: make(chan struct{})}
 	c.creating[s.Key] = w
 	c.mu.Unlock()
@@ -165,8 +229,7 @@ func (c *Cache) GetOrCreate(ctx context.Context, s *shape.Shape) (*Entry, error)
 	delete(c.creating, s.Key)
 	if w.err == nil {
 		c.register(w.e)
-		c.wg.Add(1)
-		go c.snapshot(w.e)
+		c.startSnapshot(w.e)
 	}
 	c.mu.Unlock()
 	close(w.done)
@@ -187,12 +250,10 @@ func (c *Cache) create(s *shape.Shape) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create shape log: %w", err)
 	}
-	if err := writeDefinition(log, s); err != nil {
-		_ = c.Store.Delete(handle)
-		return nil, err
-	}
 	c.Logger.Info("shape created", "handle", handle, "table", s.Table.Schema+"."+s.Table.Name, "where", s.Def.Where)
-	return newEntry(handle, s, log), nil
+	e := newEntry(c, handle, s)
+	e.setLog(log)
+	return e, nil
 }
 
 // Delete removes the shape with the given handle and its files.
@@ -209,6 +270,11 @@ func (c *Cache) Delete(handle string) bool {
 func (c *Cache) register(e *Entry) {
 	c.byHandle[e.Handle] = e
 	c.byKey[e.Shape.Key] = e
+	c.route(e)
+}
+
+// route makes HandleTransaction consider e for its table's changes.
+func (c *Cache) route(e *Entry) {
 	rel := c.byRel[e.Shape.Table.OID]
 	if rel == nil {
 		rel = map[*Entry]struct{}{}
@@ -234,9 +300,12 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 	}
 	delete(c.dirty, e)
 	e.markGone()
-	if err := c.Store.Delete(e.Handle); err != nil {
-		c.Logger.Error("delete shape files", "handle", e.Handle, "err", err)
-	}
+	e.lmu.Lock()
+	e.log = nil // Store.Delete closes it
+	e.lmu.Unlock()
+	c.logs.forget(e)
+	c.catalog.remove(e.Handle)
+	c.deleter.add(e.Handle)
 	c.Logger.Info("shape removed", "handle", e.Handle, "reason", why)
 }
 

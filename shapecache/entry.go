@@ -3,6 +3,7 @@ package shapecache
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
@@ -11,31 +12,63 @@ import (
 )
 
 // Entry is one shape: its definition, its log and its snapshot state.
+//
+// A server holds many idle shapes, so an Entry keeps its log open only
+// while it is used: the log is opened on demand (acquire) and closed by the
+// cache's janitor once idle. Waiters for new entries park on the Entry's
+// own channel, which outlives the log being closed and reopened.
 type Entry struct {
 	Handle string
 	Shape  *shape.Shape
-	Log    *shapelog.Log
 
+	cache    *Cache
 	gone     chan struct{} // closed when the shape is removed
 	goneOnce sync.Once
 	ready    chan struct{} // closed when the snapshot completed or failed
 	snapErr  atomic.Pointer[error]
+	// lastUsed is when a client last read the shape (unix milliseconds).
+	lastUsed atomic.Int64
 
 	// Guarded by Cache.mu.
 	snap    *postgres.SnapshotInfo // nil until the snapshot's identity is known
 	pending []bufferedTxn          // transactions that arrived before it was
-	// writeMu serialises Append and Sync on the log.
+	retired bool                   // replaced by a compacted successor
+	// compacting is set while a successor is being built; compactAfter
+	// (unix ms) delays the next attempt after a failure.
+	compacting   bool
+	compactAfter int64
+	// rows and ops count the shape's current rows and the messages a new
+	// client downloads (compaction trigger); guarded by Cache.mu.
+	rows, ops int64
+
+	// writeMu serialises Append, Sync and closing the log.
 	writeMu sync.Mutex
+
+	// lmu guards log, refs and used.
+	lmu  sync.Mutex
+	log  *shapelog.Log
+	refs int
+	used int64 // monotonic tick of the last acquire, for LRU closing
+
+	// nmu guards changed.
+	nmu     sync.Mutex
+	changed chan struct{}
 }
 
 type bufferedTxn struct {
 	lsn     uint64
 	xid     uint32
 	entries []shapelog.Entry
+	delta   delta
 }
 
-func newEntry(handle string, s *shape.Shape, log *shapelog.Log) *Entry {
-	return &Entry{Handle: handle, Shape: s, Log: log, gone: make(chan struct{}), ready: make(chan struct{})}
+// closedChan is the ready channel of restored shapes.
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+func newEntry(c *Cache, handle string, s *shape.Shape) *Entry {
+	e := &Entry{Handle: handle, Shape: s, cache: c, gone: make(chan struct{}), ready: make(chan struct{})}
+	e.lastUsed.Store(time.Now().UnixMilli())
+	return e
 }
 
 // Gone is closed when the shape has been deleted or rotated.
@@ -63,38 +96,177 @@ func (e *Entry) IsGone() bool {
 	}
 }
 
-func (e *Entry) markGone() { e.goneOnce.Do(func() { close(e.gone) }) }
+func (e *Entry) markGone() {
+	e.goneOnce.Do(func() { close(e.gone) })
+	e.notify()
+}
+
+// Touch records that a client used the shape (for expiry).
+func (e *Entry) Touch() {
+	now := time.Now().UnixMilli()
+	if e.lastUsed.Load() != now {
+		e.lastUsed.Store(now)
+	}
+}
 
 // skip reports whether a transaction must not enter this shape's log: it is
 // already there (replayed after a reconnect or restart), or it is visible in
 // the shape's snapshot and so already part of the initial rows.
-func (e *Entry) skip(lsn uint64, xid uint32) bool {
-	if lsn <= e.Log.LastTxLSN() {
+func (e *Entry) skip(l *shapelog.Log, lsn uint64, xid uint32) bool {
+	if lsn <= l.LastTxLSN() {
 		return true
 	}
 	return lsn < e.snap.LSN && e.snap.Visible(xid)
 }
 
-func (e *Entry) append(entries []shapelog.Entry) error {
-	e.writeMu.Lock()
-	defer e.writeMu.Unlock()
-	return e.Log.Append(entries...)
+// acquire returns the shape's log, opening it if needed; release must
+// follow. The log stays open while acquired.
+func (e *Entry) acquire() (*shapelog.Log, error) {
+	e.lmu.Lock()
+	defer e.lmu.Unlock()
+	if e.log == nil {
+		if e.IsGone() {
+			return nil, ErrShapeGone
+		}
+		l, err := e.cache.Store.Open(e.Handle)
+		if err != nil {
+			return nil, err
+		}
+		l.OnChange(e.notify)
+		e.log = l
+		e.cache.logs.opened(e)
+	}
+	e.refs++
+	e.used = e.cache.logs.tick.Add(1)
+	return e.log, nil
 }
 
+func (e *Entry) release() {
+	e.lmu.Lock()
+	e.refs--
+	e.lmu.Unlock()
+}
+
+// setLog installs a freshly created log (the entry is new: nobody else
+// can hold it yet).
+func (e *Entry) setLog(l *shapelog.Log) {
+	e.lmu.Lock()
+	defer e.lmu.Unlock()
+	l.OnChange(e.notify)
+	e.log = l
+	e.cache.logs.opened(e)
+	e.used = e.cache.logs.tick.Add(1)
+}
+
+// closeIfIdle syncs and closes the log unless it is in use or was used
+// after tick before. It reports whether the log is closed afterwards.
+func (e *Entry) closeIfIdle(before int64) (closed bool, err error) {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	e.lmu.Lock()
+	l := e.log
+	busy := l == nil || e.refs > 0 || e.used > before
+	e.lmu.Unlock()
+	if l == nil {
+		return true, nil
+	}
+	if busy || !l.SnapshotComplete() {
+		return false, nil
+	}
+	// writeMu keeps appenders out; they acquire before taking it, so the
+	// refs check above also covers an appender waiting for writeMu.
+	if err := l.Sync(); err != nil {
+		return false, err
+	}
+	e.lmu.Lock()
+	defer e.lmu.Unlock()
+	if e.refs > 0 {
+		return false, nil
+	}
+	e.log = nil
+	_ = l.Close() // synced just above; nothing was appended since
+	return true, nil
+}
+
+// withLog runs fn on the acquired log.
+func (e *Entry) withLog(fn func(l *shapelog.Log) error) error {
+	l, err := e.acquire()
+	if err != nil {
+		return err
+	}
+	defer e.release()
+	return fn(l)
+}
+
+func (e *Entry) append(l *shapelog.Log, entries []shapelog.Entry) error {
+	e.writeMu.Lock()
+	defer e.writeMu.Unlock()
+	return l.Append(entries...)
+}
+
+// sync makes the appended entries durable; a closed log was synced when it
+// was closed.
 func (e *Entry) sync() error {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
-	return e.Log.Sync()
+	e.lmu.Lock()
+	l := e.log
+	e.lmu.Unlock()
+	if l == nil {
+		return nil
+	}
+	return l.Sync()
+}
+
+// notify wakes the goroutines parked in Changed.
+func (e *Entry) notify() {
+	e.nmu.Lock()
+	if e.changed != nil {
+		close(e.changed)
+		e.changed = nil
+	}
+	e.nmu.Unlock()
+}
+
+// Changed returns a channel that is closed when the shape's log changes or
+// the shape is removed. Take it before calling Read to miss nothing.
+func (e *Entry) Changed() <-chan struct{} {
+	e.nmu.Lock()
+	defer e.nmu.Unlock()
+	if e.IsGone() {
+		return closedChan
+	}
+	if e.changed == nil {
+		e.changed = make(chan struct{})
+	}
+	return e.changed
 }
 
 // Latest returns the offset of the last entry in the shape's log.
-func (e *Entry) Latest() volt.Offset { return e.Log.Latest() }
-
-// Changed returns a channel that is closed when the shape's log changes.
-func (e *Entry) Changed() <-chan struct{} { return e.Log.Changed() }
+func (e *Entry) Latest() volt.Offset {
+	var o volt.Offset
+	if err := e.withLog(func(l *shapelog.Log) error { o = l.Latest(); return nil }); err != nil {
+		return volt.SnapshotEnd
+	}
+	return o
+}
 
 // Read returns the log entries after offset, paged as Electric does.
-func (e *Entry) Read(after volt.Offset) (shapelog.ReadResult, error) { return e.Log.Read(after) }
+func (e *Entry) Read(after volt.Offset) (res shapelog.ReadResult, err error) {
+	e.Touch()
+	err = e.withLog(func(l *shapelog.Log) error { res, err = l.Read(after); return err })
+	if err != nil && e.IsGone() {
+		err = ErrShapeGone
+	}
+	return res, err
+}
 
 // LastTxLSN returns the commit LSN of the last transaction in the log.
-func (e *Entry) LastTxLSN() uint64 { return e.Log.LastTxLSN() }
+func (e *Entry) LastTxLSN() uint64 {
+	var lsn uint64
+	_ = e.withLog(func(l *shapelog.Log) error { lsn = l.LastTxLSN(); return nil })
+	return lsn
+}
+
+// DiskUsage returns the bytes the shape's files take on disk.
+func (e *Entry) DiskUsage() (int64, error) { return e.cache.Store.DiskUsage(e.Handle) }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shape"
@@ -70,6 +72,10 @@ func (c *Cache) handledLocked(tx *volt.Transaction) {
 	if tx.EndLSN > c.handled {
 		c.handled = tx.EndLSN
 	}
+	c.requestFlush()
+}
+
+func (c *Cache) requestFlush() {
 	select {
 	case c.flushReq <- struct{}{}:
 	default:
@@ -80,24 +86,47 @@ func (c *Cache) handledLocked(tx *volt.Transaction) {
 // e's snapshot identity is unknown).
 func (c *Cache) appendTxn(e *Entry, tx *volt.Transaction, msgs []shape.Message) error {
 	entries := make([]shapelog.Entry, len(msgs))
+	var d delta
 	for i, m := range msgs {
 		entries[i] = shapelog.Entry{
 			Offset: volt.Offset{LSN: tx.CommitLSN, Op: m.Op},
 			JSON:   e.Shape.Frame(m, tx.CommitLSN, tx.Xid, i == len(msgs)-1),
 		}
+		d.add(m.Kind())
 	}
 	if e.snap == nil {
-		e.pending = append(e.pending, bufferedTxn{lsn: tx.CommitLSN, xid: tx.Xid, entries: entries})
+		e.pending = append(e.pending, bufferedTxn{lsn: tx.CommitLSN, xid: tx.Xid, entries: entries, delta: d})
 		return nil
 	}
-	if e.skip(tx.CommitLSN, tx.Xid) {
+	l, err := e.acquire()
+	if err != nil {
+		return fmt.Errorf("open shape %s: %w", e.Handle, err)
+	}
+	defer e.release()
+	if e.skip(l, tx.CommitLSN, tx.Xid) {
 		return nil
 	}
-	if err := e.append(entries); err != nil {
+	if err := e.append(l, entries); err != nil {
 		return fmt.Errorf("append to shape %s: %w", e.Handle, err)
 	}
+	e.rows += d.rows
+	e.ops += d.ops
 	c.dirty[e] = struct{}{}
+	c.maybeCompactLocked(e)
 	return nil
+}
+
+// delta is how a transaction changes a shape's row and message counts.
+type delta struct{ rows, ops int64 }
+
+func (d *delta) add(kind string) {
+	d.ops++
+	switch kind {
+	case "insert":
+		d.rows++
+	case "delete":
+		d.rows--
+	}
 }
 
 func (c *Cache) rotateRelation(oid uint32, why string) {
@@ -127,47 +156,111 @@ func (c *Cache) flush() {
 		dirty = append(dirty, e)
 	}
 	clear(c.dirty)
+	completed := c.completed
+	c.completed = nil
 	c.mu.Unlock()
-	for i, e := range dirty {
-		if e.IsGone() {
-			continue
+	if err := c.syncLogs(dirty); err != nil {
+		// Not durable: keep the slot where it is (the transactions will be
+		// replayed after a restart) and keep these logs dirty, so no later
+		// flush advances past them either.
+		c.Logger.Error("sync shape logs", "err", err)
+		c.mu.Lock()
+		for _, d := range dirty {
+			c.dirty[d] = struct{}{}
 		}
-		if err := e.sync(); err != nil && !e.IsGone() {
-			// Not durable: keep the slot where it is (the transactions will be
-			// replayed after a restart) and keep these logs dirty, so no later
-			// flush advances past them either.
-			c.Logger.Error("sync shape log", "handle", e.Handle, "err", err)
-			c.mu.Lock()
-			for _, d := range dirty[i:] {
-				c.dirty[d] = struct{}{}
-			}
-			c.mu.Unlock()
-			return
-		}
+		c.completed = append(c.completed, completed...)
+		c.mu.Unlock()
+		return
+	}
+	if err := c.catalogue(completed); err != nil {
+		c.Logger.Error("add shapes to the catalog", "err", err)
+		c.mu.Lock()
+		c.completed = append(c.completed, completed...)
+		c.mu.Unlock()
+		return
 	}
 	if target > c.durable.Load() {
 		c.durable.Store(target)
 	}
 }
 
-// restore loads the shapes of a previous run. Shapes whose snapshot never
-// completed are discarded.
-func (c *Cache) restore() error {
-	handles, err := c.Store.List()
-	if err != nil {
-		return fmt.Errorf("list shapes: %w", err)
+// syncLogs fsyncs the given logs, several at a time (the disk serves
+// parallel fsyncs far faster than serial ones).
+func (c *Cache) syncLogs(entries []*Entry) error {
+	return parallel(entries, func(e *Entry) error {
+		if e.IsGone() {
+			return nil
+		}
+		if err := e.sync(); err != nil && !e.IsGone() {
+			return fmt.Errorf("shape %s: %w", e.Handle, err)
+		}
+		return nil
+	})
+}
+
+// catalogue makes newly completed shapes durable and adds them to the
+// catalog: their directories, then the store directory, then one catalog
+// append and fsync for all of them.
+func (c *Cache) catalogue(entries []*Entry) error {
+	if len(entries) == 0 {
+		return nil
 	}
-	for _, h := range handles {
-		e, err := c.restoreOne(h)
-		if err != nil {
-			c.Logger.Warn("discarding shape", "handle", h, "err", err)
-			_ = c.Store.Delete(h)
+	if err := parallel(entries, func(e *Entry) error {
+		if err := c.Store.SyncDir(e.Handle); err != nil && !e.IsGone() {
+			return fmt.Errorf("shape %s: %w", e.Handle, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := c.Store.SyncRoot(); err != nil {
+		return err
+	}
+	c.mu.Lock()
+	for _, e := range entries {
+		if e.IsGone() {
 			continue
 		}
-		c.register(e)
+		c.catalog.add(&catalogRecord{Handle: e.Handle, Table: e.Shape.Table, Definition: &e.Shape.Def, Key: e.Shape.Key, Snapshot: e.snap, Rows: e.rows, Ops: e.ops})
 	}
-	if len(handles) > 0 {
-		c.Logger.Info("shapes restored", "count", len(c.byHandle))
+	c.mu.Unlock()
+	return c.catalog.sync()
+}
+
+// parallel runs fn for each entry on up to 16 goroutines and returns the
+// first error.
+func parallel(entries []*Entry, fn func(*Entry) error) error {
+	if len(entries) <= 1 {
+		for _, e := range entries {
+			if err := fn(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	var (
+		wg    sync.WaitGroup
+		next  atomic.Int64
+		first atomic.Pointer[error]
+	)
+	for w := 0; w < min(16, len(entries)); w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(entries) || first.Load() != nil {
+					return
+				}
+				if err := fn(entries[i]); err != nil {
+					first.CompareAndSwap(nil, &err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if p := first.Load(); p != nil {
+		return *p
 	}
 	return nil
 }

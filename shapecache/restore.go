@@ -1,9 +1,9 @@
 package shapecache
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"github.com/voltsync/volt"
@@ -11,41 +11,71 @@ import (
 	"github.com/voltsync/volt/shape"
 )
 
-func (c *Cache) restoreOne(handle string) (*Entry, error) {
-	log, err := c.Store.Open(handle)
+// restore loads the shapes of a previous run from the catalog, without
+// opening their logs or parsing their where clauses (both happen on first
+// use). Log directories the catalog does not list (a shape whose snapshot
+// never completed, or a store from an older version) are deleted.
+func (c *Cache) restore() error {
+	cat, recs, err := loadCatalog(filepath.Join(c.Store.Dir(), catalogFile))
 	if err != nil {
-		return nil, err
+		return fmt.Errorf("load shape catalog: %w", err)
 	}
-	if !log.SnapshotComplete() {
-		return nil, errors.New("snapshot never completed")
-	}
-	b, err := log.ReadMeta(metaDefinition)
+	c.catalog = cat
+	onDisk, err := c.Store.List()
 	if err != nil {
-		return nil, fmt.Errorf("read definition: %w", err)
+		return fmt.Errorf("list shapes: %w", err)
 	}
-	var sd storedDefinition
-	var table volt.Table
-	if err := json.Unmarshal(b, &sd); err != nil {
-		return nil, fmt.Errorf("decode definition: %w", err)
+	present := make(map[string]bool, len(onDisk))
+	for _, h := range onDisk {
+		present[h] = true
 	}
-	if err := json.Unmarshal(sd.Table, &table); err != nil {
-		return nil, fmt.Errorf("decode table: %w", err)
+	canonical := map[*volt.Table]*volt.Table{}
+	var retired []*Entry
+	kept := recs[:0]
+	for _, r := range recs {
+		if !present[r.Handle] {
+			c.Logger.Warn("discarding shape without files", "handle", r.Handle)
+			continue
+		}
+		t, ok := canonical[r.Table]
+		if !ok {
+			t = shape.InternTable(r.Table)
+			canonical[r.Table] = t
+		}
+		s, err := shape.Restore(*r.Definition, t, r.Key)
+		if err != nil {
+			c.Logger.Warn("discarding shape", "handle", r.Handle, "err", err)
+			continue
+		}
+		e := newEntry(c, r.Handle, s)
+		e.ready = closedChan
+		e.snap = r.Snapshot
+		e.rows, e.ops = r.Rows, r.Ops
+		if prev := c.byKey[s.Key]; prev != nil {
+			// Compacted before the restart: the later entry replaced the
+			// earlier one, which still serves its clients for a grace period.
+			prev.retired = true
+			retired = append(retired, prev)
+		}
+		c.register(e)
+		delete(present, r.Handle)
+		kept = append(kept, r)
 	}
-	s, err := shape.New(sd.Definition, &table)
-	if err != nil {
-		return nil, fmt.Errorf("rebuild shape: %w", err)
+	for h := range present {
+		c.deleter.add(h)
 	}
-	if b, err = log.ReadMeta(metaSnapshot); err != nil {
-		return nil, fmt.Errorf("read snapshot info: %w", err)
+	for _, e := range retired {
+		c.retire(e)
 	}
-	var si postgres.SnapshotInfo
-	if err := json.Unmarshal(b, &si); err != nil {
-		return nil, fmt.Errorf("decode snapshot info: %w", err)
+	if len(kept) < len(recs) || cat.removes > cat.adds/2 {
+		if err := cat.rewrite(kept); err != nil {
+			return err
+		}
 	}
-	e := newEntry(handle, s, log)
-	e.snap = &si
-	close(e.ready)
-	return e, nil
+	if len(c.byHandle) > 0 {
+		c.Logger.Info("shapes restored", "count", len(c.byHandle), "discarded", len(present))
+	}
+	return nil
 }
 
 // schemaLoop periodically compares the tables that have shapes with the

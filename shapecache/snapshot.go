@@ -1,7 +1,6 @@
 package shapecache
 
 import (
-	"encoding/json"
 	"fmt"
 
 	"github.com/voltsync/volt/postgres"
@@ -9,36 +8,29 @@ import (
 	"github.com/voltsync/volt/shapelog"
 )
 
-const (
-	metaDefinition = "shape.json"
-	metaSnapshot   = "snapshot.json"
-)
-
-type storedDefinition struct {
-	Definition shape.Definition `json:"definition"`
-	Table      json.RawMessage  `json:"table"`
-}
-
-func writeDefinition(log *shapelog.Log, s *shape.Shape) error {
-	table, err := json.Marshal(s.Table)
-	if err != nil {
-		return err
-	}
-	b, err := json.Marshal(storedDefinition{Definition: s.Def, Table: table})
-	if err != nil {
-		return err
-	}
-	if err := log.WriteMeta(metaDefinition, b); err != nil {
-		return fmt.Errorf("write shape definition: %w", err)
-	}
-	return nil
+// startSnapshot runs e's initial snapshot in the background once one of
+// the SnapshotConcurrency slots is free.
+func (c *Cache) startSnapshot(e *Entry) {
+	c.snapsLive.Add(1)
+	c.wg.Add(1)
+	go c.snapshot(e)
 }
 
 // snapshot takes e's initial snapshot and marks it complete, or removes the
 // shape when that fails.
 func (c *Cache) snapshot(e *Entry) {
 	defer c.wg.Done()
-	err := c.takeSnapshot(e)
+	defer c.snapsLive.Add(-1)
+	var err error
+	select {
+	case c.snapSlots <- struct{}{}:
+		err = c.takeSnapshot(e)
+		<-c.snapSlots
+	case <-c.ctx.Done():
+		err = c.ctx.Err()
+	case <-e.gone:
+		err = ErrShapeGone
+	}
 	if err != nil {
 		e.snapErr.Store(&err)
 		c.Logger.Error("snapshot failed", "handle", e.Handle, "err", err)
@@ -50,6 +42,11 @@ func (c *Cache) snapshot(e *Entry) {
 }
 
 func (c *Cache) takeSnapshot(e *Entry) error {
+	l, err := e.acquire()
+	if err != nil {
+		return err
+	}
+	defer e.release()
 	s := e.Shape
 	if _, done := c.published.Load(s.Table.OID); !done {
 		if err := c.Publisher.AddTable(c.ctx, s.Table.Schema, s.Table.Name); err != nil {
@@ -69,31 +66,34 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 		q.Where = f.SQL()
 	}
 	var info postgres.SnapshotInfo
+	var rows int64
 	err = c.Snapshotter.Snapshot(c.ctx, q,
-		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, si) },
-		func(raw [][]byte) error { return e.Log.AppendSnapshot(s.SnapshotRow(raw)) })
+		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, l, si) },
+		func(raw [][]byte) error { rows++; return l.AppendSnapshot(s.SnapshotRow(raw)) })
 	if err != nil {
 		return err
 	}
-	b, _ := json.Marshal(info)
-	if err := e.Log.WriteMeta(metaSnapshot, b); err != nil {
-		return fmt.Errorf("write snapshot info: %w", err)
-	}
-	// The live entries appended so far must be as durable as the snapshot
-	// before it is marked complete: a complete snapshot is never discarded.
-	if err := e.sync(); err != nil {
-		return fmt.Errorf("sync shape log: %w", err)
-	}
-	if err := e.Log.FinishSnapshot(shape.SnapshotEnd(info.Xmin, info.Xmax, info.Xip)); err != nil {
+	// FinishSnapshot makes the snapshot durable. The shape enters the
+	// catalog (and so survives a restart) at the next flush, after its
+	// directory and its live entries so far are durable too.
+	if err := l.FinishSnapshot(shape.SnapshotEnd(info.Xmin, info.Xmax, info.Xip)); err != nil {
 		return fmt.Errorf("finish snapshot: %w", err)
 	}
-	c.Logger.Debug("snapshot complete", "handle", e.Handle)
+	c.mu.Lock()
+	e.rows += rows
+	e.ops += rows
+	if !e.IsGone() {
+		c.completed = append(c.completed, e)
+	}
+	c.mu.Unlock()
+	c.requestFlush()
+	c.Logger.Debug("snapshot complete", "handle", e.Handle, "rows", rows)
 	return nil
 }
 
 // setSnapshot records the snapshot's identity and moves the transactions
 // buffered meanwhile into the log, minus those the snapshot already holds.
-func (c *Cache) setSnapshot(e *Entry, si postgres.SnapshotInfo) error {
+func (c *Cache) setSnapshot(e *Entry, l *shapelog.Log, si postgres.SnapshotInfo) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.IsGone() {
@@ -101,12 +101,14 @@ func (c *Cache) setSnapshot(e *Entry, si postgres.SnapshotInfo) error {
 	}
 	e.snap = &si
 	for _, t := range e.pending {
-		if e.skip(t.lsn, t.xid) {
+		if e.skip(l, t.lsn, t.xid) {
 			continue
 		}
-		if err := e.append(t.entries); err != nil {
+		if err := e.append(l, t.entries); err != nil {
 			return err
 		}
+		e.rows += t.delta.rows
+		e.ops += t.delta.ops
 		c.dirty[e] = struct{}{}
 	}
 	e.pending = nil

@@ -26,6 +26,9 @@ type Log struct {
 	v       view
 	changed chan struct{}
 	fail    error
+	// onChange is called (under mu) whenever changed is closed for new
+	// content; see OnChange.
+	onChange func()
 
 	// Lock order: smu, wmu, syncMu, mu.
 	wmu    sync.Mutex // live writer: live file writes, lw
@@ -112,7 +115,20 @@ func (l *Log) publish(fn func(v *view)) {
 	if !l.v.closed {
 		close(l.changed)
 		l.changed = make(chan struct{})
+		if l.onChange != nil {
+			l.onChange()
+		}
 	}
+}
+
+// OnChange registers fn to be called whenever new content becomes
+// readable (the moments Changed's channel is closed, except Close). It
+// lets an owner that closes idle logs wake its own waiters. fn runs with
+// the log's internal lock held: it must not call back into the log.
+func (l *Log) OnChange(fn func()) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.onChange = fn
 }
 
 // failed returns the sticky write error, or ErrClosed.

@@ -77,7 +77,12 @@ func OpenStore(dir string, opts Options) (*Store, error) {
 // Create makes a new, empty log for handle and opens it. It fails with
 // ErrExists if the handle is already present. The directory is built under
 // a temporary name and renamed into place, so a crash never leaves a
-// half-created log.
+// half-created log under the handle.
+//
+// Create does not fsync: creating many shapes must not cost a dozen
+// fsyncs each. The log's files survive a crash once the caller has called
+// Store.SyncDir and then Store.SyncRoot (once for any number of new logs);
+// until then a crash may lose the log entirely, never half of it.
 func (s *Store) Create(handle string) (*Log, error) {
 	if err := validName(handle); err != nil {
 		return nil, err
@@ -99,13 +104,41 @@ func (s *Store) Create(handle string) (*Log, error) {
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	if err := syncDir(s.dir); err != nil {
-		return nil, err
-	}
 	return s.openLocked(handle)
 }
 
-// build creates the files of an empty log in dir.
+// SyncRoot fsyncs the store directory, making the logs created (and the
+// deletions done) so far durable, together with each new log's SyncDir.
+func (s *Store) SyncRoot() error { return syncDir(s.dir) }
+
+// SyncDir makes the directory and format file of the log for handle
+// durable (see Create).
+func (s *Store) SyncDir(handle string) error {
+	if err := validName(handle); err != nil {
+		return err
+	}
+	dir := filepath.Join(s.dir, handle)
+	f, err := os.Open(filepath.Join(dir, formatFile))
+	if err != nil {
+		return err
+	}
+	err = fsync(f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Join(dir, metaDir)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// build creates the files of an empty log in dir, without fsyncs.
 func (s *Store) build(dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
@@ -114,7 +147,7 @@ func (s *Store) build(dir string) error {
 		return err
 	}
 	format := fmt.Sprintf("%s\nchunk_bytes %d\n", formatMagic, s.opts.ChunkBytes)
-	if err := writeFileAtomic(dir, formatFile, []byte(format)); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, formatFile), []byte(format), 0o644); err != nil {
 		return err
 	}
 	for _, name := range []string{snapFile, snapIdxFile, liveFile, liveIdxFile} {
@@ -126,10 +159,7 @@ func (s *Store) build(dir string) error {
 			return err
 		}
 	}
-	if err := syncDir(filepath.Join(dir, metaDir)); err != nil {
-		return err
-	}
-	return syncDir(dir)
+	return nil
 }
 
 // Open opens an existing log, recovering from a crash: a torn or partial

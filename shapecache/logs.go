@@ -1,0 +1,120 @@
+package shapecache
+
+import (
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// DefaultMaxOpenLogs bounds the shape logs open at once (each holds four
+// file descriptors) when Cache.MaxOpenLogs is zero.
+const DefaultMaxOpenLogs = 2000
+
+// logIdleTicks is how many acquires (of any log) a log may go unused
+// before the janitor closes it even below the limit.
+const logIdleTicks = 100_000
+
+// openLogs tracks the entries whose log is open, so the janitor can close
+// the least recently used ones.
+type openLogs struct {
+	tick atomic.Int64 // advanced by every acquire
+
+	mu   sync.Mutex
+	set  map[*Entry]struct{}
+	wake chan struct{}
+	max  int
+}
+
+func (o *openLogs) init(max int) {
+	if max <= 0 {
+		max = DefaultMaxOpenLogs
+	}
+	o.set = map[*Entry]struct{}{}
+	o.wake = make(chan struct{}, 1)
+	o.max = max
+}
+
+func (o *openLogs) opened(e *Entry) {
+	o.mu.Lock()
+	o.set[e] = struct{}{}
+	over := len(o.set) > o.max
+	o.mu.Unlock()
+	if over {
+		select {
+		case o.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// Count returns the number of open logs.
+func (o *openLogs) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.set)
+}
+
+// janitorLoop closes idle logs: those not used for logIdleTicks acquires,
+// and the least recently used ones beyond the limit.
+func (c *Cache) janitorLoop() {
+	defer c.wg.Done()
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.ctx.Done():
+			return
+		case <-t.C:
+		case <-c.logs.wake:
+		}
+		c.closeIdleLogs()
+	}
+}
+
+func (c *Cache) closeIdleLogs() {
+	o := &c.logs
+	o.mu.Lock()
+	type cand struct {
+		e    *Entry
+		used int64
+	}
+	cands := make([]cand, 0, len(o.set))
+	for e := range o.set {
+		e.lmu.Lock()
+		cands = append(cands, cand{e, e.used})
+		e.lmu.Unlock()
+	}
+	o.mu.Unlock()
+	sort.Slice(cands, func(i, j int) bool { return cands[i].used < cands[j].used })
+	now := o.tick.Load()
+	excess := len(cands) - o.max
+	for i, cd := range cands {
+		// The first excess entries are closed whatever their age (if
+		// idle); the rest only once they are old.
+		before := now - logIdleTicks
+		if i < excess {
+			before = cd.used
+		}
+		if cd.used > before {
+			break
+		}
+		closed, err := cd.e.closeIfIdle(before)
+		if err != nil {
+			c.Logger.Error("sync shape log before closing", "handle", cd.e.Handle, "err", err)
+			continue
+		}
+		if closed {
+			o.mu.Lock()
+			delete(o.set, cd.e)
+			o.mu.Unlock()
+		}
+	}
+}
+
+// forgetLog drops a removed entry from the open set.
+func (o *openLogs) forget(e *Entry) {
+	o.mu.Lock()
+	delete(o.set, e)
+	o.mu.Unlock()
+}
