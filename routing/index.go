@@ -138,8 +138,7 @@ func (ix *Index[S]) Len() int { return len(ix.shapes) }
 // shapes filed under a key of either image, and every shape whose clause
 // is not indexable. Shapes not yielded do not match either image.
 //
-// fn may Remove the shape it is called with (e.g. one whose schema
-// changed), but must not otherwise modify the index.
+// fn may Remove shapes (e.g. one whose schema changed) but not Add them.
 func (ix *Index[S]) Match(rel uint32, old, new where.Row, fn func(S)) {
 	var o, n func(string) (string, bool)
 	if old != nil {
@@ -153,13 +152,7 @@ func (ix *Index[S]) Match(rel uint32, old, new where.Row, fn func(S)) {
 
 // MatchChange is Match for a replicated insert, update or delete: it
 // reads the change's relation and its Old and New rows. A truncate
-// matches nothing; the caller handles it per relation. For example, the
-// shape cache's per-change loop becomes:
-//
-//	c.index.MatchChange(ch, func(e *Entry) {
-//		msgs, err := e.Shape.Convert(ch, op)
-//		...
-//	})
+// matches nothing; the caller handles it per relation.
 func (ix *Index[S]) MatchChange(ch *volt.Change, fn func(S)) {
 	if ch.Relation == nil || ch.Kind == volt.Truncate {
 		return
@@ -174,6 +167,21 @@ func (ix *Index[S]) MatchChange(ch *volt.Change, fn func(S)) {
 	ix.match(ch.Relation.ID, o, n, fn)
 }
 
+// AppendChange appends the shapes MatchChange would yield to dst and
+// returns the extended slice; reusing dst across changes avoids
+// allocating. It lets the shape cache keep its per-shape loop as it is,
+// errors, removals and all:
+//
+//	c.cands = c.index.AppendChange(c.cands[:0], ch)
+//	for _, e := range c.cands {
+//		msgs, err := e.Shape.Convert(ch, uint64(2*i))
+//		...
+//	}
+func (ix *Index[S]) AppendChange(dst []S, ch *volt.Change) []S {
+	ix.MatchChange(ch, func(s S) { dst = append(dst, s) })
+	return dst
+}
+
 // value returns a column's text from a replicated row; ok is false when
 // it is NULL or the relation has no such column.
 func value(rel *volt.Relation, vals []volt.Value, col string) (string, bool) {
@@ -185,8 +193,9 @@ func value(rel *volt.Relation, vals []volt.Value, col string) (string, bool) {
 }
 
 // match implements Match with rows as lookup functions (nil when absent).
-// Lists are walked backwards so that fn removing its shape (a swap with
-// the last, already visited, element) skips nothing.
+// Lists are walked backwards, so a removal by fn (which swaps the last
+// element into the hole) only ever moves visited elements; the epoch
+// stamp keeps a moved one from being yielded twice.
 func (ix *Index[S]) match(rel uint32, old, new func(string) (string, bool), fn func(S)) {
 	r := ix.rels[rel]
 	if r == nil || old == nil && new == nil {
@@ -194,8 +203,12 @@ func (ix *Index[S]) match(rel uint32, old, new func(string) (string, bool), fn f
 	}
 	ix.epoch++
 	for i := len(r.scan) - 1; i >= 0; i-- {
-		if i < len(r.scan) {
-			fn(r.scan[i].s)
+		if i >= len(r.scan) {
+			continue
+		}
+		if e := r.scan[i]; e.seen != ix.epoch {
+			e.seen = ix.epoch
+			fn(e.s)
 		}
 	}
 	for i := len(r.cols) - 1; i >= 0; i-- {

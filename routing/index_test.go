@@ -149,24 +149,40 @@ func TestIndexMatchRows(t *testing.T) {
 
 func ptr(s string) *string { return &s }
 
-// TestIndexRemoveDuringMatch removes every shape from inside fn, as the
-// cache does for shapes whose schema changed.
+// TestIndexRemoveDuringMatch removes shapes from inside fn, as the cache
+// does for shapes whose schema changed: the one yielded or not, and
+// another one.
 func TestIndexRemoveDuringMatch(t *testing.T) {
-	var ix Index[string]
-	for _, c := range []string{"a = 1", "a IN (1, 2)", "a = 1 OR t = 'x'", "t = 'x'", "t LIKE '%'", "", "b", "a = 2 OR b"} {
-		ix.Add(c, 1, mustParse(t, c))
-	}
+	clauses := []string{"a = 1", "a IN (1, 2)", "a = 1 OR t = 'x'", "t = 'x'", "t LIKE '%'", "", "b", "a = 2 OR b",
+		"t LIKE 'x%'", "a = 1 AND b", "a = ANY('{1,2,3}')", "t = 'x' OR b"}
 	ch := volt.Change{Kind: volt.Update, Relation: testRelation(1), Old: row("a=1", "t=x"), New: row("a=2", "b=t")}
-	got := map[string]int{}
-	ix.MatchChange(&ch, func(s string) {
-		got[s]++
-		ix.Remove(s)
-	})
-	if len(got) != 8 {
-		t.Errorf("yielded %v, want all 8 shapes once", got)
-	}
-	if ix.Len() != 0 || len(ix.rels) != 0 {
-		t.Errorf("index not empty: %d shapes, %d relations", ix.Len(), len(ix.rels))
+	for other := range clauses {
+		for _, removeYielded := range []bool{true, false} {
+			var ix Index[string]
+			for _, c := range clauses {
+				ix.Add(c, 1, mustParse(t, c))
+			}
+			got := map[string]int{}
+			removedEarly := ""
+			ix.MatchChange(&ch, func(s string) {
+				got[s]++
+				if removeYielded {
+					ix.Remove(s)
+				}
+				if o := clauses[other]; got[o] == 0 && removedEarly == "" {
+					removedEarly = o
+					ix.Remove(o)
+				}
+			})
+			for _, c := range clauses {
+				if n := got[c]; n != 1 && !(n == 0 && c == removedEarly) {
+					t.Errorf("removing %q (and yielded shapes: %v): %q yielded %d times", clauses[other], removeYielded, c, n)
+				}
+			}
+			if removeYielded && (ix.Len() != 0 || len(ix.rels) != 0) {
+				t.Errorf("index not empty: %d shapes, %d relations", ix.Len(), len(ix.rels))
+			}
+		}
 	}
 }
 
@@ -216,6 +232,13 @@ func TestIndexMatchDoesNotAllocate(t *testing.T) {
 	}
 	if n != 3 {
 		t.Errorf("yielded %d shapes, want 3", n)
+	}
+	var dst []int
+	if a := testing.AllocsPerRun(100, func() { dst = ix.AppendChange(dst[:0], &ch) }); a != 0 {
+		t.Errorf("AppendChange allocates %v times", a)
+	}
+	if slices.Sort(dst); !slices.Equal(dst, []int{-1, 5, 6}) {
+		t.Errorf("AppendChange = %v", dst)
 	}
 }
 
@@ -320,10 +343,15 @@ func TestIndexAgainstBruteForce(t *testing.T) {
 		ch := volt.Change{Kind: volt.Update, Relation: rel, Old: randomRow(r), New: randomRow(r)}
 		got := map[*testShape]int{}
 		fn := func(s *testShape) { got[s]++ }
-		if step%2 == 0 {
+		switch step % 3 {
+		case 0:
 			ix.MatchChange(&ch, fn)
-		} else {
+		case 1:
 			ix.Match(rel.ID, asRow(rel, ch.Old), asRow(rel, ch.New), fn)
+		default:
+			for _, s := range ix.AppendChange(nil, &ch) {
+				fn(s)
+			}
 		}
 		for s, n := range got {
 			if n != 1 || s.rel != rel.ID || live[s.id] != s {
