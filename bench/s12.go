@@ -57,7 +57,15 @@ func runS12(ctx context.Context, env *Env, rows, clients int, watch time.Duratio
 	r := s12Result{clients: clients, body: len(p.body), stallFlag: stall, watch: watch}
 	buf = bytes.Buffer{} // let go of the body
 	r, err = s12Stall(ctx, env, q, r)
+	if died, rerr := env.revive(ctx); rerr != nil {
+		return nil, rerr
+	} else if died != "" {
+		return []Row{s12FailedRow(rows, clients, died)}, nil
+	}
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err
+		}
 		return []Row{s12FailedRow(rows, clients, err.Error())}, nil
 	}
 	env.progress("S12: %s", r)

@@ -45,6 +45,13 @@ func runS2(ctx context.Context, env *Env, clients []int) ([]Row, error) {
 				return nil, err
 			}
 			env.progress("S2: C=%d failed: %v", c, err)
+			died, rerr := env.revive(ctx)
+			if rerr != nil {
+				return nil, rerr
+			}
+			if died != "" {
+				err = fmt.Errorf("%s (%w)", died, err)
+			}
 			rows = append(rows, s2FailedRow(c, err.Error()))
 			continue
 		}

@@ -144,3 +144,28 @@ func (e *Env) serverHasFlag(flag string) bool {
 	out, _ := exec.Command(e.cfg.ServerCmd[0], args...).CombinedOutput() // -h exits non-zero
 	return strings.Contains(string(out), "-"+flag+" ") || strings.Contains(string(out), "-"+flag+"\n")
 }
+
+// revive starts a fresh volt serve when the current one has exited, so a
+// scenario can report the crash as a FAILED row instead of ending the run;
+// it returns why the old one ended ("" when it is still running).
+func (e *Env) revive(ctx context.Context) (string, error) {
+	select {
+	case <-e.exited:
+	default:
+		return "", nil
+	}
+	state := "exited"
+	if e.server != nil && e.server.ProcessState != nil {
+		state = "exited: " + e.server.ProcessState.String()
+	}
+	tail := strings.TrimSpace(e.logTail())
+	if i := strings.LastIndex(tail, "\n"); i >= 0 {
+		tail = tail[i+1:]
+	}
+	if tail != "" {
+		state += "; log: " + tail
+	}
+	e.progress("volt serve %s; starting a fresh one", state)
+	e.server = nil
+	return "volt serve " + state, e.RestartServer(ctx)
+}
