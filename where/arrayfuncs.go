@@ -15,30 +15,24 @@ func (tr *transformer) arrayConcat(l, r node, loc int32) (node, error) {
 	return tr.arrayCat("||", l, r, loc)
 }
 
-// arrayType finds the common array type of the array-typed (or unknown)
-// arguments and the element-typed ones, as anycompatible resolution does.
-func (tr *transformer) arrayType(name string, arrays, elems []node, loc int32) (Type, error) {
+// arrayType finds the common element type of the arguments in argument
+// order (array arguments contribute their element type), as anycompatible
+// resolution does; isArray tells which arguments are the array ones.
+func (tr *transformer) arrayType(name string, args []node, isArray []bool, loc int32) (Type, error) {
 	var types []Type
-	for _, a := range arrays {
-		switch t := a.typ(); {
+	for i, a := range args {
+		t := a.typ()
+		switch {
+		case t.isUnknown():
+		case isArray[i] != t.Array:
+			return Type{}, errAt(loc, "function %s does not exist", sigString(name, args))
 		case t.Array:
 			types = append(types, t.elem())
-		case !t.isUnknown():
-			return Type{}, errAt(loc, "function %s does not exist", sigString(name, append(arrays, elems...)))
+		default:
+			types = append(types, t)
 		}
 	}
-	for _, e := range elems {
-		if e.typ().Array {
-			return Type{}, errAt(loc, "function %s does not exist", sigString(name, append(arrays, elems...)))
-		}
-		if !e.typ().isUnknown() {
-			types = append(types, e.typ())
-		}
-	}
-	if len(types) == 0 {
-		return Type{}, errAt(loc, "could not determine polymorphic type because input has type unknown")
-	}
-	ct, ok := commonType(types)
+	ct, ok := commonType(types) // all unknown: text
 	if !ok {
 		return Type{}, errAt(loc, "%s types cannot be matched", name)
 	}
@@ -46,7 +40,7 @@ func (tr *transformer) arrayType(name string, arrays, elems []node, loc int32) (
 }
 
 func (tr *transformer) arrayCat(name string, l, r node, loc int32) (node, error) {
-	et, err := tr.arrayType(name, []node{l, r}, nil, loc)
+	et, err := tr.arrayType(name, []node{l, r}, []bool{true, true}, loc)
 	if err != nil {
 		return nil, err
 	}
@@ -62,7 +56,7 @@ func (tr *transformer) arrayCat(name string, l, r node, loc int32) (node, error)
 }
 
 func (tr *transformer) arrayAppend(name string, a, x node, loc int32) (node, error) {
-	et, err := tr.arrayType(name, []node{a}, []node{x}, loc)
+	et, err := tr.arrayType(name, []node{a, x}, []bool{true, false}, loc)
 	if err != nil {
 		return nil, err
 	}
@@ -78,7 +72,7 @@ func (tr *transformer) arrayAppend(name string, a, x node, loc int32) (node, err
 }
 
 func (tr *transformer) arrayPrepend(name string, x, a node, loc int32) (node, error) {
-	et, err := tr.arrayType(name, []node{a}, []node{x}, loc)
+	et, err := tr.arrayType(name, []node{x, a}, []bool{false, true}, loc)
 	if err != nil {
 		return nil, err
 	}

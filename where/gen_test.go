@@ -82,7 +82,15 @@ func (g *gen) num(depth int) string {
 	if depth <= 0 {
 		return pick(g.r, g.numCol(), g.numCol(), g.numLit())
 	}
-	switch g.r.Intn(12) {
+	switch g.r.Intn(16) {
+	case 12:
+		return fmt.Sprintf("(%s ^ %s)", pick(g.r, "n", "f8", "i2", "1.5", "n::numeric"), pick(g.r, "2", "i2", "0.5", "-1", "3.0", "n", "f4"))
+	case 13:
+		return fmt.Sprintf("(%s)", pick(g.r, "|/ f8", "@ i4", "@ n", "@ f4", "~ i2", "@ i8"))
+	case 14:
+		return fmt.Sprintf("(%s %s %s)", pick(g.r, "i2", "i4", "i8", "7"), pick(g.r, "&", "|", "#"), pick(g.r, "i2", "i4", "i8", "12"))
+	case 15:
+		return fmt.Sprintf("array_ndims(%s)", pick(g.r, "ai", "at", "ai || i4", "array_cat(ai, ai)"))
 	case 0, 1, 2:
 		return g.numCol()
 	case 3:
@@ -135,7 +143,11 @@ func (g *gen) likePattern() string {
 }
 
 func (g *gen) temporal() string {
-	switch g.r.Intn(6) {
+	switch g.r.Intn(8) {
+	case 6:
+		return fmt.Sprintf("(%s AT TIME ZONE %s)", pick(g.r, "d", "ts", "tz", g.lit("ts")+"::timestamp"), g.zone())
+	case 7:
+		return fmt.Sprintf("timezone(%s, %s)", g.zone(), pick(g.r, "ts", "tz", "d"))
 	case 0:
 		return pick(g.r, "d", "ts", "tz")
 	case 1:
@@ -150,6 +162,44 @@ func (g *gen) temporal() string {
 	return pick(g.r, "ts::date", "tz::date", "d::timestamp", "ts::timestamptz", "tz::timestamp")
 }
 
+func (g *gen) zone() string {
+	return quoteLiteral(pick(g.r, "UTC", "America/New_York", "Europe/Berlin", "Asia/Kathmandu", "Australia/Lord_Howe", "gmt", "Etc/GMT+5"))
+}
+
+// interval expressions: justify_*, scaling by float8
+func (g *gen) ivExpr() string {
+	switch g.r.Intn(4) {
+	case 0:
+		return fmt.Sprintf("%s(%s)", pick(g.r, "justify_days", "justify_hours", "justify_interval"), pick(g.r, "iv", g.lit("iv")+"::interval", "(ts - tz::timestamp)"))
+	case 1:
+		return fmt.Sprintf("(iv %s %s)", pick(g.r, "*", "/"), pick(g.r, "f8", "2", "0.5", "i2", "-1.5"))
+	case 2:
+		return fmt.Sprintf("(%s * iv)", pick(g.r, "f8", "3", "0.1"))
+	}
+	return "iv"
+}
+
+// arrayExpr is an int4[] or text[] expression (concatenation functions).
+func (g *gen) arrayExpr(text bool) string {
+	a, x, lit := "ai", pick(g.r, "i4", "i2", "7", "NULL", "1.5::int4"), pick(g.r, "'{1,NULL}'", "'{}'", "ARRAY[5, 42]", "NULL")
+	if text {
+		a, x, lit = "at", pick(g.r, "t", "v", "'x'", "NULL::text", "c::text"), pick(g.r, "'{a,NULL}'", "'{}'", "ARRAY['b']", "NULL")
+	}
+	switch g.r.Intn(7) {
+	case 0:
+		return fmt.Sprintf("(%s || %s)", a, pick(g.r, x, lit, a))
+	case 1:
+		return fmt.Sprintf("(%s || %s)", pick(g.r, x, lit), a)
+	case 2:
+		return fmt.Sprintf("array_cat(%s, %s)", pick(g.r, a, lit), pick(g.r, a, lit))
+	case 3:
+		return fmt.Sprintf("array_append(%s, %s)", a, x)
+	case 4:
+		return fmt.Sprintf("array_prepend(%s, %s)", x, a)
+	}
+	return a
+}
+
 func (g *gen) scalarCmp(depth int) string {
 	switch g.r.Intn(14) {
 	case 0, 1, 2:
@@ -161,7 +211,7 @@ func (g *gen) scalarCmp(depth int) string {
 	case 6:
 		return fmt.Sprintf("%s %s %s", pick(g.r, "tm", g.lit("tm")+"::time", "ts::time", "(tm + "+g.lit("iv")+"::interval)"), g.cmpOp(), pick(g.r, "tm", g.lit("tm")))
 	case 7:
-		return fmt.Sprintf("%s %s %s", pick(g.r, "iv", "(iv + "+g.lit("iv")+"::interval)", "-iv", "(ts - tz::timestamp)", "(tm - "+g.lit("tm")+"::time)"), g.cmpOp(), pick(g.r, "iv", g.lit("iv")))
+		return fmt.Sprintf("%s %s %s", pick(g.r, "iv", "(iv + "+g.lit("iv")+"::interval)", "-iv", "(ts - tz::timestamp)", "(tm - "+g.lit("tm")+"::time)", g.ivExpr()), g.cmpOp(), pick(g.r, "iv", g.lit("iv"), g.ivExpr()))
 	case 8:
 		return fmt.Sprintf("u %s %s", g.cmpOp(), pick(g.r, g.lit("u"), strings.ToUpper(g.lit("u")), "u"))
 	case 9:
@@ -177,7 +227,13 @@ func (g *gen) scalarCmp(depth int) string {
 }
 
 func (g *gen) arrayPred() string {
-	switch g.r.Intn(7) {
+	switch g.r.Intn(10) {
+	case 7:
+		return fmt.Sprintf("%s %s %s", g.arrayExpr(false), pick(g.r, "@>", "<@", "&&", "=", "<>"), pick(g.r, g.lit("ai"), g.arrayExpr(false), "ARRAY[i4, NULL]"))
+	case 8:
+		return fmt.Sprintf("%s %s %s", g.arrayExpr(true), pick(g.r, "@>", "<@", "&&", "=", "<>"), pick(g.r, g.lit("at"), g.arrayExpr(true), "ARRAY[t, NULL]"))
+	case 9:
+		return fmt.Sprintf("%s %s %s(%s)", pick(g.r, "i4", "i2", "5", "NULL::int4"), g.cmpOp(), pick(g.r, "ANY", "ALL"), g.arrayExpr(false))
 	case 0:
 		return fmt.Sprintf("ai %s %s", pick(g.r, "@>", "<@", "&&", "=", "<>"), pick(g.r, g.lit("ai"), "ARRAY[1, 2]", "ARRAY[42]", "ai"))
 	case 1:
@@ -199,7 +255,10 @@ func (g *gen) pred(depth int) string {
 	case 0, 1, 2:
 		return g.scalarCmp(depth)
 	case 3:
-		return fmt.Sprintf("%s %s %s", g.text(depth), pick(g.r, "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE"), pick(g.r, g.likePattern(), g.text(0)))
+		if g.r.Intn(4) == 0 {
+			return fmt.Sprintf("like(%s, %s)", g.text(depth), pick(g.r, g.likePattern(), g.text(0)))
+		}
+		return fmt.Sprintf("%s %s %s", g.text(depth), pick(g.r, "LIKE", "ILIKE", "NOT LIKE", "NOT ILIKE", "~~", "!~~*"), pick(g.r, g.likePattern(), g.text(0)))
 	case 4:
 		col := testColumns[g.r.Intn(len(testColumns))].col.Name
 		return fmt.Sprintf("%s IS %sNULL", quoteIdent(col), pick(g.r, "", "NOT "))
@@ -210,13 +269,18 @@ func (g *gen) pred(depth int) string {
 	case 7:
 		return fmt.Sprintf("%s %sIN (%s, %s)", g.text(depth-1), pick(g.r, "", "NOT "), g.lit("t"), pick(g.r, g.lit("v"), "c", "NULL"))
 	case 8:
-		return fmt.Sprintf("%s %sBETWEEN %s%s AND %s", g.num(depth-1), pick(g.r, "", "NOT "), pick(g.r, "", "SYMMETRIC "), g.num(0), g.num(0))
+		if g.r.Intn(3) == 0 {
+			return fmt.Sprintf("%s %sBETWEEN %s%s AND %s", g.temporal(), pick(g.r, "", "NOT "), pick(g.r, "", "SYMMETRIC "), pick(g.r, g.temporal(), g.lit("d"), "NULL"), pick(g.r, g.temporal(), g.lit("tz")))
+		}
+		return fmt.Sprintf("%s %sBETWEEN %s%s AND %s", g.num(depth-1), pick(g.r, "", "NOT "), pick(g.r, "", "SYMMETRIC "), pick(g.r, g.num(0), "NULL"), g.num(0))
 	case 9:
 		return fmt.Sprintf("%s IS %sDISTINCT FROM %s", g.num(depth-1), pick(g.r, "", "NOT "), pick(g.r, g.num(0), "NULL"))
 	case 10, 11:
 		return g.arrayPred()
 	case 12:
-		return pick(g.r, "b", "NOT b", "b IS NOT TRUE", "e IN ('sad', 'ok')", "e::text > 'ok'", "d IN ('2024-01-15', '1999-12-31')")
+		return pick(g.r, "b", "NOT b", "b IS NOT TRUE", "e IN ('sad', 'ok')", "e NOT IN ('sad', NULL)", "e::text > 'ok'",
+			"d IN ('2024-01-15', '1999-12-31')", "tz NOT IN ('2000-01-01 00:00:00+00', NULL)", "t NOT IN (v, NULL)",
+			"coalesce(i4, i2, 0) > 0", "coalesce(t, v, c::text) = 'a'", "coalesce(NULL, ts, d) < tz", "u = coalesce(NULL, u)")
 	case 13:
 		return g.misc()
 	}
