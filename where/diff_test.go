@@ -81,6 +81,7 @@ func setupTable(t *testing.T, ctx context.Context, conn *pgx.Conn, r *rand.Rand,
 	}
 	mustExec(t, ctx, conn, "CREATE TYPE mood AS ENUM ('sad', 'ok', 'happy')")
 	mustExec(t, ctx, conn, "CREATE TABLE t (id int PRIMARY KEY, "+strings.Join(defs, ", ")+")")
+	var tuples []string
 	for i := 1; i <= n; i++ {
 		vals := []string{strconv.Itoa(i)}
 		for _, c := range testColumns {
@@ -91,8 +92,9 @@ func setupTable(t *testing.T, ctx context.Context, conn *pgx.Conn, r *rand.Rand,
 				vals = append(vals, quoteLiteral(*v))
 			}
 		}
-		mustExec(t, ctx, conn, "INSERT INTO t VALUES ("+strings.Join(vals, ", ")+")")
+		tuples = append(tuples, "("+strings.Join(vals, ", ")+")")
 	}
+	mustExec(t, ctx, conn, "INSERT INTO t VALUES "+strings.Join(tuples, ", "))
 	return readRows(t, ctx, conn, r)
 }
 
@@ -181,7 +183,7 @@ func TestDifferential(t *testing.T) {
 	cols = append(cols, Column{Name: "id", Type: "int4"})
 	g := &gen{r: r}
 	st := &diffStats{}
-	n, deadline := 3000, time.Now().Add(10*time.Second)
+	n, deadline := 3000, time.Now().Add(6*time.Second)
 	if s := os.Getenv("WHERE_CLAUSES"); s != "" {
 		if n, err = strconv.Atoi(s); err != nil {
 			t.Fatal(err)
