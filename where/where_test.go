@@ -222,6 +222,9 @@ func FuzzParse(f *testing.F) {
 		"d + 1 > '2024-01-01'", "tz - '1 day'::interval < ts", "e = 'ok' AND j = '{}'", "by = '\\x00'",
 		"(f4 * f8)::text = 'NaN'", "iv > 'PT1H'", "u = 'A0EEBC99-9C0B-4EF8-BB6D-6BB9BD380A11'",
 		"NOT b IS NOT TRUE", "i4 = $1", "concat(t, NULL, b) = 'x'", "\"Mixed Case\" = 1",
+		"n ^ 0.5 > 1", "f8 ^ i2 < 3", "(i4 & 3) # ~i2 = 1", "|/ f8 > @ n", "ai || 5 @> '{5}'", "array_prepend(t, at) && '{x}'",
+		"array_ndims(array_cat(ai, NULL)) = 1", "ts AT TIME ZONE 'Europe/Berlin' > d", "justify_interval(iv * 1.5) > '1 day'",
+		"like(t, 'a%')", "i4 NOT IN (1, NULL)", "d NOT BETWEEN SYMMETRIC tz AND NULL",
 	}
 	for _, s := range seeds {
 		f.Add(s)
