@@ -18,6 +18,14 @@ import (
 
 // serveShape answers GET/HEAD /v1/shape.
 func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
+	p, admitted := s.admit(w, r)
+	if !admitted {
+		return
+	}
+	defer p.release()
+	if p.kind == kindInitial {
+		w = &admittedWriter{ResponseWriter: w, p: p, limit: s.Config.MaxConcurrentExisting}
+	}
 	q := r.URL.Query()
 	var sub *subset
 	if r.Method == http.MethodPost {
@@ -136,10 +144,8 @@ func (s *Server) resolveEntry(w http.ResponseWriter, r *http.Request, req *reque
 			return e, true
 		}
 	}
-	e, err := s.Cache.GetOrCreate(r.Context(), sh)
-	if err != nil {
-		s.Logger.Error("create shape", "err", err)
-		writeUnavailable(w, r, 1, map[string]string{"message": "Failed to create shape, please retry"})
+	e, ok := s.getOrCreate(w, r, sh)
+	if !ok {
 		return nil, false
 	}
 	if req.handle != "" {
@@ -223,12 +229,11 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 	var boundsWait <-chan time.Time
 	boundsExpired := false
 	for {
-		changed := e.Changed()
 		if e.IsGone() {
 			s.goneResponse(w, r, e)
 			return readResult{}, false
 		}
-		res, err := e.Read(req.offset)
+		res, changed, err := s.readShared(e, req.offset)
 		var timeoutC <-chan time.Time
 		switch {
 		case errors.Is(err, shapelog.ErrSnapshotPending):
@@ -254,18 +259,45 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 		default:
 			return readResult{ReadResult: res}, true
 		}
-		select {
-		case <-changed:
-		case <-e.Gone():
-		case <-timeoutC:
+		switch s.wait(r, e, changed, timeoutC, boundsWait) {
+		case woke:
+		case timedOut:
 			return readResult{ReadResult: res, timedOut: true}, true
-		case <-boundsWait:
+		case boundsTimedOut:
 			boundsExpired = true
-		case <-r.Context().Done():
+		case cancelled:
 			s.interrupted(w, r)
 			return readResult{}, false
 		}
 	}
+}
+
+// Outcomes of wait.
+const (
+	woke = iota
+	timedOut
+	boundsTimedOut
+	cancelled
+)
+
+// wait blocks until the log changes, the shape goes, a timer fires or the
+// request ends. A wait with a timeout is a parked long-poll (s.parked).
+func (s *Server) wait(r *http.Request, e *shapecache.Entry, changed <-chan struct{}, timeout, bounds <-chan time.Time) int {
+	if timeout != nil {
+		s.parked.Add(1)
+		defer s.parked.Add(-1)
+	}
+	select {
+	case <-changed:
+	case <-e.Gone():
+	case <-timeout:
+		return timedOut
+	case <-bounds:
+		return boundsTimedOut
+	case <-r.Context().Done():
+		return cancelled
+	}
+	return woke
 }
 
 // interrupted answers a request whose wait was cut short: by the server
@@ -370,34 +402,33 @@ func (s *Server) setLogHeaders(w http.ResponseWriter, req *request, e *shapecach
 	}
 }
 
-// writeBody writes the messages as one JSON array.
+// writeBody writes the messages as one JSON array, through a bounded
+// buffer (the messages are not copied into one body) under the stall
+// timeout.
 func (s *Server) writeBody(w http.ResponseWriter, r *http.Request, msgs [][]byte) {
 	w.Header().Set("content-type", "application/json; charset=utf-8")
 	n := 2
 	for _, m := range msgs {
 		n += len(m) + 1
 	}
-	w.Header().Set("content-length", strconv.Itoa(n-boolInt(len(msgs) > 0)))
+	n -= boolInt(len(msgs) > 0)
+	w.Header().Set("content-length", strconv.Itoa(n))
 	w.WriteHeader(http.StatusOK)
 	if r.Method == http.MethodHead {
 		return
 	}
-	buf := make([]byte, 0, min(n, 256<<10))
-	buf = append(buf, '[')
+	bw, _ := s.bodyWriter(w, n)
+	_ = bw.WriteByte('[')
 	for i, m := range msgs {
 		if i > 0 {
-			buf = append(buf, ',')
+			_ = bw.WriteByte(',')
 		}
-		if len(buf)+len(m) > cap(buf) && len(buf) > 0 {
-			if _, err := w.Write(buf); err != nil {
-				return
-			}
-			buf = buf[:0]
+		if _, err := bw.Write(m); err != nil {
+			return
 		}
-		buf = append(buf, m...)
 	}
-	buf = append(buf, ']')
-	_, _ = w.Write(buf)
+	_ = bw.WriteByte(']')
+	_ = bw.Flush()
 }
 
 func boolInt(b bool) int {

@@ -26,6 +26,13 @@ const (
 	DefaultKeepAlive       = 21 * time.Second
 	DefaultCacheMaxAge     = 60
 	DefaultCacheStaleAge   = 300
+	// DefaultMaxConcurrentInitial and DefaultMaxConcurrentExisting are
+	// Electric's admission-control limits (admission.go).
+	DefaultMaxConcurrentInitial  = 300
+	DefaultMaxConcurrentExisting = 10000
+	// DefaultStallTimeout is how long a response may make no progress
+	// before its client is dropped (write.go).
+	DefaultStallTimeout = 30 * time.Second
 )
 
 // Config holds the protocol knobs.
@@ -42,6 +49,18 @@ type Config struct {
 	// that keys its cache by the Authorization header; they always carry
 	// "Vary: Authorization". By default they are "private".
 	AuthorizedCachePublic bool
+	// MaxConcurrentInitial caps concurrent shape requests without a known
+	// handle (or at offset=-1) and MaxConcurrentExisting all others, live
+	// ones included; past a cap a request gets 503 with retry-after. Zero
+	// means the default, a negative value no cap.
+	MaxConcurrentInitial  int
+	MaxConcurrentExisting int
+	// MaxShapes refuses (503) requests that would create a shape while the
+	// cache holds this many; existing shapes are still served. 0: no cap.
+	MaxShapes int
+	// StallTimeout drops a client that accepts no response bytes for this
+	// long: a shape response's write deadline, renewed per write.
+	StallTimeout time.Duration
 }
 
 // Server answers shape requests.
@@ -67,6 +86,11 @@ type Server struct {
 	ctx     context.Context
 	cancel  context.CancelCauseFunc
 	etagSeq atomic.Int64
+	permits admission
+	parked  atomic.Int64 // long-polls waiting for a change
+	reads   sharedReads
+	// creating counts shape keys being created under the MaxShapes check.
+	creating pendingShapes
 	// knownDefs remembers "<handle>\x00<definition as spelled>" pairs that
 	// resolve to that handle's shape, so repeated requests skip parsing.
 	knownDefs sync.Map
@@ -91,6 +115,15 @@ func (s *Server) defaults() {
 	}
 	if c.CacheStaleAge == 0 {
 		c.CacheStaleAge = DefaultCacheStaleAge
+	}
+	if c.MaxConcurrentInitial == 0 {
+		c.MaxConcurrentInitial = DefaultMaxConcurrentInitial
+	}
+	if c.MaxConcurrentExisting == 0 {
+		c.MaxConcurrentExisting = DefaultMaxConcurrentExisting
+	}
+	if c.StallTimeout == 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 }
 
@@ -145,6 +178,9 @@ func (s *Server) Handler() http.Handler {
 }
 
 func (s *Server) route(w http.ResponseWriter, r *http.Request) {
+	// A kept-alive connection may carry the write deadline of an earlier
+	// shape response; every request starts without one.
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
 	w.Header().Set("electric-server", "volt")
 	p := normalisePath(r.URL)
 	switch {

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"net/http"
 	"time"
 
@@ -26,27 +27,22 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	h.Set("x-accel-buffering", "no")
 	h.Del("electric-schema")
 	w.WriteHeader(http.StatusOK)
-	flusher, _ := w.(http.Flusher)
+	bw, sw := s.bodyWriter(w, bodyBuffer)
 	send := func(msgs [][]byte, upToDate bool, lsn uint64) bool {
 		for _, m := range msgs {
-			if !writeEvent(w, m) {
-				return false
-			}
+			writeEvent(bw, m)
 		}
-		if upToDate && !writeEvent(w, shape.UpToDate(lsn)) {
-			return false
+		if upToDate {
+			writeEvent(bw, shape.UpToDate(lsn))
 		}
-		if flusher != nil {
-			flusher.Flush()
-		}
-		return true
+		return bw.Flush() == nil && sw.Flush() == nil
 	}
 	if len(res.Entries) > 0 {
 		send(res.Entries, atHead, res.End.LSN)
 		return
 	}
-	if flusher != nil {
-		flusher.Flush()
+	if sw.Flush() != nil {
+		return
 	}
 	offset := req.offset
 	timeout := time.NewTimer(s.Config.SSETimeout)
@@ -54,11 +50,11 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	keepAlive := time.NewTicker(s.Config.KeepAlive)
 	defer keepAlive.Stop()
 	for {
-		changed := e.Changed()
 		if e.IsGone() {
 			return
 		}
-		if res, err := e.Read(offset); err == nil && len(res.Entries) > 0 {
+		res, changed, err := s.readShared(e, offset)
+		if err == nil && len(res.Entries) > 0 {
 			if !send(res.Entries, res.AtHead, res.End.LSN) {
 				return
 			}
@@ -71,11 +67,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 		case <-e.Gone():
 			return
 		case <-keepAlive.C:
-			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
+			_, _ = bw.WriteString(": keep-alive\n\n")
+			if bw.Flush() != nil || sw.Flush() != nil {
 				return
-			}
-			if flusher != nil {
-				flusher.Flush()
 			}
 		case <-timeout.C:
 			return
@@ -85,11 +79,9 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	}
 }
 
-func writeEvent(w http.ResponseWriter, msg []byte) bool {
-	buf := make([]byte, 0, len(msg)+8)
-	buf = append(buf, "data: "...)
-	buf = append(buf, msg...)
-	buf = append(buf, '\n', '\n')
-	_, err := w.Write(buf)
-	return err == nil
+// writeEvent writes one SSE event holding msg; errors surface at Flush.
+func writeEvent(bw *bufio.Writer, msg []byte) {
+	_, _ = bw.WriteString("data: ")
+	_, _ = bw.Write(msg)
+	_, _ = bw.WriteString("\n\n")
 }

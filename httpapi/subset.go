@@ -236,11 +236,7 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 		return
 	}
 	rows = append(rows, ']')
-	body := []byte(`{"metadata":`)
-	body = append(body, shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN)...)
-	body = append(body, `,"data":`...)
-	body = append(body, rows...)
-	body = append(body, '}')
+	meta := shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN)
 	h := w.Header()
 	h.Set("cache-control", "no-cache")
 	h.Set("electric-snapshot", "true")
@@ -249,7 +245,14 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 	h.Set(hSchema, e.Shape.Schema())
 	h.Set("content-type", "application/json; charset=utf-8")
 	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
+	if r.Method == http.MethodHead {
+		return
 	}
+	bw, _ := s.bodyWriter(w, len(meta)+len(rows)+32)
+	_, _ = bw.WriteString(`{"metadata":`)
+	_, _ = bw.Write(meta)
+	_, _ = bw.WriteString(`,"data":`)
+	_, _ = bw.Write(rows)
+	_ = bw.WriteByte('}')
+	_ = bw.Flush()
 }

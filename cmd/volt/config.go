@@ -38,6 +38,11 @@ type Config struct {
 	// bearer requests (for a proxy that keys its cache per Authorization).
 	AuthorizedCachePublic bool
 	ShapeTokenTTL         time.Duration
+	// Back-pressure (httpapi.Config).
+	MaxShapes             int
+	MaxConcurrentInitial  int
+	MaxConcurrentExisting int
+	StallTimeout          time.Duration
 
 	// Authorisation of POST /v1/mutations (docs/AUTH.md).
 	AuthJWTSecret    string // HS256 secret
@@ -62,6 +67,10 @@ func DefaultConfig() Config {
 		SchemaCheck:     10 * time.Second,
 		DBPoolSize:      20,
 		ShapeTokenTTL:   10 * time.Minute,
+
+		MaxConcurrentInitial:  httpapi.DefaultMaxConcurrentInitial,
+		MaxConcurrentExisting: httpapi.DefaultMaxConcurrentExisting,
+		StallTimeout:          httpapi.DefaultStallTimeout,
 	}
 }
 
@@ -103,6 +112,10 @@ func (c *Config) settings() []setting {
 		{"rules", []string{"VOLT_RULES"}, "rules file (JSON, docs/AUTH.md): who may write and read which tables; with it, tables without a read rule are readable only with -secret", str(&c.Rules)},
 		{"authorized-cache-public", []string{"VOLT_AUTHORIZED_CACHE_PUBLIC"}, "answer bearer-token shape requests with public cache-control plus Vary: Authorization instead of private (only behind a cache keyed by the Authorization header)", boolean(&c.AuthorizedCachePublic)},
 		{"shape-token-ttl", []string{"VOLT_SHAPE_TOKEN_TTL"}, "lifetime of tokens from POST /v1/shape-token (duration, or milliseconds)", duration(&c.ShapeTokenTTL)},
+		{"max-shapes", []string{"VOLT_MAX_SHAPES"}, "refuse (503) requests that would create a shape beyond this many; 0 for no limit", integer(&c.MaxShapes)},
+		{"max-concurrent-initial", []string{"VOLT_MAX_CONCURRENT_INITIAL"}, "concurrent shape requests without a known handle (or at offset=-1) before 503", integer(&c.MaxConcurrentInitial)},
+		{"max-concurrent-existing", []string{"VOLT_MAX_CONCURRENT_EXISTING"}, "concurrent other shape requests, parked live ones included, before 503", integer(&c.MaxConcurrentExisting)},
+		{"stall-timeout", []string{"VOLT_STALL_TIMEOUT"}, "drop a client that reads nothing of its response for this long (duration, or milliseconds)", duration(&c.StallTimeout)},
 	}
 }
 
@@ -170,6 +183,15 @@ func (c *Config) validate() []string {
 	}
 	if (c.AuthIssuer != "" || c.AuthAudience != "") && c.AuthJWTSecret == "" && c.AuthJWTPublicKey == "" {
 		p = append(p, "The token issuer and audience need a JWT key: set -auth-jwt-secret or -auth-jwt-public-key.")
+	}
+	if c.MaxShapes < 0 {
+		p = append(p, fmt.Sprintf("The shape limit must be 0 (none) or more, not %d.", c.MaxShapes))
+	}
+	if c.MaxConcurrentInitial < 1 || c.MaxConcurrentExisting < 1 {
+		p = append(p, fmt.Sprintf("The concurrent request limits must be at least 1, not %d (initial) and %d (existing).", c.MaxConcurrentInitial, c.MaxConcurrentExisting))
+	}
+	if c.StallTimeout <= 0 {
+		p = append(p, "The stall timeout must be above 0.")
 	}
 	if c.ShapeTokenTTL <= 0 {
 		p = append(p, "The shape token lifetime must be above 0.")

@@ -85,3 +85,34 @@ func TestListenHost(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadConfigBackPressure(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxShapes != 0 || c.MaxConcurrentInitial != 300 || c.MaxConcurrentExisting != 10000 || c.StallTimeout != 30*time.Second {
+		t.Fatalf("back-pressure defaults: shapes %d initial %d existing %d stall %s", c.MaxShapes, c.MaxConcurrentInitial, c.MaxConcurrentExisting, c.StallTimeout)
+	}
+	c, err = LoadConfig([]string{"-max-shapes", "50", "-max-concurrent-initial", "7", "-stall-timeout", "1s"},
+		env(map[string]string{"VOLT_MAX_CONCURRENT_EXISTING": "80", "VOLT_MAX_CONCURRENT_INITIAL": "9", "VOLT_STALL_TIMEOUT": "2500"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxShapes != 50 || c.MaxConcurrentInitial != 7 || c.MaxConcurrentExisting != 80 || c.StallTimeout != time.Second {
+		t.Fatalf("flags and env not applied: %+v", c)
+	}
+	c, _ = LoadConfig(nil, env(map[string]string{"VOLT_STALL_TIMEOUT": "2500"}))
+	if c.StallTimeout != 2500*time.Millisecond {
+		t.Fatalf("stall timeout in milliseconds: %s", c.StallTimeout)
+	}
+	_, err = LoadConfig([]string{"-max-shapes", "-1", "-max-concurrent-existing", "0", "-stall-timeout", "0s"}, env(nil))
+	if err == nil {
+		t.Fatal("bad back-pressure settings accepted")
+	}
+	for _, want := range []string{"shape limit", "concurrent request limits", "stall timeout"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%s", want, err)
+		}
+	}
+}

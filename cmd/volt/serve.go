@@ -104,6 +104,8 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		Config: httpapi.Config{
 			Secret: cfg.Secret, LongPollTimeout: cfg.LongPollTimeout, SSETimeout: cfg.SSETimeout,
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
+			MaxShapes: cfg.MaxShapes, MaxConcurrentInitial: cfg.MaxConcurrentInitial, MaxConcurrentExisting: cfg.MaxConcurrentExisting,
+			StallTimeout: cfg.StallTimeout,
 		},
 	}
 	var rules *auth.Rules
