@@ -72,36 +72,12 @@ type entry[S comparable] struct {
 // shape matches every row. Adding a shape that is already present
 // replaces it.
 func (ix *Index[S]) Add(s S, rel uint32, f *where.Expr) {
-	ix.Remove(s)
-	if ix.shapes == nil {
-		ix.shapes = map[S]*entry[S]{}
-		ix.rels = map[uint32]*relation[S]{}
-	}
-	r := ix.rels[rel]
-	if r == nil {
-		r = &relation[S]{}
-		ix.rels[rel] = r
-	}
-	r.count++
-	e := &entry[S]{s: s, rel: rel, pos: -1}
-	ix.shapes[s] = e
 	var terms []where.Term
 	ok := false
 	if f != nil {
 		terms, ok = f.IndexTerms()
 	}
-	if !ok {
-		e.pos = int32(len(r.scan))
-		r.scan = append(r.scan, e)
-		return
-	}
-	// No terms: the clause never matches, so the shape is filed nowhere.
-	e.slots = make([]slot[S], len(terms))
-	for i, t := range terms {
-		b := r.column(t.Column, t.Kind).bucket(t.Key)
-		e.slots[i] = slot[S]{b: b, pos: int32(len(b.refs))}
-		b.refs = append(b.refs, ref[S]{e: e, slot: int32(i)})
-	}
+	ix.AddTerms(s, rel, terms, ok)
 }
 
 // Remove removes shape s; removing an absent shape does nothing. Memory

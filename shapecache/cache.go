@@ -15,6 +15,7 @@ import (
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/routing"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapelog"
 )
@@ -66,6 +67,10 @@ type Cache struct {
 	byHandle map[string]*Entry
 	byKey    map[string]*Entry
 	byRel    map[uint32]map[*Entry]struct{}
+	// relSeen is the last relation definition seen per table.
+	relSeen map[uint32]*volt.Relation
+	// index finds the shapes a change can affect (routing).
+	index    routing.Index[*Entry]
 	dirty    map[*Entry]struct{}
 	creating map[string]*creation
 	// completed holds shapes whose snapshot finished and that are not in
@@ -275,6 +280,17 @@ func (c *Cache) register(e *Entry) {
 
 // route makes HandleTransaction consider e for its table's changes.
 func (c *Cache) route(e *Entry) {
+	f, _ := e.Shape.Filter() // compiled by shape.New
+	if f == nil {
+		c.index.AddTerms(e, e.Shape.Table.OID, nil, false)
+	} else {
+		c.index.Add(e, e.Shape.Table.OID, f)
+	}
+	c.addToTable(e)
+}
+
+// addToTable files e under its table, for table-wide operations.
+func (c *Cache) addToTable(e *Entry) {
 	rel := c.byRel[e.Shape.Table.OID]
 	if rel == nil {
 		rel = map[*Entry]struct{}{}
@@ -292,6 +308,7 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 	if c.byKey[e.Shape.Key] == e {
 		delete(c.byKey, e.Shape.Key)
 	}
+	c.index.Remove(e)
 	if rel := c.byRel[e.Shape.Table.OID]; rel != nil {
 		delete(rel, e)
 		if len(rel) == 0 {

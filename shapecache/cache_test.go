@@ -262,3 +262,19 @@ func TestSnapshotLimit(t *testing.T) {
 		t.Fatalf("after the snapshots finished: %v", err)
 	}
 }
+
+// A change of table definition removes the table's shapes even when
+// routing does not show the change to them (it matches another shape).
+func TestRelationChangeReachesUnroutedShapes(t *testing.T) {
+	url := pgtest.NewDB(t)
+	h := startHarness(t, url, t.TempDir(), nil)
+	h.exec(itemsDDL)
+	h.insertOwners(2, 0)
+	one := h.newShape("owner_id = 1")
+	h.exec(`ALTER TABLE items ADD COLUMN extra int`, `INSERT INTO items VALUES (100, 0, 'for owner 0', 5)`)
+	select {
+	case <-one.Gone():
+	case <-time.After(20 * time.Second):
+		t.Fatal("shape kept its old table definition after ALTER TABLE")
+	}
+}

@@ -15,6 +15,7 @@ import (
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/where"
 )
 
 // The catalog is the list of shapes a restart restores: one append-only
@@ -45,6 +46,10 @@ type catalogRecord struct {
 	Definition *shape.Definition      `json:"def,omitempty"`
 	Key        string                 `json:"key,omitempty"`
 	Snapshot   *postgres.SnapshotInfo `json:"snap,omitempty"`
+	// Terms and Indexed are the where clause's routing terms
+	// (where.Expr.IndexTerms), so a restart need not parse it.
+	Terms   []where.Term `json:"terms,omitempty"`
+	Indexed bool         `json:"indexed,omitempty"`
 	// Rows and Ops seed the compaction counters.
 	Rows int64 `json:"rows,omitempty"`
 	Ops  int64 `json:"ops,omitempty"`

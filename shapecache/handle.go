@@ -32,23 +32,32 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 			}
 			continue
 		}
-		for e := range c.byRel[ch.Relation.ID] {
+		c.checkRelationLocked(ch.Relation)
+		var convErr error
+		c.index.MatchChange(ch, func(e *Entry) {
+			if convErr != nil {
+				return
+			}
 			msgs, err := e.Shape.Convert(ch, uint64(2*i))
 			if errors.Is(err, shape.ErrSchemaChanged) {
 				c.removeLocked(e, "schema changed")
 				delete(out, e)
-				continue
+				return
 			}
 			if err != nil {
-				return fmt.Errorf("convert change for shape %s: %w", e.Handle, err)
+				convErr = fmt.Errorf("convert change for shape %s: %w", e.Handle, err)
+				return
 			}
 			if len(msgs) == 0 {
-				continue
+				return
 			}
 			if _, seen := out[e]; !seen {
 				order = append(order, e)
 			}
 			out[e] = append(out[e], msgs...)
+		})
+		if convErr != nil {
+			return convErr
 		}
 	}
 	for _, e := range order {
@@ -62,6 +71,25 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 	}
 	c.handledLocked(tx)
 	return nil
+}
+
+// checkRelationLocked removes the shapes a relation's new definition does
+// not fit, when the relation is seen for the first time in this stream or
+// after a change of definition. Routing only shows a change to the shapes
+// it can match, so the others learn of the change here.
+func (c *Cache) checkRelationLocked(rel *volt.Relation) {
+	if rel == nil || c.relSeen[rel.ID] == rel {
+		return
+	}
+	if c.relSeen == nil {
+		c.relSeen = map[uint32]*volt.Relation{}
+	}
+	c.relSeen[rel.ID] = rel
+	for e := range c.byRel[rel.ID] {
+		if e.Shape.CheckRelation(rel) != nil {
+			c.removeLocked(e, "schema changed")
+		}
+	}
 }
 
 func (c *Cache) handledLocked(tx *volt.Transaction) {
@@ -221,7 +249,11 @@ func (c *Cache) catalogue(entries []*Entry) error {
 		if e.IsGone() {
 			continue
 		}
-		c.catalog.add(&catalogRecord{Handle: e.Handle, Table: e.Shape.Table, Definition: &e.Shape.Def, Key: e.Shape.Key, Snapshot: e.snap, Rows: e.rows, Ops: e.ops})
+		rec := &catalogRecord{Handle: e.Handle, Table: e.Shape.Table, Definition: &e.Shape.Def, Key: e.Shape.Key, Snapshot: e.snap, Rows: e.rows, Ops: e.ops}
+		if f, _ := e.Shape.Filter(); f != nil {
+			rec.Terms, rec.Indexed = f.IndexTerms()
+		}
+		c.catalog.add(rec)
 	}
 	c.mu.Unlock()
 	return c.catalog.sync()

@@ -57,7 +57,10 @@ func (c *Cache) restore() error {
 			prev.retired = true
 			retired = append(retired, prev)
 		}
-		c.register(e)
+		c.byHandle[e.Handle] = e
+		c.byKey[e.Shape.Key] = e
+		c.index.AddTerms(e, t.OID, r.Terms, r.Indexed)
+		c.addToTable(e)
 		delete(present, r.Handle)
 		kept = append(kept, r)
 	}

@@ -18,7 +18,8 @@ import (
 // arrays are not indexed.
 type KeyKind uint8
 
-// Key kinds.
+// Key kinds. The shape catalog stores them by number: never renumber,
+// only append.
 const (
 	KeyInt     KeyKind = iota + 1 // int2, int4, int8, compared across widths by value
 	KeyNumeric                    // numeric, trailing fractional zeros dropped (1.50 = 1.5)
