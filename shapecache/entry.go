@@ -48,7 +48,8 @@ type Entry struct {
 	lmu  sync.Mutex
 	log  *shapelog.Log
 	refs int
-	used int64 // monotonic tick of the last acquire, for LRU closing
+	used   int64 // monotonic tick of the last acquire, for LRU closing
+	usedAt int64 // unix ms of the last acquire or release
 
 	// nmu guards changed.
 	nmu     sync.Mutex
@@ -138,12 +139,14 @@ func (e *Entry) acquire() (*shapelog.Log, error) {
 	}
 	e.refs++
 	e.used = e.cache.logs.tick.Add(1)
+	e.usedAt = time.Now().UnixMilli()
 	return e.log, nil
 }
 
 func (e *Entry) release() {
 	e.lmu.Lock()
 	e.refs--
+	e.usedAt = time.Now().UnixMilli()
 	e.lmu.Unlock()
 }
 
@@ -156,16 +159,18 @@ func (e *Entry) setLog(l *shapelog.Log) {
 	e.log = l
 	e.cache.logs.opened(e)
 	e.used = e.cache.logs.tick.Add(1)
+	e.usedAt = time.Now().UnixMilli()
 }
 
 // closeIfIdle syncs and closes the log unless it is in use or was used
-// after tick before. It reports whether the log is closed afterwards.
-func (e *Entry) closeIfIdle(before int64) (closed bool, err error) {
+// after tick before and after unix ms beforeMs. It reports whether the log
+// is closed afterwards.
+func (e *Entry) closeIfIdle(before, beforeMs int64) (closed bool, err error) {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	e.lmu.Lock()
 	l := e.log
-	busy := l == nil || e.refs > 0 || e.used > before
+	busy := l == nil || e.refs > 0 || (e.used > before && e.usedAt > beforeMs)
 	e.lmu.Unlock()
 	if l == nil {
 		return true, nil

@@ -227,14 +227,18 @@ func (c *Cache) syncLogs(entries []*Entry) error {
 }
 
 // catalogue makes newly completed shapes durable and adds them to the
-// catalog: their directories, then the store directory, then one catalog
-// append and fsync for all of them.
+// catalog: their snapshots and directories (in parallel), then the store
+// directory, then one catalog append and fsync for all of them.
 func (c *Cache) catalogue(entries []*Entry) error {
 	if len(entries) == 0 {
 		return nil
 	}
 	if err := parallel(entries, func(e *Entry) error {
-		if err := c.Store.SyncDir(e.Handle); err != nil && !e.IsGone() {
+		err := e.withLog(func(l *shapelog.Log) error { return l.SyncSnapshot() })
+		if err == nil {
+			err = c.Store.SyncDir(e.Handle)
+		}
+		if err != nil && !e.IsGone() {
 			return fmt.Errorf("shape %s: %w", e.Handle, err)
 		}
 		return nil

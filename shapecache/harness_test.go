@@ -46,7 +46,7 @@ func startHarness(t *testing.T, url, dir string, configure func(*Cache)) *harnes
 	if err != nil {
 		t.Fatal(err)
 	}
-	store, err := shapelog.OpenStore(dir, shapelog.Options{ChunkBytes: 16 << 10})
+	store, err := shapelog.OpenStore(dir, shapelog.Options{ChunkBytes: 16 << 10, DeferSnapshotSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}

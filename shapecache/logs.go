@@ -11,9 +11,13 @@ import (
 // file descriptors) when Cache.MaxOpenLogs is zero.
 const DefaultMaxOpenLogs = 2000
 
-// logIdleTicks is how many acquires (of any log) a log may go unused
-// before the janitor closes it even below the limit.
-const logIdleTicks = 100_000
+// A log is idle, and closed by the janitor even below the limit, once it
+// has gone unused for logIdleTicks acquires (of any log) or for
+// logIdleTime.
+const (
+	logIdleTicks = 100_000
+	logIdleTime  = 5 * time.Second
+)
 
 // openLogs tracks the entries whose log is open, so the janitor can close
 // the least recently used ones.
@@ -76,30 +80,31 @@ func (c *Cache) closeIdleLogs() {
 	o := &c.logs
 	o.mu.Lock()
 	type cand struct {
-		e    *Entry
-		used int64
+		e      *Entry
+		used   int64
+		usedAt int64
 	}
 	cands := make([]cand, 0, len(o.set))
 	for e := range o.set {
 		e.lmu.Lock()
-		cands = append(cands, cand{e, e.used})
+		cands = append(cands, cand{e, e.used, e.usedAt})
 		e.lmu.Unlock()
 	}
 	o.mu.Unlock()
 	sort.Slice(cands, func(i, j int) bool { return cands[i].used < cands[j].used })
-	now := o.tick.Load()
+	now, nowMs := o.tick.Load(), time.Now().UnixMilli()
 	excess := len(cands) - o.max
 	for i, cd := range cands {
 		// The first excess entries are closed whatever their age (if
-		// idle); the rest only once they are old.
-		before := now - logIdleTicks
+		// not in use); the rest only once they are idle.
+		before, beforeMs := now-logIdleTicks, nowMs-logIdleTime.Milliseconds()
 		if i < excess {
-			before = cd.used
+			before, beforeMs = cd.used, cd.usedAt
 		}
-		if cd.used > before {
-			break
+		if cd.used > before && cd.usedAt > beforeMs {
+			continue
 		}
-		closed, err := cd.e.closeIfIdle(before)
+		closed, err := cd.e.closeIfIdle(before, beforeMs)
 		if err != nil {
 			c.Logger.Error("sync shape log before closing", "handle", cd.e.Handle, "err", err)
 			continue

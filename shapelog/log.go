@@ -192,7 +192,7 @@ func (l *Log) close() error {
 	if l.isClosed() {
 		return ErrClosed
 	}
-	err := l.Sync()
+	err := errors.Join(l.syncSnapLocked(), l.Sync())
 	l.mu.Lock()
 	l.v.closed = true
 	close(l.changed)

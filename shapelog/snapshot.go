@@ -22,6 +22,7 @@ type snapWriter struct {
 	chunkBytes int64  // running size of the open chunk (row bytes + 1 per row)
 	sealed     int64  // sealed chunks
 	complete   bool
+	unsynced   bool // finished with Options.DeferSnapshotSync, not fsynced yet
 }
 
 // AppendSnapshot adds one row (an encoded JSON message) to the snapshot.
@@ -70,6 +71,28 @@ func (l *Log) FinishSnapshot(last []byte) error {
 	return l.sealSnap(true)
 }
 
+// SyncSnapshot makes a snapshot finished under Options.DeferSnapshotSync
+// durable; otherwise it does nothing.
+func (l *Log) SyncSnapshot() error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	return l.syncSnapLocked()
+}
+
+func (l *Log) syncSnapLocked() error {
+	if !l.sw.unsynced {
+		return nil
+	}
+	if err := fsync(l.snap); err != nil {
+		return l.setFail(err)
+	}
+	if err := fsync(l.snapIdx); err != nil {
+		return l.setFail(err)
+	}
+	l.sw.unsynced = false
+	return nil
+}
+
 func (l *Log) flushSnap() error {
 	if len(l.sw.buf) == 0 {
 		return nil
@@ -89,7 +112,8 @@ func (l *Log) sealSnap(final bool) error {
 	if err := l.flushSnap(); err != nil {
 		return err
 	}
-	if final {
+	deferred := final && l.store.opts.DeferSnapshotSync
+	if final && !deferred {
 		if err := fsync(l.snap); err != nil {
 			return l.setFail(err)
 		}
@@ -101,10 +125,14 @@ func (l *Log) sealSnap(final bool) error {
 	if _, err := l.snapIdx.WriteAt(rec, l.sw.sealed*snapIdxSize); err != nil {
 		return l.setFail(err)
 	}
-	if final {
+	if final && !deferred {
 		if err := fsync(l.snapIdx); err != nil {
 			return l.setFail(err)
 		}
+	}
+	if final {
+		l.sw.buf = nil // the log may stay open, idle, for long
+		l.sw.unsynced = deferred
 	}
 	l.sw.sealed++
 	l.sw.chunkBytes = 0

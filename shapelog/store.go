@@ -39,6 +39,13 @@ type Options struct {
 	// (default DefaultChunkBytes). It is recorded in each log's format file
 	// at Create; Open uses the recorded value so boundaries stay stable.
 	ChunkBytes int
+	// DeferSnapshotSync makes FinishSnapshot skip its fsyncs: the caller
+	// calls Log.SyncSnapshot (or Close) before it relies on the snapshot
+	// surviving a crash. A crash before that may leave a snapshot marked
+	// complete over data that was lost, so the caller must be able to tell
+	// such logs apart (volt's shape cache trusts only logs in its catalog,
+	// which it writes after SyncSnapshot).
+	DeferSnapshotSync bool
 }
 
 // Store is a directory of shape logs, one subdirectory per shape handle.

@@ -1,0 +1,72 @@
+package shapelog
+
+import (
+	"os"
+	"testing"
+)
+
+// OnChange fires whenever new content becomes readable, and not on Close.
+func TestOnChange(t *testing.T) {
+	s := newStore(t, 64)
+	l := mustCreate(t, s, "h-1")
+	calls := 0
+	l.OnChange(func() { calls++ })
+	if err := l.FinishSnapshot([]byte(`{"end":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Fatalf("FinishSnapshot: %d calls, want 1", calls)
+	}
+	mustAppend(t, l, tx{{off(1, 0), []byte(`{"a":1}`)}})
+	if calls != 2 {
+		t.Fatalf("Append: %d calls, want 2", calls)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if calls != 2 {
+		t.Fatalf("Close: %d calls, want still 2", calls)
+	}
+}
+
+// With DeferSnapshotSync the finished snapshot is complete for readers at
+// once, durable after SyncSnapshot (or Close), and complete after reopening.
+func TestDeferSnapshotSync(t *testing.T) {
+	dir := t.TempDir()
+	s, err := OpenStore(dir, Options{ChunkBytes: 64, DeferSnapshotSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := mustCreate(t, s, "h-1")
+	if err := l.AppendSnapshot([]byte(`{"row":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishSnapshot([]byte(`{"end":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if !l.SnapshotComplete() || !l.sw.unsynced {
+		t.Fatalf("complete %v, unsynced %v: want a complete, not yet synced snapshot", l.SnapshotComplete(), l.sw.unsynced)
+	}
+	if err := l.SyncSnapshot(); err != nil || l.sw.unsynced {
+		t.Fatalf("SyncSnapshot: %v (unsynced %v)", err, l.sw.unsynced)
+	}
+	if err := s.SyncDir("h-1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SyncRoot(); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l, err = s.Open("h-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !l.SnapshotComplete() {
+		t.Fatal("snapshot not complete after reopening")
+	}
+	if _, err := os.Stat(dir + "/h-1/" + snapFile); err != nil {
+		t.Fatal(err)
+	}
+}
