@@ -26,8 +26,10 @@ const (
 	// shape (owner_id = 0); the rest spread over the other shapes.
 	s8ProbesPerSec = 50
 	s8DrainTimeout = 30 * time.Second
-	// s8FDsPerShape is what volt holds open per shape today (see S4 setup).
-	s8FDsPerShape = 4
+	// s8FDsPerShape is what volt holds open per idle shape: nothing since
+	// shape logs are opened on demand (volt serve -max-open-logs bounds
+	// the open ones), so no size is refused for want of file descriptors.
+	s8FDsPerShape = 0
 )
 
 // s8Phase is one load level.

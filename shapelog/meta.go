@@ -17,7 +17,17 @@ func (l *Log) WriteMeta(name string, data []byte) error {
 	if l.isClosed() {
 		return ErrClosed
 	}
-	return writeFileAtomic(filepath.Join(l.dir, metaDir), name, data)
+	dir := filepath.Join(l.dir, metaDir)
+	if _, err := os.Stat(dir); os.IsNotExist(err) {
+		// Created on first use: most logs never have metadata.
+		if err := os.Mkdir(dir, 0o755); err != nil && !os.IsExist(err) {
+			return err
+		}
+		if err := syncDir(l.dir); err != nil {
+			return err
+		}
+	}
+	return writeFileAtomic(dir, name, data)
 }
 
 // ReadMeta returns the content of the metadata file name. A missing file

@@ -94,24 +94,48 @@ func (s *Store) Create(handle string) (*Log, error) {
 	if err := validName(handle); err != nil {
 		return nil, err
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	final := filepath.Join(s.dir, handle)
+	// Reserve the handle, then build the files without holding the lock:
+	// many shapes may be created at once.
+	s.mu.Lock()
+	if _, ok := s.open[handle]; ok {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s", ErrExists, handle)
+	}
 	if _, err := os.Lstat(final); err == nil {
+		s.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s", ErrExists, handle)
 	} else if !errors.Is(err, fs.ErrNotExist) {
+		s.mu.Unlock()
 		return nil, err
+	}
+	s.open[handle] = nil
+	s.mu.Unlock()
+	unreserve := func() {
+		s.mu.Lock()
+		delete(s.open, handle)
+		s.mu.Unlock()
 	}
 	tmp := filepath.Join(s.dir, "."+handle+".creating")
 	if err := s.build(tmp); err != nil {
 		os.RemoveAll(tmp)
+		unreserve()
 		return nil, err
 	}
 	if err := os.Rename(tmp, final); err != nil {
 		os.RemoveAll(tmp)
+		unreserve()
 		return nil, err
 	}
-	return s.openLocked(handle)
+	l, err := openLog(s, handle, final)
+	if err != nil {
+		unreserve()
+		return nil, fmt.Errorf("shapelog: open %s: %w", handle, err)
+	}
+	s.mu.Lock()
+	s.open[handle] = l
+	s.mu.Unlock()
+	return l, nil
 }
 
 // SyncRoot fsyncs the store directory, making the logs created (and the
@@ -136,9 +160,6 @@ func (s *Store) SyncDir(handle string) error {
 	if err != nil {
 		return err
 	}
-	if err := syncDir(filepath.Join(dir, metaDir)); err != nil {
-		return err
-	}
 	return syncDir(dir)
 }
 
@@ -150,7 +171,7 @@ func (s *Store) build(dir string) error {
 	if err := os.RemoveAll(dir); err != nil {
 		return err
 	}
-	if err := os.MkdirAll(filepath.Join(dir, metaDir), 0o755); err != nil {
+	if err := os.Mkdir(dir, 0o755); err != nil {
 		return err
 	}
 	format := fmt.Sprintf("%s\nchunk_bytes %d\n", formatMagic, s.opts.ChunkBytes)
@@ -198,8 +219,8 @@ func (s *Store) openLocked(handle string) (*Log, error) {
 func (s *Store) Get(handle string) (*Log, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l, ok := s.open[handle]
-	return l, ok
+	l := s.open[handle]
+	return l, l != nil
 }
 
 // forget is called by Log.Close.
