@@ -215,11 +215,20 @@ func (s *Server) awaitReady(w http.ResponseWriter, r *http.Request, e *shapecach
 	return true
 }
 
-// readResult is what one response serves from the log.
+// readResult is what one response serves from the log: entries read into
+// memory (shared with identical requests), or, for a page larger than
+// streamThreshold, a located page streamed from the log's file.
 type readResult struct {
 	shapelog.ReadResult
 	timedOut bool
+	page     *shapelog.Page
+	release  func() // set with page: lets the log close again
 }
+
+// streamThreshold is the page size above which a response streams the
+// page from the file instead of reading it whole: a client that reads
+// slowly (or stops) then pins a bounded buffer, not a chunk of the log.
+const streamThreshold = 128 << 10
 
 // read reads after offset, waiting for snapshot chunks and, for live
 // requests, for new entries until timeout. ok=false: a response was written.
@@ -232,6 +241,12 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 		if e.IsGone() {
 			s.goneResponse(w, r, e)
 			return readResult{}, false
+		}
+		if p, release, err := e.Locate(req.offset); err == nil {
+			if p.Bytes > streamThreshold {
+				return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release}, true
+			}
+			release()
 		}
 		res, changed, err := s.readShared(e, req.offset)
 		var timeoutC <-chan time.Time
@@ -343,6 +358,9 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, req *request, 
 	if !ok {
 		return
 	}
+	if res.release != nil {
+		defer res.release()
+	}
 	if res.timedOut {
 		if s.Ready != nil && !s.Ready() {
 			writeUnavailable(w, r, 10, map[string]string{"message": "Replication stream is not connected"})
@@ -355,12 +373,14 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, req *request, 
 	}
 	upToDate := res.AtHead && !req.offset.IsBeforeAll()
 	body := res.Entries
+	var tail []byte
 	if upToDate {
 		g := res.End.LSN
 		if !req.live && s.Cache.LastProcessedLSN() > g {
 			g = s.Cache.LastProcessedLSN()
 		}
-		body = append(body[:len(body):len(body)], shape.UpToDate(g))
+		tail = shape.UpToDate(g)
+		body = append(body[:len(body):len(body)], tail)
 	}
 	s.setLogHeaders(w, req, e, res.End, upToDate, true)
 	etag := `"` + e.Handle + ":" + req.rawOffset + ":" + res.End.String() + `"`
@@ -369,7 +389,51 @@ func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, req *request, 
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	if res.page != nil {
+		s.writeStream(w, r, res.page, tail)
+		return
+	}
 	s.writeBody(w, r, body)
+}
+
+// writeStream writes a located page as one JSON array (plus tail, when
+// set), reading the log's file through a bounded buffer. The length is
+// not known up front, so the body is chunked.
+func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, p *shapelog.Page, tail []byte) {
+	w.Header().Set("content-type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	bw, sw := s.bodyWriter(w, bodyBuffer)
+	_ = bw.WriteByte('[')
+	n := 0
+	err := p.Each(make([]byte, bodyBuffer), func(m []byte) error {
+		if n > 0 {
+			_ = bw.WriteByte(',')
+		}
+		n++
+		_, err := bw.Write(m)
+		return err
+	})
+	if err != nil {
+		if sw.err == nil {
+			// Reading the log failed after the headers went out: all that
+			// is left is to cut the response short, which the client sees
+			// as a failed request and retries.
+			s.Logger.Warn("stream shape log", "err", err)
+			panic(http.ErrAbortHandler)
+		}
+		return // the client stopped reading; net/http closes the connection
+	}
+	if tail != nil {
+		if n > 0 {
+			_ = bw.WriteByte(',')
+		}
+		_, _ = bw.Write(tail)
+	}
+	_ = bw.WriteByte(']')
+	_ = bw.Flush()
 }
 
 func (s *Server) uniqueETag(handle, reqOffset string, end volt.Offset) string {

@@ -275,3 +275,23 @@ func (e *Entry) LastTxLSN() uint64 {
 
 // DiskUsage returns the bytes the shape's files take on disk.
 func (e *Entry) DiskUsage() (int64, error) { return e.cache.Store.DiskUsage(e.Handle) }
+
+// Locate returns where Read(after) would read, without reading: the
+// caller streams the page with Page.Each and then calls release, which
+// lets the log be closed again.
+func (e *Entry) Locate(after volt.Offset) (p shapelog.Page, release func(), err error) {
+	e.Touch()
+	l, err := e.acquire()
+	if err != nil {
+		return shapelog.Page{}, nil, err
+	}
+	p, err = l.Locate(after)
+	if err != nil {
+		e.release()
+		if e.IsGone() {
+			err = ErrShapeGone
+		}
+		return shapelog.Page{}, nil, err
+	}
+	return p, e.release, nil
+}

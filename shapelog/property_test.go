@@ -1,6 +1,8 @@
 package shapelog
 
 import (
+	"bytes"
+	"errors"
 	"flag"
 	"fmt"
 	"math/rand"
@@ -110,6 +112,7 @@ func checkAgainstModel(t *testing.T, l *Log, m *model) {
 		case ok && toPage(got) != want:
 			t.Fatalf("Read(%v) = %v, want %v", o, toPage(got), want)
 		}
+		checkLocate(t, l, o, got, err)
 	}
 	checkFollowModel(t, l, m)
 }
@@ -171,3 +174,34 @@ func checkChunkSizes(t *testing.T, pages []page, chunk int) {
 }
 
 func isSnapChunk(o volt.Offset) bool { return o.InSnapshot() && o.Op != volt.OpInf }
+
+// checkLocate checks that Locate and Each stream exactly what Read
+// returned, with buffers small enough to split records and to force the
+// path for records larger than the buffer.
+func checkLocate(t *testing.T, l *Log, o volt.Offset, read ReadResult, readErr error) {
+	t.Helper()
+	p, err := l.Locate(o)
+	if (err == nil) != (readErr == nil) || (err != nil && !errors.Is(err, readErr) && !errors.Is(readErr, err)) {
+		t.Fatalf("Locate(%v) error %v, Read error %v", o, err, readErr)
+	}
+	if err != nil {
+		return
+	}
+	if p.End != read.End || p.AtHead != read.AtHead {
+		t.Fatalf("Locate(%v) = end %v head %v, Read = end %v head %v", o, p.End, p.AtHead, read.End, read.AtHead)
+	}
+	for _, size := range []int{40, 257, 64 << 10} {
+		var got [][]byte
+		if err := p.Each(make([]byte, size), func(b []byte) error { got = append(got, append([]byte(nil), b...)); return nil }); err != nil {
+			t.Fatalf("Each(%v, buf %d): %v", o, size, err)
+		}
+		if len(got) != len(read.Entries) {
+			t.Fatalf("Each(%v, buf %d): %d entries, Read %d", o, size, len(got), len(read.Entries))
+		}
+		for i := range got {
+			if !bytes.Equal(got[i], read.Entries[i]) {
+				t.Fatalf("Each(%v, buf %d): entry %d = %q, Read %q", o, size, i, got[i], read.Entries[i])
+			}
+		}
+	}
+}
