@@ -26,9 +26,12 @@ const (
 	DefaultKeepAlive       = 21 * time.Second
 	DefaultCacheMaxAge     = 60
 	DefaultCacheStaleAge   = 300
-	// DefaultMaxConcurrentInitial and DefaultMaxConcurrentExisting are
-	// Electric's admission-control limits (admission.go).
-	DefaultMaxConcurrentInitial  = 300
+	// DefaultMaxConcurrentInitial and DefaultMaxConcurrentExisting bound
+	// requests in progress (admission.go). Electric allows 300 initial
+	// requests; volt allows more because identical initial requests share
+	// one snapshot and one read (collapse.go), and the work that does grow
+	// with distinct shapes (snapshots) has its own limits in shapecache.
+	DefaultMaxConcurrentInitial  = 5000
 	DefaultMaxConcurrentExisting = 10000
 	// DefaultStallTimeout is how long a response may make no progress
 	// before its client is dropped (write.go).

@@ -33,15 +33,21 @@ type Compaction struct {
 	Retry time.Duration
 }
 
+// Compaction defaults.
+const (
+	DefaultCompactMinOps = 4096
+	DefaultCompactGrace  = time.Minute
+)
+
 func (c *Compaction) defaults() {
 	if c.MinOps == 0 {
-		c.MinOps = 4096
+		c.MinOps = DefaultCompactMinOps
 	}
 	if c.Ratio <= 0 {
 		c.Ratio = 2
 	}
 	if c.Grace <= 0 {
-		c.Grace = time.Minute
+		c.Grace = DefaultCompactGrace
 	}
 	if c.Retry <= 0 {
 		c.Retry = time.Minute

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/voltsync/volt/httpapi"
+	"github.com/voltsync/volt/shapecache"
 )
 
 // Config is volt serve's configuration, from flags and environment.
@@ -43,6 +44,13 @@ type Config struct {
 	MaxConcurrentInitial  int
 	MaxConcurrentExisting int
 	StallTimeout          time.Duration
+	// Shape storage and upkeep (shapecache.Cache).
+	SnapshotConcurrency int // 0: half the pool
+	MaxQueuedSnapshots  int
+	MaxOpenLogs         int
+	ShapeTTL            time.Duration
+	CompactMinOps       int
+	CompactGrace        time.Duration
 
 	// Authorisation of POST /v1/mutations (docs/AUTH.md).
 	AuthJWTSecret    string // HS256 secret
@@ -71,6 +79,11 @@ func DefaultConfig() Config {
 		MaxConcurrentInitial:  httpapi.DefaultMaxConcurrentInitial,
 		MaxConcurrentExisting: httpapi.DefaultMaxConcurrentExisting,
 		StallTimeout:          httpapi.DefaultStallTimeout,
+
+		MaxQueuedSnapshots: shapecache.DefaultMaxQueuedSnapshots,
+		MaxOpenLogs:        shapecache.DefaultMaxOpenLogs,
+		CompactMinOps:      shapecache.DefaultCompactMinOps,
+		CompactGrace:       shapecache.DefaultCompactGrace,
 	}
 }
 
@@ -116,6 +129,12 @@ func (c *Config) settings() []setting {
 		{"max-concurrent-initial", []string{"VOLT_MAX_CONCURRENT_INITIAL"}, "concurrent shape requests without a known handle (or at offset=-1) before 503", integer(&c.MaxConcurrentInitial)},
 		{"max-concurrent-existing", []string{"VOLT_MAX_CONCURRENT_EXISTING"}, "concurrent other shape requests, parked live ones included, before 503", integer(&c.MaxConcurrentExisting)},
 		{"stall-timeout", []string{"VOLT_STALL_TIMEOUT"}, "drop a client that reads nothing of its response for this long (duration, or milliseconds)", duration(&c.StallTimeout)},
+		{"snapshot-concurrency", []string{"VOLT_SNAPSHOT_CONCURRENCY"}, "initial snapshots running at once, each on a pool connection (0: half of -db-pool-size)", integer(&c.SnapshotConcurrency)},
+		{"max-queued-snapshots", []string{"VOLT_MAX_QUEUED_SNAPSHOTS"}, "snapshots waiting for a slot before requests for new shapes get 503", integer(&c.MaxQueuedSnapshots)},
+		{"max-open-logs", []string{"VOLT_MAX_OPEN_LOGS"}, "shape logs kept open at once (4 files each); idle ones are closed", integer(&c.MaxOpenLogs)},
+		{"shape-ttl", []string{"VOLT_SHAPE_TTL"}, "remove shapes no client has read for this long, with their files (0: keep them)", duration(&c.ShapeTTL)},
+		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log once it holds this many messages and more than twice its rows (-1: never)", integer(&c.CompactMinOps)},
+		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving its clients before they get 409", duration(&c.CompactGrace)},
 	}
 }
 
@@ -189,6 +208,12 @@ func (c *Config) validate() []string {
 	}
 	if c.MaxConcurrentInitial < 1 || c.MaxConcurrentExisting < 1 {
 		p = append(p, fmt.Sprintf("The concurrent request limits must be at least 1, not %d (initial) and %d (existing).", c.MaxConcurrentInitial, c.MaxConcurrentExisting))
+	}
+	if c.SnapshotConcurrency < 0 || c.MaxQueuedSnapshots < 1 || c.MaxOpenLogs < 1 {
+		p = append(p, fmt.Sprintf("The snapshot concurrency must be 0 (automatic) or more and the snapshot queue and open-log limits at least 1, not %d, %d and %d.", c.SnapshotConcurrency, c.MaxQueuedSnapshots, c.MaxOpenLogs))
+	}
+	if c.ShapeTTL < 0 || c.CompactGrace <= 0 || c.CompactMinOps < -1 || c.CompactMinOps == 0 {
+		p = append(p, fmt.Sprintf("The shape TTL must be 0 (none) or more, the compaction grace positive and the compaction threshold -1 (never) or positive, not %s, %s and %d.", c.ShapeTTL, c.CompactGrace, c.CompactMinOps))
 	}
 	if c.StallTimeout <= 0 {
 		p = append(p, "The stall timeout must be above 0.")

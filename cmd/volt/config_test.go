@@ -91,7 +91,7 @@ func TestLoadConfigBackPressure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxShapes != 0 || c.MaxConcurrentInitial != 300 || c.MaxConcurrentExisting != 10000 || c.StallTimeout != 30*time.Second {
+	if c.MaxShapes != 0 || c.MaxConcurrentInitial != 5000 || c.MaxConcurrentExisting != 10000 || c.StallTimeout != 30*time.Second {
 		t.Fatalf("back-pressure defaults: shapes %d initial %d existing %d stall %s", c.MaxShapes, c.MaxConcurrentInitial, c.MaxConcurrentExisting, c.StallTimeout)
 	}
 	c, err = LoadConfig([]string{"-max-shapes", "50", "-max-concurrent-initial", "7", "-stall-timeout", "1s"},
@@ -114,5 +114,28 @@ func TestLoadConfigBackPressure(t *testing.T) {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %q:\n%s", want, err)
 		}
+	}
+}
+
+func TestLoadConfigShapeUpkeep(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SnapshotConcurrency != 0 || c.MaxOpenLogs != 2000 || c.ShapeTTL != 0 || c.CompactMinOps != 4096 || c.CompactGrace != time.Minute {
+		t.Fatalf("defaults: %+v", c)
+	}
+	c, err = LoadConfig([]string{"-snapshot-concurrency", "3", "-max-open-logs", "10", "-shape-ttl", "1h", "-compact-min-ops", "-1", "-compact-grace", "5s"}, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SnapshotConcurrency != 3 || c.MaxOpenLogs != 10 || c.ShapeTTL != time.Hour || c.CompactMinOps != -1 || c.CompactGrace != 5*time.Second {
+		t.Fatalf("flags: %+v", c)
+	}
+	if _, err := LoadConfig([]string{"-compact-min-ops", "0"}, env(nil)); err == nil {
+		t.Fatal("-compact-min-ops 0 accepted")
+	}
+	if _, err := LoadConfig([]string{"-max-open-logs", "0"}, env(nil)); err == nil {
+		t.Fatal("-max-open-logs 0 accepted")
 	}
 }

@@ -70,7 +70,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	defer pool.Close()
 
-	store, err := shapelog.OpenStore(filepath.Join(cfg.StorageDir, "shapes"), shapelog.Options{ChunkBytes: cfg.ChunkBytes})
+	store, err := shapelog.OpenStore(filepath.Join(cfg.StorageDir, "shapes"), shapelog.Options{ChunkBytes: cfg.ChunkBytes, DeferSnapshotSync: true})
 	if err != nil {
 		return fmt.Errorf("open shape store: %w", err)
 	}
@@ -79,6 +79,12 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	cache := &shapecache.Cache{
 		Store: store, Inspector: inspector, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher,
 		Logger: log, SchemaCheckInterval: cfg.SchemaCheck,
+		SnapshotConcurrency: cfg.SnapshotConcurrency, MaxQueuedSnapshots: cfg.MaxQueuedSnapshots,
+		MaxOpenLogs: cfg.MaxOpenLogs, ShapeTTL: cfg.ShapeTTL,
+		Compaction: shapecache.Compaction{MinOps: int64(cfg.CompactMinOps), Grace: cfg.CompactGrace},
+	}
+	if cache.SnapshotConcurrency == 0 {
+		cache.SnapshotConcurrency = max(1, cfg.DBPoolSize/2)
 	}
 	if err := cache.Open(ctx); err != nil {
 		return err
