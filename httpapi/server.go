@@ -203,6 +203,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/v1/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		setCORS(w, r, "GET, HEAD")
 		s.health(w, r)
+	case p == "/v1/stats" && r.Method == http.MethodGet:
+		s.stats(w, r)
 	case p == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
 		w.WriteHeader(http.StatusOK)
 	default:
