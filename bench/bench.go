@@ -74,8 +74,8 @@ type Sizes struct {
 func QuickSizes() Sizes {
 	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000},
 		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second,
-		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{500, 1_000, 0}, S8Duration: 3 * time.Second,
-		S11Shapes: []int{500, 100_000}, S11Parked: 1_000,
+		S8Shapes: []int{1_000, 10_000}, S8Rates: []int{500, 1_000, 0}, S8Duration: 3 * time.Second,
+		S11Shapes: []int{500, 10_000}, S11Parked: 1_000,
 		S2Clients: []int{50, 450}, S3Shapes: []int{50, 500},
 		S12Rows: 8_000, S12Clients: 20, S12Watch: 6 * time.Second,
 		S13Updates: 200, S13Rows: 2_000, S13Rounds: 5, S13CompactWait: 5 * time.Second}
@@ -84,11 +84,11 @@ func QuickSizes() Sizes {
 // FullSizes add the large sizes.
 func FullSizes() Sizes {
 	return Sizes{
-		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000},
+		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000, 100_000},
 		S4Commits: 50, S5Clients: []int{100, 1_000, 5_000},
 		S10Writers: []int{1, 8, 32}, S10Duration: 5 * time.Second,
 		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{250, 500, 1_000, 2_000, 5_000, 0}, S8Duration: 8 * time.Second,
-		S11Shapes: []int{1_000, 4_500, 100_000}, S11Parked: 5_000,
+		S11Shapes: []int{1_000, 10_000, 100_000}, S11Parked: 5_000,
 		S2Clients: []int{50, 450, 850, 1_250, 1_650, 2_050}, S3Shapes: []int{50, 500, 1_850, 3_650},
 		S12Rows: 12_000, S12Clients: 100, S12Watch: 15 * time.Second,
 		S13Updates: 1_000, S13Rows: 10_000, S13Rounds: 5, S13CompactWait: 10 * time.Second,

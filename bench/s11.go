@@ -17,7 +17,7 @@ const (
 	s11RestartTarget = "restart ≤ 1 s per 100k shapes"
 	// s11Settle lets the last responses' buffers go and volt close the
 	// logs of shapes idle for 5 s, so the figure is for idle shapes.
-	s11Settle        = 6 * time.Second
+	s11Settle = 6 * time.Second
 )
 
 // runS11 measures density and restart: the server's resident memory per

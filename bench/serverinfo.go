@@ -47,10 +47,14 @@ func (e *Env) shapeDiskBytes(handle string) (int64, bool) {
 
 // serverStats fetches GET /v1/stats; ok is false when the server has no
 // such endpoint (or it does not answer a JSON object).
-func (e *Env) serverStats(ctx context.Context) (map[string]any, bool) {
+func (e *Env) serverStats(ctx context.Context, query ...string) (map[string]any, bool) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, e.URL+"/v1/stats", nil)
+	u := e.URL + "/v1/stats"
+	if len(query) > 0 {
+		u += "?" + strings.Join(query, "&")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, false
 	}
