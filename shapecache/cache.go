@@ -130,10 +130,12 @@ func (c *Cache) Open(ctx context.Context) error {
 	c.flushReq = make(chan struct{}, 1)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.deleter.init(c.Store, c.Logger)
+	started := time.Now()
 	if err := c.restore(); err != nil {
 		return err
 	}
-	c.wg.Add(3)
+	c.wg.Add(4)
+	go func() { defer c.wg.Done(); c.removeOrphans(started) }()
 	go c.flushLoop()
 	go c.janitorLoop()
 	go func() { defer c.wg.Done(); c.deleter.run(c.ctx) }()
@@ -324,6 +326,13 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 	c.catalog.remove(e.Handle)
 	c.deleter.add(e.Handle)
 	c.Logger.Info("shape removed", "handle", e.Handle, "reason", why)
+}
+
+// removeBroken removes a shape whose files are missing.
+func (c *Cache) removeBroken(e *Entry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(e, "files missing")
 }
 
 // purge removes every shape (used when the replication slot was recreated

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/postgres"
 )
@@ -276,5 +277,43 @@ func TestRelationChangeReachesUnroutedShapes(t *testing.T) {
 	case <-one.Gone():
 	case <-time.After(20 * time.Second):
 		t.Fatal("shape kept its old table definition after ALTER TABLE")
+	}
+}
+
+// A restart drops cataloged shapes whose files are gone and deletes
+// directories no shape owns.
+func TestRestartCleansUp(t *testing.T) {
+	url := pgtest.NewDB(t)
+	dir := t.TempDir()
+	h := startHarness(t, url, dir, nil)
+	h.exec(itemsDDL)
+	h.insertOwners(2, 0)
+	a := h.newShape("owner_id = 0")
+	b := h.newShape("owner_id = 1")
+	h.stop()
+	if err := os.RemoveAll(filepath.Join(dir, a.Handle)); err != nil {
+		t.Fatal(err)
+	}
+	orphan := filepath.Join(dir, "123-1000") // a handle from long ago
+	if err := os.Mkdir(orphan, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	h = startHarness(t, url, dir, nil)
+	ea, ok := h.cache.Lookup(a.Handle)
+	if !ok {
+		t.Fatal("shape without files not listed until first use")
+	}
+	if _, err := ea.Read(volt.BeforeAll); !errors.Is(err, ErrShapeGone) {
+		t.Fatalf("read of a shape whose files are gone: %v", err)
+	}
+	if err := poll(func() bool { _, ok := h.cache.Lookup(a.Handle); return !ok }); err != nil {
+		t.Fatal("shape whose files are gone was not removed")
+	}
+	if err := poll(func() bool { _, err := os.Stat(orphan); return os.IsNotExist(err) }); err != nil {
+		t.Fatal("orphan directory not removed")
+	}
+	eb, _ := h.cache.Lookup(b.Handle)
+	if got := len(rows(t, eb)); got != 1 {
+		t.Fatalf("intact shape has %d rows after restart, want 1", got)
 	}
 }

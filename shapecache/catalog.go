@@ -1,15 +1,14 @@
 package shapecache
 
 import (
-	"bufio"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 
 	"github.com/voltsync/volt"
@@ -28,7 +27,7 @@ import (
 //
 //	len    uint32  little-endian, length of body
 //	crc32c uint32  over body
-//	body   [len]byte  JSON catalogRecord
+//	body   [len]byte  a catalogRecord (catalogcodec.go)
 //
 // A torn or corrupt tail (a crash while appending) ends the file; it is
 // truncated on open. Table definitions are written once per table version
@@ -81,32 +80,56 @@ func loadCatalog(path string) (*catalog, []catalogRecord, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	data, err := io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	// Frame the records (cheap), then decode their JSON on every core: a
+	// restart with 100,000 shapes is mostly this decoding.
+	var bodies [][]byte
+	var good int64
+	for pos := int64(0); pos+8 <= int64(len(data)); {
+		n := int64(binary.LittleEndian.Uint32(data[pos:]))
+		end := pos + 8 + n
+		if n > 64<<20 || end > int64(len(data)) {
+			break
+		}
+		body := data[pos+8 : end]
+		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(data[pos+4:]) {
+			break
+		}
+		bodies = append(bodies, body)
+		pos, good = end, end
+	}
+	recs := make([]catalogRecord, len(bodies))
+	bad := make([]bool, len(bodies))
+	workers := min(runtime.GOMAXPROCS(0), max(1, len(bodies)/1000))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := w; i < len(bodies); i += workers {
+				bad[i] = decodeRecord(bodies[i], &recs[i]) != nil
+			}
+		}()
+	}
+	wg.Wait()
 	tables := map[int]*volt.Table{}
 	live := map[string]int{} // handle → index in adds
 	var adds []catalogRecord
-	r := bufio.NewReaderSize(f, 1<<20)
-	var good int64
-	var hdr [8]byte
-	for {
-		if _, err := io.ReadFull(r, hdr[:]); err != nil {
+	for i := range recs {
+		if bad[i] {
+			// A record that frames and checksums but does not decode was
+			// written by something else: stop here, as at a torn tail.
+			good = 0
+			for _, b := range bodies[:i] {
+				good += 8 + int64(len(b))
+			}
 			break
 		}
-		n := binary.LittleEndian.Uint32(hdr[:4])
-		if n > 64<<20 {
-			break
-		}
-		body := make([]byte, n)
-		if _, err := io.ReadFull(r, body); err != nil {
-			break
-		}
-		if crc32.Checksum(body, castagnoli) != binary.LittleEndian.Uint32(hdr[4:]) {
-			break
-		}
-		var rec catalogRecord
-		if err := json.Unmarshal(body, &rec); err != nil {
-			break
-		}
-		good += 8 + int64(n)
+		rec := recs[i]
 		switch rec.Op {
 		case "table":
 			tables[rec.ID] = rec.Table
@@ -204,10 +227,7 @@ func (c *catalog) remove(handle string) {
 }
 
 func (c *catalog) appendLocked(rec catalogRecord) {
-	body, err := json.Marshal(rec)
-	if err != nil {
-		panic(err) // only plain data
-	}
+	body := encodeRecord(rec)
 	var hdr [8]byte
 	binary.LittleEndian.PutUint32(hdr[:4], uint32(len(body)))
 	binary.LittleEndian.PutUint32(hdr[4:], crc32.Checksum(body, castagnoli))

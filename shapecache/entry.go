@@ -1,6 +1,8 @@
 package shapecache
 
 import (
+	"errors"
+	"io/fs"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +133,11 @@ func (e *Entry) acquire() (*shapelog.Log, error) {
 		}
 		l, err := e.cache.Store.Open(e.Handle)
 		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				// The catalog lists a shape whose files are gone.
+				go e.cache.removeBroken(e)
+				return nil, ErrShapeGone
+			}
 			return nil, err
 		}
 		l.OnChange(e.notify)

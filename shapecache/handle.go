@@ -128,7 +128,14 @@ func (c *Cache) appendTxn(e *Entry, tx *volt.Transaction, msgs []shape.Message) 
 	}
 	l, err := e.acquire()
 	if err != nil {
-		return fmt.Errorf("open shape %s: %w", e.Handle, err)
+		if !e.IsGone() {
+			// A log that cannot be opened cannot be continued: drop the
+			// shape (its clients re-sync through 409) rather than stop
+			// replication for every other shape.
+			c.Logger.Error("open shape log", "handle", e.Handle, "err", err)
+			c.removeLocked(e, "log cannot be opened")
+		}
+		return nil
 	}
 	defer e.release()
 	if e.skip(l, tx.CommitLSN, tx.Xid) {

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/voltsync/volt"
@@ -12,31 +14,21 @@ import (
 )
 
 // restore loads the shapes of a previous run from the catalog, without
-// opening their logs or parsing their where clauses (both happen on first
-// use). Log directories the catalog does not list (a shape whose snapshot
-// never completed, or a store from an older version) are deleted.
+// opening their logs, listing their directories or parsing their where
+// clauses (each happens on first use). Directories the catalog does not
+// list (a shape whose snapshot never completed, or a store from an older
+// version) are deleted in the background (removeOrphans).
 func (c *Cache) restore() error {
 	cat, recs, err := loadCatalog(filepath.Join(c.Store.Dir(), catalogFile))
 	if err != nil {
 		return fmt.Errorf("load shape catalog: %w", err)
 	}
 	c.catalog = cat
-	onDisk, err := c.Store.List()
-	if err != nil {
-		return fmt.Errorf("list shapes: %w", err)
-	}
-	present := make(map[string]bool, len(onDisk))
-	for _, h := range onDisk {
-		present[h] = true
-	}
+	c.byHandle = make(map[string]*Entry, len(recs))
+	c.byKey = make(map[string]*Entry, len(recs))
 	canonical := map[*volt.Table]*volt.Table{}
 	var retired []*Entry
-	kept := recs[:0]
 	for _, r := range recs {
-		if !present[r.Handle] {
-			c.Logger.Warn("discarding shape without files", "handle", r.Handle)
-			continue
-		}
 		t, ok := canonical[r.Table]
 		if !ok {
 			t = shape.InternTable(r.Table)
@@ -61,24 +53,57 @@ func (c *Cache) restore() error {
 		c.byKey[e.Shape.Key] = e
 		c.index.AddTerms(e, t.OID, r.Terms, r.Indexed)
 		c.addToTable(e)
-		delete(present, r.Handle)
-		kept = append(kept, r)
-	}
-	for h := range present {
-		c.deleter.add(h)
 	}
 	for _, e := range retired {
 		c.retire(e)
 	}
-	if len(kept) < len(recs) || cat.removes > cat.adds/2 {
-		if err := cat.rewrite(kept); err != nil {
+	if cat.removes > cat.adds/2 {
+		if err := cat.rewrite(recs); err != nil {
 			return err
 		}
 	}
 	if len(c.byHandle) > 0 {
-		c.Logger.Info("shapes restored", "count", len(c.byHandle), "discarded", len(present))
+		c.Logger.Info("shapes restored", "count", len(c.byHandle))
 	}
 	return nil
+}
+
+// removeOrphans deletes the shape directories that no shape owns: left by
+// a crash before a new shape reached the catalog. Directories of shapes
+// created since started (their handles carry the creation time) are left
+// alone: they may not be registered yet.
+func (c *Cache) removeOrphans(started time.Time) {
+	onDisk, err := c.Store.List()
+	if err != nil {
+		c.Logger.Warn("list shape directories", "err", err)
+		return
+	}
+	c.mu.Lock()
+	var orphans []string
+	for _, h := range onDisk {
+		if _, ok := c.byHandle[h]; ok || handleTime(h) >= started.UnixMicro() {
+			continue
+		}
+		orphans = append(orphans, h)
+	}
+	c.mu.Unlock()
+	for _, h := range orphans {
+		c.deleter.add(h)
+	}
+	if len(orphans) > 0 {
+		c.Logger.Info("removing shape directories no shape owns", "count", len(orphans))
+	}
+}
+
+// handleTime returns the creation time (unix µs) in a handle
+// "<hash>-<µs>", or 0.
+func handleTime(h string) int64 {
+	i := strings.LastIndexByte(h, '-')
+	if i < 0 {
+		return 0
+	}
+	n, _ := strconv.ParseInt(h[i+1:], 10, 64)
+	return n
 }
 
 // schemaLoop periodically compares the tables that have shapes with the
