@@ -67,16 +67,22 @@ type view struct {
 func (v *view) sealedCount() int64 { return v.idxCount + int64(len(v.pending)) }
 
 // openLog opens and recovers the log in dir.
-func openLog(s *Store, handle, dir string) (*Log, error) {
-	chunk, err := readFormat(dir)
-	if err != nil {
-		return nil, err
+// With create (a directory Create just built, holding only the format
+// file) the data files are created, with the store's chunk threshold.
+func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
+	chunk, flags := int64(s.opts.ChunkBytes), os.O_RDWR|os.O_CREATE|os.O_EXCL
+	if !create {
+		var err error
+		if chunk, err = readFormat(dir); err != nil {
+			return nil, err
+		}
+		flags = os.O_RDWR
 	}
 	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, changed: make(chan struct{})}
 	files := []**os.File{&l.snap, &l.snapIdx, &l.live, &l.liveIdx}
 	names := []string{snapFile, snapIdxFile, liveFile, liveIdxFile}
 	for i, name := range names {
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_RDWR, 0)
+		f, err := os.OpenFile(filepath.Join(dir, name), flags, 0o644)
 		if err != nil {
 			l.closeFiles()
 			return nil, err

@@ -122,16 +122,20 @@ func (s *Store) Create(handle string) (*Log, error) {
 		unreserve()
 		return nil, err
 	}
+	l, err := openLog(s, handle, tmp, true)
+	if err != nil {
+		os.RemoveAll(tmp)
+		unreserve()
+		return nil, fmt.Errorf("shapelog: open %s: %w", handle, err)
+	}
+	// The open files follow the directory's rename.
 	if err := os.Rename(tmp, final); err != nil {
+		l.closeFiles()
 		os.RemoveAll(tmp)
 		unreserve()
 		return nil, err
 	}
-	l, err := openLog(s, handle, final)
-	if err != nil {
-		unreserve()
-		return nil, fmt.Errorf("shapelog: open %s: %w", handle, err)
-	}
+	l.dir = final
 	s.mu.Lock()
 	s.open[handle] = l
 	s.mu.Unlock()
@@ -166,28 +170,20 @@ func (s *Store) SyncDir(handle string) error {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// build creates the files of an empty log in dir, without fsyncs.
+// build creates an empty log's directory and format file in dir, without
+// fsyncs; openLog creates the data files.
 func (s *Store) build(dir string) error {
-	if err := os.RemoveAll(dir); err != nil {
-		return err
+	err := os.Mkdir(dir, 0o755)
+	if errors.Is(err, fs.ErrExist) { // left by a failed Create
+		if err = os.RemoveAll(dir); err == nil {
+			err = os.Mkdir(dir, 0o755)
+		}
 	}
-	if err := os.Mkdir(dir, 0o755); err != nil {
+	if err != nil {
 		return err
 	}
 	format := fmt.Sprintf("%s\nchunk_bytes %d\n", formatMagic, s.opts.ChunkBytes)
-	if err := os.WriteFile(filepath.Join(dir, formatFile), []byte(format), 0o644); err != nil {
-		return err
-	}
-	for _, name := range []string{snapFile, snapIdxFile, liveFile, liveIdxFile} {
-		f, err := os.OpenFile(filepath.Join(dir, name), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
-		if err != nil {
-			return err
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
+	return os.WriteFile(filepath.Join(dir, formatFile), []byte(format), 0o644)
 }
 
 // Open opens an existing log, recovering from a crash: a torn or partial
@@ -207,7 +203,7 @@ func (s *Store) openLocked(handle string) (*Log, error) {
 	if _, ok := s.open[handle]; ok {
 		return nil, fmt.Errorf("%w: %s", ErrInUse, handle)
 	}
-	l, err := openLog(s, handle, filepath.Join(s.dir, handle))
+	l, err := openLog(s, handle, filepath.Join(s.dir, handle), false)
 	if err != nil {
 		return nil, fmt.Errorf("shapelog: open %s: %w", handle, err)
 	}
