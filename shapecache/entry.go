@@ -210,6 +210,31 @@ func (e *Entry) withLog(fn func(l *shapelog.Log) error) error {
 	return fn(l)
 }
 
+// appendLive appends a transaction's entries unless the log holds them
+// already or the snapshot does (skip). e.snap must be set (it never
+// changes after). It reports whether anything was appended; a shape
+// removed meanwhile is not an error.
+func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction) (bool, error) {
+	l, err := e.acquire()
+	if err != nil {
+		if e.IsGone() {
+			return false, nil
+		}
+		return false, err
+	}
+	defer e.release()
+	if e.skip(l, tx.CommitLSN, tx.Xid) {
+		return false, nil
+	}
+	if err := e.append(l, entries); err != nil {
+		if e.IsGone() {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 func (e *Entry) append(l *shapelog.Log, entries []shapelog.Entry) error {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()

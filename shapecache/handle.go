@@ -13,15 +13,67 @@ import (
 )
 
 // HandleTransaction routes one replicated transaction into the logs of the
-// shapes it affects. Transactions are handled in commit order; ones already
-// handled (replayed after a reconnect) are skipped.
+// shapes it affects. Transactions are handled in commit order, by one
+// goroutine (the replication reader); ones already handled (replayed after
+// a reconnect) are skipped.
+//
+// Routing and conversion run under the cache's lock; the appends do not,
+// because opening a closed log is file-system work that must not hold up
+// requests. Appends to one log stay in commit order since only this
+// goroutine appends to shapes whose snapshot identity is known.
 func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) error {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if tx.CommitLSN <= c.lastProcessed.Load() && tx.CommitLSN != 0 {
 		c.handledLocked(tx)
+		c.mu.Unlock()
 		return nil
 	}
+	work, err := c.routeLocked(tx)
+	c.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	for i := range work {
+		w := &work[i]
+		w.appended, w.err = w.e.appendLive(w.entries, tx)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range work {
+		w := &work[i]
+		switch {
+		case w.e.IsGone():
+		case w.err != nil:
+			// A log that cannot be opened or written cannot be continued:
+			// drop the shape (its clients re-sync through 409) rather
+			// than stop replication for every other shape.
+			c.Logger.Error("append to shape log", "handle", w.e.Handle, "err", w.err)
+			c.removeLocked(w.e, "log cannot be written")
+		case w.appended:
+			w.e.rows += w.delta.rows
+			w.e.ops += w.delta.ops
+			c.dirty[w.e] = struct{}{}
+			c.maybeCompactLocked(w.e)
+		}
+	}
+	c.handledLocked(tx)
+	return nil
+}
+
+// appendWork is one shape's part of a transaction, to append outside the
+// cache's lock.
+type appendWork struct {
+	e        *Entry
+	entries  []shapelog.Entry
+	delta    delta
+	appended bool
+	err      error
+}
+
+// routeLocked converts tx's changes for the shapes they affect. Entries
+// for shapes whose snapshot identity is not known yet are buffered; the
+// others are returned to be appended.
+func (c *Cache) routeLocked(tx *volt.Transaction) ([]appendWork, error) {
 	out := map[*Entry][]shape.Message{}
 	var order []*Entry
 	for i := range tx.Changes {
@@ -57,20 +109,20 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 			out[e] = append(out[e], msgs...)
 		})
 		if convErr != nil {
-			return convErr
+			return nil, convErr
 		}
 	}
+	var work []appendWork
 	for _, e := range order {
 		msgs, ok := out[e]
 		if !ok || e.IsGone() {
 			continue
 		}
-		if err := c.appendTxn(e, tx, msgs); err != nil {
-			return err
+		if w, ok := c.frameLocked(e, tx, msgs); ok {
+			work = append(work, w)
 		}
 	}
-	c.handledLocked(tx)
-	return nil
+	return work, nil
 }
 
 // checkRelationLocked removes the shapes a relation's new definition does
@@ -110,9 +162,10 @@ func (c *Cache) requestFlush() {
 	}
 }
 
-// appendTxn frames msgs and appends them to e's log (or buffers them while
-// e's snapshot identity is unknown).
-func (c *Cache) appendTxn(e *Entry, tx *volt.Transaction, msgs []shape.Message) error {
+// frameLocked frames msgs as log entries. While e's snapshot identity is
+// unknown they are buffered (ok false); otherwise they are returned for
+// appendLive.
+func (c *Cache) frameLocked(e *Entry, tx *volt.Transaction, msgs []shape.Message) (w appendWork, ok bool) {
 	entries := make([]shapelog.Entry, len(msgs))
 	var d delta
 	for i, m := range msgs {
@@ -124,31 +177,9 @@ func (c *Cache) appendTxn(e *Entry, tx *volt.Transaction, msgs []shape.Message) 
 	}
 	if e.snap == nil {
 		e.pending = append(e.pending, bufferedTxn{lsn: tx.CommitLSN, xid: tx.Xid, entries: entries, delta: d})
-		return nil
+		return appendWork{}, false
 	}
-	l, err := e.acquire()
-	if err != nil {
-		if !e.IsGone() {
-			// A log that cannot be opened cannot be continued: drop the
-			// shape (its clients re-sync through 409) rather than stop
-			// replication for every other shape.
-			c.Logger.Error("open shape log", "handle", e.Handle, "err", err)
-			c.removeLocked(e, "log cannot be opened")
-		}
-		return nil
-	}
-	defer e.release()
-	if e.skip(l, tx.CommitLSN, tx.Xid) {
-		return nil
-	}
-	if err := e.append(l, entries); err != nil {
-		return fmt.Errorf("append to shape %s: %w", e.Handle, err)
-	}
-	e.rows += d.rows
-	e.ops += d.ops
-	c.dirty[e] = struct{}{}
-	c.maybeCompactLocked(e)
-	return nil
+	return appendWork{e: e, entries: entries, delta: d}, true
 }
 
 // delta is how a transaction changes a shape's row and message counts.

@@ -7,9 +7,10 @@ import (
 	"time"
 )
 
-// DefaultMaxOpenLogs bounds the shape logs open at once (each holds four
-// file descriptors) when Cache.MaxOpenLogs is zero.
-const DefaultMaxOpenLogs = 2000
+// DefaultMaxOpenLogs bounds the shape logs open at once when
+// Cache.MaxOpenLogs is zero. An open log holds two file descriptors (four
+// while its snapshot is written or read).
+const DefaultMaxOpenLogs = 4000
 
 // A log is idle, and closed by the janitor even below the limit, once it
 // has gone unused for logIdleTicks acquires (of any log) or for
@@ -93,7 +94,12 @@ func (c *Cache) closeIdleLogs() {
 	o.mu.Unlock()
 	sort.Slice(cands, func(i, j int) bool { return cands[i].used < cands[j].used })
 	now, nowMs := o.tick.Load(), time.Now().UnixMilli()
-	excess := len(cands) - o.max
+	// Past the limit, close down to 90% of it, so that the next few opens
+	// do not each wake the janitor for one log.
+	excess := 0
+	if len(cands) > o.max {
+		excess = len(cands) - o.max*9/10
+	}
 	for i, cd := range cands {
 		// The first excess entries are closed whatever their age (if
 		// not in use); the rest only once they are idle.

@@ -159,10 +159,15 @@ func (l *Log) Sync() error {
 	if err := l.failed(); err != nil {
 		return err
 	}
-	pend := l.load().pending
+	v := l.load()
+	pend := v.pending
+	if v.liveEnd == l.syncedEnd && len(pend) == 0 {
+		return nil // nothing appended since the last Sync
+	}
 	if err := fsync(l.live); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: sync: %w", err))
 	}
+	l.syncedEnd = v.liveEnd
 	if len(pend) == 0 {
 		return nil
 	}

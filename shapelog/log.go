@@ -38,11 +38,18 @@ type Log struct {
 	// liveIdx holds the sealed live chunks that are durable.
 	liveIdx *os.File
 	idxRecs int64
+	// syncedEnd is the live file size at the last fsync (-1 before the
+	// first Sync of this open log: what recovery found may be unsynced).
+	syncedEnd int64
 
 	smu     sync.Mutex // snapshot writer: snap, snapIdx, sw
 	snap    *os.File
 	snapIdx *os.File
 	sw      snapWriter
+	// fmu guards snap and snapIdx where readers open them lazily: a log
+	// reopened with a complete snapshot keeps only its live files open
+	// until a client reads the snapshot (see snapReader).
+	fmu sync.Mutex
 }
 
 // view is the published state of a Log. Readers copy it under mu and then
@@ -78,7 +85,7 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 		}
 		flags = os.O_RDWR
 	}
-	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, changed: make(chan struct{})}
+	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, changed: make(chan struct{}), syncedEnd: -1}
 	files := []**os.File{&l.snap, &l.snapIdx, &l.live, &l.liveIdx}
 	names := []string{snapFile, snapIdxFile, liveFile, liveIdxFile}
 	for i, name := range names {
@@ -92,6 +99,16 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 	if err := l.recoverSnapshot(); err != nil {
 		l.closeFiles()
 		return nil, err
+	}
+	if !create && l.sw.complete {
+		// Nothing writes the snapshot any more: its files are opened
+		// again when a client reads it.
+		err := errors.Join(l.snap.Close(), l.snapIdx.Close())
+		l.snap, l.snapIdx = nil, nil
+		if err != nil {
+			l.closeFiles()
+			return nil, err
+		}
 	}
 	if err := l.recoverLive(); err != nil {
 		l.closeFiles()
@@ -209,7 +226,31 @@ func (l *Log) close() error {
 	return err
 }
 
+// snapReader returns the snapshot files for reading, opening them if a
+// reopened log closed them.
+func (l *Log) snapReader() (snap, idx *os.File, err error) {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
+	if l.snap != nil {
+		return l.snap, l.snapIdx, nil
+	}
+	if l.isClosed() {
+		return nil, nil, ErrClosed
+	}
+	if snap, err = os.Open(filepath.Join(l.dir, snapFile)); err != nil {
+		return nil, nil, err
+	}
+	if idx, err = os.Open(filepath.Join(l.dir, snapIdxFile)); err != nil {
+		snap.Close()
+		return nil, nil, err
+	}
+	l.snap, l.snapIdx = snap, idx
+	return snap, idx, nil
+}
+
 func (l *Log) closeFiles() error {
+	l.fmu.Lock()
+	defer l.fmu.Unlock()
 	var errs []error
 	for _, f := range []*os.File{l.snap, l.snapIdx, l.live, l.liveIdx} {
 		if f != nil {

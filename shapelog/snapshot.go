@@ -176,28 +176,12 @@ func (l *Log) recoverSnapshot() error {
 
 // readSnapChunk returns the rows of sealed snapshot chunk k.
 func (l *Log) readSnapChunk(k int64) ([][]byte, error) {
-	var b [2 * snapIdxSize]byte
-	recs, at := b[:snapIdxSize], k*snapIdxSize
-	if k > 0 {
-		recs, at = b[:], (k-1)*snapIdxSize
-	}
-	if _, err := l.snapIdx.ReadAt(recs, at); err != nil {
+	snap, start, end, err := l.snapChunkRange(k)
+	if err != nil {
 		return nil, err
 	}
-	var start int64
-	if k > 0 {
-		s, _, ok := decodeSnapIdx(recs[:snapIdxSize])
-		if !ok {
-			return nil, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k-1)
-		}
-		start = s
-	}
-	end, _, ok := decodeSnapIdx(recs[len(recs)-snapIdxSize:])
-	if !ok || end < start {
-		return nil, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k)
-	}
 	buf := make([]byte, end-start)
-	if _, err := l.snap.ReadAt(buf, start); err != nil && !(err == io.EOF && len(buf) == 0) {
+	if _, err := snap.ReadAt(buf, start); err != nil && !(err == io.EOF && len(buf) == 0) {
 		return nil, err
 	}
 	return decodeSnap(buf)

@@ -54,11 +54,11 @@ func (l *Log) locateSnap(v *view, k int64) (Page, error) {
 	if k >= v.snapChunks {
 		return Page{}, ErrSnapshotPending
 	}
-	start, end, err := l.snapChunkRange(k)
+	snap, start, end, err := l.snapChunkRange(k)
 	if err != nil {
 		return Page{}, err
 	}
-	return Page{End: volt.Offset{LSN: 0, Op: uint64(k)}, Bytes: end - start, f: l.snap, start: start, end: end}, nil
+	return Page{End: volt.Offset{LSN: 0, Op: uint64(k)}, Bytes: end - start, f: snap, start: start, end: end}, nil
 }
 
 func (l *Log) locateLive(v *view, after volt.Offset) (Page, error) {
@@ -86,28 +86,33 @@ func (l *Log) locateLive(v *view, after volt.Offset) (Page, error) {
 	return Page{End: last, AtHead: !last.Less(v.latest), Bytes: end - start, f: l.live, live: true, start: start, end: end, after: after}, nil
 }
 
-// snapChunkRange returns the file range of sealed snapshot chunk k.
-func (l *Log) snapChunkRange(k int64) (start, end int64, err error) {
+// snapChunkRange returns the snapshot file and the range in it of sealed
+// snapshot chunk k.
+func (l *Log) snapChunkRange(k int64) (snap *os.File, start, end int64, err error) {
+	snap, idx, err := l.snapReader()
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	var b [2 * snapIdxSize]byte
 	recs, at := b[:snapIdxSize], k*snapIdxSize
 	if k > 0 {
 		recs, at = b[:], (k-1)*snapIdxSize
 	}
-	if _, err := l.snapIdx.ReadAt(recs, at); err != nil {
-		return 0, 0, err
+	if _, err := idx.ReadAt(recs, at); err != nil {
+		return nil, 0, 0, err
 	}
 	if k > 0 {
 		s, _, ok := decodeSnapIdx(recs[:snapIdxSize])
 		if !ok {
-			return 0, 0, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k-1)
+			return nil, 0, 0, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k-1)
 		}
 		start = s
 	}
 	end, _, ok := decodeSnapIdx(recs[len(recs)-snapIdxSize:])
 	if !ok || end < start {
-		return 0, 0, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k)
+		return nil, 0, 0, fmt.Errorf("%w: snapshot index record %d", ErrCorrupt, k)
 	}
-	return start, end, nil
+	return snap, start, end, nil
 }
 
 // Each calls fn with each entry of the page in order, reading the file

@@ -131,7 +131,7 @@ func (c *Config) settings() []setting {
 		{"stall-timeout", []string{"VOLT_STALL_TIMEOUT"}, "drop a client that reads nothing of its response for this long (duration, or milliseconds)", duration(&c.StallTimeout)},
 		{"snapshot-concurrency", []string{"VOLT_SNAPSHOT_CONCURRENCY"}, "initial snapshots running at once, each on a pool connection (0: half of -db-pool-size)", integer(&c.SnapshotConcurrency)},
 		{"max-queued-snapshots", []string{"VOLT_MAX_QUEUED_SNAPSHOTS"}, "snapshots waiting for a slot before requests for new shapes get 503", integer(&c.MaxQueuedSnapshots)},
-		{"max-open-logs", []string{"VOLT_MAX_OPEN_LOGS"}, "shape logs kept open at once (4 files each); idle ones are closed", integer(&c.MaxOpenLogs)},
+		{"max-open-logs", []string{"VOLT_MAX_OPEN_LOGS"}, "shape logs kept open at once (2 files each, 4 while a snapshot is read); idle ones are closed", integer(&c.MaxOpenLogs)},
 		{"shape-ttl", []string{"VOLT_SHAPE_TTL"}, "remove shapes no client has read for this long, with their files (0: keep them)", duration(&c.ShapeTTL)},
 		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log once it holds this many messages and more than twice its rows (-1: never)", integer(&c.CompactMinOps)},
 		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving its clients before they get 409", duration(&c.CompactGrace)},
