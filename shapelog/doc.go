@@ -13,7 +13,8 @@
 //	<store>/<handle>/snapshot.idx  one 16-byte record per sealed snapshot chunk
 //	<store>/<handle>/live.dat      live entries (live records)
 //	<store>/<handle>/live.idx      one 32-byte record per durable sealed live chunk
-//	<store>/<handle>/meta/<name>   metadata written by WriteMeta (tmp+fsync+rename)
+//	<store>/<handle>/meta/<name>   metadata written by WriteMeta (tmp+fsync+rename; the
+//	                               directory is made on first use)
 //	<store>/.<handle>.creating     a Create in progress (removed by OpenStore)
 //	<store>/.<handle>.deleting-*   a Delete in progress (removed by OpenStore)
 //
@@ -88,10 +89,23 @@
 // log is constant plus a sparse index of the open chunk (one point per
 // 16 KiB).
 //
+// # Creating and opening
+//
+// Create builds the directory under a temporary name, creates the files and
+// renames it into place, without fsyncs; SyncDir and SyncRoot make it
+// durable later, in batches (volt's shape cache trusts a log only once it
+// is in its catalog, written after those). With Options.DeferSnapshotSync
+// FinishSnapshot also leaves its fsyncs to SyncSnapshot (or Close). Open of
+// a log whose snapshot is complete keeps only the live files open; the
+// snapshot files are opened when a reader needs them.
+//
 // # Reading
 //
 // Readers copy the published state under a mutex and then use ReadAt on
 // byte ranges that the writers never modify again; entries become visible
-// when Append returns. Changed returns a channel that is closed (and
-// replaced) on every change, for long polling.
+// when Append returns. Read returns a page's entries in memory; Locate
+// returns where they are, for Page.Each to stream them through a small
+// buffer. Changed returns a channel that is closed (and replaced) on every
+// change, for long polling; OnChange registers a callback for the same
+// moments.
 package shapelog
