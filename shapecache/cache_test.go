@@ -141,11 +141,7 @@ func TestShapeTTLExpiresInBackground(t *testing.T) {
 	h := startHarness(t, url, t.TempDir(), func(c *Cache) { c.ShapeTTL = 50 * time.Millisecond })
 	h.exec(itemsDDL)
 	e := h.newShape("owner_id = 0")
-	select {
-	case <-e.Gone():
-	case <-time.After(20 * time.Second):
-		t.Fatal("shape not expired in the background")
-	}
+	waitGone(t, e, "shape not expired in the background")
 }
 
 // A dropped table's shapes are removed with their files.
@@ -156,11 +152,7 @@ func TestDroppedTableRemovesShapes(t *testing.T) {
 	h.exec(itemsDDL)
 	e := h.newShape("")
 	h.exec(`DROP TABLE items`)
-	select {
-	case <-e.Gone():
-	case <-time.After(20 * time.Second):
-		t.Fatal("shape of a dropped table not removed")
-	}
+	waitGone(t, e, "shape of a dropped table not removed")
 	if err := poll(func() bool { _, err := os.Stat(filepath.Join(dir, e.Handle)); return os.IsNotExist(err) }); err != nil {
 		t.Fatal("files of the dropped table's shape are still there")
 	}
@@ -188,11 +180,7 @@ func TestCompactionReplacesLongLogs(t *testing.T) {
 	if n := len(readAll(t, old)); n < 60 {
 		t.Fatalf("old log holds %d messages, want the whole history", n)
 	}
-	select {
-	case <-old.Gone():
-	case <-time.After(20 * time.Second):
-		t.Fatal("long log was not compacted and retired")
-	}
+	waitGone(t, old, "long log was not compacted and retired")
 	ne, err := h.getShape("")
 	if err != nil {
 		t.Fatal(err)
@@ -273,11 +261,7 @@ func TestRelationChangeReachesUnroutedShapes(t *testing.T) {
 	h.insertOwners(2, 0)
 	one := h.newShape("owner_id = 1")
 	h.exec(`ALTER TABLE items ADD COLUMN extra int`, `INSERT INTO items VALUES (100, 0, 'for owner 0', 5)`)
-	select {
-	case <-one.Gone():
-	case <-time.After(20 * time.Second):
-		t.Fatal("shape kept its old table definition after ALTER TABLE")
-	}
+	waitGone(t, one, "shape kept its old table definition after ALTER TABLE")
 }
 
 // A restart drops cataloged shapes whose files are gone and deletes
@@ -315,5 +299,15 @@ func TestRestartCleansUp(t *testing.T) {
 	eb, _ := h.cache.Lookup(b.Handle)
 	if got := len(rows(t, eb)); got != 1 {
 		t.Fatalf("intact shape has %d rows after restart, want 1", got)
+	}
+}
+
+// waitGone waits (bounded) until e is removed.
+func waitGone(t *testing.T, e *Entry, failure string) {
+	t.Helper()
+	select {
+	case <-e.Gone():
+	case <-time.After(20 * time.Second):
+		t.Fatal(failure)
 	}
 }

@@ -66,17 +66,25 @@ func (d *deleter) drain() {
 
 // expiryLoop removes shapes no client has read for ShapeTTL.
 func (c *Cache) expiryLoop() {
+	c.every(min(max(c.ShapeTTL/4, 10*time.Millisecond), time.Minute), nil, func() {
+		c.expire(time.Now().Add(-c.ShapeTTL))
+	})
+}
+
+// every runs fn every interval (and whenever wake delivers) until the
+// cache closes; it is the body of a background goroutine counted in c.wg.
+func (c *Cache) every(interval time.Duration, wake <-chan struct{}, fn func()) {
 	defer c.wg.Done()
-	every := min(max(c.ShapeTTL/4, 10*time.Millisecond), time.Minute)
-	t := time.NewTicker(every)
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-c.ctx.Done():
 			return
 		case <-t.C:
-			c.expire(time.Now().Add(-c.ShapeTTL))
+		case <-wake:
 		}
+		fn()
 	}
 }
 

@@ -47,9 +47,9 @@ type Entry struct {
 	writeMu sync.Mutex
 
 	// lmu guards log, refs and used.
-	lmu  sync.Mutex
-	log  *shapelog.Log
-	refs int
+	lmu    sync.Mutex
+	log    *shapelog.Log
+	refs   int
 	used   int64 // monotonic tick of the last acquire, for LRU closing
 	usedAt int64 // unix ms of the last acquire or release
 

@@ -62,20 +62,7 @@ func (o *openLogs) count() int {
 
 // janitorLoop closes idle logs: those not used for logIdleTicks acquires,
 // and the least recently used ones beyond the limit.
-func (c *Cache) janitorLoop() {
-	defer c.wg.Done()
-	t := time.NewTicker(time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-		case <-c.logs.wake:
-		}
-		c.closeIdleLogs()
-	}
-}
+func (c *Cache) janitorLoop() { c.every(time.Second, c.logs.wake, c.closeIdleLogs) }
 
 func (c *Cache) closeIdleLogs() {
 	o := &c.logs

@@ -109,19 +109,7 @@ func handleTime(h string) int64 {
 // schemaLoop periodically compares the tables that have shapes with the
 // catalog and rotates the shapes of tables that were altered, dropped or
 // recreated, so their clients re-sync even before a row changes.
-func (c *Cache) schemaLoop() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.SchemaCheckInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.ctx.Done():
-			return
-		case <-t.C:
-			c.checkSchemas()
-		}
-	}
-}
+func (c *Cache) schemaLoop() { c.every(c.SchemaCheckInterval, nil, c.checkSchemas) }
 
 func (c *Cache) checkSchemas() {
 	c.mu.Lock()
