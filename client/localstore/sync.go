@@ -65,7 +65,6 @@ func (db *DB) applyBatch(table, source string, schema client.Schema, b client.Ba
 		if _, err := tx.tx.Exec(`UPDATE _volt_flags SET syncing = 0`); err != nil {
 			return err
 		}
-		tx.touch(table)
 		return clearEchoed(tx)
 	})
 }
@@ -73,6 +72,7 @@ func (db *DB) applyBatch(table, source string, schema client.Schema, b client.Ba
 func (db *DB) applyEvents(tx *Tx, table, source string, schema client.Schema, b client.Batch) error {
 	if len(b.Events) > 0 {
 		if _, ok := b.Events[0].(*client.MustRefetch); ok {
+			tx.touch(table)
 			return refetch(tx, table, b.Handle)
 		}
 	}
@@ -98,6 +98,7 @@ func (db *DB) applyEvents(tx *Tx, table, source string, schema client.Schema, b 
 			if err := a.apply(ev); err != nil {
 				return err
 			}
+			tx.touch(table)
 			if ev.Last {
 				echoes = append(echoes, ev.Txids...)
 			}

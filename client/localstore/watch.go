@@ -22,10 +22,11 @@ type watcher struct {
 // table or view of the store (case-insensitive) counts, and <t>,
 // <t>_synced and <t>_local count as one. A change is a commit of Update
 // that ran an INSERT, UPDATE, DELETE or REPLACE naming the table, a batch
-// that Sync applied to it, or an overlay change made by the Syncer (an
-// echo cleared, a rollback). Writes a trigger makes to other tables, and
-// tables reached only through a view of your own, are not seen: name them
-// in the query (a comment will do).
+// of Sync that changed it (rows, a must-refetch, a new schema; a batch
+// that only says "up to date" is not a change), or an overlay change made
+// by the Syncer or Sync (an echo cleared, a rollback). Writes a trigger
+// makes to other tables, and tables reached only through a view of your
+// own, are not seen: name them in the query (a comment will do).
 func (db *DB) Watch(ctx context.Context, query string, args []any, fn func(*sql.Rows) error) error {
 	deps, err := db.queryDeps(query)
 	if err != nil {
@@ -42,6 +43,9 @@ func (db *DB) Watch(ctx context.Context, query string, args []any, fn func(*sql.
 	}()
 	for {
 		if err := db.runWatch(ctx, query, args, fn); err != nil {
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
 			return err
 		}
 		select {
