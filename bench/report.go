@@ -91,7 +91,7 @@ var notes = []string{
 	"S13: both shapes are created (synced once) before the updates. (a) one UPDATE transaction per update of row 1; (b) every row updated `rounds` times in 1 000-row transactions; the last update of each writes a marker, and fresh clients (offset=-1, following electric-offset to up-to-date, non-live) are repeated until one sees it. Messages are counted by their \"operation\" headers, bytes are the response bodies. Then the live state is read through a new shape of the same rows (`where id > 0`, the baseline), and the old shape is downloaded again every second for up to the compaction wait (quick 5 s, full 10 s) unless already within 2× the live bytes; the smallest download is reported. Log on disk: per-shape bytes of GET /v1/stats when the server has it, else the shape's directory under the storage dir.",
 	"RSS figures are the server's VmRSS (/proc/<pid>/status) differences, so they are approximate.",
 	"-cpuprofile profiles the bench process (the load clients), not the server; attach `perf record -g -p <pid>` (the pid is in the progress output) for volt serve.",
-	"FAILED rows: volt serve keeps 4 files open per shape today, so with the 20 000 open-files limit of this machine it holds about 4 900 shapes; sizes beyond that are reported, not run (S8, S11) or run until they fail (S4).",
+	"FAILED rows name their reason; volt serve opens shape logs on demand (at most -max-open-logs, 2 files each), so no size is refused for want of file descriptors.",
 }
 
 func escapeCells(cells []string) []string {
