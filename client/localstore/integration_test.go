@@ -175,7 +175,7 @@ func TestThroughTheDatabase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() }) // after running's cleanup: Sync must not see a closed store
 	running(t, db, url, "todos")
 	waitFor(t, 30*time.Second, "resumed sync", func() bool {
 		return localCount(t, db, `SELECT count(*) FROM todos`) == 3
@@ -211,7 +211,7 @@ func TestOfflineWritesSync(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() }) // after running's cleanup
 	if err := db.Declare("todos", "todos", todosSchema()); err != nil {
 		t.Fatal(err)
 	}

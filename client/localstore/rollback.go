@@ -1,6 +1,7 @@
 package localstore
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -11,21 +12,22 @@ type rowRef struct{ tbl, key string }
 
 // Codes of Rollback besides the server's rejection codes.
 const (
-	// CodeDependent: the transaction touched a row of a rolled back one
-	// and was never sent.
+	// CodeDependent: the transaction touched a row of an earlier rolled
+	// back one and was never sent.
 	CodeDependent = "dependent"
 	// CodeSchema: the table's new schema no longer fits the transaction.
 	CodeSchema = "schema"
 )
 
 // rollback undoes the local transactions in first (ltx → why) and every
-// unsent local transaction that touched one of their rows, transitively:
+// later unsent local transaction that touched one of their rows,
+// transitively:
 // their outbox entries go, and the overlay rows they touched are rebuilt
 // from the transactions that remain. The Rollbacks are reported to
 // Options.OnRollback after the commit.
 func (db *DB) rollback(tx *Tx, first map[int64]Rollback) error {
 	done := map[int64]Rollback{}
-	rows := map[rowRef]bool{}
+	rows := map[rowRef]int64{} // the earliest rolled back ltx that touched the row
 	queue := make([]int64, 0, len(first))
 	for ltx, rb := range first {
 		done[ltx] = rb
@@ -42,11 +44,11 @@ func (db *DB) rollback(tx *Tx, first map[int64]Rollback) error {
 		rb.LocalTx, rb.Tables = ltx, tables
 		done[ltx] = rb
 		for _, r := range refs {
-			if rows[r] {
-				continue
+			if first, ok := rows[r]; ok && first <= ltx {
+				continue // its later transactions are already found
 			}
-			rows[r] = true
-			deps, err := unsentTouching(tx, r)
+			rows[r] = ltx
+			deps, err := unsentTouching(tx, r, ltx)
 			if err != nil {
 				return err
 			}
@@ -105,11 +107,13 @@ func txnRows(tx *Tx, ltx int64) ([]rowRef, []string, error) {
 	return refs, tables, rs.Err()
 }
 
-// unsentTouching returns the local transactions without a seq that
-// touched row r.
-func unsentTouching(tx *Tx, r rowRef) ([]int64, error) {
+// unsentTouching returns the local transactions after ltx, without a
+// seq, that touched row r: those that may have built on ltx's write. An
+// earlier one does not depend on ltx (a schema change can reject a later
+// write of a row and keep an earlier one).
+func unsentTouching(tx *Tx, r rowRef, ltx int64) ([]int64, error) {
 	rs, err := tx.tx.Query(`SELECT DISTINCT o.ltx FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
-		WHERE o.tbl = ? AND o.key = ? AND t.seq IS NULL`, r.tbl, r.key)
+		WHERE o.tbl = ? AND o.key = ? AND t.seq IS NULL AND o.ltx > ?`, r.tbl, r.key, ltx)
 	if err != nil {
 		return nil, err
 	}
@@ -238,7 +242,7 @@ func (d *tableDef) upsertOverlay(tx *Tx, names, marks string, args []any, change
 // table with a column (or, when the key changed, any row) that def no
 // longer has.
 func (db *DB) rejectUnfit(tx *Tx, def *tableDef, samePK bool) error {
-	rs, err := tx.tx.Query(`SELECT o.ltx, o.key, coalesce(o.vals, '{}') FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
+	rs, err := tx.tx.Query(`SELECT o.ltx, o.op, o.key, coalesce(o.vals, '{}') FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
 		WHERE o.tbl = ? AND t.seq IS NULL ORDER BY o.id`, def.name)
 	if err != nil {
 		return err
@@ -246,12 +250,12 @@ func (db *DB) rejectUnfit(tx *Tx, def *tableDef, samePK bool) error {
 	bad := map[int64]Rollback{}
 	for rs.Next() {
 		var ltx int64
-		var key, vals string
-		if err := rs.Scan(&ltx, &key, &vals); err != nil {
+		var op, key, vals string
+		if err := rs.Scan(&ltx, &op, &key, &vals); err != nil {
 			rs.Close()
 			return err
 		}
-		if msg := def.unfit(key, vals, samePK); msg != "" {
+		if msg := def.unfit(op, vals, samePK); msg != "" {
 			if _, ok := bad[ltx]; !ok {
 				bad[ltx] = Rollback{Code: CodeSchema, Message: msg}
 			}
@@ -264,8 +268,10 @@ func (db *DB) rejectUnfit(tx *Tx, def *tableDef, samePK bool) error {
 	return db.rollback(tx, bad)
 }
 
-// unfit says why an outbox entry does not fit def ("" when it does).
-func (d *tableDef) unfit(key, vals string, samePK bool) string {
+// unfit says why an outbox entry does not fit def ("" when it does). An
+// insert carries every column of the old schema, but the Syncer leaves its
+// NULLs out, so only a value it sets makes a dropped column count.
+func (d *tableDef) unfit(op, vals string, samePK bool) string {
 	if !samePK {
 		return "the primary key of " + d.name + " changed on the server"
 	}
@@ -274,6 +280,9 @@ func (d *tableDef) unfit(key, vals string, samePK bool) string {
 		return "unreadable values"
 	}
 	for _, n := range sortedKeys(m) {
+		if op == "insert" && string(bytes.TrimSpace(m[n])) == "null" {
+			continue
+		}
 		if d.index(n) < 0 {
 			return fmt.Sprintf("column %s of %s no longer exists on the server", n, d.name)
 		}
