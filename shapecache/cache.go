@@ -325,6 +325,7 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 	c.logs.forget(e)
 	c.catalog.remove(e.Handle)
 	c.deleter.add(e.Handle)
+	c.requestFlush() // makes the removal durable in the catalog
 	c.Logger.Info("shape removed", "handle", e.Handle, "reason", why)
 }
 

@@ -112,6 +112,7 @@ func TestUnusedShapesExpire(t *testing.T) {
 	cutoff := time.Now()
 	fresh := h.newShape("owner_id = 1")
 	fresh.Touch()
+	h.cache.flush() // both are in the catalog; nothing else is pending
 	h.cache.expire(cutoff)
 	if !old.IsGone() {
 		t.Fatal("unused shape was not removed")
@@ -124,6 +125,12 @@ func TestUnusedShapesExpire(t *testing.T) {
 	}
 	if _, err := old.Read(old.Latest()); !errors.Is(err, ErrShapeGone) {
 		t.Fatalf("read of an expired shape: %v, want ErrShapeGone", err)
+	}
+	// The removal is in the catalog file after a flush, without Close (a
+	// crash now would not bring the shape back).
+	h.cache.flush()
+	if listed := catalogHandles(t, dir); listed[old.Handle] || !listed[fresh.Handle] {
+		t.Fatalf("catalog after expiry and flush: %v", listed)
 	}
 	h.stop()
 	h = startHarness(t, url, dir, nil)
@@ -310,4 +317,19 @@ func waitGone(t *testing.T, e *Entry, failure string) {
 	case <-time.After(20 * time.Second):
 		t.Fatal(failure)
 	}
+}
+
+// catalogHandles reads the catalog file in dir as a restart would.
+func catalogHandles(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	cat, recs, err := loadCatalog(filepath.Join(dir, catalogFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cat.f.Close()
+	out := map[string]bool{}
+	for _, r := range recs {
+		out[r.Handle] = true
+	}
+	return out
 }

@@ -269,7 +269,7 @@ func (c *Cache) syncLogs(entries []*Entry) error {
 // directory, then one catalog append and fsync for all of them.
 func (c *Cache) catalogue(entries []*Entry) error {
 	if len(entries) == 0 {
-		return nil
+		return c.catalog.sync() // removals recorded since the last flush
 	}
 	if err := parallel(entries, func(e *Entry) error {
 		err := e.withLog(func(l *shapelog.Log) error { return l.SyncSnapshot() })
