@@ -212,27 +212,34 @@ func (e *Entry) withLog(fn func(l *shapelog.Log) error) error {
 
 // appendLive appends a transaction's entries unless the log holds them
 // already or the snapshot does (skip). e.snap must be set (it never
-// changes after). It reports whether anything was appended; a shape
+// changes after). It reports whether entries were appended, or found in
+// the log already (replayed: the log must still be synced); a shape
 // removed meanwhile is not an error.
-func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction) (bool, error) {
+func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction) (appended, replayed bool, err error) {
 	l, err := e.acquire()
 	if err != nil {
 		if e.IsGone() {
-			return false, nil
+			return false, false, nil
 		}
-		return false, err
+		return false, false, err
 	}
 	defer e.release()
+	if tx.CommitLSN <= l.LastTxLSN() {
+		// Replayed after a restart: the entries are in the file already,
+		// but perhaps not on disk (the process died before its fsync). The
+		// log must be synced before the slot moves past this transaction.
+		return false, true, nil
+	}
 	if e.skip(l, tx.CommitLSN, tx.Xid) {
-		return false, nil
+		return false, false, nil
 	}
 	if err := e.append(l, entries); err != nil {
 		if e.IsGone() {
-			return false, nil
+			return false, false, nil
 		}
-		return false, err
+		return false, false, err
 	}
-	return true, nil
+	return true, false, nil
 }
 
 func (e *Entry) append(l *shapelog.Log, entries []shapelog.Entry) error {

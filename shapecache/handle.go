@@ -35,7 +35,7 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 	}
 	for i := range work {
 		w := &work[i]
-		w.appended, w.err = w.e.appendLive(w.entries, tx)
+		w.appended, w.replayed, w.err = w.e.appendLive(w.entries, tx)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -49,6 +49,8 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 			// than stop replication for every other shape.
 			c.Logger.Error("append to shape log", "handle", w.e.Handle, "err", w.err)
 			c.removeLocked(w.e, "log cannot be written")
+		case w.replayed:
+			c.dirty[w.e] = struct{}{}
 		case w.appended:
 			w.e.rows += w.delta.rows
 			w.e.ops += w.delta.ops
@@ -67,6 +69,7 @@ type appendWork struct {
 	entries  []shapelog.Entry
 	delta    delta
 	appended bool
+	replayed bool
 	err      error
 }
 
