@@ -228,6 +228,7 @@ func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction) (appe
 		// Replayed after a restart: the entries are in the file already,
 		// but perhaps not on disk (the process died before its fsync). The
 		// log must be synced before the slot moves past this transaction.
+		l.Unsynced()
 		return false, true, nil
 	}
 	if e.skip(l, tx.CommitLSN, tx.Xid) {

@@ -70,3 +70,34 @@ func TestDeferSnapshotSync(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A reopened log that nobody appends to is closed without an fsync;
+// Unsynced makes the next Sync fsync what Open found.
+func TestSyncAfterReopen(t *testing.T) {
+	s := newStore(t, 64)
+	l := mustCreate(t, s, "h-1")
+	if err := l.FinishSnapshot([]byte(`{"end":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	mustAppend(t, l, tx{{off(1, 0), []byte(`{"a":1}`)}})
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var synced []string
+	saved := fsync
+	fsync = func(f *os.File) error { synced = append(synced, f.Name()); return nil }
+	t.Cleanup(func() { fsync = saved })
+
+	l = mustOpen(t, s, "h-1")
+	if err := l.Sync(); err != nil || len(synced) != 0 {
+		t.Fatalf("Sync of an unchanged reopened log: %v, fsynced %v", err, synced)
+	}
+	l.Unsynced()
+	if err := l.Sync(); err != nil || len(synced) != 1 {
+		t.Fatalf("Sync after Unsynced: %v, fsynced %v", err, synced)
+	}
+	synced = nil
+	if err := l.Close(); err != nil || len(synced) != 0 {
+		t.Fatalf("Close after the Sync: %v, fsynced %v", err, synced)
+	}
+}

@@ -38,8 +38,10 @@ type Log struct {
 	// liveIdx holds the sealed live chunks that are durable.
 	liveIdx *os.File
 	idxRecs int64
-	// syncedEnd is the live file size at the last fsync (-1 before the
-	// first Sync of this open log: what recovery found may be unsynced).
+	// syncedEnd is the live file size at the last fsync, or as Open found
+	// it: Sync skips the fsync while it is unchanged. What Open found may
+	// not be on disk yet if the process died before its fsync; an owner
+	// that relies on it (replays it) calls Unsynced first.
 	syncedEnd int64
 
 	smu     sync.Mutex // snapshot writer: snap, snapIdx, sw
@@ -114,6 +116,7 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 		l.closeFiles()
 		return nil, err
 	}
+	l.syncedEnd = l.v.liveEnd
 	return l, nil
 }
 
@@ -142,6 +145,16 @@ func (l *Log) publish(fn func(v *view)) {
 			l.onChange()
 		}
 	}
+}
+
+// Unsynced makes the next Sync fsync the live file even if nothing was
+// appended since Open: for an owner that finds a transaction it is about
+// to rely on already in the log and cannot tell whether it reached the
+// disk.
+func (l *Log) Unsynced() {
+	l.syncMu.Lock()
+	l.syncedEnd = -1
+	l.syncMu.Unlock()
 }
 
 // OnChange registers fn to be called whenever new content becomes
