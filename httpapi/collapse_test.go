@@ -111,3 +111,31 @@ func TestConcurrentInitialReadsShared(t *testing.T) {
 		t.Errorf("%d log reads for %d identical requests", n, clients)
 	}
 }
+
+// Identical initial requests for a shape that exists cost no catalog
+// query; after the shape is gone, the next one looks the table up again.
+func TestInitialRequestsSkipTheCatalog(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY, title text)`, `INSERT INTO items VALUES (1, 'one')`)
+	st := startStack(t, db, Config{LongPollTimeout: time.Second, AllowShapeDeletion: true})
+	u := st.shapeURL("table", "items", "offset", "-1", "where", "id > 0")
+	first := mustFetch(t, u)
+	before := st.tableLookups.Load()
+	for range 20 {
+		if r := mustFetch(t, u); r.status != 200 || r.header.Get(hHandle) != first.header.Get(hHandle) {
+			t.Fatalf("repeat: %d %s", r.status, r.header.Get(hHandle))
+		}
+	}
+	if n := st.tableLookups.Load() - before; n != 0 {
+		t.Fatalf("20 identical initial requests made %d catalog queries, want 0", n)
+	}
+	if !st.srv.Cache.Delete(first.header.Get(hHandle)) {
+		t.Fatal("delete failed")
+	}
+	if r := mustFetch(t, u); r.status != 200 || r.header.Get(hHandle) == first.header.Get(hHandle) {
+		t.Fatalf("after delete: %d %s", r.status, r.header.Get(hHandle))
+	}
+	if st.tableLookups.Load() == before {
+		t.Fatal("a request for a deleted shape did not look the table up again")
+	}
+}

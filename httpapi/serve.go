@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/voltsync/volt"
@@ -102,6 +103,16 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 			return sh, true
 		}
 	}
+	// A definition spelled as a recent request's, whose shape still
+	// exists, is that shape: thousands of clients starting on one shape
+	// cost one catalog query and one parse, not one each.
+	sig := definitionSignature(req.def)
+	if sh, ok := s.recentDefs.get(sig); ok {
+		if e, found := s.Cache.Find(sh); found && !e.IsGone() {
+			return e.Shape, true
+		}
+		s.recentDefs.remove(sig)
+	}
 	table, err := s.table(r.Context(), schema, name)
 	if errors.Is(err, postgres.ErrTableNotFound) {
 		msg := fmt.Sprintf("Table %s does not exist. If the table name contains capitals or special characters you must quote it.", quoteQualified(schema, name))
@@ -123,7 +134,46 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		writeInvalid(w, r, fieldErrors{"where": {err.Error()}})
 		return nil, false
 	}
+	s.recentDefs.put(sig, sh)
 	return sh, true
+}
+
+// recentDefs remembers the shapes of the latest distinct definitions, a
+// bounded number of them (evicting an arbitrary one when full: the point
+// is the few definitions many clients ask for at once).
+type recentDefs struct {
+	mu sync.Mutex
+	m  map[string]*shape.Shape
+}
+
+const maxRecentDefs = 1024
+
+func (d *recentDefs) get(sig string) (*shape.Shape, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	sh, ok := d.m[sig]
+	return sh, ok
+}
+
+func (d *recentDefs) put(sig string, sh *shape.Shape) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.m == nil {
+		d.m = make(map[string]*shape.Shape)
+	}
+	if len(d.m) >= maxRecentDefs {
+		for k := range d.m {
+			delete(d.m, k)
+			break
+		}
+	}
+	d.m[sig] = sh
+}
+
+func (d *recentDefs) remove(sig string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.m, sig)
 }
 
 // definitionSignature is the request's shape definition as spelled.

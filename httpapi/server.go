@@ -97,6 +97,8 @@ type Server struct {
 	// knownDefs remembers "<handle>\x00<definition as spelled>" pairs that
 	// resolve to that handle's shape, so repeated requests skip parsing.
 	knownDefs sync.Map
+	// recentDefs spares identical initial requests the catalog query.
+	recentDefs recentDefs
 }
 
 func (s *Server) defaults() {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shapecache"
@@ -29,6 +30,19 @@ var stackSeq atomic.Int64
 type stack struct {
 	srv *Server
 	url string
+	// tableLookups counts the server's catalog queries.
+	tableLookups *atomic.Int64
+}
+
+// countingInspector counts Table calls.
+type countingInspector struct {
+	shapecache.Inspector
+	n *atomic.Int64
+}
+
+func (c countingInspector) Table(ctx context.Context, schema, name string) (*volt.Table, error) {
+	c.n.Add(1)
+	return c.Inspector.Table(ctx, schema, name)
 }
 
 func startStack(t *testing.T, db string, cfg Config) *stack {
@@ -56,7 +70,8 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 	}
 	replDone := make(chan struct{})
 	go func() { defer close(replDone); _ = reader.Run(ctx, cache) }()
-	srv := &Server{Cache: cache, Inspector: inspector, Snapshotter: cache.Snapshotter, Ready: reader.Connected, Logger: quiet, Config: cfg}
+	lookups := &atomic.Int64{}
+	srv := &Server{Cache: cache, Inspector: countingInspector{inspector, lookups}, Snapshotter: cache.Snapshotter, Ready: reader.Connected, Logger: quiet, Config: cfg}
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +85,7 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 		_ = cache.Close()
 		pool.Close()
 	})
-	return &stack{srv: srv, url: srv.URL()}
+	return &stack{srv: srv, url: srv.URL(), tableLookups: lookups}
 }
 
 // shapeURL builds a /v1/shape URL from key/value pairs.
