@@ -30,6 +30,15 @@
 // and offset (_volt_shapes), in one SQLite transaction, so a restart
 // resumes exactly where it stopped.
 //
+// Durability: the store runs SQLite in WAL mode with synchronous=NORMAL.
+// An Update that returned nil has been written to the WAL file, so it
+// survives the application crashing or being killed. A commit does not
+// wait for the disk, though: a power loss or an OS crash may lose the
+// most recent Updates, back to the last checkpoint (whole Updates, never
+// part of one, and the store stays consistent). Options.Durable
+// (synchronous=FULL) makes every commit wait for an fsync, so that it
+// survives power loss too, at the cost of that fsync per local write.
+//
 // Only one process may open a store at a time: Open takes an OS file lock
 // and fails with ErrLocked when another process holds it.
 package localstore

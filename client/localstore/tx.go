@@ -26,7 +26,45 @@ func (tx *Tx) Exec(query string, args ...any) (sql.Result, error) {
 		return nil, errReadOnly
 	}
 	tx.touch(writtenTables(query)...)
+	return tx.exec(len(args) > 0, query, args...)
+}
+
+// maxStmts bounds the statements a DB keeps prepared.
+const maxStmts = 256
+
+// exec runs a statement of a write transaction; with reuse, through a
+// statement the DB keeps prepared, so that SQLite parses it (and compiles
+// the triggers it fires) once instead of on every call. Tx.Exec reuses
+// statements with arguments: those are the ones an application repeats.
+func (tx *Tx) exec(reuse bool, query string, args ...any) (sql.Result, error) {
+	if reuse {
+		if st := tx.db.stmt(query); st != nil {
+			return tx.tx.Stmt(st).Exec(args...)
+		}
+	}
 	return tx.tx.Exec(query, args...)
+}
+
+// stmt returns the DB's prepared statement for query, preparing it on
+// first use; nil when it does not prepare outside the transaction (it
+// names a table the transaction creates, say), which then runs query
+// itself. The caller holds db.wmu.
+func (db *DB) stmt(query string) *sql.Stmt {
+	if st, ok := db.stmts[query]; ok {
+		return st
+	}
+	st, err := db.sql.Prepare(query)
+	if err != nil {
+		return nil
+	}
+	if len(db.stmts) >= maxStmts {
+		for q, old := range db.stmts {
+			old.Close()
+			delete(db.stmts, q)
+		}
+	}
+	db.stmts[query] = st
+	return st
 }
 
 // Query runs a query.
