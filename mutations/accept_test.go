@@ -5,6 +5,8 @@ import (
 	"strconv"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/voltsync/volt/mutations"
 )
 
@@ -64,4 +66,47 @@ func TestValuesCastByPostgres(t *testing.T) {
 	wantRejected(t, e.one("c", 4, ins("v", row{"id": 4, "m": "angry"})), "invalid")
 	wantRejected(t, e.one("c", 5, ins("v", row{"id": "x"})), "invalid")
 	wantRejected(t, e.one("c", 6, ins("v", row{"id": 6, "u": row{"not": "scalar"}})), "invalid")
+}
+
+// lsnProbe is an LSNResolver that records, at each call, how many of the
+// client's transactions are committed.
+type lsnProbe struct {
+	committedAtCall []int64
+}
+
+func (p *lsnProbe) CommitLSN(ctx context.Context, conn *pgx.Conn, xid8 string) (uint64, error) {
+	var last int64
+	if err := conn.QueryRow(ctx, `SELECT last_seq FROM volt.clients WHERE client_id = 'batch'`).Scan(&last); err != nil {
+		return 0, err
+	}
+	p.committedAtCall = append(p.committedAtCall, last)
+	return mutations.UpperBoundLSN{}.CommitLSN(ctx, conn, xid8)
+}
+
+// The commit LSNs of a request's transactions are looked up after all of
+// them are committed: waiting for replication is paid once per request.
+func TestCommitLSNsAfterAllCommits(t *testing.T) {
+	probe := &lsnProbe{}
+	e := newEnv(t, mutations.Options{LSN: probe}, todos)
+	rs := e.post("batch",
+		txn(1, ins("todos", row{"id": "a", "title": "one"})),
+		txn(2, ins("todos", row{"id": "b", "title": "two"})),
+		txn(3, ins("todos", row{"id": "c", "title": "three"})))
+	var prev uint64
+	for i, r := range rs {
+		wantAccepted(t, r)
+		lsn, err := strconv.ParseUint(r.LSN, 10, 64)
+		if err != nil || lsn == 0 || lsn < prev { // upper bounds: equal after all commits
+			t.Fatalf("transaction %d: lsn %q after %d", i+1, r.LSN, prev)
+		}
+		prev = lsn
+	}
+	if len(probe.committedAtCall) != 3 {
+		t.Fatalf("%d LSN lookups, want 3", len(probe.committedAtCall))
+	}
+	for i, n := range probe.committedAtCall {
+		if n != 3 {
+			t.Fatalf("LSN lookup %d ran with %d of 3 transactions committed", i+1, n)
+		}
+	}
 }

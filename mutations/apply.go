@@ -12,7 +12,7 @@ import (
 // Apply runs the request's transactions in order on one connection and
 // returns one result per transaction. It never fails as a whole: when
 // Postgres is unreachable every result is volt.StatusRetry.
-func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) []volt.MutationResult {
+func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) (out []volt.MutationResult) {
 	ctx = context.WithValue(ctx, principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
 	results := make([]volt.MutationResult, 0, len(req.Transactions))
 	conn, err := h.pool.Acquire(ctx)
@@ -21,9 +21,14 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 	}
 	defer conn.Release()
 	deps := newDependencies()
+	var accepted []int // results committed by this request, for their LSNs
+	defer func() { h.commitLSNs(ctx, conn, out, accepted) }() // out: the slice returned
 	for i, ct := range req.Transactions {
 		r := h.applyOne(ctx, conn, req.ClientID, ct, deps, false)
 		r.Seq = ct.Seq
+		if r.Status == volt.StatusAccepted && r.Xid8 != "" && r.LSN == "" {
+			accepted = append(accepted, len(results))
+		}
 		results = append(results, r)
 		switch {
 		case r.Status == volt.StatusRetry:
@@ -34,6 +39,19 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 		}
 	}
 	return results
+}
+
+// commitLSNs fills in the commit LSN of the transactions this request
+// committed. It runs once all of them are committed, so the wait for
+// replication to deliver them (a WAL flush, up to wal_writer_delay with
+// synchronous_commit off) is paid once per request, not once per
+// transaction.
+func (h *Handler) commitLSNs(ctx context.Context, conn *pgxpool.Conn, results []volt.MutationResult, accepted []int) {
+	for _, i := range accepted {
+		if lsn, err := h.opts.LSN.CommitLSN(ctx, conn.Conn(), results[i].Xid8); err == nil && lsn != 0 {
+			results[i].LSN = fmt.Sprint(lsn)
+		}
+	}
 }
 
 func fillRest(results []volt.MutationResult, rest []volt.ClientTransaction, r volt.MutationResult) []volt.MutationResult {
@@ -131,10 +149,7 @@ func (h *Handler) accept(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx, cli
 		return h.storeRejection(ctx, conn, clientID, seq, out)
 	}
 	r.Txid = uint64(txid)
-	if lsn, err := h.opts.LSN.CommitLSN(ctx, conn.Conn(), r.Xid8); err == nil && lsn != 0 {
-		r.LSN = fmt.Sprint(lsn)
-	}
-	return r
+	return r // Apply fills in the commit LSN (commitLSNs)
 }
 
 // reject rolls back the failed attempt and records the rejection in a
