@@ -21,8 +21,10 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 	}
 	defer conn.Release()
 	deps := newDependencies()
-	var accepted []int // results committed by this request, for their LSNs
-	defer func() { h.commitLSNs(ctx, conn, out, accepted) }() // out: the slice returned
+	// accepted are the results this request committed; their LSNs are
+	// filled in on the way out, in out (the slice returned).
+	var accepted []int
+	defer func() { h.commitLSNs(ctx, conn, out, accepted) }()
 	for i, ct := range req.Transactions {
 		r := h.applyOne(ctx, conn, req.ClientID, ct, deps, false)
 		r.Seq = ct.Seq
