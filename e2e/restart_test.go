@@ -69,7 +69,16 @@ func TestKill9DuringWrites(t *testing.T) {
 	stop()
 	wg.Wait()
 	want := pgRows(t, db, "items", 1, `SELECT id, title, n FROM items`)
-	f.pollUntil(t, "all rows after kills", func(rows map[string]map[string]*string) bool { return diffRows(rows, want) == "" })
+	var lastDiff string
+	defer func() {
+		if t.Failed() && lastDiff != "" {
+			t.Logf("last difference from Postgres: %s (follower at handle %s offset %s)", lastDiff, f.handle, f.offset)
+		}
+	}()
+	f.pollUntil(t, "all rows after kills", func(rows map[string]map[string]*string) bool {
+		lastDiff = diffRows(rows, want)
+		return lastDiff == ""
+	})
 	wantEven := pgRows(t, db, "items", 1, `SELECT id, title, n FROM items WHERE n % 2 = 0`)
 	even.pollUntil(t, "filtered rows after kills", func(rows map[string]map[string]*string) bool { return diffRows(rows, wantEven) == "" })
 }
