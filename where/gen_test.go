@@ -84,7 +84,7 @@ func (g *gen) num(depth int) string {
 	}
 	switch g.r.Intn(16) {
 	case 12:
-		return fmt.Sprintf("(%s ^ %s)", pick(g.r, "n", "f8", "i2", "1.5", "n::numeric"), pick(g.r, "2", "i2", "0.5", "-1", "3.0", "n", "f4"))
+		return fmt.Sprintf("(%s ^ %s)", pick(g.r, "n", "f8", "i2", "1.5", "n::numeric"), pick(g.r, "2", "i2", "-1", "3.0"))
 	case 13:
 		return fmt.Sprintf("(%s)", pick(g.r, "|/ f8", "@ i4", "@ n", "@ f4", "~ i2", "@ i8"))
 	case 14:

@@ -19,6 +19,9 @@ var (
 // numericPow is numeric_power (PostgreSQL 15): special values first, then
 // power_var's choice of result scale, with the digits computed exactly
 // (integral exponents) or in high precision, rounded half away from zero.
+// maxPowPrec bounds the working precision of a non-integral numeric power.
+const maxPowPrec = 16384
+
 func numericPow(a, b any) (any, error) {
 	x, y := a.(*numeric), b.(*numeric)
 	switch {
@@ -65,6 +68,12 @@ func numericPow(a, b any) (any, error) {
 	rscale := numMinSigDigits - int(val)
 	rscale = min(max(rscale, x.scale, y.scale, 0), maxNumericScale)
 	prec := uint(max(rscale+int(val), 0)+40)*4 + 64
+	if prec > maxPowPrec {
+		// Postgres computes these (in C, in milliseconds); the big.Float
+		// series here would take minutes and hold up replication. Such a
+		// row counts as not matching (an evaluation error).
+		return nil, errorf("numeric power needs %d bits of precision, more than volt evaluates", prec)
+	}
 	bx := new(big.Float).SetPrec(prec).Quo(new(big.Float).SetPrec(prec).SetInt(x.u), new(big.Float).SetPrec(prec).SetInt(pow10(x.scale)))
 	by := new(big.Float).SetPrec(prec).Quo(new(big.Float).SetPrec(prec).SetInt(y.u), new(big.Float).SetPrec(prec).SetInt(pow10(y.scale)))
 	r := bigExp(new(big.Float).SetPrec(prec).Mul(bigLn(bx, prec), by), prec)
