@@ -18,6 +18,7 @@ import (
 	"github.com/voltsync/volt/routing"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapelog"
+	"github.com/voltsync/volt/where"
 )
 
 // Inspector reads a table's definition from the database.
@@ -275,24 +276,27 @@ func (c *Cache) Delete(handle string) bool {
 }
 
 func (c *Cache) register(e *Entry) {
+	terms, indexed := routeTerms(e.Shape)
+	c.registerTerms(e, terms, indexed)
+}
+
+// registerTerms is register with the shape's routing terms known (a
+// restored shape: from the catalog, without compiling its where clause).
+func (c *Cache) registerTerms(e *Entry, terms []where.Term, indexed bool) {
 	c.byHandle[e.Handle] = e
 	c.byKey[e.Shape.Key] = e
-	c.route(e)
+	c.routeWith(e, terms, indexed)
 }
 
 // route makes HandleTransaction consider e for its table's changes.
 func (c *Cache) route(e *Entry) {
-	f, _ := e.Shape.Filter() // compiled by shape.New
-	if f == nil {
-		c.index.AddTerms(e, e.Shape.Table.OID, nil, false)
-	} else {
-		c.index.Add(e, e.Shape.Table.OID, f)
-	}
-	c.addToTable(e)
+	terms, indexed := routeTerms(e.Shape)
+	c.routeWith(e, terms, indexed)
 }
 
-// addToTable files e under its table, for table-wide operations.
-func (c *Cache) addToTable(e *Entry) {
+func (c *Cache) routeWith(e *Entry, terms []where.Term, indexed bool) {
+	c.index.AddTerms(e, e.Shape.Table.OID, terms, indexed)
+	// byRel files e under its table, for table-wide operations.
 	rel := c.byRel[e.Shape.Table.OID]
 	if rel == nil {
 		rel = map[*Entry]struct{}{}
@@ -334,6 +338,16 @@ func (c *Cache) removeBroken(e *Entry) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.removeLocked(e, "files missing")
+}
+
+// routeTerms returns a shape's routing terms (where.Expr.IndexTerms); a
+// shape without a where clause matches every row and is not indexed.
+func routeTerms(s *shape.Shape) ([]where.Term, bool) {
+	f, _ := s.Filter() // compiled by shape.New
+	if f == nil {
+		return nil, false
+	}
+	return f.IndexTerms()
 }
 
 // purge removes every shape (used when the replication slot was recreated

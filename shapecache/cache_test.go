@@ -120,9 +120,7 @@ func TestUnusedShapesExpire(t *testing.T) {
 	if fresh.IsGone() {
 		t.Fatal("recently used shape was removed")
 	}
-	if err := poll(func() bool { _, err := os.Stat(filepath.Join(dir, old.Handle)); return os.IsNotExist(err) }); err != nil {
-		t.Fatalf("files of the expired shape are still there")
-	}
+	waitRemoved(t, filepath.Join(dir, old.Handle), "files of the expired shape are still there")
 	if _, err := old.Read(old.Latest()); !errors.Is(err, ErrShapeGone) {
 		t.Fatalf("read of an expired shape: %v, want ErrShapeGone", err)
 	}
@@ -160,9 +158,7 @@ func TestDroppedTableRemovesShapes(t *testing.T) {
 	e := h.newShape("")
 	h.exec(`DROP TABLE items`)
 	waitGone(t, e, "shape of a dropped table not removed")
-	if err := poll(func() bool { _, err := os.Stat(filepath.Join(dir, e.Handle)); return os.IsNotExist(err) }); err != nil {
-		t.Fatal("files of the dropped table's shape are still there")
-	}
+	waitRemoved(t, filepath.Join(dir, e.Handle), "files of the dropped table's shape are still there")
 }
 
 // A log that grew past the compaction thresholds is replaced by a fresh
@@ -300,9 +296,7 @@ func TestRestartCleansUp(t *testing.T) {
 	if err := poll(func() bool { _, ok := h.cache.Lookup(a.Handle); return !ok }); err != nil {
 		t.Fatal("shape whose files are gone was not removed")
 	}
-	if err := poll(func() bool { _, err := os.Stat(orphan); return os.IsNotExist(err) }); err != nil {
-		t.Fatal("orphan directory not removed")
-	}
+	waitRemoved(t, orphan, "orphan directory not removed")
 	eb, _ := h.cache.Lookup(b.Handle)
 	if got := len(rows(t, eb)); got != 1 {
 		t.Fatalf("intact shape has %d rows after restart, want 1", got)
@@ -332,4 +326,13 @@ func catalogHandles(t *testing.T, dir string) map[string]bool {
 		out[r.Handle] = true
 	}
 	return out
+}
+
+// waitRemoved waits (bounded) until path no longer exists: files are
+// deleted by a background goroutine, with no signal to wait on.
+func waitRemoved(t *testing.T, path, failure string) {
+	t.Helper()
+	if err := poll(func() bool { _, err := os.Stat(path); return os.IsNotExist(err) }); err != nil {
+		t.Fatal(failure)
+	}
 }

@@ -251,7 +251,11 @@ func (e *Entry) append(l *shapelog.Log, entries []shapelog.Entry) error {
 
 // sync makes the appended entries durable; a closed log was synced when it
 // was closed.
-func (e *Entry) sync() error {
+func (e *Entry) sync() error { return e.ifOpen((*shapelog.Log).Sync) }
+
+// ifOpen runs fn on the log if it is open, holding writeMu so that it is
+// not closed meanwhile; a closed log is left alone.
+func (e *Entry) ifOpen(fn func(*shapelog.Log) error) error {
 	e.writeMu.Lock()
 	defer e.writeMu.Unlock()
 	e.lmu.Lock()
@@ -260,7 +264,7 @@ func (e *Entry) sync() error {
 	if l == nil {
 		return nil
 	}
-	return l.Sync()
+	return fn(l)
 }
 
 // notify wakes the goroutines parked in Changed.

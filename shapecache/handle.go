@@ -275,7 +275,7 @@ func (c *Cache) catalogue(entries []*Entry) error {
 		return c.catalog.sync() // removals recorded since the last flush
 	}
 	if err := parallel(entries, func(e *Entry) error {
-		err := e.withLog(func(l *shapelog.Log) error { return l.SyncSnapshot() })
+		err := e.ifOpen((*shapelog.Log).SyncSnapshot) // Close syncs it too
 		if err == nil {
 			err = c.Store.SyncDir(e.Handle)
 		}
@@ -295,9 +295,7 @@ func (c *Cache) catalogue(entries []*Entry) error {
 			continue
 		}
 		rec := &catalogRecord{Handle: e.Handle, Table: e.Shape.Table, Definition: &e.Shape.Def, Key: e.Shape.Key, Snapshot: e.snap, Rows: e.rows, Ops: e.ops}
-		if f, _ := e.Shape.Filter(); f != nil {
-			rec.Terms, rec.Indexed = f.IndexTerms()
-		}
+		rec.Terms, rec.Indexed = routeTerms(e.Shape)
 		c.catalog.add(rec)
 	}
 	c.mu.Unlock()

@@ -49,10 +49,7 @@ func (c *Cache) restore() error {
 			prev.retired = true
 			retired = append(retired, prev)
 		}
-		c.byHandle[e.Handle] = e
-		c.byKey[e.Shape.Key] = e
-		c.index.AddTerms(e, t.OID, r.Terms, r.Indexed)
-		c.addToTable(e)
+		c.registerTerms(e, r.Terms, r.Indexed)
 	}
 	for _, e := range retired {
 		c.retire(e)

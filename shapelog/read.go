@@ -87,7 +87,7 @@ func (l *Log) readLive(v *view, after volt.Offset) (ReadResult, error) {
 	if !after.Less(v.latest) {
 		return ReadResult{End: after, AtHead: true}, nil
 	}
-	start, end, err := l.locate(v, after)
+	start, end, _, err := l.locate(v, after)
 	if err != nil {
 		return ReadResult{}, err
 	}
@@ -112,28 +112,29 @@ func (l *Log) readLive(v *view, after volt.Offset) (ReadResult, error) {
 	return res, nil
 }
 
-// locate returns the file range to read for entries after `after`: the
-// sealed chunk whose last entry is the first one past after, or the open
-// chunk (starting at the nearest sparse index point).
-func (l *Log) locate(v *view, after volt.Offset) (start, end int64, err error) {
+// locate returns the file range to read for entries after `after` and the
+// offset of the last entry in it: the sealed chunk whose last entry is the
+// first one past after, or the open chunk (starting at the nearest sparse
+// index point), which ends with the log's latest entry.
+func (l *Log) locate(v *view, after volt.Offset) (start, end int64, last volt.Offset, err error) {
 	if n := v.sealedCount(); n > 0 && after.Less(v.lastSealed.last) {
 		i, err := l.searchChunks(v, n, after)
 		if err != nil {
-			return 0, 0, err
+			return 0, 0, last, err
 		}
 		c, err := l.chunkAt(v, i)
 		if err != nil || i == 0 {
-			return 0, c.end, err
+			return 0, c.end, c.last, err
 		}
 		prev, err := l.chunkAt(v, i-1)
-		return prev.end, c.end, err
+		return prev.end, c.end, c.last, err
 	}
 	start = v.tailStart
 	j := sort.Search(len(v.tail), func(j int) bool { return after.Less(v.tail[j].off) })
 	if j > 0 {
 		start = v.tail[j-1].pos
 	}
-	return start, v.liveEnd, nil
+	return start, v.liveEnd, v.latest, nil
 }
 
 // searchChunks returns the first of the n sealed chunks whose last offset

@@ -65,23 +65,9 @@ func (l *Log) locateLive(v *view, after volt.Offset) (Page, error) {
 	if !after.Less(v.latest) {
 		return Page{End: after, AtHead: true}, nil
 	}
-	start, end, err := l.locate(v, after)
+	start, end, last, err := l.locate(v, after)
 	if err != nil {
 		return Page{}, err
-	}
-	// The page ends with a sealed chunk's last entry or, for the open
-	// chunk, with the last entry of all.
-	last := v.latest
-	if n := v.sealedCount(); n > 0 && after.Less(v.lastSealed.last) {
-		i, err := l.searchChunks(v, n, after)
-		if err != nil {
-			return Page{}, err
-		}
-		c, err := l.chunkAt(v, i)
-		if err != nil {
-			return Page{}, err
-		}
-		last = c.last
 	}
 	return Page{End: last, AtHead: !last.Less(v.latest), Bytes: end - start, f: l.live, live: true, start: start, end: end, after: after}, nil
 }
