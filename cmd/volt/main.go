@@ -1,6 +1,7 @@
 // Command volt is the volt sync server.
 //
 //	volt serve    run the Electric-compatible sync service
+//	volt demo     run the four write patterns side by side in a web page
 package main
 
 import (
@@ -27,6 +28,7 @@ const usage = `volt: an Electric-compatible Postgres sync service.
 
 Usage:
   volt serve [flags]    run the server (volt serve -h lists the flags)
+  volt demo [flags]     the four write patterns side by side in a web page (volt demo -h)
   volt bench [-quick]   measure volt against baselines (volt bench -h)
 `
 
@@ -42,6 +44,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 			return fmt.Errorf("configuration:\n%w", err)
 		}
 		return Serve(ctx, cfg, newLogger(cfg.LogLevel, stderr))
+	case "demo":
+		return runDemo(ctx, args[1:], getenv, stderr)
 	case "bench":
 		return runBench(ctx, args[1:], os.Stdout, stderr)
 	case "help", "-h", "--help":

@@ -29,6 +29,33 @@ import (
 // Serve runs the server until ctx is cancelled, then shuts down in order:
 // HTTP, replication, shape logs (final flush), database pool, embedded Postgres.
 func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
+	return serve(ctx, cfg, log, serveHooks{})
+}
+
+// serveHooks let another command run the same server with a few additions
+// (volt demo, demo.go). The zero value is volt serve.
+type serveHooks struct {
+	// setup runs once the database pool is open, before anything else uses
+	// it (the demo creates its tables).
+	setup func(ctx context.Context, pool *pgxpool.Pool) error
+	// check decides every row written through POST /v1/mutations, instead
+	// of -rules or -insecure-writes.
+	check mutations.CheckFunc
+	// web, when set, serves HTTP in place of the API server itself; it is
+	// given the API server to route /v1 to (demo.go's demoWeb).
+	web func(api *httpapi.Server) webServer
+}
+
+// webServer is the HTTP side of Serve: *httpapi.Server, or a hook's server
+// around it.
+type webServer interface {
+	Listen(addr string) error
+	Serve() error
+	Close(ctx context.Context) error
+	Port() int
+}
+
+func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) error {
 	host, note, warn, err := cfg.listenHost()
 	if err != nil {
 		return err
@@ -69,6 +96,11 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("database pool: %w", err)
 	}
 	defer pool.Close()
+	if hooks.setup != nil {
+		if err := hooks.setup(ctx, pool); err != nil {
+			return err
+		}
+	}
 
 	store, err := shapelog.OpenStore(filepath.Join(cfg.StorageDir, "shapes"), shapelog.Options{ChunkBytes: cfg.ChunkBytes, DeferSnapshotSync: true})
 	if err != nil {
@@ -122,7 +154,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		}
 	}
 	lsn := replicatedLSN{cache: cache, publisher: publisher}
-	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, rules, lsn, log); err != nil {
+	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, rules, lsn, hooks.check, log); err != nil {
 		stopRepl()
 		return err
 	}
@@ -130,13 +162,17 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 		stopRepl()
 		return err
 	}
-	if err := srv.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
+	var web webServer = srv
+	if hooks.web != nil {
+		web = hooks.web(srv)
+	}
+	if err := web.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
 		stopRepl()
 		return err
 	}
-	log.Info("volt is serving", "url", fmt.Sprintf("http://localhost:%d/v1/shape", srv.Port()), "shapes", cache.Len())
+	log.Info("volt is serving", "url", fmt.Sprintf("http://localhost:%d/v1/shape", web.Port()), "shapes", cache.Len())
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- srv.Serve() }()
+	go func() { httpDone <- web.Serve() }()
 
 	var runErr error
 	select {
@@ -149,7 +185,7 @@ func Serve(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = srv.Close(shutCtx)
+	_ = web.Close(shutCtx)
 	stopRepl()
 	return runErr
 }
@@ -217,8 +253,9 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 
 // mountMutations creates the volt schema and returns the write endpoint's
 // handler, or nil (endpoint off) when the schema cannot be created. A rules
-// file that does not compile is an error.
-func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, log *slog.Logger) (http.Handler, error) {
+// file that does not compile is an error. A non-nil check (volt demo)
+// replaces the policy.
+func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, check mutations.CheckFunc, log *slog.Logger) (http.Handler, error) {
 	policy := &auth.Policy{Verifier: verifier}
 	if rules != nil {
 		if verifier == nil && rules.UsesClaims() {
@@ -236,7 +273,9 @@ func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifie
 		log.Warn("cannot publish volt.receipts; write results carry an upper bound of the commit LSN", "err", err)
 	}
 	opts := policy.Options(mutations.Options{Logger: log, LSN: lsn})
-	if policy.Rules == nil && !cfg.InsecureWrites {
+	if check != nil {
+		opts.Check = check
+	} else if policy.Rules == nil && !cfg.InsecureWrites {
 		opts.Check = refuseWithoutRules
 		log.Info("POST /v1/mutations refuses every write until write rules are configured (-rules, docs/AUTH.md; -insecure-writes for development)")
 	} else {

@@ -1,0 +1,296 @@
+package main
+
+// volt demo: the four write patterns of docs/PATTERNS.md side by side, each
+// a to-do list in one web page, on volt's own shape and write endpoints.
+//
+// The command is volt serve with three hooks (serveHooks in serve.go):
+//   - setup creates one table per pattern, so the lists are independent and
+//     each can be made to fail on its own;
+//   - check lets POST /v1/mutations write those four tables and nothing
+//     else (not -insecure-writes, which opens all of schema public), and
+//     rejects a list's next transaction when the page asked for it;
+//   - web serves the page built under demo/dist and /demo/reject-next from
+//     the same origin as /v1, so the browser needs no CORS.
+//
+// Nothing in the page is faked: a rejection comes back from the endpoint as
+// a real "rejected" result with a receipt in volt.receipts, and "offline"
+// and "latency" are a fetch wrapper in the page that the official client
+// and the writes go through (demo/src/net.js).
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/httpapi"
+	"github.com/voltsync/volt/mutations"
+)
+
+// demoLists maps each list of the page (one per pattern) to its table.
+var demoLists = map[string]string{
+	"online":     "todos_online",     // 1. online writes
+	"optimistic": "todos_optimistic", // 2. optimistic state in memory
+	"shared":     "todos_shared",     // 3. shared persistent optimistic state
+	"pglite":     "todos_pglite",     // 4. through the database (PGlite)
+}
+
+// CodeDemoRejected is the rejection code of a write refused because the
+// page pressed "Reject next write".
+const CodeDemoRejected = "rejected_by_demo"
+
+// buildHint names the commands that build the page.
+const buildHint = "npm ci --prefix demo && npm run build --prefix demo"
+
+// demoTableSQL creates a list's table. The CHECK gives the page a second,
+// ordinary kind of rejection (code "constraint") besides the switch.
+const demoTableSQL = `CREATE TABLE IF NOT EXISTS %s (
+	id uuid PRIMARY KEY,
+	title text NOT NULL CONSTRAINT %s_title_length CHECK (length(title) BETWEEN 1 AND 200),
+	done boolean NOT NULL DEFAULT false,
+	created_at timestamptz NOT NULL DEFAULT now()
+)`
+
+const demoUsage = `Usage: volt demo [flags]
+
+Starts volt (with an embedded Postgres unless DATABASE_URL is set) and a web
+page at http://localhost:PORT/ with four to-do lists side by side, one per
+write pattern (docs/PATTERNS.md). Build the page first, from the repository
+root:
+
+  ` + buildHint + `
+
+Flags:
+`
+
+// runDemo parses volt demo's flags and runs it until ctx ends.
+func runDemo(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	cfg := DefaultConfig()
+	cfg.StorageDir = "./volt-demo"
+	cfg.StreamID = "demo"
+	fs := flag.NewFlagSet("volt demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, demoUsage); fs.PrintDefaults() }
+	fs.IntVar(&cfg.Port, "port", cfg.Port, "HTTP port of the page and of volt's API")
+	fs.StringVar(&cfg.StorageDir, "dir", cfg.StorageDir, "data directory: shape logs, and the embedded Postgres")
+	assets := fs.String("assets", filepath.Join("demo", "dist"), "directory of the built page")
+	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	cfg.DatabaseURL = getenv("DATABASE_URL")
+	if p := cfg.validate(); len(p) > 0 {
+		return fmt.Errorf("configuration:\n%s", strings.Join(p, "\n"))
+	}
+	d, err := newDemo(*assets)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg.LogLevel, stderr)
+	return serve(ctx, cfg, log, d.hooks(log))
+}
+
+// demo holds the page's directory and the reject-next switches.
+type demo struct {
+	assets string
+	mu     sync.Mutex
+	reject map[string]bool // list → reject its next transaction
+}
+
+// newDemo checks that the page is built in dir.
+func newDemo(dir string) (*demo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range []string{"index.html", "app.js", "pglite.wasm", "pglite.data"} {
+		if _, err := os.Stat(filepath.Join(abs, f)); err != nil {
+			return nil, fmt.Errorf("the demo page is not built (%s is missing): run `%s` in the repository root, or pass -assets with the directory of a built page", filepath.Join(dir, f), buildHint)
+		}
+	}
+	return &demo{assets: abs, reject: map[string]bool{}}, nil
+}
+
+func (d *demo) hooks(log *slog.Logger) serveHooks {
+	return serveHooks{
+		setup: d.createTables,
+		check: d.check,
+		web:   func(api *httpapi.Server) webServer { return &demoWeb{api: api, demo: d, log: log} },
+	}
+}
+
+// createTables creates the four lists' tables (idempotent).
+func (d *demo) createTables(ctx context.Context, pool *pgxpool.Pool) error {
+	for _, table := range sortedTables() {
+		if _, err := pool.Exec(ctx, fmt.Sprintf(demoTableSQL, table, table)); err != nil {
+			return fmt.Errorf("create demo table %s: %w", table, err)
+		}
+	}
+	return nil
+}
+
+func sortedTables() []string {
+	var ts []string
+	for _, t := range demoLists {
+		ts = append(ts, t)
+	}
+	sort.Strings(ts)
+	return ts
+}
+
+// check is the write endpoint's policy: rows of the four demo tables only.
+// It runs after each row mutation, inside the client transaction, so a
+// rejection here rolls the whole transaction back, and the endpoint records
+// it in volt.receipts as for any other rejection.
+func (d *demo) check(_ context.Context, _ any, m volt.Mutation, _, _ map[string]any) error {
+	list, ok := demoListOf(m.Table)
+	if !ok {
+		return mutations.Reject(volt.CodeForbidden, "volt demo accepts writes to its four to-do tables only, not %q", m.Table)
+	}
+	if d.takeReject(list) {
+		return mutations.Reject(CodeDemoRejected, "rejected on purpose: the server was asked to reject the %s list's next write (nothing was applied)", list)
+	}
+	return nil
+}
+
+// demoListOf maps a mutation's table ("todos_online" or
+// "public.todos_online") to its list.
+func demoListOf(table string) (string, bool) {
+	table = strings.TrimPrefix(table, "public.")
+	for list, t := range demoLists {
+		if t == table {
+			return list, true
+		}
+	}
+	return "", false
+}
+
+// takeReject reports whether list's next write must be rejected, and
+// disarms the switch if so.
+func (d *demo) takeReject(list string) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.reject[list] {
+		d.reject[list] = false
+		return true
+	}
+	return false
+}
+
+// serveRejectNext answers /demo/reject-next: POST ?list=… arms the switch,
+// DELETE disarms it, GET reports every list's switch.
+func (d *demo) serveRejectNext(w http.ResponseWriter, r *http.Request) {
+	list := r.URL.Query().Get("list")
+	if r.Method != http.MethodGet {
+		if _, ok := demoLists[list]; !ok {
+			http.Error(w, fmt.Sprintf("unknown list %q", list), http.StatusBadRequest)
+			return
+		}
+	}
+	d.mu.Lock()
+	switch r.Method {
+	case http.MethodPost:
+		d.reject[list] = true
+	case http.MethodDelete:
+		d.reject[list] = false
+	case http.MethodGet:
+	default:
+		d.mu.Unlock()
+		w.Header().Set("allow", "GET, POST, DELETE")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	state := map[string]bool{}
+	for l := range demoLists {
+		state[l] = d.reject[l]
+	}
+	d.mu.Unlock()
+	w.Header().Set("content-type", "application/json")
+	w.Header().Set("cache-control", "no-store")
+	_ = json.NewEncoder(w).Encode(state)
+}
+
+// demoWeb serves the page, /demo/reject-next and, for every /v1 path, the
+// API server's own handler on one listener.
+type demoWeb struct {
+	api  *httpapi.Server
+	demo *demo
+	log  *slog.Logger
+
+	ln     net.Listener
+	srv    *http.Server
+	cancel context.CancelCauseFunc
+}
+
+var _ webServer = (*demoWeb)(nil)
+
+func (w *demoWeb) Listen(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	// Requests get a context that Close cancels, so live shape requests
+	// end at shutdown as they do under httpapi.Server.Close.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	w.ln, w.cancel = ln, cancel
+	w.srv = &http.Server{
+		Handler:           w.handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return ctx },
+	}
+	w.log.Info("volt demo: open the page in a browser", "url", demoURL(w.Port()))
+	return nil
+}
+
+func (w *demoWeb) handler() http.Handler {
+	api := w.api.Handler()
+	files := http.FileServer(http.Dir(w.demo.assets))
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		switch p := r.URL.Path; {
+		case strings.HasPrefix(p, "/v1/"):
+			api.ServeHTTP(rw, r)
+		case p == "/demo/reject-next":
+			w.demo.serveRejectNext(rw, r)
+		case r.Method == http.MethodGet || r.Method == http.MethodHead:
+			// Revalidate on every load, so a rebuilt page is picked up.
+			rw.Header().Set("cache-control", "no-cache")
+			files.ServeHTTP(rw, r)
+		default:
+			http.Error(rw, "not found", http.StatusNotFound)
+		}
+	})
+}
+
+func (w *demoWeb) Serve() error {
+	if err := w.srv.Serve(w.ln); !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func (w *demoWeb) Close(ctx context.Context) error {
+	if w.srv == nil {
+		return nil
+	}
+	w.cancel(errors.New("server closing"))
+	return w.srv.Shutdown(ctx)
+}
+
+func (w *demoWeb) Port() int { return w.ln.Addr().(*net.TCPAddr).Port }
+
+// demoURL is the page's address for a listener on port.
+func demoURL(port int) string { return "http://localhost:" + strconv.Itoa(port) + "/" }

@@ -1,0 +1,190 @@
+// WriteQueue is the write side of patterns 2 and 3: a client's queue of
+// transactions, sent in order to POST /v1/mutations, each exactly once.
+//
+// An entry is {seq, mutations, label, status, result, answeredAt}:
+//   queued    not yet answered (never sent, or its answer was lost);
+//   accepted  committed by the server, waiting for its echo in the shape;
+// A rejected entry leaves the queue and becomes a notice; an accepted one
+// leaves it once its echo arrived (confirm). What the user sees is the
+// synced rows with the queue's mutations on top (overlay), so removing an
+// entry is the rollback, or the hand-over to the synced rows.
+//
+// Where the queue lives is the store's business: memory for pattern 2
+// (lost on reload), localStorage for pattern 3 (kept, and shared by the
+// tabs of one browser). The store must give load() and save(state) with
+// state = {clientId, nextSeq, entries, notices}.
+//
+// Delivery: after a network failure the same seqs are sent again; volt
+// applies each seq once and answers a resend with the stored result
+// ("replayed"), so a write whose answer was lost is never applied twice.
+import { post, RequestError, rowId } from './api.js'
+import { isNetworkError, sleep } from './net.js'
+import { describe } from './view.js'
+
+export class WriteQueue {
+  constructor({ net, store, lock, onChange }) {
+    this.net = net
+    this.store = store
+    this.lock = lock // Web Lock name: one tab sends at a time (pattern 3)
+    this.onChange = onChange
+    this.sending = false
+    this.echo = null // set by the pattern: the shape's Echo
+    this.#kick = false
+    this.#running = false
+  }
+  #kick
+  #running
+
+  get state() {
+    return this.store.load()
+  }
+
+  // add appends one transaction and starts sending. before gives the rows
+  // as the user saw them, to describe the write if it is rejected.
+  add(mutations, before) {
+    const st = this.store.load()
+    const label = mutations.map((m) => describe(m, before.get(rowId(m)))).join(', ')
+    st.entries.push({ seq: st.nextSeq++, mutations, label, status: 'queued' })
+    this.store.save(st)
+    this.onChange()
+    this.run()
+  }
+
+  // confirm drops accepted entries whose echo the shape has delivered.
+  confirm() {
+    if (!this.echo) return
+    const st = this.store.load()
+    const keep = st.entries.filter((e) => !(e.status === 'accepted' && this.echo.sees(e.result, e.answeredAt ?? Infinity)))
+    if (keep.length !== st.entries.length) {
+      st.entries = keep
+      this.store.save(st)
+    }
+  }
+
+  dismiss(id) {
+    const st = this.store.load()
+    st.notices = st.notices.filter((n) => n.id !== id)
+    this.store.save(st)
+    this.onChange()
+  }
+
+  // run sends until nothing is queued. Calls while it runs make it look
+  // again before it stops.
+  run() {
+    if (this.#running) {
+      this.#kick = true
+      return
+    }
+    this.#running = true
+    const go = () => this.#loop()
+    const done = this.lock && navigator.locks ? navigator.locks.request(this.lock, go) : go()
+    done.catch((err) => console.error('write queue', err)).finally(() => {
+      this.#running = false
+      if (this.#kick) {
+        this.#kick = false
+        this.run()
+      }
+    })
+  }
+
+  async #loop() {
+    let backoff = 250
+    for (;;) {
+      this.#kick = false
+      const st = this.store.load()
+      const todo = st.entries.filter((e) => e.status === 'queued').slice(0, 50)
+      if (todo.length === 0) return
+      if (this.net.offline) {
+        this.onChange()
+        await this.net.online()
+        continue
+      }
+      this.sending = true
+      this.onChange()
+      let results
+      try {
+        results = await post(this.net, st.clientId, todo.map((e) => ({ seq: e.seq, mutations: e.mutations })))
+      } catch (err) {
+        this.sending = false
+        if (err instanceof RequestError) {
+          // The request as a whole was refused: nothing was applied.
+          this.#settle(todo.map((e) => ({ seq: e.seq, status: 'rejected', code: `http_${err.status}`, message: err.message })))
+          continue
+        }
+        if (!isNetworkError(err)) throw err
+        this.onChange()
+        await Promise.race([sleep(backoff), this.net.offline ? this.net.online() : new Promise(() => {})])
+        backoff = Math.min(backoff * 2, 2000)
+        continue
+      }
+      this.sending = false
+      backoff = 250
+      if (this.#settle(results)) await sleep(500)
+    }
+  }
+
+  // settle records the server's results; it reports whether one asked to
+  // retry.
+  #settle(results) {
+    const st = this.store.load()
+    let retry = false
+    for (const r of results) {
+      const i = st.entries.findIndex((e) => e.seq === r.seq)
+      if (i < 0) continue
+      const e = st.entries[i]
+      if (r.status === 'accepted') {
+        e.status = 'accepted'
+        e.result = { txid: r.txid, lsn: r.lsn, replayed: r.replayed ?? false }
+        e.answeredAt = this.echo?.upToDates ?? 0
+      } else if (r.status === 'retry') {
+        retry = true
+      } else if (r.code === 'out_of_order') {
+        outOfOrder(st, r)
+      } else {
+        st.entries.splice(i, 1)
+        st.notices.push({
+          id: `${st.clientId}/${e.seq}`,
+          kind: 'rejected',
+          title: 'Rejected, rolled back:',
+          text: `${e.label}: ${r.message} [${r.code}]`,
+        })
+      }
+    }
+    this.store.save(st)
+    this.confirm()
+    this.onChange()
+    return retry
+  }
+}
+
+// outOfOrder follows the endpoint's expected_seq: seqs below it are already
+// decided on the server (their entries are dropped), and when the server
+// expects an earlier seq than the queue's first, the queue is renumbered
+// from it. Neither happens while the store keeps nextSeq with the entries.
+function outOfOrder(st, r) {
+  const expected = r.expected_seq
+  if (expected == null) return
+  if (expected > r.seq) {
+    st.entries = st.entries.filter((e) => e.seq >= expected)
+  } else {
+    let seq = expected
+    for (const e of st.entries) if (e.status === 'queued') e.seq = seq++
+    st.nextSeq = seq
+  }
+}
+
+// overlay computes what the user sees: the synced rows (confirmed) with
+// the queue's mutations applied in order (pending).
+export function overlay(rows, entries, net, sending) {
+  const view = new Map([...rows].map(([id, r]) => [id, { ...r, state: 'confirmed' }]))
+  for (const e of entries) {
+    const detail = e.status === 'accepted' ? 'syncing' : net.offline ? 'queued · offline' : sending ? 'sending' : 'queued'
+    for (const m of e.mutations) {
+      const id = rowId(m)
+      if (m.op === 'insert') view.set(id, { ...m.values, state: 'pending', detail })
+      else if (m.op === 'delete') view.delete(id)
+      else if (view.has(id)) view.set(id, { ...view.get(id), ...m.values, state: 'pending', detail })
+    }
+  }
+  return view
+}
