@@ -7,7 +7,7 @@
 // WebAssembly, which takes seconds.
 // Run from the repository root: npm run build --prefix demo.
 import { build } from 'esbuild'
-import { cp, mkdir, rm, writeFile } from 'node:fs/promises'
+import { cp, mkdir, stat, writeFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -17,7 +17,6 @@ const dist = join(here, 'dist')
 const require = createRequire(import.meta.url)
 const pgliteDist = dirname(require.resolve('@electric-sql/pglite'))
 
-await rm(dist, { recursive: true, force: true })
 await mkdir(dist, { recursive: true })
 const started = Date.now()
 await build({
@@ -33,11 +32,18 @@ await build({
 })
 for (const f of ['index.html', 'style.css']) await cp(join(here, f), join(dist, f))
 for (const f of ['pglite.wasm', 'pglite.data', 'initdb.wasm']) await cp(join(pgliteDist, f), join(dist, f))
-const { PGlite } = await import('@electric-sql/pglite')
-const { SCHEMA } = await import('./src/local-schema.js')
-const seed = await PGlite.create()
-await seed.exec(SCHEMA)
-const tarball = await seed.dumpDataDir('gzip')
-await seed.close()
-await writeFile(join(dist, 'pglite-seed.tar.gz'), Buffer.from(await tarball.arrayBuffer()))
+// The seed takes seconds to make: it is made again only when the schema
+// or PGlite changed since.
+const seedFile = join(dist, 'pglite-seed.tar.gz')
+const mtime = (f) => stat(f).then((s) => s.mtimeMs, () => 0)
+const seedTime = await mtime(seedFile)
+if (seedTime < (await mtime(join(here, 'src', 'local-schema.js'))) || seedTime < (await mtime(join(pgliteDist, '..', 'package.json')))) {
+  const { PGlite } = await import('@electric-sql/pglite')
+  const { SCHEMA } = await import('./src/local-schema.js')
+  const seed = await PGlite.create()
+  await seed.exec(SCHEMA)
+  const tarball = await seed.dumpDataDir('gzip')
+  await seed.close()
+  await writeFile(seedFile, Buffer.from(await tarball.arrayBuffer()))
+}
 console.log(`demo: built ${dist} in ${Date.now() - started} ms`)

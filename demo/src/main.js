@@ -81,7 +81,7 @@ function wireControls(view, net, list) {
 
 function showSwitch(button, armed) {
   button.setAttribute('aria-pressed', String(Boolean(armed)))
-  button.textContent = armed ? 'Next write will be rejected' : 'Reject next write'
+  button.textContent = armed ? 'Next write: rejected' : 'Reject next'
 }
 
 async function refreshSwitches() {

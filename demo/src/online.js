@@ -87,7 +87,7 @@ export function onlineList({ view, net }) {
     if (busy) status = busy.phase === 'saving' ? `Saving: ${busy.label}. Waiting for the server…` : `Saved: ${busy.label}. Waiting for the row to sync back…`
     else if (!shape.upToDate) status = net.offline ? 'Offline: cannot load the list' : 'Loading…'
     else if (net.offline) status = 'Offline: writes will fail'
-    view.render({ items, notices, status, busy: Boolean(busy), meta: `client_id ${clientId} · next seq ${nextSeq}` })
+    view.render({ items, notices, status, busy: Boolean(busy), synced: shape.upToDate, meta: `client_id ${clientId} · next seq ${nextSeq}` })
   }
   net.addEventListener('change', draw)
   draw()

@@ -27,7 +27,7 @@ export function overlayList({ view, net, table, store, lock }) {
     if (!shape?.upToDate) status = net.offline ? 'Offline: cannot load the list' : 'Loading…'
     else if (waiting && net.offline) status = `Offline: ${plural(waiting, 'write')} queued, sent when back online`
     else if (waiting) status = `${plural(waiting, 'write')} on the way`
-    view.render({ items, notices: st.notices, status, meta: `client_id ${st.clientId} · next seq ${st.nextSeq}` })
+    view.render({ items, notices: st.notices, status, synced: Boolean(shape?.upToDate), meta: `client_id ${st.clientId} · next seq ${st.nextSeq}` })
   }
   view.handlers = { ...view.handlers, ...handlers }
   shape = follow(table, net, () => {

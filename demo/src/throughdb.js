@@ -35,7 +35,15 @@ export async function throughDbList({ view, net }) {
   clearTimeout(waiting)
 
   const started = performance.now()
-  const db = await PGlite.create({ dataDir: DATA_DIR, loadDataDir: await seed() })
+  // relaxedDurability: queries return before IndexedDB has their changes
+  // (each flush takes a few hundred ms), and the page flushes where it
+  // matters: after each of the user's writes (write below), so a write the
+  // page shows survives a reload. What the loops record (synced rows,
+  // offsets, answers) may be lost to a reload; they are then redone: the
+  // shape resumes from an earlier offset, and a resent seq is answered
+  // with its stored result.
+  const db = await PGlite.create({ dataDir: DATA_DIR, loadDataDir: await seed(), relaxedDurability: true })
+  const flush = () => db.fs.syncToFs(false)
   await db.exec(SCHEMA)
   console.info(`PGlite ${DATA_DIR} ready in ${Math.round(performance.now() - started)} ms`)
   await db.query(`INSERT INTO meta VALUES ('client_id', $1) ON CONFLICT DO NOTHING`, [`pglite-${newId()}`])
@@ -72,7 +80,7 @@ export async function throughDbList({ view, net }) {
     else if (pending && net.offline) status = `Offline: ${plural(pending, 'write')} in the outbox, sent when back online`
     else if (pending) status = `${plural(pending, 'write')} in the outbox`
     else status = ''
-    view.render({ items, notices, status, meta: `client_id ${clientId} · next seq ${nextSeq} · ${DATA_DIR}` })
+    view.render({ items, notices, status, synced: upToDate, meta: `client_id ${clientId} · next seq ${nextSeq} · ${DATA_DIR}` })
   }
   // Draws are serialised and coalesced.
   let drawing = null
@@ -226,6 +234,7 @@ export async function throughDbList({ view, net }) {
   // A write: one local transaction on the view, then wake the send loop.
   async function write(sql, params) {
     await db.query(sql, params)
+    await flush()
     redraw()
     send()
   }

@@ -7,10 +7,10 @@
 // person sees.
 
 const LATENCIES = [
-  [0, 'none'],
-  [500, '0.5 s'],
-  [2000, '2 s'],
-  [5000, '5 s'],
+  [0, 'No latency'],
+  [500, '0.5 s latency'],
+  [2000, '2 s latency'],
+  [5000, '5 s latency'],
 ]
 
 export class ListView {
@@ -30,10 +30,8 @@ export class ListView {
       </header>
       <div class="controls">
         <button type="button" class="net" data-action="offline" aria-pressed="false" title="Cut this list's network (its shape requests and its writes)"><span class="dot"></span><span class="label">Online</span></button>
-        <label class="latency" title="Delay each request of this list">Latency
-          <select data-action="latency">${LATENCIES.map(([v, l]) => `<option value="${v}">${l}</option>`).join('')}</select>
-        </label>
-        <button type="button" class="reject" data-action="reject" aria-pressed="false" title="Ask the server to reject this list's next transaction">Reject next write</button>
+        <select data-action="latency" aria-label="Latency" title="Delay each request of this list">${LATENCIES.map(([v, l]) => `<option value="${v}">${l}</option>`).join('')}</select>
+        <button type="button" class="reject" data-action="reject" aria-pressed="false" title="Ask the server to reject this list's next transaction">Reject next</button>
       </div>
       <form class="add" autocomplete="off">
         <input name="title" placeholder="What needs doing?" aria-label="New to-do">
@@ -102,8 +100,9 @@ export class ListView {
 
   // render draws items [{id, title, done, state, detail}], notices [{id,
   // kind, title, text}], status (a line under the form), busy (disables
-  // the list's inputs while a write is in flight) and meta (footer text).
-  render({ items, notices = [], status = '', busy = false, meta = '' }) {
+  // the list's inputs while a write is in flight), meta (footer text) and
+  // synced (the shape has been up to date since the page loaded).
+  render({ items, notices = [], status = '', busy = false, meta = '', synced = false }) {
     const old = new Map([...this.itemsEl.children].map((li) => [li.dataset.id, li]))
     const lis = items.map((it) => {
       if (it.id === this.editing && old.get(it.id)?.classList.contains('editing')) {
@@ -122,6 +121,7 @@ export class ListView {
     st.hidden = !status
     this.root.querySelector('[data-role=meta]').textContent = meta
     this.root.classList.toggle('busy', Boolean(busy))
+    this.root.dataset.synced = String(Boolean(synced)) // the list has been up to date
     // Until the pattern is running (PGlite takes a few seconds), and while
     // pattern 1 waits for the server, the form takes no input.
     const ready = Boolean(this.handlers.onAdd)

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// TestDemoBrowser runs volt demo in-process against a test database and
+// drives its page in headless Chromium (demo/test/demo.test.mjs, Node with
+// playwright-core): the four patterns through add, edit, delete, latency,
+// offline, rejection, reload and a second device. Then it checks Postgres
+// against what the page showed, and that the rejections are real ones,
+// with receipts.
+//
+// Like the compatibility suite, it fails (never skips) when something it
+// needs is missing: Node, demo/node_modules (npm ci --prefix demo) and
+// Chromium (Debian's chromium package, or $CHROMIUM). It builds the page
+// first, so it tests the sources as they are. Screenshots go to
+// $VOLT_ARTIFACTS/demo, or demo/test-results.
+func TestDemoBrowser(t *testing.T) {
+	demoDir, err := filepath.Abs("../../demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Fatalf("node is required for this test (Node 20+): %v", err)
+	}
+	for _, pkg := range []string{"playwright-core", "esbuild", "@electric-sql/client", "@electric-sql/pglite"} {
+		if _, err := os.Stat(filepath.Join(demoDir, "node_modules", pkg, "package.json")); err != nil {
+			t.Fatalf("demo/node_modules is missing %s (%v): run `npm ci --prefix demo` in the repository root first", pkg, err)
+		}
+	}
+	chromium := os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	if _, err := os.Stat(chromium); err != nil {
+		t.Fatalf("Chromium is required for this test (%v): install Debian's package (apt-get install chromium) or set CHROMIUM", err)
+	}
+	artifacts := filepath.Join(demoDir, "test-results")
+	if dir := os.Getenv("VOLT_ARTIFACTS"); dir != "" {
+		artifacts = filepath.Join(dir, "demo")
+	}
+	_ = os.RemoveAll(artifacts)
+
+	start := time.Now()
+	runNode(t, demoDir, 2*time.Minute, nil, node, "build.mjs")
+	t.Logf("page built in %s", time.Since(start).Round(time.Millisecond))
+
+	db := pgtest.NewDB(t)
+	url := startDemo(t, db, filepath.Join(demoDir, "dist"))
+
+	start = time.Now()
+	out := runNode(t, demoDir, 3*time.Minute,
+		[]string{"DEMO_URL=" + url, "CHROMIUM=" + chromium, "VOLT_ARTIFACTS=" + artifacts},
+		node, "--test", "--test-force-exit", "--test-reporter=spec", "test/demo.test.mjs")
+	t.Logf("browser test finished in %s; screenshots in %s", time.Since(start).Round(time.Millisecond), artifacts)
+	if testing.Verbose() {
+		t.Logf("node output:\n%s", out)
+	}
+	checkDemoDatabase(t, db, filepath.Join(artifacts, "final-state.json"))
+}
+
+// startDemo runs the demo server (serve with the demo's hooks) on a free
+// port until the test ends, and returns the page's URL.
+func startDemo(t *testing.T, db, assets string) string {
+	t.Helper()
+	d, err := newDemo(assets)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := DefaultConfig()
+	cfg.DatabaseURL, cfg.StorageDir, cfg.StreamID = db, t.TempDir(), "demo"
+	cfg.Port = freePort(t)
+	cfg.LogLevel = "warn"
+	logs := &syncWriter{w: &bytes.Buffer{}}
+	log := newLogger(cfg.LogLevel, logs)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, log, d.hooks(log)) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("demo server: %v", err)
+		}
+	})
+	url := demoURL(cfg.Port)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("demo server stopped: %v\n%s", err, logs.String())
+		default:
+		}
+		if res, err := http.Get(url + "v1/health"); err == nil {
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode == http.StatusOK {
+				return url
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("demo server not ready after a minute:\n%s", logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkDemoDatabase compares each table with the list the page showed
+// last, and checks that every list's rejections are in volt.receipts and
+// that no rejected row reached a table.
+func checkDemoDatabase(t *testing.T, db, finalState string) {
+	t.Helper()
+	b, err := os.ReadFile(finalState)
+	if err != nil {
+		t.Fatalf("the browser test wrote no final state: %v", err)
+	}
+	var shown map[string][]string // list → "title|state|done"
+	if err := json.Unmarshal(b, &shown); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for list, table := range demoLists {
+		rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT title, done FROM %s`, table))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for rows.Next() {
+			var title string
+			var done bool
+			if err := rows.Scan(&title, &done); err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, fmt.Sprintf("%s|confirmed|%t", title, done))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		sort.Strings(got)
+		want := shown[list]
+		if len(want) == 0 || strings.Join(got, "\n") != strings.Join(want, "\n") {
+			t.Errorf("%s: Postgres has\n  %s\nthe page showed\n  %s", table, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
+		}
+		var rejected int
+		if err := conn.QueryRow(ctx, `SELECT count(*) FROM volt.receipts WHERE status = 'rejected' AND code = $1 AND client_id LIKE $2`,
+			CodeDemoRejected, list+"-%").Scan(&rejected); err != nil {
+			t.Fatal(err)
+		}
+		if rejected != 2 {
+			t.Errorf("%s: %d rejected receipts with code %s, want 2 (an insert and an edit)", list, rejected, CodeDemoRejected)
+		}
+	}
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// syncWriter serialises the server's log lines into one buffer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
+
+func (s *syncWriter) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return fmt.Sprint(s.w)
+}
+
+// runNode runs node with args in dir and fails the test with its output
+// when it fails or times out.
+func runNode(t *testing.T, dir string, timeout time.Duration, env []string, node string, args ...string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), append(env, "NO_COLOR=1", "FORCE_COLOR=0")...)
+	cmd.WaitDelay = 5 * time.Second
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err := cmd.Run()
+	if ctx.Err() != nil {
+		t.Fatalf("node %s timed out after %s:\n%s", strings.Join(args, " "), timeout, out.String())
+	}
+	if err != nil {
+		t.Fatalf("node %s failed (%v):\n%s", strings.Join(args, " "), err, out.String())
+	}
+	return out.String()
+}
