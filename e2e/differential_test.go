@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -27,13 +28,13 @@ func TestDifferentialShapes(t *testing.T) {
 	seedRows(t, db, rng, 300)
 	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s", "VOLT_CHUNK_BYTES=8192")
 
-	ctx, stop := context.WithCancel(context.Background())
+	var stopped atomic.Bool
 	var wg sync.WaitGroup
 	for w := 0; w < 3; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			randomTransactions(ctx, t, db, rand.New(rand.NewPCG(seed, uint64(w+2))))
+			randomTransactions(t, db, &stopped, rand.New(rand.NewPCG(seed, uint64(w+2))))
 		}(w)
 	}
 	type subject struct {
@@ -63,7 +64,7 @@ func TestDifferentialShapes(t *testing.T) {
 			}
 		}
 	}
-	stop()
+	stopped.Store(true)
 	wg.Wait()
 	for _, s := range subjects {
 		want := pgRows(t, db, "t", 1, s.query)
@@ -120,15 +121,20 @@ func randomShape(rng *rand.Rand) (where, cols, replica string) {
 }
 
 // randomTransactions writes until ctx ends: 1–4 statements per transaction.
-func randomTransactions(ctx context.Context, t *testing.T, db string, rng *rand.Rand) {
+// randomTransactions writes until stopped is set, each transaction to its
+// end (see writeRandomly: a cancelled COMMIT may still commit).
+func randomTransactions(t *testing.T, db string, stopped *atomic.Bool, rng *rand.Rand) {
+	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db)
 	if err != nil {
+		t.Errorf("writer: %v", err)
 		return
 	}
-	defer conn.Close(context.Background())
-	for ctx.Err() == nil {
+	defer conn.Close(ctx)
+	for !stopped.Load() {
 		tx, err := conn.Begin(ctx)
 		if err != nil {
+			t.Errorf("begin: %v", err)
 			return
 		}
 		for n := rng.IntN(4) + 1; n > 0; n-- {
@@ -145,14 +151,14 @@ func randomTransactions(ctx context.Context, t *testing.T, db string, rng *rand.
 				sql = fmt.Sprintf("DELETE FROM t WHERE id = %d", id)
 			}
 			if _, err := tx.Exec(ctx, sql); err != nil {
-				_ = tx.Rollback(context.Background())
-				if ctx.Err() == nil && !strings.Contains(err.Error(), "duplicate key") && !strings.Contains(err.Error(), "deadlock") {
+				_ = tx.Rollback(ctx)
+				if !strings.Contains(err.Error(), "duplicate key") && !strings.Contains(err.Error(), "deadlock") {
 					t.Errorf("%s: %v", sql, err)
 				}
 				goto next
 			}
 		}
-		if err := tx.Commit(ctx); err != nil && ctx.Err() == nil && !strings.Contains(err.Error(), "deadlock") {
+		if err := tx.Commit(ctx); err != nil && !strings.Contains(err.Error(), "deadlock") {
 			t.Errorf("commit: %v", err)
 		}
 	next:

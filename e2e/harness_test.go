@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -153,7 +154,7 @@ func (f *follower) apply(m message) {
 		if present {
 			f.violations = append(f.violations, "insert of present "+m.Key)
 		}
-		f.rows[m.Key] = m.Value
+		f.rows[m.Key] = maps.Clone(m.Value) // updates change the row in place
 	case "update":
 		row := f.rows[m.Key]
 		if row == nil {
