@@ -10,8 +10,6 @@ import (
 	"net/url"
 	"os"
 	"sync"
-
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver, without cgo
 )
 
 // Options configure a DB.
@@ -69,6 +67,8 @@ type DB struct {
 	abortSt  *sql.Stmt            // ROLLBACK
 	stmts    map[string]*sql.Stmt // prepared statements of writes, on w
 	written  map[string][]string  // the tables a Tx.Exec statement writes
+	ws       *writeState          // what the views' triggers read from Go
+	ltx      int64                // the last local transaction that wrote
 
 	clientID string
 
@@ -83,12 +83,14 @@ func Open(path string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	sdb, err := sql.Open("sqlite", dsn(path, opts.Durable))
+	ws := &writeState{}
+	drv, err := ws.driver()
 	if err != nil {
 		lock.Close()
 		return nil, err
 	}
-	db := &DB{sql: sdb, opts: opts, lock: lock, stmts: map[string]*sql.Stmt{}, written: map[string][]string{},
+	db := &DB{sql: sql.OpenDB(connector{drv, dsn(path, opts.Durable)}), opts: opts, lock: lock, ws: ws,
+		stmts: map[string]*sql.Stmt{}, written: map[string][]string{},
 		watchers: map[*watcher]struct{}{}, outbox: make(chan struct{}, 1)}
 	if err := db.openWriter(); err != nil {
 		db.Close()
@@ -108,7 +110,8 @@ func dsn(path string, durable bool) string {
 	}
 	// A checkpoint every 4000 WAL pages (16 MiB) rather than SQLite's 1000:
 	// a checkpoint waits for two fsyncs inside the Update that triggers it,
-	// and a local write adds about 8 pages.
+	// and a local write adds about 4 pages (overlay, outbox, _volt_txns,
+	// and now and then a page split).
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")",
 		"wal_autocheckpoint(4000)", "foreign_keys(0)"} {
@@ -166,9 +169,13 @@ func (db *DB) ClientID() string { return db.clientID }
 // reporting). Writes must go through Update.
 func (db *DB) SQL() *sql.DB { return db.sql }
 
-// init creates the store's own tables and loads the client id.
+// init creates the store's own tables (or brings an older store's up to
+// date) and loads the client id and the last local transaction.
 func (db *DB) init() error {
 	return db.update(func(tx *Tx) error {
+		if err := upgrade(tx); err != nil {
+			return fmt.Errorf("localstore: init: %w", err)
+		}
 		for _, stmt := range metaDDL {
 			if _, err := tx.tx.Exec(stmt); err != nil {
 				return fmt.Errorf("localstore: init: %w", err)
@@ -181,7 +188,21 @@ func (db *DB) init() error {
 		if _, err := tx.tx.Exec(`INSERT OR IGNORE INTO _volt_meta(k, v) VALUES ('client_id', ?), ('next_seq', 1)`, id); err != nil {
 			return err
 		}
-		return tx.tx.QueryRow(`SELECT v FROM _volt_meta WHERE k = 'client_id'`).Scan(&db.clientID)
+		if _, err := tx.tx.Exec(`INSERT OR REPLACE INTO _volt_meta(k, v) VALUES ('schema', ?)`, schemaVersion); err != nil {
+			return err
+		}
+		if err := tx.tx.QueryRow(`SELECT v FROM _volt_meta WHERE k = 'client_id'`).Scan(&db.clientID); err != nil {
+			return err
+		}
+		// Outbox ids grow with ltx: the last entry has the largest.
+		var lastID int64
+		if err := tx.tx.QueryRow(`SELECT max((SELECT ltx FROM _volt_flags), coalesce((SELECT max(ltx) FROM _volt_txns), 0),
+			coalesce((SELECT ltx FROM _volt_outbox ORDER BY ltx DESC LIMIT 1), 0)),
+			coalesce((SELECT id FROM _volt_outbox ORDER BY ltx DESC, id DESC LIMIT 1), 0)`).Scan(&db.ltx, &lastID); err != nil {
+			return err
+		}
+		db.ws.id.Store(lastID)
+		return nil
 	})
 }
 
@@ -191,11 +212,18 @@ func randomID() string {
 	return "ls-" + hex.EncodeToString(b)
 }
 
+// schemaVersion is the version of the store's own tables, kept in
+// _volt_meta under 'schema' (stores without it are version 1); upgrade
+// brings older stores to it.
+const schemaVersion = 2
+
 // metaDDL creates the store's bookkeeping tables.
 var metaDDL = []string{
 	`CREATE TABLE IF NOT EXISTS _volt_meta (k TEXT PRIMARY KEY, v ANY) STRICT`,
-	// flags: ltx is the local transaction that Update runs; syncing lets
-	// the store write the _synced tables.
+	// flags: ltx is at least every local transaction id handed out that
+	// may no longer be in _volt_txns (written before rows go, so ids are
+	// not reused; Update itself keeps the current one in memory: see
+	// writeState); syncing lets the store write the _synced tables.
 	`CREATE TABLE IF NOT EXISTS _volt_flags (id INTEGER PRIMARY KEY CHECK (id = 1), ltx INTEGER NOT NULL, syncing INTEGER NOT NULL)`,
 	`INSERT OR IGNORE INTO _volt_flags VALUES (1, 0, 0)`,
 	`UPDATE _volt_flags SET syncing = 0`,
@@ -203,22 +231,28 @@ var metaDDL = []string{
 	// position, its schema and the LSN of its last up-to-date.
 	`CREATE TABLE IF NOT EXISTS _volt_shapes (tbl TEXT PRIMARY KEY, source TEXT NOT NULL, handle TEXT NOT NULL DEFAULT '',
 		"offset" TEXT NOT NULL DEFAULT '-1', schema TEXT NOT NULL, lsn INTEGER NOT NULL DEFAULT 0)`,
-	// outbox: the mutations of local transactions, in order.
-	`CREATE TABLE IF NOT EXISTS _volt_outbox (id INTEGER PRIMARY KEY, ltx INTEGER NOT NULL, tbl TEXT NOT NULL,
-		op TEXT NOT NULL, key TEXT NOT NULL, vals TEXT)`,
-	`CREATE INDEX IF NOT EXISTS _volt_outbox_ltx ON _volt_outbox(ltx)`,
-	`CREATE INDEX IF NOT EXISTS _volt_outbox_key ON _volt_outbox(tbl, key)`,
-	// txns: one row per local transaction with mutations: its seq once
-	// it is bound for the server, its state (pending, accepted) and what
-	// the server answered.
-	`CREATE TABLE IF NOT EXISTS _volt_txns (ltx INTEGER PRIMARY KEY, seq INTEGER UNIQUE, state TEXT NOT NULL DEFAULT 'pending',
-		txid INTEGER, lsn INTEGER NOT NULL DEFAULT 0)`,
-	`CREATE TRIGGER IF NOT EXISTS _volt_outbox_txn AFTER INSERT ON _volt_outbox BEGIN
-		INSERT OR IGNORE INTO _volt_txns(ltx) VALUES (NEW.ltx); END`,
+	outboxDDL,
+	txnsDDL,
+	`CREATE UNIQUE INDEX IF NOT EXISTS _volt_txns_seq ON _volt_txns(seq) WHERE seq IS NOT NULL`,
 	// echo: txids seen (as the last change of their transaction) in a
 	// table's shape while writes of ours were in flight.
 	`CREATE TABLE IF NOT EXISTS _volt_echo (tbl TEXT NOT NULL, txid INTEGER NOT NULL, PRIMARY KEY (tbl, txid)) WITHOUT ROWID`,
 }
+
+// outboxDDL: the mutations of local transactions, in order: clustered by
+// local transaction (ltx) and then id, which grows with every entry, so
+// that a transaction's entries are one range and a local write writes one
+// b-tree for the outbox. (There is no index by row: rollback, a rare
+// event, reads the outbox whole instead.)
+const outboxDDL = `CREATE TABLE IF NOT EXISTS _volt_outbox (ltx INTEGER NOT NULL, id INTEGER NOT NULL, tbl TEXT NOT NULL,
+		op TEXT NOT NULL, key TEXT NOT NULL, vals TEXT, PRIMARY KEY (ltx, id)) WITHOUT ROWID`
+
+// txnsDDL: one row per local transaction with mutations, written by
+// Update: its seq once it is bound for the server (unique: the partial
+// index holds only transactions that have one, so a local write does not
+// write it), its state (pending, accepted) and what the server answered.
+const txnsDDL = `CREATE TABLE IF NOT EXISTS _volt_txns (ltx INTEGER PRIMARY KEY, seq INTEGER, state TEXT NOT NULL DEFAULT 'pending',
+		txid INTEGER, lsn INTEGER NOT NULL DEFAULT 0)`
 
 // Update runs fn in a write transaction: one client transaction. The
 // writes fn makes to the views (<table>) land in the overlay and the
@@ -226,11 +260,32 @@ var metaDDL = []string{
 // when it returns an error or panics; fn must not commit or roll back.
 func (db *DB) Update(fn func(*Tx) error) error {
 	return db.update(func(tx *Tx) error {
-		if _, err := tx.exec(true, `UPDATE _volt_flags SET ltx = ltx + 1`); err != nil {
+		ltx := db.ltx + 1
+		db.ws.start(ltx)
+		defer db.ws.stop()
+		if err := fn(tx); err != nil {
 			return err
 		}
-		return fn(tx)
+		if !db.ws.used.Load() {
+			return nil // no trigger ran: nothing for the outbox
+		}
+		res, err := tx.exec(true, `INSERT INTO _volt_txns(ltx) SELECT ?1 WHERE EXISTS (SELECT 1 FROM _volt_outbox WHERE ltx = ?1)`, ltx)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			db.ltx = ltx // (a failed commit leaves a gap, which is harmless)
+		}
+		return nil
 	})
+}
+
+// keepLtx records the last local transaction id in _volt_flags before
+// _volt_txns loses rows, so that ids are not handed out twice after a
+// restart. The caller holds db.wmu.
+func (tx *Tx) keepLtx() error {
+	_, err := tx.exec(true, `UPDATE _volt_flags SET ltx = ?1 WHERE ltx < ?1`, tx.db.ltx)
+	return err
 }
 
 // View runs fn in a read transaction: a consistent snapshot.

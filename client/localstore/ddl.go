@@ -132,8 +132,13 @@ func (d *tableDef) allChanged() string {
 // ddl returns the statements that create the synced table, the overlay,
 // the view and its triggers.
 func (d *tableDef) ddl() []string {
-	return []string{d.syncedDDL(), d.localDDL(), d.syncedGuard("INSERT"), d.syncedGuard("UPDATE"),
-		d.syncedGuard("DELETE"), d.viewDDL(), d.insertTrigger(), d.updateTrigger(), d.deleteTrigger()}
+	return append([]string{d.syncedDDL(), d.localDDL(), d.syncedGuard("INSERT"), d.syncedGuard("UPDATE"),
+		d.syncedGuard("DELETE")}, d.viewDDL()...)
+}
+
+// viewDDL returns the statements that create the view and its triggers.
+func (d *tableDef) viewDDL() []string {
+	return []string{d.createView(), d.insertTrigger(), d.updateTrigger(), d.deleteTrigger()}
 }
 
 // drop returns the statements that remove what ddl creates, except the
@@ -160,10 +165,17 @@ func (d *tableDef) syncedDDL() string {
 	return fmt.Sprintf("CREATE TABLE %s (%s, PRIMARY KEY (%s))", d.synced(), d.columnsDDL(true), d.pkList())
 }
 
+// localDDL creates the overlay. Unless its key is one INTEGER column (the
+// rowid), it is WITHOUT ROWID: the table is its primary key's b-tree, so
+// a local write writes one b-tree for it instead of two.
 func (d *tableDef) localDDL() string {
+	without := " WITHOUT ROWID"
+	if d.npk == 1 && affinity(d.cols[0].col) == "INTEGER" {
+		without = ""
+	}
 	return fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s (%s, changed_columns TEXT NOT NULL DEFAULT ',',
-		is_deleted INTEGER NOT NULL DEFAULT 0, write_id INTEGER NOT NULL, PRIMARY KEY (%s))`,
-		d.local(), d.columnsDDL(true), d.pkList())
+		is_deleted INTEGER NOT NULL DEFAULT 0, write_id INTEGER NOT NULL, PRIMARY KEY (%s))%s`,
+		d.local(), d.columnsDDL(true), d.pkList(), without)
 }
 
 // syncedGuard makes the synced table read-only except for the store.
@@ -173,10 +185,10 @@ func (d *tableDef) syncedGuard(op string) string {
 		lit(d.name+"_synced is read-only: write to "+d.name))
 }
 
-// viewDDL combines the synced rows and the overlay: a column comes from
-// the overlay when it is in changed_columns, and rows the overlay deletes
-// are hidden; overlay rows without a synced row are local inserts.
-func (d *tableDef) viewDDL() string {
+// createView combines the synced rows and the overlay: a column comes
+// from the overlay when it is in changed_columns, and rows the overlay
+// deletes are hidden; overlay rows without a synced row are local inserts.
+func (d *tableDef) createView() string {
 	merged := list(d.cols, ", ", func(c colDef) string {
 		if c.col.PKIndex != nil {
 			return "s." + q(c.name)
@@ -193,10 +205,11 @@ SELECT %s FROM %s l WHERE l.is_deleted = 0 AND NOT EXISTS (SELECT 1 FROM %s s WH
 		localCols, d.local(), d.synced(), d.pkMatch("s", "l"))
 }
 
-const curLtx = "(SELECT ltx FROM _volt_flags)"
+// curLtx is the local transaction of the running Update (see writeState).
+const curLtx = "volt_ltx()"
 
 func (d *tableDef) outboxInsert(op, key, vals, where string) string {
-	s := fmt.Sprintf("INSERT INTO _volt_outbox(ltx, tbl, op, key, vals) SELECT %s, %s, %s, %s, %s",
+	s := fmt.Sprintf("INSERT INTO _volt_outbox(ltx, id, tbl, op, key, vals) SELECT %s, volt_id(), %s, %s, %s, %s",
 		curLtx, lit(d.name), lit(op), key, vals)
 	if where != "" {
 		s += " WHERE " + where
@@ -209,16 +222,21 @@ func (d *tableDef) insertTrigger() string {
 	newVals := list(d.cols, ", ", func(c colDef) string { return "NEW." + q(c.name) })
 	set := list(d.cols, ", ", func(c colDef) string { return q(c.name) + " = excluded." + q(c.name) })
 	nullPK := list(d.pk(), " OR ", func(c colDef) string { return "NEW." + q(c.name) + " IS NULL" })
-	exists := list(d.pk(), " AND ", func(c colDef) string { return "v." + q(c.name) + " = NEW." + q(c.name) })
+	match := func(t string) string {
+		return list(d.pk(), " AND ", func(c colDef) string { return t + "." + q(c.name) + " = NEW." + q(c.name) })
+	}
+	// The key is in the view when the overlay has it undeleted, or has no
+	// row for it and the synced table has it: two lookups by key rather
+	// than a query of the view.
 	return fmt.Sprintf(`CREATE TRIGGER %s INSTEAD OF INSERT ON %s BEGIN
 SELECT RAISE(ABORT, %s) WHERE %s;
-SELECT RAISE(ABORT, %s) WHERE EXISTS (SELECT 1 FROM %s v WHERE %s);
+SELECT RAISE(ABORT, %s) WHERE coalesce((SELECT l.is_deleted = 0 FROM %s l WHERE %s), EXISTS (SELECT 1 FROM %s s WHERE %s));
 INSERT INTO %s(%s, changed_columns, is_deleted, write_id) VALUES (%s, %s, 0, %s)
   ON CONFLICT DO UPDATE SET %s, changed_columns = excluded.changed_columns, is_deleted = 0, write_id = excluded.write_id;
 %s
 END`, q(d.name+"_insert"), q(d.name),
 		lit("NOT NULL constraint failed: "+d.name+" primary key"), nullPK,
-		lit("UNIQUE constraint failed: "+d.name+" primary key"), q(d.name), exists,
+		lit("UNIQUE constraint failed: "+d.name+" primary key"), d.local(), match("l"), d.synced(), match("s"),
 		d.local(), cols, newVals, lit(d.allChanged()), curLtx, set,
 		d.outboxInsert("insert", jsonObject(d.pk(), "NEW"), jsonObject(d.cols, "NEW"), ""))
 }

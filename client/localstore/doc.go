@@ -18,13 +18,21 @@
 //     INSTEAD OF triggers write the overlay and append to the outbox
 //     (_volt_outbox), in the same SQLite transaction.
 //
-// One DB.Update is one client transaction. A Syncer sends the outbox to
-// volt's write endpoint (POST /v1/mutations), in order and exactly once
-// (each transaction keeps its seq across retries and restarts), and clears
-// an overlay row only once its write was accepted and echoed back by the
-// shape (by txid, or once the shape is up to date past the write's LSN).
-// A rejected transaction, and the later local transactions that touched
-// the same rows, are rolled back and reported to Options.OnRollback.
+// One DB.Update is one client transaction (a local transaction, ltx). The
+// triggers learn its ltx from Update through a SQL function of the
+// store's own driver, volt_ltx(), rather than from a row (so writing the
+// views outside Update fails), and Update adds its row to _volt_txns
+// (seq, state) when it wrote something. The outbox is clustered by ltx,
+// so a local write writes three b-trees: the overlay, the outbox and
+// _volt_txns.
+//
+// A Syncer sends the outbox to volt's write endpoint (POST /v1/mutations),
+// in order and exactly once (each transaction keeps its seq across
+// retries and restarts), and clears an overlay row only once its write
+// was accepted and echoed back by the shape (by txid, or once the shape
+// is up to date past the write's LSN). A rejected transaction, and the
+// later local transactions that touched the same rows, are rolled back
+// and reported to Options.OnRollback.
 //
 // DB.Sync stores each batch of a shape together with the shape's handle
 // and offset (_volt_shapes), in one SQLite transaction, so a restart
@@ -41,4 +49,9 @@
 //
 // Only one process may open a store at a time: Open takes an OS file lock
 // and fails with ErrLocked when another process holds it.
+//
+// The store's own tables have a version (_volt_meta 'schema'). Open
+// upgrades a store written by an older version in place, in one
+// transaction, keeping its outbox, transactions and overlay; an older
+// version of this package cannot write a store after that.
 package localstore

@@ -47,6 +47,9 @@ func (db *DB) DiscardLocal(table string) error {
 			`DELETE FROM _volt_txns WHERE seq IS NULL AND ltx NOT IN (SELECT ltx FROM _volt_outbox)`,
 		}
 		tx.touch(table)
+		if err := tx.keepLtx(); err != nil {
+			return err
+		}
 		return execAll(tx, stmts)
 	})
 }

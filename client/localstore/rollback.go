@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 )
 
@@ -25,40 +26,26 @@ const (
 // their outbox entries go, and the overlay rows they touched are rebuilt
 // from the transactions that remain. The Rollbacks are reported to
 // Options.OnRollback after the commit.
+//
+// The outbox has no index by row (it would cost every local write a
+// page): rollback reads it whole, twice, which is fine for a rare event.
 func (db *DB) rollback(tx *Tx, first map[int64]Rollback) error {
-	done := map[int64]Rollback{}
-	rows := map[rowRef]int64{} // the earliest rolled back ltx that touched the row
-	queue := make([]int64, 0, len(first))
-	for ltx, rb := range first {
-		done[ltx] = rb
-		queue = append(queue, ltx)
+	if len(first) == 0 {
+		return nil
 	}
-	for len(queue) > 0 {
-		ltx := queue[0]
-		queue = queue[1:]
-		refs, tables, err := txnRows(tx, ltx)
-		if err != nil {
-			return err
-		}
-		rb := done[ltx]
-		rb.LocalTx, rb.Tables = ltx, tables
+	done := make(map[int64]Rollback, len(first))
+	from := int64(math.MaxInt64)
+	for ltx, rb := range first {
+		rb.LocalTx = ltx
 		done[ltx] = rb
-		for _, r := range refs {
-			if first, ok := rows[r]; ok && first <= ltx {
-				continue // its later transactions are already found
-			}
-			rows[r] = ltx
-			deps, err := unsentTouching(tx, r, ltx)
-			if err != nil {
-				return err
-			}
-			for _, d := range deps {
-				if _, ok := done[d]; !ok {
-					done[d] = Rollback{Code: CodeDependent, Message: fmt.Sprintf("touches a row of rolled back local transaction %d", ltx)}
-					queue = append(queue, d)
-				}
-			}
-		}
+		from = min(from, ltx)
+	}
+	rows, err := findDependents(tx, done, from)
+	if err != nil {
+		return err
+	}
+	if err := tx.keepLtx(); err != nil {
+		return err
 	}
 	for ltx := range done {
 		if _, err := tx.tx.Exec(`DELETE FROM _volt_outbox WHERE ltx = ?`, ltx); err != nil {
@@ -68,11 +55,8 @@ func (db *DB) rollback(tx *Tx, first map[int64]Rollback) error {
 			return err
 		}
 	}
-	for r := range rows {
-		if err := rebuildOverlayRow(tx, r); err != nil {
-			return err
-		}
-		tx.touch(r.tbl)
+	if err := rebuildOverlayRows(tx, rows); err != nil {
+		return err
 	}
 	if f := db.opts.OnRollback; f != nil {
 		for _, rb := range done {
@@ -83,92 +67,120 @@ func (db *DB) rollback(tx *Tx, first map[int64]Rollback) error {
 	return nil
 }
 
-// txnRows returns the rows and tables a local transaction touched.
-func txnRows(tx *Tx, ltx int64) ([]rowRef, []string, error) {
-	rs, err := tx.tx.Query(`SELECT tbl, key FROM _volt_outbox WHERE ltx = ? ORDER BY id`, ltx)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer rs.Close()
-	var refs []rowRef
-	seen := map[string]bool{}
-	var tables []string
-	for rs.Next() {
-		var r rowRef
-		if err := rs.Scan(&r.tbl, &r.key); err != nil {
-			return nil, nil, err
-		}
-		refs = append(refs, r)
-		if !seen[r.tbl] {
-			seen[r.tbl] = true
-			tables = append(tables, r.tbl)
-		}
-	}
-	return refs, tables, rs.Err()
-}
-
-// unsentTouching returns the local transactions after ltx, without a
-// seq, that touched row r: those that may have built on ltx's write. An
-// earlier one does not depend on ltx (a schema change can reject a later
-// write of a row and keep an earlier one).
-func unsentTouching(tx *Tx, r rowRef, ltx int64) ([]int64, error) {
-	rs, err := tx.tx.Query(`SELECT DISTINCT o.ltx FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
-		WHERE o.tbl = ? AND o.key = ? AND t.seq IS NULL AND o.ltx > ?`, r.tbl, r.key, ltx)
+// findDependents reads the outbox in order from local transaction from
+// on. A transaction in done is rolled back; so is a later one without a
+// seq that touches a row a rolled back one touched (it may have built on
+// that write), and then the ones that touch its rows. It adds the
+// dependents to done, sets the Tables of all, and returns the rows the
+// rolled back transactions touched, each with the first of them that did.
+func findDependents(tx *Tx, done map[int64]Rollback, from int64) (map[rowRef]int64, error) {
+	rs, err := tx.tx.Query(`SELECT o.ltx, o.tbl, o.key, t.seq IS NULL FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
+		WHERE o.ltx >= ? ORDER BY o.ltx, o.id`, from)
 	if err != nil {
 		return nil, err
 	}
 	defer rs.Close()
-	var out []int64
+	rows := map[rowRef]int64{}
+	cur, unsent := int64(-1), false
+	var refs []rowRef // cur's rows
+	flush := func() {
+		rb, ok := done[cur]
+		for i := 0; !ok && unsent && i < len(refs); i++ {
+			if by, tainted := rows[refs[i]]; tainted {
+				rb, ok = Rollback{LocalTx: cur, Code: CodeDependent,
+					Message: fmt.Sprintf("touches a row of rolled back local transaction %d", by)}, true
+			}
+		}
+		if !ok {
+			return
+		}
+		seen := map[string]bool{}
+		for _, r := range refs {
+			if _, tainted := rows[r]; !tainted {
+				rows[r] = cur
+			}
+			if !seen[r.tbl] {
+				seen[r.tbl] = true
+				rb.Tables = append(rb.Tables, r.tbl)
+			}
+		}
+		done[cur] = rb
+	}
 	for rs.Next() {
-		var l int64
-		if err := rs.Scan(&l); err != nil {
+		var ltx int64
+		var r rowRef
+		var u bool
+		if err := rs.Scan(&ltx, &r.tbl, &r.key, &u); err != nil {
 			return nil, err
 		}
-		out = append(out, l)
+		if ltx != cur {
+			flush()
+			cur, unsent, refs = ltx, u, refs[:0]
+		}
+		refs = append(refs, r)
 	}
-	return out, rs.Err()
+	if err := rs.Err(); err != nil {
+		return nil, err
+	}
+	flush()
+	return rows, nil
 }
 
-// rebuildOverlayRow deletes the overlay row r and applies again the
-// outbox entries that remain for it, in order.
-func rebuildOverlayRow(tx *Tx, r rowRef) error {
-	def, err := loadDef(tx, r.tbl)
-	if err != nil || def == nil {
-		return err
-	}
-	key, err := decodeObject(r.key)
-	if err != nil {
-		return err
-	}
-	where, args := def.keyWhere(key)
-	if _, err := tx.tx.Exec("DELETE FROM "+def.local()+" WHERE "+where, args...); err != nil {
-		return err
-	}
-	rs, err := tx.tx.Query(`SELECT ltx, op, vals FROM _volt_outbox WHERE tbl = ? AND key = ? ORDER BY id`, r.tbl, r.key)
-	if err != nil {
-		return err
+// rebuildOverlayRows deletes the overlay rows in rows and applies again
+// the outbox entries that remain for them, in order.
+func rebuildOverlayRows(tx *Tx, rows map[rowRef]int64) error {
+	if len(rows) == 0 {
+		return nil
 	}
 	type entry struct {
 		ltx      int64
 		op, vals string
 	}
-	var es []entry
+	entries := map[rowRef][]entry{}
+	rs, err := tx.tx.Query(`SELECT ltx, tbl, key, op, coalesce(vals, '') FROM _volt_outbox ORDER BY ltx, id`)
+	if err != nil {
+		return err
+	}
 	for rs.Next() {
+		var r rowRef
 		var e entry
-		var vals *string
-		if err := rs.Scan(&e.ltx, &e.op, &vals); err != nil {
+		if err := rs.Scan(&e.ltx, &r.tbl, &r.key, &e.op, &e.vals); err != nil {
 			rs.Close()
 			return err
 		}
-		if vals != nil {
-			e.vals = *vals
+		if _, ok := rows[r]; ok {
+			entries[r] = append(entries[r], e)
 		}
-		es = append(es, e)
 	}
 	rs.Close()
-	for _, e := range es {
-		if err := def.replay(tx, key, e.ltx, e.op, e.vals); err != nil {
+	if err := rs.Err(); err != nil {
+		return err
+	}
+	defs := map[string]*tableDef{}
+	for r := range rows {
+		tx.touch(r.tbl)
+		def, ok := defs[r.tbl]
+		if !ok {
+			if def, err = loadDef(tx, r.tbl); err != nil {
+				return err
+			}
+			defs[r.tbl] = def
+		}
+		if def == nil {
+			continue
+		}
+		key, err := decodeObject(r.key)
+		if err != nil {
 			return err
+		}
+		where, args := def.keyWhere(key)
+		if _, err := tx.tx.Exec("DELETE FROM "+def.local()+" WHERE "+where, args...); err != nil {
+			return err
+		}
+		for _, e := range entries[r] {
+			if err := def.replay(tx, key, e.ltx, e.op, e.vals); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -243,7 +255,7 @@ func (d *tableDef) upsertOverlay(tx *Tx, names, marks string, args []any, change
 // longer has.
 func (db *DB) rejectUnfit(tx *Tx, def *tableDef, samePK bool) error {
 	rs, err := tx.tx.Query(`SELECT o.ltx, o.op, o.key, coalesce(o.vals, '{}') FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
-		WHERE o.tbl = ? AND t.seq IS NULL ORDER BY o.id`, def.name)
+		WHERE o.tbl = ? AND t.seq IS NULL ORDER BY o.ltx, o.id`, def.name)
 	if err != nil {
 		return err
 	}
