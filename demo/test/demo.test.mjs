@@ -246,6 +246,18 @@ phase('a rejected write is rolled back and the server says why', async () => {
     await item(a, l, `${l}: buy oat milk`, 'confirmed').waitFor()
     await gone(item(a, l, `${l}: rejected rename`))
   })
+  // Two queued writes to one row go out in one request: the first is
+  // rejected, and the endpoint rejects the second as dependent on it.
+  await each(QUEUEING, async (l) => {
+    await setOffline(a, l, true)
+    await add(a, l, `${l}: doomed`)
+    await rename(a, l, `${l}: doomed`, `${l}: doomed, renamed`)
+    await item(a, l, `${l}: doomed, renamed`, 'pending').waitFor()
+    await armReject(a, l)
+    await setOffline(a, l, false)
+    await notice(a, l, 'rejected', 'dependent').waitFor()
+    await gone(item(a, l, `${l}: doomed, renamed`))
+  })
   await shoot('4-rejected')
   for (const l of LISTS) {
     const text = await card(a, l).locator('ul.notices li[data-kind=rejected]').first().textContent()
@@ -253,6 +265,7 @@ phase('a rejected write is rolled back and the server says why', async () => {
   }
   await each(LISTS, converged)
   for (const l of LISTS) assert.equal(await item(b, l, `${l}: will be rejected`).count(), 0)
+  for (const l of QUEUEING) assert.equal(await item(b, l, `${l}: doomed`).count(), 0)
 })
 
 phase('reload: what each pattern keeps', async () => {
@@ -269,7 +282,7 @@ phase('reload: what each pattern keeps', async () => {
   await each(['shared', 'pglite'], (l) => item(b, l, `${l}: pending at reload`, 'confirmed').waitFor())
   assert.equal(await item(a, 'optimistic', 'optimistic: pending at reload').count(), 0, 'pattern 2 kept an unsent write across a reload')
   // Rejection notices are kept with the overlay (3, 4), not in memory (1, 2).
-  for (const l of ['shared', 'pglite']) assert.equal(await card(a, l).locator('ul.notices li[data-kind=rejected]').count(), 2, l)
+  for (const l of ['shared', 'pglite']) assert.equal(await card(a, l).locator('ul.notices li[data-kind=rejected]').count(), 4, l)
   for (const l of ['online', 'optimistic']) assert.equal(await card(a, l).locator('ul.notices li').count(), 0, l)
   const final = {}
   await each(LISTS, async (l) => {
