@@ -90,6 +90,9 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	assets := fs.String("assets", filepath.Join("demo", "dist"), "directory of the built page")
 	fs.StringVar(&cfg.LogLevel, "log-level", cfg.LogLevel, "debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
 		return err
 	}
 	cfg.DatabaseURL = getenv("DATABASE_URL")
