@@ -163,11 +163,11 @@ func numericArith(op string) binFn {
 		x, y := a.(*numeric), b.(*numeric)
 		switch op {
 		case "+":
-			return addNumeric(x, y), nil
+			return checkWeight(addNumeric(x, y))
 		case "-":
-			return addNumeric(x, y.neg()), nil
+			return checkWeight(addNumeric(x, y.neg()))
 		case "*":
-			return mulNumeric(x, y), nil
+			return mulNumeric(x, y)
 		case "/":
 			return divNumeric(x, y)
 		}

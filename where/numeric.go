@@ -1,6 +1,7 @@
 package where
 
 import (
+	"math"
 	"math/big"
 	"strconv"
 	"strings"
@@ -196,14 +197,55 @@ func addNumeric(a, b *numeric) *numeric {
 	return &numeric{u: x.Add(x, y), scale: s}
 }
 
-func mulNumeric(a, b *numeric) *numeric {
+// mulNumeric implements numeric_mul: the exact product, rounded to
+// NUMERIC_DSCALE_MAX places when it has more, and an error when it has more
+// than numMaxWeightDigs digits before the point (as Postgres' make_result).
+// A product that is certain to overflow is refused before it is computed,
+// so a clause that multiplies huge numbers costs no more than Postgres.
+func mulNumeric(a, b *numeric) (*numeric, error) {
 	if a.special != numFinite || b.special != numFinite {
 		if a.special == numNaN || b.special == numNaN {
-			return numNaNv
+			return numNaNv, nil
 		}
-		return infOf(a.sign() * b.sign())
+		return infOf(a.sign() * b.sign()), nil
 	}
-	return &numeric{u: new(big.Int).Mul(a.u, b.u), scale: a.scale + b.scale}
+	if minIntDigits(a)+minIntDigits(b)-1 > numMaxWeightDigs {
+		return nil, errOverflow
+	}
+	n := &numeric{u: new(big.Int).Mul(a.u, b.u), scale: a.scale + b.scale}
+	if n.scale > numDscaleMax {
+		n.u = roundDiv(n.u, pow10(n.scale-numDscaleMax))
+		n.scale = numDscaleMax
+	}
+	return checkWeight(n)
+}
+
+const numDscaleMax = 16383 // NUMERIC_DSCALE_MAX
+
+var errOverflow = errorf("value overflows numeric format")
+
+// minIntDigits is a lower bound of the digits of finite n before the
+// decimal point, from the bit length alone: the digits of n.u minus the
+// scale (so zero or negative for |n| < 1).
+func minIntDigits(n *numeric) int {
+	bits := n.u.BitLen()
+	if bits == 0 {
+		return -n.scale
+	}
+	return int(float64(bits-1)*math.Log10(2)-1e-9) + 1 - n.scale
+}
+
+// checkWeight is make_result's overflow check: finite n may have at most
+// numMaxWeightDigs digits before the decimal point.
+func checkWeight(n *numeric) (*numeric, error) {
+	if n.special != numFinite || minIntDigits(n)+1 < numMaxWeightDigs {
+		return n, nil // cheap: clearly in range
+	}
+	limit := pow10(numMaxWeightDigs + n.scale)
+	if new(big.Int).Abs(n.u).Cmp(limit) >= 0 {
+		return nil, errOverflow
+	}
+	return n, nil
 }
 
 // divNumeric implements numeric_div, including select_div_scale's choice of
@@ -227,7 +269,7 @@ func divNumeric(a, b *numeric) (*numeric, error) {
 	rscale := divScale(a, b)
 	num := new(big.Int).Mul(a.u, pow10(b.scale+rscale))
 	den := new(big.Int).Mul(b.u, pow10(a.scale))
-	return &numeric{u: roundDiv(num, den), scale: rscale}, nil
+	return checkWeight(&numeric{u: roundDiv(num, den), scale: rscale})
 }
 
 // roundDiv returns num/den rounded half away from zero.

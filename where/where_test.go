@@ -267,3 +267,47 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestNumericLimits: numeric arithmetic keeps Postgres' limits (at most
+// 131,072 digits before the point, at most 16,383 after it, rounded half
+// away from zero), so a clause that builds huge numbers errors as in
+// Postgres instead of computing for minutes on every row. A constant part
+// that overflows is refused when the clause is parsed. The expectations
+// were checked in psql (PostgreSQL 15).
+func TestNumericLimits(t *testing.T) {
+	factors := func(f string, n int) string { return "(" + strings.Repeat(f+" * ", n-1) + f + ")" }
+	one := "(id - 4)::numeric"                          // 1, but only known per row
+	big131 := one + " * " + factors("1e1000", 131)      // 10^131000
+	nines := "(" + big131 + " * 1e71 * 9)"              // 9 × 10^131071: 131,072 digits, the most there can be
+	tiny := factors("1e-1000", 16) + " * 1e-383 * 1e-1" // 10^-16384
+	tests := []struct {
+		clause        string
+		want, evalErr bool
+		parseErr      bool
+	}{
+		{clause: big131 + " > 0", want: true},
+		{clause: big131 + " * 1e1000 > 0", evalErr: true},
+		{clause: big131 + " * " + factors("1e1000", 131) + " > 0", evalErr: true}, // refused before multiplying
+		{clause: factors("1e1000", 132) + " > 0", parseErr: true},
+		{clause: one + " * 5 * " + tiny + " > 0", want: true}, // 5 × 10^-16384 rounds up to 10^-16383
+		{clause: one + " * 4 * " + tiny + " > 0", want: false},
+		{clause: nines + " > 0", want: true},
+		{clause: nines + " + " + nines + " > 0", evalErr: true},
+		{clause: nines + " - " + nines + " = 0", want: true},
+		{clause: big131 + " / 1e-1000 > 0", evalErr: true},
+	}
+	row := MapRow{"id": sp("5")}
+	for _, tt := range tests {
+		e, err := Parse(tt.clause, unitCols, nil)
+		if (err != nil) != tt.parseErr {
+			t.Errorf("Parse(%.60q…): %v; want error %v", tt.clause, err, tt.parseErr)
+		}
+		if err != nil {
+			continue
+		}
+		got, err := e.Matches(row)
+		if got != tt.want || (err != nil) != tt.evalErr {
+			t.Errorf("%.60q…: Matches = %v, %v; want %v (error %v)", tt.clause, got, err, tt.want, tt.evalErr)
+		}
+	}
+}
