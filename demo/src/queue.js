@@ -76,50 +76,64 @@ export class WriteQueue {
       return
     }
     this.#running = true
-    const go = () => this.#loop()
-    const done = this.lock && navigator.locks ? navigator.locks.request(this.lock, go) : go()
-    done.catch((err) => console.error('write queue', err)).finally(() => {
-      this.#running = false
-      if (this.#kick) {
-        this.#kick = false
-        this.run()
-      }
-    })
+    this.#loop()
+      .catch((err) => console.error('write queue', err))
+      .finally(() => {
+        this.#running = false
+        if (this.#kick) {
+          this.#kick = false
+          this.run()
+        }
+      })
   }
 
   async #loop() {
     let backoff = 250
     for (;;) {
       this.#kick = false
-      const st = this.store.load()
-      const todo = st.entries.filter((e) => e.status === 'queued').slice(0, 50)
-      if (todo.length === 0) return
+      if (!this.store.load().entries.some((e) => e.status === 'queued')) return
       if (this.net.offline) {
         this.onChange()
         await this.net.online()
         continue
       }
-      this.sending = true
-      this.onChange()
-      let results
-      try {
-        results = await post(this.net, st.clientId, todo.map((e) => ({ seq: e.seq, mutations: e.mutations })))
-      } catch (err) {
-        this.sending = false
-        if (err instanceof RequestError) {
-          // The request as a whole was refused: nothing was applied.
-          this.#settle(todo.map((e) => ({ seq: e.seq, status: 'rejected', code: `http_${err.status}`, message: err.message })))
-          continue
-        }
-        if (!isNetworkError(err)) throw err
-        this.onChange()
+      // One request at a time per queue: with a lock name, across the
+      // browser's tabs too. The lock is not held while waiting.
+      const send = () => this.#sendOnce()
+      const outcome = this.lock && navigator.locks ? await navigator.locks.request(this.lock, send) : await send()
+      if (outcome === 'network') {
         await Promise.race([sleep(backoff), this.net.offline ? this.net.online() : new Promise(() => {})])
         backoff = Math.min(backoff * 2, 2000)
-        continue
+      } else {
+        backoff = 250
+        if (outcome === 'retry') await sleep(500)
       }
+    }
+  }
+
+  // sendOnce posts what is queued (read again under the lock: another tab
+  // may have sent it) and records the answers: 'sent', 'retry' (the server
+  // asked for it) or 'network' (no answer).
+  async #sendOnce() {
+    const st = this.store.load()
+    const todo = st.entries.filter((e) => e.status === 'queued').slice(0, 50)
+    if (todo.length === 0) return 'sent'
+    this.sending = true
+    this.onChange()
+    try {
+      const results = await post(this.net, st.clientId, todo.map((e) => ({ seq: e.seq, mutations: e.mutations })))
+      return this.#settle(results) ? 'retry' : 'sent'
+    } catch (err) {
+      if (err instanceof RequestError) {
+        // The request as a whole was refused: nothing was applied.
+        this.#settle(todo.map((e) => ({ seq: e.seq, status: 'rejected', code: `http_${err.status}`, message: err.message })))
+        return 'sent'
+      }
+      if (!isNetworkError(err)) throw err
+      return 'network'
+    } finally {
       this.sending = false
-      backoff = 250
-      if (this.#settle(results)) await sleep(500)
+      this.onChange()
     }
   }
 

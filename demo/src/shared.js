@@ -32,6 +32,11 @@ export function sharedList({ view, net }) {
       localStorage.setItem(KEY, JSON.stringify(st))
     },
   }
+  // answeredAt counts this page's up-to-dates (echo.js): an earlier page's
+  // answers are older than all of them.
+  const st = store.load()
+  for (const e of st.entries) if (e.status === 'accepted') e.answeredAt = 0
+  store.save(st)
   const list = overlayList({ view, net, table: 'todos_shared', store, lock: 'volt-demo-shared-sender' })
   // Another tab changed the overlay: redraw, and send what it queued if
   // that tab is gone.
