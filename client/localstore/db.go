@@ -110,8 +110,8 @@ func dsn(path string, durable bool) string {
 	}
 	// A checkpoint every 4000 WAL pages (16 MiB) rather than SQLite's 1000:
 	// a checkpoint waits for two fsyncs inside the Update that triggers it,
-	// and a local write adds about 4 pages (overlay, outbox, _volt_txns,
-	// and now and then a page split).
+	// and a local write adds 2 or 3 pages (overlay, outbox, and now and
+	// then a page split).
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")",
 		"wal_autocheckpoint(4000)", "foreign_keys(0)"} {
@@ -215,7 +215,7 @@ func randomID() string {
 // schemaVersion is the version of the store's own tables, kept in
 // _volt_meta under 'schema' (stores without it are version 1); upgrade
 // brings older stores to it.
-const schemaVersion = 2
+const schemaVersion = 3
 
 // metaDDL creates the store's bookkeeping tables.
 var metaDDL = []string{
@@ -247,10 +247,13 @@ var metaDDL = []string{
 const outboxDDL = `CREATE TABLE IF NOT EXISTS _volt_outbox (ltx INTEGER NOT NULL, id INTEGER NOT NULL, tbl TEXT NOT NULL,
 		op TEXT NOT NULL, key TEXT NOT NULL, vals TEXT, PRIMARY KEY (ltx, id)) WITHOUT ROWID`
 
-// txnsDDL: one row per local transaction with mutations, written by
-// Update: its seq once it is bound for the server (unique: the partial
-// index holds only transactions that have one, so a local write does not
-// write it), its state (pending, accepted) and what the server answered.
+// txnsDDL: a row per local transaction that the Syncer has taken up: its
+// seq once it is bound for the server (unique: the partial index holds
+// only rows that have one), its state (pending, accepted) and what the
+// server answered. Update writes no row (it would cost every local write
+// a page): a transaction in the outbox without a row is pending and
+// unsent, like one whose row has no seq; those are all after the last
+// row (see loadPending).
 const txnsDDL = `CREATE TABLE IF NOT EXISTS _volt_txns (ltx INTEGER PRIMARY KEY, seq INTEGER, state TEXT NOT NULL DEFAULT 'pending',
 		txid INTEGER, lsn INTEGER NOT NULL DEFAULT 0)`
 
@@ -266,14 +269,7 @@ func (db *DB) Update(fn func(*Tx) error) error {
 		if err := fn(tx); err != nil {
 			return err
 		}
-		if !db.ws.used.Load() {
-			return nil // no trigger ran: nothing for the outbox
-		}
-		res, err := tx.exec(true, `INSERT INTO _volt_txns(ltx) SELECT ?1 WHERE EXISTS (SELECT 1 FROM _volt_outbox WHERE ltx = ?1)`, ltx)
-		if err != nil {
-			return err
-		}
-		if n, _ := res.RowsAffected(); n > 0 {
+		if db.ws.used.Load() {
 			db.ltx = ltx // (a failed commit leaves a gap, which is harmless)
 		}
 		return nil

@@ -21,10 +21,10 @@
 // One DB.Update is one client transaction (a local transaction, ltx). The
 // triggers learn its ltx from Update through a SQL function of the
 // store's own driver, volt_ltx(), rather than from a row (so writing the
-// views outside Update fails), and Update adds its row to _volt_txns
-// (seq, state) when it wrote something. The outbox is clustered by ltx,
-// so a local write writes three b-trees: the overlay, the outbox and
-// _volt_txns.
+// views outside Update fails). The outbox is clustered by ltx, and a
+// transaction gets its row in _volt_txns (seq, state) only when the
+// Syncer takes it up, so a local write writes two b-trees: the overlay and
+// the outbox.
 //
 // A Syncer sends the outbox to volt's write endpoint (POST /v1/mutations),
 // in order and exactly once (each transaction keeps its seq across

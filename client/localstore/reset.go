@@ -43,7 +43,7 @@ func (db *DB) DiscardLocal(table string) error {
 		}
 		stmts := []string{
 			"DELETE FROM " + def.local(),
-			`DELETE FROM _volt_outbox WHERE tbl = ` + lit(table) + ` AND ltx IN (SELECT ltx FROM _volt_txns WHERE seq IS NULL)`,
+			`DELETE FROM _volt_outbox WHERE tbl = ` + lit(table) + ` AND ltx NOT IN (SELECT ltx FROM _volt_txns WHERE seq IS NOT NULL)`,
 			`DELETE FROM _volt_txns WHERE seq IS NULL AND ltx NOT IN (SELECT ltx FROM _volt_outbox)`,
 		}
 		tx.touch(table)

@@ -74,7 +74,7 @@ func (db *DB) rollback(tx *Tx, first map[int64]Rollback) error {
 // dependents to done, sets the Tables of all, and returns the rows the
 // rolled back transactions touched, each with the first of them that did.
 func findDependents(tx *Tx, done map[int64]Rollback, from int64) (map[rowRef]int64, error) {
-	rs, err := tx.tx.Query(`SELECT o.ltx, o.tbl, o.key, t.seq IS NULL FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
+	rs, err := tx.tx.Query(`SELECT o.ltx, o.tbl, o.key, t.seq IS NULL FROM _volt_outbox o LEFT JOIN _volt_txns t ON t.ltx = o.ltx
 		WHERE o.ltx >= ? ORDER BY o.ltx, o.id`, from)
 	if err != nil {
 		return nil, err
@@ -254,7 +254,7 @@ func (d *tableDef) upsertOverlay(tx *Tx, names, marks string, args []any, change
 // table with a column (or, when the key changed, any row) that def no
 // longer has.
 func (db *DB) rejectUnfit(tx *Tx, def *tableDef, samePK bool) error {
-	rs, err := tx.tx.Query(`SELECT o.ltx, o.op, o.key, coalesce(o.vals, '{}') FROM _volt_outbox o JOIN _volt_txns t ON t.ltx = o.ltx
+	rs, err := tx.tx.Query(`SELECT o.ltx, o.op, o.key, coalesce(o.vals, '{}') FROM _volt_outbox o LEFT JOIN _volt_txns t ON t.ltx = o.ltx
 		WHERE o.tbl = ? AND t.seq IS NULL ORDER BY o.ltx, o.id`, def.name)
 	if err != nil {
 		return err

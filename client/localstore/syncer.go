@@ -108,7 +108,8 @@ func (s *Syncer) Run(ctx context.Context) error {
 // the server.
 func (db *DB) Pending() (int, error) {
 	var n int
-	err := db.sql.QueryRow(`SELECT count(*) FROM _volt_txns WHERE state = 'pending'`).Scan(&n)
+	err := db.sql.QueryRow(`SELECT (SELECT count(*) FROM _volt_txns WHERE state = 'pending') + (SELECT count(DISTINCT ltx)
+		FROM _volt_outbox WHERE ltx > (SELECT coalesce(max(ltx), 0) FROM _volt_txns))`).Scan(&n)
 	return n, err
 }
 
@@ -150,22 +151,38 @@ func (s *Syncer) next() ([]*outTx, error) {
 	return batch, err
 }
 
+// loadPending loads the oldest pending local transactions: those with a
+// _volt_txns row still pending, then the ones only in the outbox (Update
+// writes no row: assignSeqs does). A transaction gets its row when it is
+// among the oldest pending, so every outbox entry up to the last row's
+// ltx has a row, and the ones after it have none.
 func loadPending(tx *Tx, limit int) ([]*outTx, error) {
-	rs, err := tx.tx.Query(`SELECT ltx, coalesce(seq, 0) FROM _volt_txns WHERE state = 'pending' ORDER BY ltx LIMIT ?`, limit)
-	if err != nil {
+	var batch []*outTx
+	add := func(query string, args ...any) error {
+		rs, err := tx.tx.Query(query, args...)
+		if err != nil {
+			return err
+		}
+		defer rs.Close()
+		for rs.Next() {
+			t := &outTx{}
+			if err := rs.Scan(&t.ltx, &t.seq); err != nil {
+				return err
+			}
+			t.sentBefore = t.seq > 0
+			batch = append(batch, t)
+		}
+		return rs.Err()
+	}
+	if err := add(`SELECT ltx, coalesce(seq, 0) FROM _volt_txns WHERE state = 'pending' ORDER BY ltx LIMIT ?`, limit); err != nil {
 		return nil, err
 	}
-	var batch []*outTx
-	for rs.Next() {
-		t := &outTx{}
-		if err := rs.Scan(&t.ltx, &t.seq); err != nil {
-			rs.Close()
+	if len(batch) < limit {
+		if err := add(`SELECT DISTINCT ltx, 0 FROM _volt_outbox WHERE ltx > (SELECT coalesce(max(ltx), 0) FROM _volt_txns)
+			ORDER BY ltx LIMIT ?`, limit-len(batch)); err != nil {
 			return nil, err
 		}
-		t.sentBefore = t.seq > 0
-		batch = append(batch, t)
 	}
-	rs.Close()
 	sources, err := sourceNames(tx)
 	if err != nil {
 		return nil, err
@@ -254,7 +271,7 @@ func assignSeqs(tx *Tx, batch []*outTx) error {
 		}
 		t.seq = n
 		n++
-		if _, err := tx.tx.Exec(`UPDATE _volt_txns SET seq = ? WHERE ltx = ?`, t.seq, t.ltx); err != nil {
+		if _, err := tx.tx.Exec(`INSERT INTO _volt_txns(ltx, seq) VALUES (?1, ?2) ON CONFLICT (ltx) DO UPDATE SET seq = ?2`, t.ltx, t.seq); err != nil {
 			return err
 		}
 	}

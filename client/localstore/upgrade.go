@@ -24,19 +24,21 @@ func upgrade(tx *Tx) error {
 	case v == 1:
 		return upgradeV1(tx)
 	}
+	// Version 2 had the same tables, and a _volt_txns row for every local
+	// transaction: rows of unsent transactions are still read as such.
 	return nil
 }
 
-// upgradeV1 moves a version 1 store to version 2 and keeps every outbox
-// entry, transaction and overlay row. Version 1:
+// upgradeV1 moves a version 1 store to the current version and keeps
+// every outbox entry, transaction and overlay row. Version 1:
 //   - keyed _volt_outbox by id, with indexes on ltx and on (tbl, key),
-//     and a trigger on it created the _volt_txns rows; version 2
-//     clusters it by (ltx, id), without other indexes, and Update writes
-//     _volt_txns;
+//     and a trigger on it created a _volt_txns row for every local
+//     transaction; now the outbox is clustered by (ltx, id), without
+//     other indexes, and the Syncer creates the rows;
 //   - had a UNIQUE constraint on _volt_txns.seq, whose index got an entry
-//     for every transaction; version 2 has a partial unique index;
+//     for every transaction; now a partial unique index;
 //   - had the views' triggers read the local transaction from
-//     _volt_flags, which Update wrote every time; version 2 triggers call
+//     _volt_flags, which Update wrote every time; now the triggers call
 //     volt_ltx(), and overlays keyed by anything but one INTEGER column
 //     are WITHOUT ROWID.
 //
