@@ -114,7 +114,7 @@ export class ListView {
     })
     if (this.editing && !items.some((it) => it.id === this.editing)) this.editing = null
     this.itemsEl.replaceChildren(...lis)
-    this.root.querySelector('[data-role=empty]').hidden = items.length > 0
+    this.root.querySelector('[data-role=empty]').hidden = items.length > 0 || !synced
     this.root.querySelector('[data-role=notices]').replaceChildren(...notices.map((n) => this.#notice(n)))
     const st = this.root.querySelector('[data-role=status]')
     st.textContent = status
