@@ -200,7 +200,7 @@ func (d *demo) serveRejectNext(w http.ResponseWriter, r *http.Request) {
 	list := r.URL.Query().Get("list")
 	if r.Method != http.MethodGet {
 		if _, ok := demoLists[list]; !ok {
-			http.Error(w, fmt.Sprintf("unknown list %q", list), http.StatusBadRequest)
+			demoError(w, http.StatusBadRequest, fmt.Sprintf("unknown list %q: list must be one of online, optimistic, shared, pglite", list))
 			return
 		}
 	}
@@ -214,7 +214,7 @@ func (d *demo) serveRejectNext(w http.ResponseWriter, r *http.Request) {
 	default:
 		d.mu.Unlock()
 		w.Header().Set("allow", "GET, POST, DELETE")
-		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		demoError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on /demo/reject-next: use GET, POST or DELETE")
 		return
 	}
 	state := map[string]bool{}
@@ -225,6 +225,14 @@ func (d *demo) serveRejectNext(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("content-type", "application/json")
 	w.Header().Set("cache-control", "no-store")
 	_ = json.NewEncoder(w).Encode(state)
+}
+
+// demoError answers with status and a JSON body naming the problem, as
+// volt's API does.
+func demoError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("content-type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }
 
 // demoWeb serves the page, /demo/reject-next and, for every /v1 path, the
@@ -273,7 +281,7 @@ func (w *demoWeb) handler() http.Handler {
 			rw.Header().Set("cache-control", "no-cache")
 			files.ServeHTTP(rw, r)
 		default:
-			http.Error(rw, "not found", http.StatusNotFound)
+			demoError(rw, http.StatusNotFound, r.Method+" "+p+" is not a page of volt demo")
 		}
 	})
 }

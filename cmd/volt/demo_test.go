@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 )
 
@@ -234,4 +236,41 @@ func runNode(t *testing.T, dir string, timeout time.Duration, env []string, node
 		t.Fatalf("node %s failed (%v):\n%s", strings.Join(args, " "), err, out.String())
 	}
 	return out.String()
+}
+
+// TestDemoRejectNext: the switch rejects exactly the next write of its
+// list, and bad requests get a status and a JSON body naming the problem.
+func TestDemoRejectNext(t *testing.T) {
+	d := &demo{reject: map[string]bool{}}
+	call := func(method, target string) (int, map[string]any) {
+		rec := httptest.NewRecorder()
+		d.serveRejectNext(rec, httptest.NewRequest(method, target, nil))
+		var body map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil {
+			t.Fatalf("%s %s: body %q is not JSON: %v", method, target, rec.Body, err)
+		}
+		return rec.Code, body
+	}
+	if code, body := call(http.MethodPost, "/demo/reject-next?list=nope"); code != 400 || !strings.Contains(fmt.Sprint(body["message"]), `"nope"`) {
+		t.Errorf("unknown list: %d %v", code, body)
+	}
+	if code, body := call(http.MethodPut, "/demo/reject-next?list=online"); code != 405 || body["message"] == nil {
+		t.Errorf("PUT: %d %v", code, body)
+	}
+	if code, body := call(http.MethodPost, "/demo/reject-next?list=shared"); code != 200 || body["shared"] != true || body["online"] != false {
+		t.Errorf("arm: %d %v", code, body)
+	}
+	ctx := context.Background()
+	if err := d.check(ctx, nil, volt.Mutation{Table: "todos_online"}, nil, nil); err != nil {
+		t.Errorf("online write with only shared armed: %v", err)
+	}
+	if err := d.check(ctx, nil, volt.Mutation{Table: "public.todos_shared"}, nil, nil); err == nil || !strings.Contains(err.Error(), "rejected on purpose") {
+		t.Errorf("first shared write after arming: %v", err)
+	}
+	if err := d.check(ctx, nil, volt.Mutation{Table: "todos_shared"}, nil, nil); err != nil {
+		t.Errorf("second shared write: %v", err)
+	}
+	if err := d.check(ctx, nil, volt.Mutation{Table: "accounts"}, nil, nil); err == nil {
+		t.Error("a write outside the demo's tables was allowed")
+	}
 }
