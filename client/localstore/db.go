@@ -69,6 +69,10 @@ type DB struct {
 	written  map[string][]string  // the tables a Tx.Exec statement writes
 	ws       *writeState          // what the views' triggers read from Go
 	ltx      int64                // the last local transaction that wrote
+	walPages int                  // pages written since the last checkpoint signal
+
+	ckpt, ckptStop, ckptDone chan struct{} // see checkpoint.go
+	closeOnce                sync.Once
 
 	clientID string
 
@@ -108,10 +112,9 @@ func dsn(path string, durable bool) string {
 	if durable {
 		sync = "FULL"
 	}
-	// A checkpoint every 4000 WAL pages (16 MiB) rather than SQLite's 1000:
-	// a checkpoint waits for two fsyncs inside the Update that triggers it,
-	// and a local write adds 2 or 3 pages (overlay, outbox, and now and
-	// then a page split).
+	// A checkpoint every 4000 WAL pages (16 MiB) rather than SQLite's 1000
+	// on connections other than the write connection, which does not wait
+	// for checkpoints (see checkpoint.go).
 	q := url.Values{}
 	for _, p := range []string{"journal_mode(WAL)", "busy_timeout(10000)", "synchronous(" + sync + ")",
 		"wal_autocheckpoint(4000)", "foreign_keys(0)"} {
@@ -136,11 +139,12 @@ func (db *DB) openWriter() error {
 			return err
 		}
 	}
-	return nil
+	return db.startCheckpointer()
 }
 
 // Close closes the store and releases its lock.
 func (db *DB) Close() error {
+	db.closeOnce.Do(db.stopCheckpointer)
 	db.wmu.Lock()
 	for _, st := range db.stmts {
 		st.Close()
@@ -318,6 +322,7 @@ func (db *DB) update(fn func(*Tx) error) error {
 		return err
 	}
 	committed = true
+	db.wrote()
 	for _, f := range tx.after {
 		f()
 	}

@@ -43,7 +43,9 @@
 // survives the application crashing or being killed. A commit does not
 // wait for the disk, though: a power loss or an OS crash may lose the
 // most recent Updates, back to the last checkpoint (whole Updates, never
-// part of one, and the store stays consistent). Options.Durable
+// part of one, and the store stays consistent). The store checkpoints on
+// a goroutine of its own, about every 16 MiB of WAL, so that Updates do
+// not wait for the checkpoint's fsyncs. Options.Durable
 // (synchronous=FULL) makes every commit wait for an fsync, so that it
 // survives power loss too, at the cost of that fsync per local write.
 //
