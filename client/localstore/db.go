@@ -170,7 +170,8 @@ func (db *DB) Close() error {
 func (db *DB) ClientID() string { return db.clientID }
 
 // SQL returns the underlying database, for reads outside View (Watch,
-// reporting). Writes must go through Update.
+// reporting). Writes must go through Update (a write to a view outside
+// Update fails).
 func (db *DB) SQL() *sql.DB { return db.sql }
 
 // init creates the store's own tables (or brings an older store's up to
