@@ -11,12 +11,16 @@
 //	<store>/<handle>/format        "volt-shapelog 1\nchunk_bytes N\n"
 //	<store>/<handle>/snapshot.dat  snapshot rows (snapshot records)
 //	<store>/<handle>/snapshot.idx  one 16-byte record per sealed snapshot chunk
-//	<store>/<handle>/live.dat      live entries (live records)
-//	<store>/<handle>/live.idx      one 32-byte record per durable sealed live chunk
+//	<store>/<handle>/live.dat      live entries (live records); created by the first Append
+//	<store>/<handle>/live.idx      one 32-byte record per durable sealed live chunk; created with live.dat
 //	<store>/<handle>/meta/<name>   metadata written by WriteMeta (tmp+fsync+rename; the
 //	                               directory is made on first use)
 //	<store>/.<handle>.creating     a Create in progress (removed by OpenStore)
 //	<store>/.<handle>.deleting-*   a Delete in progress (removed by OpenStore)
+//
+// A log without live files has no live entries (a shape that never
+// changed costs two inodes and two open files fewer); the first Sync after
+// they are created also syncs the directory.
 //
 // The chunk threshold is fixed per log at Create (format file) so chunk
 // boundaries never change. All integers are little-endian; every CRC is

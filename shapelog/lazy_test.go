@@ -2,6 +2,8 @@ package shapelog
 
 import (
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -99,5 +101,59 @@ func TestSyncAfterReopen(t *testing.T) {
 	synced = nil
 	if err := l.Close(); err != nil || len(synced) != 0 {
 		t.Fatalf("Close after the Sync: %v, fsynced %v", err, synced)
+	}
+}
+
+// The live files are created by the first Append, not by Create: a log
+// that never had live entries reopens without them (holding no files
+// once its snapshot is complete), and a crash that left only one of
+// them reopens with the other created empty.
+func TestLiveFilesOnFirstAppend(t *testing.T) {
+	s := newStore(t, 64)
+	l := mustCreate(t, s, "h-1")
+	if err := l.AppendSnapshot([]byte(`{"row":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.FinishSnapshot([]byte(`{"end":1}`)); err != nil {
+		t.Fatal(err)
+	}
+	exists := func(name string) bool {
+		_, err := os.Stat(filepath.Join(l.dir, name))
+		return err == nil
+	}
+	if exists(liveFile) || exists(liveIdxFile) {
+		t.Fatal("Create made the live files")
+	}
+	if err := l.Sync(); err != nil {
+		t.Fatalf("Sync without live files: %v", err)
+	}
+	l.Close()
+	l = mustOpen(t, s, "h-1")
+	if l.live != nil || l.snap != nil || exists(liveFile) {
+		t.Fatalf("reopened log without live entries: live %v, snapshot %v, live.dat on disk %v", l.live, l.snap, exists(liveFile))
+	}
+	if got := entriesOf(follow(t, l)); strings.Join(got, "|") != `{"row":1}|{"end":1}` {
+		t.Fatalf("reopened log reads %q", got)
+	}
+	mustAppend(t, l, tx{{off(5, 0), []byte(`{"a":1}`)}})
+	if !exists(liveFile) || !exists(liveIdxFile) || !l.liveNew.Load() {
+		t.Fatalf("after the first Append: live.dat %v, live.idx %v, directory sync pending %v", exists(liveFile), exists(liveIdxFile), l.liveNew.Load())
+	}
+	if err := l.Sync(); err != nil || l.liveNew.Load() {
+		t.Fatalf("Sync: %v (directory sync still pending: %v)", err, l.liveNew.Load())
+	}
+	l.Close()
+
+	// A crash between creating live.dat and live.idx.
+	if err := os.Remove(filepath.Join(s.Dir(), "h-1", liveIdxFile)); err != nil {
+		t.Fatal(err)
+	}
+	l = mustOpen(t, s, "h-1")
+	if got := entriesOf(follow(t, l)); strings.Join(got, "|") != `{"row":1}|{"end":1}|{"a":1}` {
+		t.Fatalf("reopened without live.idx, reads %q", got)
+	}
+	mustAppend(t, l, tx{{off(6, 0), []byte(`{"a":2}`)}})
+	if err := l.Sync(); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,7 +1,11 @@
 package shapelog
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 
 	"github.com/voltsync/volt"
 )
@@ -88,6 +92,11 @@ func (l *Log) append(entries []Entry, endsTx bool) error {
 	if err := l.checkEntries(entries); err != nil {
 		return err
 	}
+	if l.live == nil {
+		if err := l.createLive(); err != nil {
+			return l.setFail(fmt.Errorf("shapelog: append: %w", err))
+		}
+	}
 	w := &l.lw
 	w.buf = w.buf[:0]
 	pos := w.size
@@ -161,11 +170,19 @@ func (l *Log) Sync() error {
 	}
 	v := l.load()
 	pend := v.pending
-	if v.liveEnd == l.syncedEnd && len(pend) == 0 {
-		return nil // nothing appended since the last Sync
+	if v.liveEnd == 0 || v.liveEnd == l.syncedEnd && len(pend) == 0 {
+		return nil // nothing appended (no live files), or nothing since the last Sync
 	}
 	if err := fsync(l.live); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: sync: %w", err))
+	}
+	if l.liveNew.Load() {
+		// The files were created by Append: their names must be durable
+		// too before anyone relies on what they hold.
+		if err := syncDir(l.dir); err != nil {
+			return l.setFail(fmt.Errorf("shapelog: sync: %w", err))
+		}
+		l.liveNew.Store(false)
 	}
 	l.syncedEnd = v.liveEnd
 	if len(pend) == 0 {
@@ -178,6 +195,44 @@ func (l *Log) Sync() error {
 	l.v.idxCount += int64(len(pend))
 	l.v.pending = append([]chunkRec(nil), l.v.pending[len(pend):]...)
 	l.mu.Unlock()
+	return nil
+}
+
+// createLive creates the live files at the first Append (wmu held). A
+// leftover of a crash (files created, nothing durable in them) is reused.
+func (l *Log) createLive() error { return l.openLiveFiles(true) }
+
+// openLive opens the live files of a reopened log, if it has them. When
+// only one of them exists (a crash between their creation), the other is
+// created empty: an empty index or an empty live file is a valid state.
+func (l *Log) openLive() error {
+	_, errLive := os.Stat(filepath.Join(l.dir, liveFile))
+	_, errIdx := os.Stat(filepath.Join(l.dir, liveIdxFile))
+	noLive, noIdx := errors.Is(errLive, fs.ErrNotExist), errors.Is(errIdx, fs.ErrNotExist)
+	if noLive && noIdx {
+		return nil
+	}
+	return l.openLiveFiles(noLive || noIdx)
+}
+
+// openLiveFiles opens (creating them if need be) the live files; created
+// says that a name may be new, so the next Sync must sync the directory.
+func (l *Log) openLiveFiles(created bool) error {
+	live, err := os.OpenFile(filepath.Join(l.dir, liveFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return err
+	}
+	idx, err := os.OpenFile(filepath.Join(l.dir, liveIdxFile), os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		live.Close()
+		return err
+	}
+	l.fmu.Lock()
+	l.live, l.liveIdx = live, idx
+	l.fmu.Unlock()
+	if created {
+		l.liveNew.Store(true)
+	}
 	return nil
 }
 

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/voltsync/volt"
 )
@@ -31,10 +32,14 @@ type Log struct {
 	onChange func()
 
 	// Lock order: smu, wmu, syncMu, mu.
-	wmu    sync.Mutex // live writer: live file writes, lw
-	live   *os.File
-	lw     liveWriter
-	syncMu sync.Mutex // Sync: liveIdx writes, idxRecs
+	wmu sync.Mutex // live writer: live file writes, lw
+	// live and liveIdx are nil until the first Append creates them; they
+	// are set before any view with live entries is published, so a
+	// reader that sees live entries sees the files.
+	live    *os.File
+	liveNew atomic.Bool // the live files' directory entries are not synced yet
+	lw      liveWriter
+	syncMu  sync.Mutex // Sync: liveIdx writes, idxRecs
 	// liveIdx holds the sealed live chunks that are durable.
 	liveIdx *os.File
 	idxRecs int64
@@ -88,8 +93,8 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 		flags = os.O_RDWR
 	}
 	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, changed: make(chan struct{}), syncedEnd: -1}
-	files := []**os.File{&l.snap, &l.snapIdx, &l.live, &l.liveIdx}
-	names := []string{snapFile, snapIdxFile, liveFile, liveIdxFile}
+	files := []**os.File{&l.snap, &l.snapIdx}
+	names := []string{snapFile, snapIdxFile}
 	for i, name := range names {
 		f, err := os.OpenFile(filepath.Join(dir, name), flags, 0o644)
 		if err != nil {
@@ -97,6 +102,14 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 			return nil, err
 		}
 		*files[i] = f
+	}
+	// The live files exist once something was appended (createLive): a
+	// shape that never changed costs two inodes fewer.
+	if !create {
+		if err := l.openLive(); err != nil {
+			l.closeFiles()
+			return nil, err
+		}
 	}
 	if err := l.recoverSnapshot(); err != nil {
 		l.closeFiles()

@@ -16,6 +16,9 @@ import (
 // after the last complete transaction, and rebuilds the boundaries and
 // sparse index of the unindexed tail.
 func (l *Log) recoverLive() error {
+	if l.live == nil {
+		return l.rebuildTail(chunkRec{}, 0, volt.Offset{}) // nothing was ever appended
+	}
 	size, err := fileSize(l.live)
 	if err != nil {
 		return err
@@ -86,14 +89,16 @@ func (l *Log) scanTxEnds(from, size int64, prev volt.Offset, hasPrev bool) (end 
 func (l *Log) rebuildTail(base chunkRec, end int64, latest volt.Offset) error {
 	ck := chunker{threshold: l.chunkBytes, start: base.end}
 	var sealed []chunkRec
-	_, err := scanLive(l.live, base.end, end, func(pos, recLen int64, h liveHeader) bool {
-		if rec, ok := ck.add(pos, recLen, h.n, h.off, h.txEnd); ok {
-			sealed = append(sealed, rec)
+	if end > base.end {
+		_, err := scanLive(l.live, base.end, end, func(pos, recLen int64, h liveHeader) bool {
+			if rec, ok := ck.add(pos, recLen, h.n, h.off, h.txEnd); ok {
+				sealed = append(sealed, rec)
+			}
+			return true
+		})
+		if err != nil {
+			return err
 		}
-		return true
-	})
-	if err != nil {
-		return err
 	}
 	if len(sealed) > 0 {
 		if err := l.writeIdx(sealed); err != nil {
