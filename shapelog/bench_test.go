@@ -112,3 +112,35 @@ func BenchmarkReadAtHead(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkReopen opens and closes a log with a complete 500-row snapshot
+// and 100 live transactions: what the shape cache pays to append to a
+// shape whose log it had closed.
+func BenchmarkReopen(b *testing.B) {
+	s := newStore(b, DefaultChunkBytes)
+	l := mustCreate(b, s, "h-1")
+	for i := 0; i < 500; i++ {
+		if err := l.AppendSnapshot([]byte(`{"key":"k","value":{"id":"1","title":"a title"}}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := l.FinishSnapshot([]byte(`{"end":1}`)); err != nil {
+		b.Fatal(err)
+	}
+	for i := uint64(1); i <= 100; i++ {
+		mustAppend(b, l, tx{{off(i, 0), []byte(`{"key":"k","value":{"id":"1","title":"a title"}}`)}})
+	}
+	if err := l.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		l, err := s.Open("h-1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := l.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -200,40 +200,72 @@ func (l *Log) Sync() error {
 
 // createLive creates the live files at the first Append (wmu held). A
 // leftover of a crash (files created, nothing durable in them) is reused.
-func (l *Log) createLive() error { return l.openLiveFiles(true) }
+func (l *Log) createLive() error {
+	live, err := openLiveFile(l.dir, liveFile, true)
+	if err != nil {
+		return err
+	}
+	idx, err := openLiveFile(l.dir, liveIdxFile, true)
+	if err != nil {
+		live.Close()
+		return err
+	}
+	l.setLive(live, idx, true)
+	return nil
+}
 
 // openLive opens the live files of a reopened log, if it has them. When
 // only one of them exists (a crash between their creation), the other is
 // created empty: an empty index or an empty live file is a valid state.
 func (l *Log) openLive() error {
-	_, errLive := os.Stat(filepath.Join(l.dir, liveFile))
-	_, errIdx := os.Stat(filepath.Join(l.dir, liveIdxFile))
+	live, errLive := openLiveFile(l.dir, liveFile, false)
+	idx, errIdx := openLiveFile(l.dir, liveIdxFile, false)
 	noLive, noIdx := errors.Is(errLive, fs.ErrNotExist), errors.Is(errIdx, fs.ErrNotExist)
-	if noLive && noIdx {
-		return nil
+	if err := errors.Join(errLive, errIdx); err != nil && !(noLive || noIdx) {
+		closeAll(live, idx)
+		return err
 	}
-	return l.openLiveFiles(noLive || noIdx)
+	switch {
+	case noLive && noIdx:
+		return nil
+	case noLive:
+		live, errLive = openLiveFile(l.dir, liveFile, true)
+	case noIdx:
+		idx, errIdx = openLiveFile(l.dir, liveIdxFile, true)
+	}
+	if err := errors.Join(errLive, errIdx); err != nil {
+		closeAll(live, idx)
+		return err
+	}
+	l.setLive(live, idx, noLive || noIdx)
+	return nil
 }
 
-// openLiveFiles opens (creating them if need be) the live files; created
-// says that a name may be new, so the next Sync must sync the directory.
-func (l *Log) openLiveFiles(created bool) error {
-	live, err := os.OpenFile(filepath.Join(l.dir, liveFile), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		return err
+func openLiveFile(dir, name string, create bool) (*os.File, error) {
+	flags := os.O_RDWR
+	if create {
+		flags |= os.O_CREATE
 	}
-	idx, err := os.OpenFile(filepath.Join(l.dir, liveIdxFile), os.O_RDWR|os.O_CREATE, 0o644)
-	if err != nil {
-		live.Close()
-		return err
+	return os.OpenFile(filepath.Join(dir, name), flags, 0o644)
+}
+
+func closeAll(files ...*os.File) {
+	for _, f := range files {
+		if f != nil {
+			f.Close()
+		}
 	}
+}
+
+// setLive installs the live files; created says that a name may be new,
+// so the next Sync must sync the directory.
+func (l *Log) setLive(live, idx *os.File, created bool) {
 	l.fmu.Lock()
 	l.live, l.liveIdx = live, idx
 	l.fmu.Unlock()
 	if created {
 		l.liveNew.Store(true)
 	}
-	return nil
 }
 
 // writeIdx appends records to the live chunk index and fsyncs it

@@ -135,7 +135,9 @@ func (l *Log) readIdxRec(i int64) (chunkRec, bool, error) {
 // first that is not, at to, or when fn returns false. It returns the end
 // of the last record accepted by fn.
 func scanLive(f *os.File, from, to int64, fn func(pos, recLen int64, h liveHeader) bool) (int64, error) {
-	r := bufio.NewReaderSize(io.NewSectionReader(f, from, to-from), 64<<10)
+	// The buffer is no larger than the range: a log reopened with a short
+	// tail should not allocate 64 KiB to read it.
+	r := bufio.NewReaderSize(io.NewSectionReader(f, from, to-from), int(min(64<<10, max(to-from, 16))))
 	var hdr [liveHdrSize]byte
 	var payload []byte
 	pos := from
