@@ -156,4 +156,19 @@ func TestLiveFilesOnFirstAppend(t *testing.T) {
 	if err := l.Sync(); err != nil {
 		t.Fatal(err)
 	}
+	l.Close()
+
+	// An owner that relies on entries a dead process wrote (Unsynced)
+	// gets the directory synced too: their names may not be durable.
+	l = mustOpen(t, s, "h-1")
+	if l.liveNew.Load() {
+		t.Fatal("a reopened log with both live files wants a directory sync")
+	}
+	l.Unsynced()
+	if !l.liveNew.Load() {
+		t.Fatal("Unsynced does not make the next Sync sync the directory")
+	}
+	if err := l.Sync(); err != nil || l.liveNew.Load() {
+		t.Fatalf("Sync after Unsynced: %v (directory sync still pending: %v)", err, l.liveNew.Load())
+	}
 }

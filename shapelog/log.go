@@ -163,11 +163,18 @@ func (l *Log) publish(fn func(v *view)) {
 // Unsynced makes the next Sync fsync the live file even if nothing was
 // appended since Open: for an owner that finds a transaction it is about
 // to rely on already in the log and cannot tell whether it reached the
-// disk.
+// disk. The live files' names are in the same position (a process that
+// died between their creation and its first Sync never synced the
+// directory), so that Sync syncs the directory too.
 func (l *Log) Unsynced() {
 	l.syncMu.Lock()
 	l.syncedEnd = -1
 	l.syncMu.Unlock()
+	l.fmu.Lock()
+	if l.live != nil {
+		l.liveNew.Store(true)
+	}
+	l.fmu.Unlock()
 }
 
 // OnChange registers fn to be called whenever new content becomes
