@@ -74,7 +74,8 @@ func TestDeferSnapshotSync(t *testing.T) {
 }
 
 // A reopened log that nobody appends to is closed without an fsync;
-// Unsynced makes the next Sync fsync what Open found.
+// Unsynced makes the next Sync fsync what Open found, and the directory
+// (the live files' names may not be durable either).
 func TestSyncAfterReopen(t *testing.T) {
 	s := newStore(t, 64)
 	l := mustCreate(t, s, "h-1")
@@ -95,8 +96,8 @@ func TestSyncAfterReopen(t *testing.T) {
 		t.Fatalf("Sync of an unchanged reopened log: %v, fsynced %v", err, synced)
 	}
 	l.Unsynced()
-	if err := l.Sync(); err != nil || len(synced) != 1 {
-		t.Fatalf("Sync after Unsynced: %v, fsynced %v", err, synced)
+	if err := l.Sync(); err != nil || len(synced) != 2 || filepath.Base(synced[0]) != liveFile || synced[1] != l.dir {
+		t.Fatalf("Sync after Unsynced: %v, fsynced %v; want live.dat, then the directory", err, synced)
 	}
 	synced = nil
 	if err := l.Close(); err != nil || len(synced) != 0 {
