@@ -146,10 +146,7 @@ func (db *DB) openWriter() error {
 func (db *DB) Close() error {
 	db.closeOnce.Do(db.stopCheckpointer)
 	db.wmu.Lock()
-	for _, st := range db.stmts {
-		st.Close()
-	}
-	clear(db.stmts)
+	db.closeStmts()
 	for _, st := range []*sql.Stmt{db.beginSt, db.commitSt, db.abortSt} {
 		if st != nil {
 			st.Close()

@@ -27,11 +27,7 @@ func TestPendingWithoutRows(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var got []string
-		for _, b := range batch {
-			got = append(got, sprint([]any{b.ltx, b.seq, b.sentBefore, len(b.muts)}))
-		}
-		return strings.Join(got, " ")
+		return batchString(batch)
 	}
 	if got := batchOf(2); got != "[1 1 false 1] [2 2 false 1]" {
 		t.Fatalf("first batch: %s", got)
@@ -57,6 +53,15 @@ func TestPendingWithoutRows(t *testing.T) {
 	if got := queryRows(t, db, `SELECT group_concat(ltx || ':' || seq) FROM _volt_txns`); got != "1:1,2:2,3:3,4:4,5:5" {
 		t.Fatalf("txns: %s", got)
 	}
+}
+
+// batchString shows a Syncer batch as "[ltx seq sentBefore mutations] ...".
+func batchString(batch []*outTx) string {
+	var got []string
+	for _, b := range batch {
+		got = append(got, sprint([]any{b.ltx, b.seq, b.sentBefore, len(b.muts)}))
+	}
+	return strings.Join(got, " ")
 }
 
 // TestLtxNotReused: local transaction ids keep growing after every

@@ -189,22 +189,9 @@ func clearEchoed(tx *Tx) error {
 	}
 	// The transactions to forget, then each one's outbox range (the
 	// outbox is clustered by ltx: no scan of it for orphans).
-	rs, err := tx.tx.Query(`SELECT ltx FROM _volt_txns WHERE state = 'accepted' AND NOT EXISTS (
-		SELECT 1 FROM _volt_outbox o, _volt_txns t WHERE o.ltx = _volt_txns.ltx AND t.ltx = o.ltx AND NOT (` + echoedIn("o.tbl") + `))`)
+	gone, err := queryColumn[int64](tx.tx, `SELECT ltx FROM _volt_txns WHERE state = 'accepted' AND NOT EXISTS (
+		SELECT 1 FROM _volt_outbox o, _volt_txns t WHERE o.ltx = _volt_txns.ltx AND t.ltx = o.ltx AND NOT (`+echoedIn("o.tbl")+`))`)
 	if err != nil {
-		return err
-	}
-	var gone []int64
-	for rs.Next() {
-		var ltx int64
-		if err := rs.Scan(&ltx); err != nil {
-			rs.Close()
-			return err
-		}
-		gone = append(gone, ltx)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
 		return err
 	}
 	if len(gone) > 0 {

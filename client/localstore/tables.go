@@ -24,20 +24,12 @@ func (db *DB) Declare(table, source string, schema client.Schema) error {
 
 // Tables returns the local tables the store syncs, sorted.
 func (db *DB) Tables() ([]string, error) {
-	rows, err := db.sql.Query(`SELECT tbl FROM _volt_shapes ORDER BY tbl`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			return nil, err
-		}
-		out = append(out, t)
-	}
-	return out, rows.Err()
+	return tableNames(db.sql)
+}
+
+// tableNames returns the local tables the store syncs, sorted.
+func tableNames(q querier) ([]string, error) {
+	return queryColumn[string](q, `SELECT tbl FROM _volt_shapes ORDER BY tbl`)
 }
 
 // loadDef reads a table's definition from _volt_shapes; nil when the
@@ -60,20 +52,10 @@ func loadDef(tx *Tx, table string) (*tableDef, error) {
 
 // allDefs returns the definitions of every synced table.
 func allDefs(tx *Tx) ([]*tableDef, error) {
-	rows, err := tx.tx.Query(`SELECT tbl FROM _volt_shapes ORDER BY tbl`)
+	names, err := tableNames(tx.tx)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
-	for rows.Next() {
-		var t string
-		if err := rows.Scan(&t); err != nil {
-			rows.Close()
-			return nil, err
-		}
-		names = append(names, t)
-	}
-	rows.Close()
 	defs := make([]*tableDef, 0, len(names))
 	for _, n := range names {
 		d, err := loadDef(tx, n)

@@ -47,6 +47,29 @@ func (c conn) Prepare(query string) (*sql.Stmt, error) {
 	return c.q.PrepareContext(context.Background(), query)
 }
 
+// querier is a *sql.DB (reads outside a transaction) or a Tx's conn.
+type querier interface {
+	Query(query string, args ...any) (*sql.Rows, error)
+}
+
+// queryColumn runs a query of one column and returns its values.
+func queryColumn[T any](q querier, query string, args ...any) ([]T, error) {
+	rs, err := q.Query(query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	var out []T
+	for rs.Next() {
+		var v T
+		if err := rs.Scan(&v); err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rs.Err()
+}
+
 // closeRows closes the rows Query returned that are still open, as
 // database/sql does at the end of a transaction.
 func (tx *Tx) closeRows() {
@@ -116,13 +139,19 @@ func (db *DB) stmt(query string) *sql.Stmt {
 		return nil
 	}
 	if len(db.stmts) >= maxStmts {
-		for q, old := range db.stmts {
-			old.Close()
-			delete(db.stmts, q)
-		}
+		db.closeStmts()
 	}
 	db.stmts[query] = st
 	return st
+}
+
+// closeStmts closes the statements stmt prepared. The caller holds
+// db.wmu.
+func (db *DB) closeStmts() {
+	for _, st := range db.stmts {
+		st.Close()
+	}
+	clear(db.stmts)
 }
 
 // Query runs a query. Rows still open when Update ends are closed.

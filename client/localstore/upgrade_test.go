@@ -4,7 +4,6 @@ import (
 	"database/sql"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/voltsync/volt"
@@ -74,12 +73,8 @@ func TestUpgradeFromV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var got []string
-	for _, b := range batch {
-		got = append(got, sprint([]any{b.ltx, b.seq, b.sentBefore, len(b.muts)}))
-	}
-	if strings.Join(got, " ") != "[2 2 true 1] [3 3 false 1] [4 4 false 1] [6 5 false 1]" {
-		t.Fatalf("batch: %v", got)
+	if got := batchString(batch); got != "[2 2 true 1] [3 3 false 1] [4 4 false 1] [6 5 false 1]" {
+		t.Fatalf("batch: %s", got)
 	}
 	if batch[0].muts[0].Table != "public.notes" || batch[0].muts[0].Op != volt.OpInsert {
 		t.Fatalf("mutation: %+v", batch[0].muts[0])

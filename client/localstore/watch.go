@@ -73,17 +73,12 @@ var wordRE = regexp.MustCompile(`[A-Za-z_][A-Za-z0-9_]*`)
 // queryDeps returns the base names of the store's tables and views that
 // query names.
 func (db *DB) queryDeps(query string) (map[string]bool, error) {
-	rows, err := db.sql.Query(`SELECT lower(name) FROM sqlite_schema WHERE type IN ('table', 'view')`)
+	names, err := queryColumn[string](db.sql, `SELECT lower(name) FROM sqlite_schema WHERE type IN ('table', 'view')`)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	known := map[string]bool{}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			return nil, err
-		}
+	known := make(map[string]bool, len(names))
+	for _, n := range names {
 		known[n] = true
 	}
 	deps := map[string]bool{}
@@ -92,7 +87,7 @@ func (db *DB) queryDeps(query string) (map[string]bool, error) {
 			deps[baseName(w)] = true
 		}
 	}
-	return deps, rows.Err()
+	return deps, nil
 }
 
 // changed tells the watchers of any of tables (base names).
