@@ -29,7 +29,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,13 +41,14 @@ import (
 	"github.com/voltsync/volt/mutations"
 )
 
-// demoLists maps each list of the page (one per pattern) to its table.
-var demoLists = map[string]string{
-	"online":     "todos_online",     // 1. online writes
-	"optimistic": "todos_optimistic", // 2. optimistic state in memory
-	"shared":     "todos_shared",     // 3. shared persistent optimistic state
-	"pglite":     "todos_pglite",     // 4. through the database (PGlite)
-}
+// demoLists are the page's lists, one per pattern, in the order of
+// docs/PATTERNS.md: online writes, optimistic state in memory, shared
+// persistent optimistic state, through the database (PGlite). Each has its
+// own table, demoTable(list).
+var demoLists = []string{"online", "optimistic", "shared", "pglite"}
+
+// demoTable is list's table: "todos_online" for "online".
+func demoTable(list string) string { return "todos_" + list }
 
 // CodeDemoRejected is the rejection code of a write refused because the
 // page pressed "Reject next write".
@@ -138,21 +139,13 @@ func (d *demo) hooks(log *slog.Logger) serveHooks {
 
 // createTables creates the four lists' tables (idempotent).
 func (d *demo) createTables(ctx context.Context, pool *pgxpool.Pool) error {
-	for _, table := range sortedTables() {
+	for _, list := range demoLists {
+		table := demoTable(list)
 		if _, err := pool.Exec(ctx, fmt.Sprintf(demoTableSQL, table, table)); err != nil {
 			return fmt.Errorf("create demo table %s: %w", table, err)
 		}
 	}
 	return nil
-}
-
-func sortedTables() []string {
-	var ts []string
-	for _, t := range demoLists {
-		ts = append(ts, t)
-	}
-	sort.Strings(ts)
-	return ts
 }
 
 // check is the write endpoint's policy: rows of the four demo tables only.
@@ -173,13 +166,8 @@ func (d *demo) check(_ context.Context, _ any, m volt.Mutation, _, _ map[string]
 // demoListOf maps a mutation's table ("todos_online" or
 // "public.todos_online") to its list.
 func demoListOf(table string) (string, bool) {
-	table = strings.TrimPrefix(table, "public.")
-	for list, t := range demoLists {
-		if t == table {
-			return list, true
-		}
-	}
-	return "", false
+	list, ok := strings.CutPrefix(strings.TrimPrefix(table, "public."), demoTable(""))
+	return list, ok && slices.Contains(demoLists, list)
 }
 
 // takeReject reports whether list's next write must be rejected, and
@@ -187,38 +175,33 @@ func demoListOf(table string) (string, bool) {
 func (d *demo) takeReject(list string) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.reject[list] {
-		d.reject[list] = false
-		return true
-	}
-	return false
+	armed := d.reject[list]
+	d.reject[list] = false
+	return armed
 }
 
 // serveRejectNext answers /demo/reject-next: POST ?list=… arms the switch,
 // DELETE disarms it, GET reports every list's switch.
 func (d *demo) serveRejectNext(w http.ResponseWriter, r *http.Request) {
 	list := r.URL.Query().Get("list")
+	arm := r.Method == http.MethodPost
 	if r.Method != http.MethodGet {
-		if _, ok := demoLists[list]; !ok {
-			demoError(w, http.StatusBadRequest, fmt.Sprintf("unknown list %q: list must be one of online, optimistic, shared, pglite", list))
+		if !slices.Contains(demoLists, list) {
+			demoError(w, http.StatusBadRequest, fmt.Sprintf("unknown list %q: list must be one of %s", list, strings.Join(demoLists, ", ")))
+			return
+		}
+		if !arm && r.Method != http.MethodDelete {
+			w.Header().Set("allow", "GET, POST, DELETE")
+			demoError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on /demo/reject-next: use GET, POST or DELETE")
 			return
 		}
 	}
 	d.mu.Lock()
-	switch r.Method {
-	case http.MethodPost:
-		d.reject[list] = true
-	case http.MethodDelete:
-		d.reject[list] = false
-	case http.MethodGet:
-	default:
-		d.mu.Unlock()
-		w.Header().Set("allow", "GET, POST, DELETE")
-		demoError(w, http.StatusMethodNotAllowed, r.Method+" is not allowed on /demo/reject-next: use GET, POST or DELETE")
-		return
+	if r.Method != http.MethodGet {
+		d.reject[list] = arm
 	}
 	state := map[string]bool{}
-	for l := range demoLists {
+	for _, l := range demoLists {
 		state[l] = d.reject[l]
 	}
 	d.mu.Unlock()

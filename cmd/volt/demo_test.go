@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -21,6 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/volttest"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -92,9 +92,9 @@ func startDemo(t *testing.T, db, assets string) string {
 	}
 	cfg := DefaultConfig()
 	cfg.DatabaseURL, cfg.StorageDir, cfg.StreamID = db, t.TempDir(), "demo"
-	cfg.Port = freePort(t)
+	cfg.Port = volttest.FreePort(t)
 	cfg.LogLevel = "warn"
-	logs := &syncWriter{w: &bytes.Buffer{}}
+	logs := &syncBuffer{}
 	log := newLogger(cfg.LogLevel, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -147,21 +147,16 @@ func checkDemoDatabase(t *testing.T, db, finalState string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	for list, table := range demoLists {
-		rows, err := conn.Query(ctx, fmt.Sprintf(`SELECT title, done FROM %s`, table))
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got []string
-		for rows.Next() {
+	for _, list := range demoLists {
+		table := demoTable(list)
+		rows, _ := conn.Query(ctx, fmt.Sprintf(`SELECT title, done FROM %s`, table))
+		got, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (string, error) {
 			var title string
 			var done bool
-			if err := rows.Scan(&title, &done); err != nil {
-				t.Fatal(err)
-			}
-			got = append(got, fmt.Sprintf("%s|confirmed|%t", title, done))
-		}
-		if err := rows.Err(); err != nil {
+			err := row.Scan(&title, &done)
+			return fmt.Sprintf("%s|confirmed|%t", title, done), err
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
 		sort.Strings(got)
@@ -188,32 +183,22 @@ func checkDemoDatabase(t *testing.T, db, finalState string) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
+// syncBuffer collects the server's log lines, written from its goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
 }
 
-// syncWriter serialises the server's log lines into one buffer.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(p []byte) (int, error) {
+func (s *syncBuffer) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.w.Write(p)
+	return s.buf.Write(p)
 }
 
-func (s *syncWriter) String() string {
+func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return fmt.Sprint(s.w)
+	return s.buf.String()
 }
 
 // runNode runs node with args in dir and fails the test with its output
