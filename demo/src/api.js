@@ -47,6 +47,17 @@ export const mut = {
   delete: (table, id) => ({ op: 'delete', table, key: { id } }),
 }
 
+// writeHandlers are a card's add, toggle, rename and delete handlers
+// (view.js): each makes one mutation of table and gives it to write.
+export function writeHandlers(table, write) {
+  return {
+    onAdd: (title) => write(mut.insert(table, { id: newId(), title, done: false, created_at: new Date().toISOString() })),
+    onToggle: (id, done) => write(mut.update(table, id, { done })),
+    onRename: (id, title) => write(mut.update(table, id, { title })),
+    onDelete: (id) => write(mut.delete(table, id)),
+  }
+}
+
 // rowId is the id a mutation touches.
 export const rowId = (m) => m.key?.id ?? m.values?.id
 

@@ -11,7 +11,7 @@
 // (that would be a queue, pattern 2) the page starts a new client_id, so
 // the next write can never be mistaken for the unknown one; if the unknown
 // one was applied, its row simply arrives through the shape.
-import { mut, newId, post, rowId } from './api.js'
+import { newId, post, rowId, writeHandlers } from './api.js'
 import { isNetworkError } from './net.js'
 import { follow, byCreated } from './shape.js'
 import { describe } from './view.js'
@@ -66,10 +66,7 @@ export function onlineList({ view, net }) {
   }
 
   view.handlers = {
-    onAdd: (title) => write(mut.insert(table, { id: newId(), title, done: false, created_at: new Date().toISOString() })),
-    onToggle: (id, done) => write(mut.update(table, id, { done })),
-    onRename: (id, title) => write(mut.update(table, id, { title })),
-    onDelete: (id) => write(mut.delete(table, id)),
+    ...writeHandlers(table, write),
     onDismiss: (id) => {
       const i = notices.findIndex((n) => n.id === id)
       if (i >= 0) notices.splice(i, 1)

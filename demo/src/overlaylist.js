@@ -2,7 +2,7 @@
 // WriteQueue whose pending mutations are drawn on top of them, and the
 // card's handlers. The two patterns differ only in where the queue lives
 // (optimistic.js, shared.js).
-import { mut, newId } from './api.js'
+import { writeHandlers } from './api.js'
 import { WriteQueue, overlay } from './queue.js'
 import { follow, byCreated } from './shape.js'
 
@@ -12,10 +12,7 @@ export function overlayList({ view, net, table, store, lock }) {
   const queue = new WriteQueue({ net, store, lock, onChange: redraw })
   const visible = () => overlay(shape?.rows ?? new Map(), queue.state.entries, net, queue.sending)
   const handlers = {
-    onAdd: (title) => queue.add([mut.insert(table, { id: newId(), title, done: false, created_at: new Date().toISOString() })], visible()),
-    onToggle: (id, done) => queue.add([mut.update(table, id, { done })], visible()),
-    onRename: (id, title) => queue.add([mut.update(table, id, { title })], visible()),
-    onDelete: (id) => queue.add([mut.delete(table, id)], visible()),
+    ...writeHandlers(table, (m) => queue.add([m], visible())),
     onDismiss: (id) => queue.dismiss(id),
     onRedraw: redraw,
   }

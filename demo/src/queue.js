@@ -29,11 +29,10 @@ export class WriteQueue {
     this.onChange = onChange
     this.sending = false
     this.echo = null // set by the pattern: the shape's Echo
-    this.#kick = false
-    this.#running = false
+    // run sends until nothing is queued. Calls while it runs make it look
+    // again before it stops.
+    this.run = coalesced(() => this.#loop(), 'write queue')
   }
-  #kick
-  #running
 
   get state() {
     return this.store.load()
@@ -68,29 +67,9 @@ export class WriteQueue {
     this.onChange()
   }
 
-  // run sends until nothing is queued. Calls while it runs make it look
-  // again before it stops.
-  run() {
-    if (this.#running) {
-      this.#kick = true
-      return
-    }
-    this.#running = true
-    this.#loop()
-      .catch((err) => console.error('write queue', err))
-      .finally(() => {
-        this.#running = false
-        if (this.#kick) {
-          this.#kick = false
-          this.run()
-        }
-      })
-  }
-
   async #loop() {
     let backoff = 250
     for (;;) {
-      this.#kick = false
       if (!this.store.load().entries.some((e) => e.status === 'queued')) return
       if (this.net.offline) {
         this.onChange()
@@ -192,7 +171,7 @@ function outOfOrder(st, r) {
 export function overlay(rows, entries, net, sending) {
   const view = new Map([...rows].map(([id, r]) => [id, { ...r, state: 'confirmed' }]))
   for (const e of entries) {
-    const detail = e.status === 'accepted' ? 'syncing' : net.offline ? 'queued · offline' : sending ? 'sending' : 'queued'
+    const detail = pendingDetail(e.status, net, sending)
     for (const m of e.mutations) {
       const id = rowId(m)
       if (m.op === 'insert') view.set(id, { ...m.values, state: 'pending', detail })
@@ -201,4 +180,34 @@ export function overlay(rows, entries, net, sending) {
     }
   }
   return view
+}
+
+// pendingDetail says where a pending write is, from its queue status
+// ('queued' or 'accepted').
+export function pendingDetail(status, net, sending) {
+  return status === 'accepted' ? 'syncing' : net.offline ? 'queued · offline' : sending ? 'sending' : 'queued'
+}
+
+// coalesced wraps an async task so that it runs once at a time: calls
+// while it runs make it run once more after, however many there were.
+// Errors are logged under label.
+export function coalesced(task, label) {
+  let running = false
+  let again = false
+  return function run() {
+    if (running) {
+      again = true
+      return
+    }
+    running = true
+    task()
+      .catch((err) => console.error(label, err))
+      .finally(() => {
+        running = false
+        if (again) {
+          again = false
+          run()
+        }
+      })
+  }
 }

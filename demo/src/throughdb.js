@@ -23,12 +23,12 @@ import { isNetworkError, sleep } from './net.js'
 import { backoffOptions } from './shape.js'
 import { SCHEMA, TABLE } from './local-schema.js'
 import { plural } from './overlaylist.js'
+import { coalesced, pendingDetail } from './queue.js'
 
 export const DATA_DIR = 'idb://volt-demo-todos'
 
 export async function throughDbList({ view, net }) {
-  let status = 'Starting PGlite (Postgres in WebAssembly)…'
-  view.render({ items: [], status })
+  view.render({ items: [], status: 'Starting PGlite (Postgres in WebAssembly)…' })
   // One PGlite database per browser, used by one tab at a time.
   const waiting = setTimeout(() => view.render({ items: [], status: 'This list is open in another tab of this browser: close it to use the list here.' }), 3000)
   await holdLock('volt-demo-pglite')
@@ -55,9 +55,6 @@ export async function throughDbList({ view, net }) {
   await db.exec(`UPDATE outbox SET answered_at = 0 WHERE status = 'accepted'`)
   let upToDate = false
   let sending = false
-  let items = []
-  let notices = []
-  let nextSeq = meta.next_seq
 
   async function draw() {
     const [rows, rejected, m] = await Promise.all([
@@ -66,40 +63,23 @@ export async function throughDbList({ view, net }) {
       db.query(`SELECT seq, label, code, message FROM outbox WHERE status = 'rejected' ORDER BY seq`),
       db.query(`SELECT count(*) FILTER (WHERE status <> 'rejected')::int AS waiting, (SELECT value FROM meta WHERE key = 'next_seq') AS next FROM outbox`),
     ])
-    const { waiting: pending, next } = m.rows[0]
-    nextSeq = next
-    items = rows.rows.map((r) => ({
+    const { waiting: pending, next: nextSeq } = m.rows[0]
+    const items = rows.rows.map((r) => ({
       id: r.id,
       title: r.title,
       done: r.done,
       state: r.pending_seq == null ? 'confirmed' : 'pending',
-      detail: r.status === 'accepted' ? 'syncing' : net.offline ? 'queued · offline' : sending ? 'sending' : 'queued',
+      detail: pendingDetail(r.status, net, sending),
     }))
-    notices = rejected.rows.map((r) => ({ id: String(r.seq), kind: 'rejected', title: 'Rejected, rolled back:', text: `${r.label}: ${r.message} [${r.code}]` }))
+    const notices = rejected.rows.map((r) => ({ id: String(r.seq), kind: 'rejected', title: 'Rejected, rolled back:', text: `${r.label}: ${r.message} [${r.code}]` }))
+    let status = ''
     if (!upToDate) status = net.offline ? 'Offline: showing the local database' : 'Syncing…'
     else if (pending && net.offline) status = `Offline: ${plural(pending, 'write')} in the outbox, sent when back online`
     else if (pending) status = `${plural(pending, 'write')} in the outbox`
-    else status = ''
     view.render({ items, notices, status, synced: upToDate, meta: `client_id ${clientId} · next seq ${nextSeq} · ${DATA_DIR}` })
   }
   // Draws are serialised and coalesced.
-  let drawing = null
-  let again = false
-  function redraw() {
-    if (drawing) {
-      again = true
-      return
-    }
-    drawing = draw()
-      .catch((err) => console.error('draw', err))
-      .finally(() => {
-        drawing = null
-        if (again) {
-          again = false
-          redraw()
-        }
-      })
-  }
+  const redraw = coalesced(draw, 'draw')
 
   // reconcile drops the accepted transactions whose echo has arrived.
   async function reconcile(tx) {
@@ -147,58 +127,41 @@ export async function throughDbList({ view, net }) {
     redraw()
   })
 
-  // Send loop: outbox → POST /v1/mutations.
-  let kick = false
-  let running = false
-  async function send() {
-    if (running) {
-      kick = true
-      return
-    }
-    running = true
-    try {
-      let backoff = 250
-      for (;;) {
-        kick = false
-        const { rows } = await db.query(`SELECT seq, mutations FROM outbox WHERE status = 'queued' ORDER BY seq LIMIT 50`)
-        if (rows.length === 0) {
-          if (kick) continue
-          return
-        }
-        if (net.offline) {
-          redraw()
-          await net.online()
-          continue
-        }
-        sending = true
+  // Send loop: outbox → POST /v1/mutations. Calls while it runs make it
+  // look again before it stops.
+  const send = coalesced(async () => {
+    let backoff = 250
+    for (;;) {
+      const { rows } = await db.query(`SELECT seq, mutations FROM outbox WHERE status = 'queued' ORDER BY seq LIMIT 50`)
+      if (rows.length === 0) return
+      if (net.offline) {
         redraw()
-        let results
-        try {
-          results = await post(net, clientId, rows.map((r) => ({ seq: Number(r.seq), mutations: r.mutations })))
-        } catch (err) {
-          sending = false
-          if (err instanceof RequestError) {
-            results = rows.map((r) => ({ seq: Number(r.seq), status: 'rejected', code: `http_${err.status}`, message: err.message }))
-          } else if (isNetworkError(err)) {
-            redraw()
-            await Promise.race([sleep(backoff), net.offline ? net.online() : new Promise(() => {})])
-            backoff = Math.min(backoff * 2, 2000)
-            continue
-          } else throw err
-        }
-        sending = false
-        backoff = 250
-        const retry = await settle(results)
-        redraw()
-        if (retry) await sleep(500)
+        await net.online()
+        continue
       }
-    } catch (err) {
-      console.error('send loop', err)
-    } finally {
-      running = false
-      if (kick) send()
+      sending = true
+      redraw()
+      let results
+      try {
+        results = await post(net, clientId, rows.map((r) => ({ seq: Number(r.seq), mutations: r.mutations })))
+      } catch (err) {
+        sending = false
+        if (err instanceof RequestError) {
+          results = rows.map((r) => ({ seq: Number(r.seq), status: 'rejected', code: `http_${err.status}`, message: err.message }))
+        } else if (isNetworkError(err)) {
+          redraw()
+          await Promise.race([sleep(backoff), net.offline ? net.online() : new Promise(() => {})])
+          backoff = Math.min(backoff * 2, 2000)
+          continue
+        } else throw err
+      }
+      sending = false
+      backoff = 250
+      const retry = await settle(results)
+      redraw()
+      if (retry) await sleep(500)
     }
-  }
+  }, 'send loop')
 
   // settle records the server's results in the outbox; it reports whether
   // one asked to retry.
