@@ -221,16 +221,13 @@ func (l *Log) openLive() error {
 	live, errLive := openLiveFile(l.dir, liveFile, false)
 	idx, errIdx := openLiveFile(l.dir, liveIdxFile, false)
 	noLive, noIdx := errors.Is(errLive, fs.ErrNotExist), errors.Is(errIdx, fs.ErrNotExist)
-	if err := errors.Join(errLive, errIdx); err != nil && !(noLive || noIdx) {
-		closeAll(live, idx)
-		return err
-	}
-	switch {
-	case noLive && noIdx:
+	if noLive && noIdx {
 		return nil
-	case noLive:
+	}
+	if noLive {
 		live, errLive = openLiveFile(l.dir, liveFile, true)
-	case noIdx:
+	}
+	if noIdx {
 		idx, errIdx = openLiveFile(l.dir, liveIdxFile, true)
 	}
 	if err := errors.Join(errLive, errIdx); err != nil {

@@ -3,7 +3,6 @@ package shapelog
 import (
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sort"
 
@@ -41,75 +40,14 @@ type ReadResult struct {
 // and real offsets read the live log even while the snapshot is still
 // being written.
 func (l *Log) Read(after volt.Offset) (ReadResult, error) {
-	v := l.load()
-	if v.closed {
-		return ReadResult{}, ErrClosed
-	}
-	res, err := l.read(&v, after)
-	if errors.Is(err, os.ErrClosed) {
-		err = ErrClosed
-	}
-	return res, err
-}
-
-func (l *Log) read(v *view, after volt.Offset) (ReadResult, error) {
-	switch {
-	case after.IsBeforeAll():
-		return l.snapResult(v, 0)
-	case after.InSnapshot() && after.Op != volt.OpInf:
-		if after.Op+1 < uint64(v.snapChunks) {
-			return l.snapResult(v, int64(after.Op+1))
-		}
-		if !v.snapComplete {
-			return ReadResult{}, ErrSnapshotPending
-		}
-		return l.readLive(v, volt.SnapshotEnd)
-	default:
-		return l.readLive(v, after)
-	}
-}
-
-// snapResult returns snapshot chunk k, or ErrSnapshotPending.
-func (l *Log) snapResult(v *view, k int64) (ReadResult, error) {
-	if k >= v.snapChunks {
-		return ReadResult{}, ErrSnapshotPending
-	}
-	rows, err := l.readSnapChunk(k)
+	p, err := l.Locate(after)
 	if err != nil {
-		return ReadResult{}, err
-	}
-	return ReadResult{Entries: rows, End: volt.Offset{LSN: 0, Op: uint64(k)}}, nil
-}
-
-// readLive returns the live entries after `after` up to the end of the
-// chunk that holds the first of them.
-func (l *Log) readLive(v *view, after volt.Offset) (ReadResult, error) {
-	if !after.Less(v.latest) {
-		return ReadResult{End: after, AtHead: true}, nil
-	}
-	start, end, _, err := l.locate(v, after)
-	if err != nil {
-		return ReadResult{}, err
-	}
-	buf := make([]byte, end-start)
-	if _, err := l.live.ReadAt(buf, start); err != nil && !(err == io.EOF && len(buf) == 0) {
-		return ReadResult{}, err
-	}
-	var res ReadResult
-	err = decodeLive(buf, func(h liveHeader, json []byte) {
-		if after.Less(h.off) {
-			res.Entries = append(res.Entries, json)
-			res.End = h.off
+		if errors.Is(err, os.ErrClosed) {
+			err = ErrClosed // closed between the view's load and a file read
 		}
-	})
-	if err != nil {
 		return ReadResult{}, err
 	}
-	if len(res.Entries) == 0 {
-		return ReadResult{}, fmt.Errorf("%w: no live entry after %v in [%d,%d)", ErrCorrupt, after, start, end)
-	}
-	res.AtHead = !res.End.Less(v.latest)
-	return res, nil
+	return p.Read()
 }
 
 // locate returns the file range to read for entries after `after` and the

@@ -3,7 +3,6 @@ package shapelog
 import (
 	"errors"
 	"fmt"
-	"io"
 )
 
 // ErrSnapshotDone is returned by AppendSnapshot and FinishSnapshot once the
@@ -172,17 +171,4 @@ func (l *Log) recoverSnapshot() error {
 	}
 	err = truncateIfLonger(l.snap, dataSize, 0, nil)
 	return truncateIfLonger(l.snapIdx, idxSize, 0, err)
-}
-
-// readSnapChunk returns the rows of sealed snapshot chunk k.
-func (l *Log) readSnapChunk(k int64) ([][]byte, error) {
-	snap, start, end, err := l.snapChunkRange(k)
-	if err != nil {
-		return nil, err
-	}
-	buf := make([]byte, end-start)
-	if _, err := snap.ReadAt(buf, start); err != nil && !(err == io.EOF && len(buf) == 0) {
-		return nil, err
-	}
-	return decodeSnap(buf)
 }

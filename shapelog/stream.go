@@ -72,6 +72,43 @@ func (l *Log) locateLive(v *view, after volt.Offset) (Page, error) {
 	return Page{End: last, AtHead: !last.Less(v.latest), Bytes: end - start, f: l.live, live: true, start: start, end: end, after: after}, nil
 }
 
+// Read returns the page's entries in memory, as Log.Read does: one read
+// of the page's bytes into a buffer the entries then share.
+func (p Page) Read() (ReadResult, error) {
+	res := ReadResult{End: p.End, AtHead: p.AtHead}
+	if p.f == nil {
+		return res, nil // at the head: nothing to read
+	}
+	buf := make([]byte, p.end-p.start)
+	if _, err := p.f.ReadAt(buf, p.start); err != nil && !(err == io.EOF && len(buf) == 0) {
+		if errors.Is(err, os.ErrClosed) {
+			err = ErrClosed
+		}
+		return ReadResult{}, err
+	}
+	if !p.live {
+		rows, err := decodeSnap(buf)
+		if err != nil {
+			return ReadResult{}, err
+		}
+		res.Entries = rows
+		return res, nil
+	}
+	err := decodeLive(buf, func(h liveHeader, json []byte) {
+		if p.after.Less(h.off) {
+			res.Entries = append(res.Entries, json)
+			res.End = h.off
+		}
+	})
+	if err != nil {
+		return ReadResult{}, err
+	}
+	if len(res.Entries) == 0 {
+		return ReadResult{}, fmt.Errorf("%w: no live entry after %v in [%d,%d)", ErrCorrupt, p.after, p.start, p.end)
+	}
+	return res, nil
+}
+
 // snapChunkRange returns the snapshot file and the range in it of sealed
 // snapshot chunk k.
 func (l *Log) snapChunkRange(k int64) (snap *os.File, start, end int64, err error) {
