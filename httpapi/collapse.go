@@ -32,7 +32,7 @@ const sharedReadTTL = time.Second
 type sharedReads struct {
 	mu sync.Mutex
 	m  map[readKey]*sharedRead
-	// calls counts Entry.Read calls (tests check collapsing with it).
+	// calls counts the reads done (tests check collapsing with it).
 	calls atomic.Int64
 }
 
@@ -65,17 +65,18 @@ func (r *sharedRead) reusable(gen <-chan struct{}) bool {
 }
 
 // readShared reads e's log after offset, sharing the read with concurrent
-// and recent identical ones. changed is the log's Changed channel taken
-// before the result was read: wait on it for anything newer.
-func (s *Server) readShared(e *shapecache.Entry, after volt.Offset) (res shapelog.ReadResult, changed <-chan struct{}, err error) {
-	changed = e.Changed()
+// and recent identical ones. changed is the log's Changed channel, taken
+// before the read (and before locating p): wait on it for anything newer.
+// A page the caller has located already (p, of e's log, after offset) is
+// read instead of locating it again.
+func (s *Server) readShared(e *shapecache.Entry, after volt.Offset, changed <-chan struct{}, p *shapelog.Page) (res shapelog.ReadResult, err error) {
 	k := readKey{e, after}
 	sr := &s.reads
 	sr.mu.Lock()
 	if r := sr.m[k]; r != nil && r.reusable(changed) {
 		sr.mu.Unlock()
 		<-r.done
-		return r.res, changed, r.err
+		return r.res, r.err
 	}
 	r := &sharedRead{gen: changed, done: make(chan struct{})}
 	if sr.m == nil {
@@ -85,14 +86,18 @@ func (s *Server) readShared(e *shapecache.Entry, after volt.Offset) (res shapelo
 	sr.mu.Unlock()
 
 	sr.calls.Add(1)
-	r.res, r.err = e.Read(after)
+	if p != nil {
+		r.res, r.err = p.Read()
+	} else {
+		r.res, r.err = e.Read(after)
+	}
 	close(r.done)
 	ttl := sharedReadTTL
 	if r.err != nil && !errors.Is(r.err, shapelog.ErrSnapshotPending) {
 		ttl = 0 // shared with the requests already waiting, not kept
 	}
 	time.AfterFunc(ttl, func() { sr.forget(k, r) })
-	return r.res, changed, r.err
+	return r.res, r.err
 }
 
 // forget drops r unless a newer read of k replaced it.

@@ -89,16 +89,17 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		return nil, false
 	}
 	req.def.Schema, req.def.Table = schema, name
+	sig := definitionSignature(req.def)
 	// A known handle carries the table definition: no catalog round trip,
 	// and for a request spelled as before, not even a parse.
 	if e, ok := s.Cache.Lookup(req.handle); ok && e.Shape.Table.Schema == schema && e.Shape.Table.Name == name {
-		sig := e.Handle + "\x00" + definitionSignature(req.def)
-		if _, seen := s.knownDefs.Load(sig); seen {
+		known := e.Handle + "\x00" + sig
+		if _, seen := s.knownDefs.Load(known); seen {
 			return e.Shape, true
 		}
 		if sh, err := shape.New(req.def, e.Shape.Table); err == nil {
 			if sh.Key == e.Shape.Key {
-				s.knownDefs.Store(sig, struct{}{})
+				s.knownDefs.Store(known, struct{}{})
 			}
 			return sh, true
 		}
@@ -106,7 +107,6 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 	// A definition spelled as a recent request's, whose shape still
 	// exists, is that shape: thousands of clients starting on one shape
 	// cost one catalog query and one parse, not one each.
-	sig := definitionSignature(req.def)
 	if sh, ok := s.recentDefs.get(sig); ok {
 		if e, found := s.Cache.Find(sh); found && !e.IsGone() {
 			return e.Shape, true
@@ -292,13 +292,20 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 			s.goneResponse(w, r, e)
 			return readResult{}, false
 		}
-		if p, release, err := e.Locate(req.offset); err == nil {
-			if p.Bytes > streamThreshold {
-				return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release}, true
-			}
+		changed := e.Changed()
+		var res shapelog.ReadResult
+		p, release, err := e.Locate(req.offset)
+		switch {
+		case err != nil:
+			// Read fails the same way (ErrSnapshotPending, a gone shape),
+			// as one read shared with identical requests.
+			res, err = s.readShared(e, req.offset, changed, nil)
+		case p.Bytes > streamThreshold:
+			return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release}, true
+		default:
+			res, err = s.readShared(e, req.offset, changed, &p)
 			release()
 		}
-		res, changed, err := s.readShared(e, req.offset)
 		var timeoutC <-chan time.Time
 		switch {
 		case errors.Is(err, shapelog.ErrSnapshotPending):

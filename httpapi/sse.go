@@ -53,7 +53,8 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 		if e.IsGone() {
 			return
 		}
-		res, changed, err := s.readShared(e, offset)
+		changed := e.Changed()
+		res, err := s.readShared(e, offset, changed, nil)
 		if err == nil && len(res.Entries) > 0 {
 			if !send(res.Entries, res.AtHead, res.End.LSN) {
 				return
