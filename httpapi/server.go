@@ -94,6 +94,10 @@ type Server struct {
 	reads   sharedReads
 	// creating counts shape keys being created under the MaxShapes check.
 	creating pendingShapes
+	// Wrap, when set, wraps the handler that Listen serves, to serve
+	// more paths on the same listener (volt demo's page).
+	Wrap func(api http.Handler) http.Handler
+
 	// knownDefs remembers "<handle>\x00<definition as spelled>" pairs that
 	// resolve to that handle's shape, so repeated requests skip parsing.
 	knownDefs sync.Map
@@ -141,8 +145,12 @@ func (s *Server) Listen(addr string) error {
 	}
 	s.ln = ln
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
+	h := s.Handler()
+	if s.Wrap != nil {
+		h = s.Wrap(h)
+	}
 	s.srv = &http.Server{
-		Handler:           s.Handler(),
+		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}

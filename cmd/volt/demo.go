@@ -25,7 +25,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -33,11 +32,9 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
-	"github.com/voltsync/volt/httpapi"
 	"github.com/voltsync/volt/mutations"
 )
 
@@ -105,7 +102,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	log := newLogger(cfg.LogLevel, stderr)
-	return serve(ctx, cfg, log, d.hooks(log))
+	return serve(ctx, cfg, log, d.hooks(cfg.Port, log))
 }
 
 // demo holds the page's directory and the reject-next switches.
@@ -129,11 +126,14 @@ func newDemo(dir string) (*demo, error) {
 	return &demo{assets: abs, reject: map[string]bool{}}, nil
 }
 
-func (d *demo) hooks(log *slog.Logger) serveHooks {
+func (d *demo) hooks(port int, log *slog.Logger) serveHooks {
 	return serveHooks{
 		setup: d.createTables,
 		check: d.check,
-		web:   func(api *httpapi.Server) webServer { return &demoWeb{api: api, demo: d, log: log} },
+		web: func(api http.Handler) http.Handler {
+			log.Info("volt demo: open the page in a browser", "url", demoURL(port))
+			return d.handler(api)
+		},
 	}
 }
 
@@ -218,47 +218,16 @@ func demoError(w http.ResponseWriter, status int, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]string{"message": msg})
 }
 
-// demoWeb serves the page, /demo/reject-next and, for every /v1 path, the
-// API server's own handler on one listener.
-type demoWeb struct {
-	api  *httpapi.Server
-	demo *demo
-	log  *slog.Logger
-
-	ln     net.Listener
-	srv    *http.Server
-	cancel context.CancelCauseFunc
-}
-
-var _ webServer = (*demoWeb)(nil)
-
-func (w *demoWeb) Listen(addr string) error {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
-	}
-	// Requests get a context that Close cancels, so live shape requests
-	// end at shutdown as they do under httpapi.Server.Close.
-	ctx, cancel := context.WithCancelCause(context.Background())
-	w.ln, w.cancel = ln, cancel
-	w.srv = &http.Server{
-		Handler:           w.handler(),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
-	}
-	w.log.Info("volt demo: open the page in a browser", "url", demoURL(w.Port()))
-	return nil
-}
-
-func (w *demoWeb) handler() http.Handler {
-	api := w.api.Handler()
-	files := http.FileServer(http.Dir(w.demo.assets))
+// handler serves the page, /demo/reject-next and, for every /v1 path, the
+// API server's own handler, on the API server's listener.
+func (d *demo) handler(api http.Handler) http.Handler {
+	files := http.FileServer(http.Dir(d.assets))
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		switch p := r.URL.Path; {
 		case strings.HasPrefix(p, "/v1/"):
 			api.ServeHTTP(rw, r)
 		case p == "/demo/reject-next":
-			w.demo.serveRejectNext(rw, r)
+			d.serveRejectNext(rw, r)
 		case r.Method == http.MethodGet || r.Method == http.MethodHead:
 			// Revalidate on every load, so a rebuilt page is picked up.
 			rw.Header().Set("cache-control", "no-cache")
@@ -268,23 +237,6 @@ func (w *demoWeb) handler() http.Handler {
 		}
 	})
 }
-
-func (w *demoWeb) Serve() error {
-	if err := w.srv.Serve(w.ln); !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-func (w *demoWeb) Close(ctx context.Context) error {
-	if w.srv == nil {
-		return nil
-	}
-	w.cancel(errors.New("server closing"))
-	return w.srv.Shutdown(ctx)
-}
-
-func (w *demoWeb) Port() int { return w.ln.Addr().(*net.TCPAddr).Port }
 
 // demoURL is the page's address for a listener on port.
 func demoURL(port int) string { return "http://localhost:" + strconv.Itoa(port) + "/" }

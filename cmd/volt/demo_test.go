@@ -98,7 +98,7 @@ func startDemo(t *testing.T, db, assets string) string {
 	log := newLogger(cfg.LogLevel, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, d.hooks(log)) }()
+	go func() { done <- serve(ctx, cfg, log, d.hooks(cfg.Port, log)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

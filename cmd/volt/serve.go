@@ -41,18 +41,9 @@ type serveHooks struct {
 	// check decides every row written through POST /v1/mutations, instead
 	// of -rules or -insecure-writes.
 	check mutations.CheckFunc
-	// web, when set, serves HTTP in place of the API server itself; it is
-	// given the API server to route /v1 to (demo.go's demoWeb).
-	web func(api *httpapi.Server) webServer
-}
-
-// webServer is the HTTP side of Serve: *httpapi.Server, or a hook's server
-// around it.
-type webServer interface {
-	Listen(addr string) error
-	Serve() error
-	Close(ctx context.Context) error
-	Port() int
+	// web, when set, wraps the API's handler to serve more paths on the
+	// same listener (demo.go's page and /demo/reject-next).
+	web func(api http.Handler) http.Handler
 }
 
 func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) error {
@@ -162,17 +153,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		stopRepl()
 		return err
 	}
-	var web webServer = srv
-	if hooks.web != nil {
-		web = hooks.web(srv)
-	}
-	if err := web.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
+	srv.Wrap = hooks.web
+	if err := srv.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
 		stopRepl()
 		return err
 	}
-	log.Info("volt is serving", "url", fmt.Sprintf("http://localhost:%d/v1/shape", web.Port()), "shapes", cache.Len())
+	log.Info("volt is serving", "url", fmt.Sprintf("http://localhost:%d/v1/shape", srv.Port()), "shapes", cache.Len())
 	httpDone := make(chan error, 1)
-	go func() { httpDone <- web.Serve() }()
+	go func() { httpDone <- srv.Serve() }()
 
 	var runErr error
 	select {
@@ -185,7 +173,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 	}
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	_ = web.Close(shutCtx)
+	_ = srv.Close(shutCtx)
 	stopRepl()
 	return runErr
 }
