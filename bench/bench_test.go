@@ -59,8 +59,10 @@ func TestQuickScenariosRun(t *testing.T) {
 	if len(rep.Phases) != 10 {
 		t.Errorf("%d phases, want 10: %+v", len(rep.Phases), rep.Phases)
 	}
+	// A phase of a few tens of milliseconds may honestly show no CPU:
+	// /proc counts whole 10 ms ticks. What must hold is that it ran.
 	for _, p := range rep.Phases {
-		if p.Wall <= 0 || p.ServerCPU < 0 || p.ClientCPU <= 0 || p.PGCPU <= 0 {
+		if p.Wall <= 0 || p.ServerCPU < 0 || p.ClientCPU < 0 || p.PGCPU < 0 {
 			t.Errorf("phase %+v is not well-formed", p)
 		}
 	}

@@ -37,9 +37,22 @@ func (e *Env) markCPU() cpuMark {
 	return cpuMark{at: time.Now(), server: s, client: selfCPU(), pg: e.postgresCPU()}
 }
 
+// phaseSince is the resource use since m. A CPU difference below zero
+// (a Postgres backend that exited between the marks and is not reaped yet)
+// is reported as zero: these counters only resolve whole clock ticks.
 func (e *Env) phaseSince(name string, m cpuMark) Phase {
 	now := e.markCPU()
-	return Phase{Name: name, Wall: now.at.Sub(m.at), ServerCPU: now.server - m.server, ClientCPU: now.client - m.client, PGCPU: now.pg - m.pg}
+	return Phase{Name: name, Wall: now.at.Sub(m.at), ServerCPU: max(0, now.server-m.server),
+		ClientCPU: max(0, now.client-m.client), PGCPU: max(0, now.pg-m.pg)}
+}
+
+// formatCPU prints a CPU time measured in clock ticks: zero means less
+// than one tick, not no work.
+func formatCPU(d time.Duration) string {
+	if d < clockTick {
+		return fmt.Sprintf("< %s", clockTick)
+	}
+	return d.Round(time.Millisecond).String()
 }
 
 // processCPU is utime + stime of pid from /proc/<pid>/stat.

@@ -58,8 +58,8 @@ func Markdown(rep *Report, command string, plotFiles map[string]string) string {
 	}
 	b.WriteString("\n## CPU per scenario\n\n| scenario | wall | volt serve CPU | bench process CPU | Postgres CPU |\n|---|---|---|---|---|\n")
 	for _, p := range rep.Phases {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", p.Name, p.Wall.Round(time.Millisecond), p.ServerCPU,
-			p.ClientCPU.Round(time.Millisecond), p.PGCPU)
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s |\n", p.Name, p.Wall.Round(time.Millisecond), formatCPU(p.ServerCPU),
+			formatCPU(p.ClientCPU), formatCPU(p.PGCPU))
 	}
 	b.WriteString("\n## Machine\n\n")
 	for _, l := range rep.Machine.lines() {
