@@ -9,6 +9,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/voltsync/volt/internal/testseed"
 )
 
 func newTestShape(t *testing.T) *Shape {
@@ -89,9 +91,7 @@ func randomBatch(r *rand.Rand) []Event {
 // rows against the model, and that a subscriber rebuilding the rows from
 // what it is told agrees.
 func TestShapeMatchesModel(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
-	r := rand.New(rand.NewPCG(seed, 1))
+	r := testseed.Rand(t, 1)
 	for iter := range 200 {
 		sh := newTestShape(t)
 		var m model

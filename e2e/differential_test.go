@@ -8,10 +8,10 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/testseed"
 )
 
 // TestDifferentialShapes runs random inserts, updates (including primary
@@ -20,8 +20,7 @@ import (
 // each shape's log gives exactly what Postgres returns for the shape's
 // query, and that no change was ever doubled or lost on the way.
 func TestDifferentialShapes(t *testing.T) {
-	seed := uint64(time.Now().UnixNano())
-	t.Logf("seed %d", seed)
+	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE t (id int PRIMARY KEY, a int, b text, c bool, d numeric(8,2))`)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/testseed"
 )
 
 // TestRestartKeepsShapes stops volt, writes while it is down, and checks
@@ -50,13 +51,12 @@ func TestKill9DuringWrites(t *testing.T) {
 
 	var stopped atomic.Bool
 	var wg sync.WaitGroup
-	seed := time.Now().UnixNano()
-	t.Logf("seed %d", seed)
+	seed := testseed.Seed(t)
 	for w := 0; w < 2; w++ {
 		wg.Add(1)
 		go func(w int) {
 			defer wg.Done()
-			writeRandomly(t, db, &stopped, rand.New(rand.NewPCG(uint64(seed), uint64(w))))
+			writeRandomly(t, db, &stopped, rand.New(rand.NewPCG(seed, uint64(w))))
 		}(w)
 	}
 	for round := 0; round < 3; round++ {

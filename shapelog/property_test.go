@@ -8,23 +8,22 @@ import (
 	"math/rand"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/testseed"
 )
 
 var (
-	seedFlag  = flag.Int64("shapelog.seed", 0, "seed for the property tests (0: time-based)")
+	seedFlag  = flag.Int64("shapelog.seed", 0, "seed for the property tests (0: $VOLT_SEED, else time-based)")
 	itersFlag = flag.Int("shapelog.iters", 60, "iterations of the property test")
 )
 
 func testSeed(t *testing.T) int64 {
-	seed := *seedFlag
-	if seed == 0 {
-		seed = time.Now().UnixNano()
+	if *seedFlag != 0 {
+		t.Logf("seed %d (from -shapelog.seed)", *seedFlag)
+		return *seedFlag
 	}
-	t.Logf("seed %d (rerun with -shapelog.seed=%d)", seed, seed)
-	return seed
+	return int64(testseed.Seed(t))
 }
 
 var chunkSizes = []int{1, 7, 40, 300, 5000, 40000}

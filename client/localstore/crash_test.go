@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/voltsync/volt/client/localstore"
 	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/testseed"
 )
 
 // TestCrashNothingLostNothingDoubled kills a child process that writes to
@@ -40,9 +40,10 @@ func TestCrashNothingLostNothingDoubled(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
 	committed := map[string]bool{}
 	next := 0
+	rng := testseed.Rand(t, 1) // the kill delays; the children's own timing is not replayable
 	for iter := 0; iter < 8; iter++ {
 		killAfterResponse := iter%2 == 1
-		ids, n := runCrashChild(t, path, url, next, killAfterResponse, time.Duration(200+rand.IntN(800))*time.Millisecond)
+		ids, n := runCrashChild(t, path, url, next, killAfterResponse, time.Duration(200+rng.IntN(800))*time.Millisecond)
 		for _, id := range ids {
 			committed[id] = true
 		}
