@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -135,13 +136,36 @@ type pendingShapes struct {
 	keys map[string]int
 }
 
-// getOrCreate returns sh's shape, creating it unless the MaxShapes cap is
-// reached; it writes the 503 (or other error) itself when ok is false.
-// Existing shapes are always served.
+// getOrCreate returns sh's shape, creating it unless the caller's quota
+// (MaxShapesPerPrincipal) or the MaxShapes cap is reached; it writes the
+// 429, 503 (or other error) itself when ok is false. Existing shapes are
+// always served.
 func (s *Server) getOrCreate(w http.ResponseWriter, r *http.Request, sh *shape.Shape) (*shapecache.Entry, bool) {
 	if e, ok := s.Cache.Find(sh); ok {
 		return e, true
 	}
+	limit := s.Config.MaxShapesPerPrincipal
+	principal, counted := s.principal(r)
+	if limit <= 0 || !counted {
+		return s.create(w, r, sh)
+	}
+	if !s.quota.reserve(principal, limit) {
+		s.Logger.Debug("shape refused: quota", "principal", principal, "limit", limit)
+		w.Header().Set("retry-after", strconv.Itoa(30+rand.IntN(31)))
+		writeError(w, r, http.StatusTooManyRequests, map[string]string{
+			"code": "shape_quota_exceeded",
+			"message": fmt.Sprintf("Shape quota exceeded: this client has created %d shapes that still exist (limit: %d per client); "+
+				"reuse existing shapes, or retry once some are removed", limit, limit),
+		})
+		return nil, false
+	}
+	e, ok := s.create(w, r, sh)
+	s.quota.done(principal, e, s.Cache.Len())
+	return e, ok
+}
+
+// create is getOrCreate past the caller's quota.
+func (s *Server) create(w http.ResponseWriter, r *http.Request, sh *shape.Shape) (*shapecache.Entry, bool) {
 	if limit := s.Config.MaxShapes; limit > 0 {
 		if !s.creating.reserve(sh.Key, s.Cache.Len(), limit) {
 			writeOverloaded(w, r, "Shape limit reached (limit: "+strconv.Itoa(limit)+" shapes), please retry")
@@ -161,6 +185,115 @@ func (s *Server) getOrCreate(w http.ResponseWriter, r *http.Request, sh *shape.S
 		return nil, false
 	}
 	return e, true
+}
+
+// Shape quotas (Config.MaxShapesPerPrincipal). A principal is the caller
+// as read authorisation names it (PrincipalNamer: the JWT subject), and
+// otherwise the client's address. It may create
+// shapes while fewer than the quota of the shapes it created still exist;
+// a shape removed (deleted, expired, dropped with its table, or replaced
+// by compaction) no longer counts. Requests that present the API secret
+// (a trusted backend, often serving many users from one address) are not
+// counted. Reads of existing shapes are never refused.
+
+// PrincipalNamer may be implemented by a ReadAuthorizer to name the
+// caller of a request it has authorised (auth.ReadPolicy: the subject of
+// its token), for MaxShapesPerPrincipal; "" means anonymous.
+type PrincipalNamer interface {
+	Principal(r *http.Request) string
+}
+
+// principal returns who a shape creation counts against, and false when
+// it counts against nobody.
+func (s *Server) principal(r *http.Request) (string, bool) {
+	if s.secretPresented(r) {
+		return "", false
+	}
+	if pn, ok := s.ReadAuth.(PrincipalNamer); ok {
+		if p := pn.Principal(r); p != "" {
+			return "sub:" + p, true
+		}
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		host = r.RemoteAddr
+	}
+	return "ip:" + host, true
+}
+
+// shapeQuota tracks the shapes each principal created.
+type shapeQuota struct {
+	mu      sync.Mutex
+	owners  map[string]*ownedShapes
+	tracked int // entries held in all owners
+}
+
+type ownedShapes struct {
+	shapes  map[*shapecache.Entry]struct{}
+	pending int // creations in progress
+}
+
+// reserve admits one creation by principal unless the shapes it created
+// that still exist, plus its creations in progress, reach limit.
+func (q *shapeQuota) reserve(principal string, limit int) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.owners == nil {
+		q.owners = map[string]*ownedShapes{}
+	}
+	o := q.owners[principal]
+	if o == nil {
+		o = &ownedShapes{shapes: map[*shapecache.Entry]struct{}{}}
+		q.owners[principal] = o
+	}
+	if len(o.shapes)+o.pending >= limit {
+		q.prune(o)
+	}
+	if len(o.shapes)+o.pending >= limit {
+		if len(o.shapes)+o.pending == 0 {
+			delete(q.owners, principal)
+		}
+		return false
+	}
+	o.pending++
+	return true
+}
+
+// done ends a creation reserved by principal; e is the shape it got (nil
+// when refused). live is the number of shapes in the cache: when far more
+// entries are tracked, removed shapes are forgotten for every principal.
+func (q *shapeQuota) done(principal string, e *shapecache.Entry, live int) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	o := q.owners[principal]
+	o.pending--
+	if e != nil {
+		if _, dup := o.shapes[e]; !dup {
+			o.shapes[e] = struct{}{}
+			q.tracked++
+		}
+	}
+	if q.tracked > 2*live+1024 {
+		for p, o := range q.owners {
+			q.prune(o)
+			if len(o.shapes) == 0 && o.pending == 0 {
+				delete(q.owners, p)
+			}
+		}
+	}
+	if len(o.shapes) == 0 && o.pending == 0 {
+		delete(q.owners, principal)
+	}
+}
+
+// prune forgets o's removed shapes.
+func (q *shapeQuota) prune(o *ownedShapes) {
+	for e := range o.shapes {
+		if e.IsGone() {
+			delete(o.shapes, e)
+			q.tracked--
+		}
+	}
 }
 
 // reserve admits the creation of key when the shapes existing plus those

@@ -36,6 +36,18 @@ const (
 	// DefaultStallTimeout is how long a response may make no progress
 	// before its client is dropped (write.go).
 	DefaultStallTimeout = 30 * time.Second
+	// DefaultIdleTimeout closes a kept-alive connection that has waited
+	// this long for its next request; above nginx's 60 s upstream
+	// keepalive_timeout (deploy/nginx), so a proxy never reuses a
+	// connection volt is closing.
+	DefaultIdleTimeout = 120 * time.Second
+	// DefaultHeaderTimeout bounds the time to send a request's headers.
+	DefaultHeaderTimeout = 10 * time.Second
+	// DefaultBodyTimeout bounds the time to send a request's body once its
+	// headers are in (1 MiB, the largest body volt reads, in 30 s is
+	// 35 KB/s). Requests without a body, long-polls and SSE streams
+	// among them, have no such deadline.
+	DefaultBodyTimeout = 30 * time.Second
 )
 
 // Config holds the protocol knobs.
@@ -64,6 +76,29 @@ type Config struct {
 	// StallTimeout drops a client that accepts no response bytes for this
 	// long: a shape response's write deadline, renewed per write.
 	StallTimeout time.Duration
+	// MaxShapesPerPrincipal refuses (429) requests that would create a
+	// shape when the caller already created this many shapes that still
+	// exist (admission.go). 0: no quota.
+	MaxShapesPerPrincipal int
+
+	// CORSOrigins lists the origins whose pages may read volt's answers:
+	// exact origins ("https://app.example.com"), or "*" for any. Empty:
+	// any origin when reads are protected (Secret or ReadAuth set), and
+	// otherwise only pages served from this machine (http or https on
+	// localhost, 127.0.0.1 or [::1], any port). A refused origin gets no
+	// access-control-allow-* headers.
+	CORSOrigins []string
+
+	// Connections (Listen). IdleTimeout closes kept-alive connections
+	// idle for this long, HeaderTimeout bounds the sending of a request's
+	// headers and BodyTimeout that of its body; zero means the default.
+	IdleTimeout   time.Duration
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	// MaxConnsPerIP caps the open connections from one client address: a
+	// request on a connection past the cap gets 429 with retry-after, and
+	// the connection is closed. 0: no cap.
+	MaxConnsPerIP int
 }
 
 // Server answers shape requests.
@@ -103,6 +138,10 @@ type Server struct {
 	knownDefs sync.Map
 	// recentDefs spares identical initial requests the catalog query.
 	recentDefs recentDefs
+	// conns counts open connections per client address (MaxConnsPerIP).
+	conns connCounts
+	// quota counts the shapes each principal created (MaxShapesPerPrincipal).
+	quota shapeQuota
 }
 
 func (s *Server) defaults() {
@@ -134,6 +173,15 @@ func (s *Server) defaults() {
 	if c.StallTimeout == 0 {
 		c.StallTimeout = DefaultStallTimeout
 	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.HeaderTimeout == 0 {
+		c.HeaderTimeout = DefaultHeaderTimeout
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = DefaultBodyTimeout
+	}
 }
 
 // Listen opens the listening socket.
@@ -150,11 +198,105 @@ func (s *Server) Listen(addr string) error {
 		h = s.Wrap(h)
 	}
 	s.srv = &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
+		Handler:           s.guard(h),
+		ReadHeaderTimeout: s.Config.HeaderTimeout,
+		IdleTimeout:       s.Config.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },
 	}
+	if s.Config.MaxConnsPerIP > 0 {
+		s.conns.limit, s.conns.log = s.Config.MaxConnsPerIP, s.Logger
+		s.srv.ConnContext = s.conns.opened
+		s.srv.ConnState = s.conns.changed
+	}
 	return nil
+}
+
+// guard applies the connection limits to every request Listen serves:
+// a connection past the per-address cap gets 429 and is closed, and a
+// request body must arrive within BodyTimeout. A request without a body
+// (every long-poll and SSE stream) keeps the connection without read
+// deadline: net/http then only watches it for the client going away.
+func (s *Server) guard(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if ip, over := overCap(r.Context()); over {
+			limit := s.Config.MaxConnsPerIP
+			w.Header().Set("connection", "close")
+			w.Header().Set("retry-after", strconv.Itoa(retryAfterJitter()))
+			writeError(w, r, http.StatusTooManyRequests, map[string]string{
+				"code":    "too_many_connections",
+				"message": fmt.Sprintf("Too many open connections from %s (limit: %d), please close some and retry", ip, limit),
+			})
+			return
+		}
+		if r.Body != nil && r.Body != http.NoBody {
+			// Cleared by net/http once the body is read to its end.
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.Config.BodyTimeout))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// connCounts counts the open connections of each client address.
+type connCounts struct {
+	limit int
+	log   *slog.Logger
+	mu    sync.Mutex
+	open  map[string]int
+}
+
+// overCapKey marks, in a connection's context, that the connection was
+// past its address's cap when accepted (the value is the address).
+type overCapKey struct{}
+
+func overCap(ctx context.Context) (string, bool) {
+	ip, ok := ctx.Value(overCapKey{}).(string)
+	return ip, ok
+}
+
+// connIP is the address part of a connection's remote address.
+func connIP(c net.Conn) string {
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+	if err != nil {
+		return c.RemoteAddr().String()
+	}
+	return host
+}
+
+// opened is the server's ConnContext: it counts the new connection and
+// marks it when its address is past the cap.
+func (cc *connCounts) opened(ctx context.Context, c net.Conn) context.Context {
+	ip := connIP(c)
+	cc.mu.Lock()
+	if cc.open == nil {
+		cc.open = map[string]int{}
+	}
+	cc.open[ip]++
+	n := cc.open[ip]
+	cc.mu.Unlock()
+	if n <= cc.limit {
+		return ctx
+	}
+	if n == cc.limit+1 {
+		cc.log.Warn("connection limit reached: refusing further connections from this address", "ip", ip, "limit", cc.limit)
+	}
+	return context.WithValue(ctx, overCapKey{}, ip)
+}
+
+// changed is the server's ConnState: a closed (or hijacked) connection no
+// longer counts.
+func (cc *connCounts) changed(c net.Conn, st http.ConnState) {
+	if st != http.StateClosed && st != http.StateHijacked {
+		return
+	}
+	ip := connIP(c)
+	cc.mu.Lock()
+	if cc.open[ip]--; cc.open[ip] <= 0 {
+		delete(cc.open, ip)
+	}
+	cc.mu.Unlock()
 }
 
 // Serve serves until Close.
@@ -202,16 +344,18 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	case p == "/v1/mutations" && s.Mutations != nil:
 		s.routeMutations(w, r)
 	case p == "/v1/shape-token" && s.ShapeTokens != nil:
-		setCORS(w, r, "POST, OPTIONS")
+		allowed := s.cors(w, r, "POST, OPTIONS")
 		if r.Method == http.MethodOptions {
-			w.Header().Set("access-control-max-age", "86400")
-			w.Header().Set("access-control-allow-headers", "authorization, content-type")
+			if allowed {
+				w.Header().Set("access-control-max-age", "86400")
+				w.Header().Set("access-control-allow-headers", "authorization, content-type")
+			}
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
 		s.ShapeTokens.ServeHTTP(w, r)
 	case p == "/v1/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead):
-		setCORS(w, r, "GET, HEAD")
+		s.cors(w, r, "GET, HEAD")
 		s.health(w, r)
 	case p == "/v1/stats" && r.Method == http.MethodGet:
 		s.stats(w, r)
@@ -227,15 +371,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
 	const methods = "GET, POST, HEAD, DELETE, OPTIONS"
 	if r.Method == http.MethodOptions {
-		setCORS(w, r, methods)
-		s.options(w, r)
+		s.options(w, r, s.cors(w, r, methods))
 		return
 	}
 	if !secretOK(r, s.Config.Secret) && s.ReadAuth == nil {
 		writeError(w, r, http.StatusUnauthorized, map[string]string{"message": "Unauthorized - Invalid API secret"})
 		return
 	}
-	setCORS(w, r, methods)
+	s.cors(w, r, methods)
 	switch r.Method {
 	case http.MethodGet, http.MethodHead, http.MethodPost:
 		s.serveShape(w, r)
@@ -255,10 +398,12 @@ func (s *Server) routeShape(w http.ResponseWriter, r *http.Request) {
 // requires the API secret, when one is set, as the shape endpoint does.
 func (s *Server) routeMutations(w http.ResponseWriter, r *http.Request) {
 	const methods = "POST, OPTIONS"
-	setCORS(w, r, methods)
+	allowed := s.cors(w, r, methods)
 	if r.Method == http.MethodOptions {
-		w.Header().Set("access-control-max-age", "86400")
-		w.Header().Set("access-control-allow-headers", "authorization, content-type, traceparent")
+		if allowed {
+			w.Header().Set("access-control-max-age", "86400")
+			w.Header().Set("access-control-allow-headers", "authorization, content-type, traceparent")
+		}
 		w.WriteHeader(http.StatusNoContent)
 		return
 	}
@@ -267,6 +412,51 @@ func (s *Server) routeMutations(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.Mutations.ServeHTTP(w, r)
+}
+
+// cors adds the CORS headers for the request's origin (setCORS) when the
+// origin is allowed (Config.CORSOrigins) and reports whether it is. A
+// refused origin gets only "Vary: Origin": the answer depends on it.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, methods string) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.originAllowed(origin) {
+		setCORS(w, r, methods)
+		return true
+	}
+	w.Header().Add("vary", "Origin")
+	return false
+}
+
+// originAllowed applies Config.CORSOrigins to a request's Origin.
+func (s *Server) originAllowed(origin string) bool {
+	if len(s.Config.CORSOrigins) == 0 {
+		return s.Config.Secret != "" || s.ReadAuth != nil || loopbackOrigin(origin)
+	}
+	for _, o := range s.Config.CORSOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// loopbackOrigin reports whether origin is a page served from this
+// machine: http or https on localhost, 127.0.0.1 or [::1], on any port.
+func loopbackOrigin(origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.User != nil || u.Path != "" || u.RawQuery != "" || u.Fragment != "" {
+		return false
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return false
+		}
+	}
+	switch u.Hostname() {
+	case "localhost", "127.0.0.1", "::1":
+		return true
+	}
+	return false
 }
 
 // normalisePath unescapes and cleans the path so that /v1//shape and
@@ -279,18 +469,24 @@ func normalisePath(u interface{ EscapedPath() string }) string {
 	return path.Clean("/" + p)
 }
 
-func (s *Server) options(w http.ResponseWriter, r *http.Request) {
+// options answers a preflight; without allowed (a refused origin) it
+// carries no access-control-allow-* header, so the browser refuses.
+func (s *Server) options(w http.ResponseWriter, r *http.Request, allowed bool) {
+	if !allowed {
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
 	h := w.Header()
 	h.Set("access-control-max-age", "86400")
-	var allowed []string
+	var names []string
 	for _, name := range strings.Split(r.Header.Get("Access-Control-Request-Headers"), ",") {
 		name = strings.ToLower(strings.TrimSpace(name))
 		if name == "if-none-match" || name == "traceparent" || (name == "authorization" && s.ReadAuth != nil) {
-			allowed = append(allowed, name)
+			names = append(names, name)
 		}
 	}
-	if len(allowed) > 0 {
-		h.Set("access-control-allow-headers", strings.Join(allowed, ", "))
+	if len(names) > 0 {
+		h.Set("access-control-allow-headers", strings.Join(names, ", "))
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
