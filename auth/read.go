@@ -121,60 +121,65 @@ func (p *ReadPolicy) authorize(claims Claims, def *shape.Definition, sub *httpap
 }
 
 // checkColumns defaults the projection to the readable columns and refuses
-// any other column: in columns, and in the where, subset where and
-// order_by clauses, which could otherwise reveal hidden values.
+// any other column: in columns, queryable_columns, and in the where, subset
+// where and order_by clauses, which could otherwise reveal hidden values.
+// The rule's list is the allow-list: a column it does not name is refused
+// even when the rules do not know it (a column added since volt started).
 func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetRequest) error {
 	if rr.allowed == nil {
 		return nil
 	}
 	name := rr.table.Schema + "." + rr.table.Name
-	if def.Columns == nil {
+	if def.Columns == nil && def.Queryable == nil {
 		def.Columns = slices.Clone(rr.columns)
 	}
-	for _, c := range def.Columns {
-		if !rr.allowed[c] {
-			if _, exists := rr.table.Column(c); exists {
+	for _, list := range [][]string{def.Columns, def.Queryable} {
+		for _, c := range list {
+			if !rr.allowed[c] {
 				return forbiddenRead("column %q of %s is not readable", c, name)
 			}
 		}
 	}
+	all := columnsOf(rr.table)
+	readable := slices.DeleteFunc(slices.Clone(all), func(c where.Column) bool { return !rr.allowed[c.Name] })
 	clauses := []struct {
-		field, clause string
-		params        map[string]string
-	}{{"where", def.Where, def.Params}}
+		field, name, clause string
+		params              map[string]string
+	}{{"where", "where", def.Where, def.Params}}
 	if sub != nil {
 		clauses = append(clauses, struct {
-			field, clause string
-			params        map[string]string
-		}{"subset where", sub.Where, sub.Params})
+			field, name, clause string
+			params              map[string]string
+		}{"subset", "subset where", sub.Where, sub.Params})
 	}
 	for _, c := range clauses {
 		if c.clause == "" {
 			continue
 		}
-		e, err := where.Parse(c.clause, columnsOf(rr.table), c.params)
-		if err != nil {
-			continue // invalid: the shape's own validation answers 400
+		_, err := where.Parse(c.clause, readable, c.params)
+		if err == nil {
+			continue
 		}
-		for _, col := range e.Columns() {
-			if !rr.allowed[col] {
-				return forbiddenRead("the %s clause refers to column %q of %s, which is not readable", c.field, col, name)
+		if e, ferr := where.Parse(c.clause, all, c.params); ferr == nil {
+			for _, col := range e.Columns() {
+				if !rr.allowed[col] {
+					return forbiddenRead("the %s clause refers to column %q of %s, which is not readable", c.name, col, name)
+				}
 			}
 		}
+		// Invalid, or it names a column the rule does not list.
+		return &httpapi.ReadError{Status: http.StatusBadRequest, Field: c.field, Message: err.Error()}
 	}
 	if sub != nil && sub.OrderBy != "" {
 		full, err := shape.New(shape.Definition{Schema: rr.table.Schema, Table: rr.table.Name}, rr.table)
-		if err == nil {
-			if _, err := full.ParseOrderBy(sub.OrderBy); err == nil {
-				restricted := *rr.table
-				restricted.Columns = slices.DeleteFunc(slices.Clone(rr.table.Columns), func(c volt.Column) bool { return !rr.allowed[c.Name] })
-				rs, err := shape.New(shape.Definition{Schema: rr.table.Schema, Table: rr.table.Name}, &restricted)
-				if err == nil {
-					if _, err := rs.ParseOrderBy(sub.OrderBy); err != nil {
-						return forbiddenRead("the subset order_by refers to a column of %s that is not readable", name)
-					}
-				}
+		if err != nil {
+			return forbiddenRead("the read rule of %s cannot check order_by: %v", name, err)
+		}
+		if _, err := full.ParseOrderBy(sub.OrderBy, rr.columns); err != nil {
+			if _, ferr := full.ParseOrderBy(sub.OrderBy, nil); ferr == nil {
+				return forbiddenRead("the subset order_by refers to a column of %s that is not readable", name)
 			}
+			return &httpapi.ReadError{Status: http.StatusBadRequest, Field: "subset", Message: "order_by: " + err.Error()}
 		}
 	}
 	return nil
@@ -187,6 +192,20 @@ func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetReque
 // rule's side of the AND. The claims' values stay parameters of the
 // definition, so each set of claims has its own shape (and handle).
 func narrow(t *volt.Table, def *shape.Definition, clause string, params map[string]string) error {
+	if def.Queryable != nil {
+		// The rule's predicate becomes part of the shape's where clause,
+		// which may refer only to queryable columns.
+		rule, err := where.Parse(clause, columnsOf(t), params)
+		if err != nil {
+			return forbiddenRead("the read rule of %s.%s does not compile: %v", t.Schema, t.Name, err)
+		}
+		for _, col := range rule.Columns() {
+			if !slices.Contains(def.Queryable, col) {
+				return &httpapi.ReadError{Status: http.StatusBadRequest, Field: "queryable_columns",
+					Message: fmt.Sprintf("must include column %q: the read rule of %s.%s filters on it", col, t.Schema, t.Name)}
+			}
+		}
+	}
 	combined := "(" + clause + "\n)"
 	if def.Where != "" {
 		user, err := where.Parse(def.Where, columnsOf(t), def.Params)

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -82,10 +83,26 @@ func (s *Server) authorizeRead(w http.ResponseWriter, r *http.Request, req *requ
 		writeReadError(w, r, err)
 		return nil, false
 	}
+	req.ruled = true
 	if rr.Private {
 		return &privateWriter{ResponseWriter: w, public: s.Config.AuthorizedCachePublic}, true
 	}
 	return w, true
+}
+
+// ruledKey marks the context of a request that read rules decided.
+type ruledKey struct{}
+
+// withRuled marks r as decided by read rules.
+func withRuled(r *http.Request) *http.Request {
+	return r.WithContext(context.WithValue(r.Context(), ruledKey{}, true))
+}
+
+// ruled reports whether read rules decided r (it did not present the
+// secret): its answers must not reveal rows the rules hide.
+func ruled(r *http.Request) bool {
+	v, _ := r.Context().Value(ruledKey{}).(bool)
+	return v
 }
 
 func writeReadError(w http.ResponseWriter, r *http.Request, err error) {

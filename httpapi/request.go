@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shape"
@@ -23,6 +24,7 @@ type request struct {
 	cursor    string
 	def       shape.Definition
 	tableSet  bool
+	ruled     bool // read rules decided the request (withRuled)
 }
 
 // fieldErrors collects validation messages per parameter, as Electric's
@@ -108,11 +110,55 @@ func parseDefinition(q url.Values, req *request, errs fieldErrors) {
 		}
 		def.Columns = cols
 	}
+	if q.Has("queryable_columns") {
+		cols, err := shape.ParseColumns(q.Get("queryable_columns"))
+		if err != nil {
+			errs.add("queryable_columns", err.Error())
+		}
+		def.Queryable = cols
+	}
 	params, msg := parseParams(q)
 	if msg != "" {
 		errs.add("params", msg)
 	}
 	def.Params = params
+	for _, field := range []string{"table", "where", "columns", "queryable_columns"} {
+		if msg := badText(q.Get(field)); msg != "" {
+			errs.add(field, msg)
+		}
+	}
+	for _, v := range params {
+		if msg := badText(v); msg != "" {
+			errs.add("params", msg)
+			break
+		}
+	}
+}
+
+// badText says why s cannot be sent to Postgres as text ("" when it can):
+// Postgres refuses NUL bytes and invalid UTF-8 in every text value, and
+// that is the request's mistake, not a reason to retry.
+func badText(s string) string {
+	switch {
+	case strings.IndexByte(s, 0) >= 0:
+		return "must not contain a NUL byte"
+	case !utf8.ValidString(s):
+		return "must be valid UTF-8"
+	}
+	return ""
+}
+
+// systemSchemas are schemas whose tables are never shapes: Postgres'
+// catalogs and volt's own bookkeeping (volt.receipts, which has its own
+// read rule, aside).
+var systemSchemas = map[string]bool{"pg_catalog": true, "information_schema": true, "pg_toast": true, "volt": true}
+
+// systemTable reports whether schema.name is a table no shape may read.
+func systemTable(schema, name string) bool {
+	if schema == "volt" && name == "receipts" {
+		return false
+	}
+	return systemSchemas[schema] || strings.HasPrefix(schema, "pg_temp") || strings.HasPrefix(schema, "pg_toast")
 }
 
 // parseParams reads params[1]=…&params[2]=… (deep-object style).

@@ -31,7 +31,7 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 	var sub *subset
 	if r.Method == http.MethodPost {
 		var ok bool
-		if sub, ok = readPostBody(w, r, q); !ok {
+		if sub, ok = readPostBody(w, r); !ok {
 			return
 		}
 	}
@@ -51,6 +51,9 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 	w, ok := s.authorizeRead(w, r, req, sub)
 	if !ok {
 		return
+	}
+	if req.ruled {
+		r = withRuled(r)
 	}
 	sh, ok := s.resolveShape(w, r, req)
 	if !ok {
@@ -88,6 +91,10 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		writeInvalid(w, r, fieldErrors{"table": {err.Error()}})
 		return nil, false
 	}
+	if systemTable(schema, name) {
+		writeInvalid(w, r, fieldErrors{"table": {fmt.Sprintf("Table %s is a system table and cannot be synced", quoteQualified(schema, name))}})
+		return nil, false
+	}
 	req.def.Schema, req.def.Table = schema, name
 	sig := definitionSignature(req.def)
 	// A known handle carries the table definition: no catalog round trip,
@@ -117,6 +124,10 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 	if errors.Is(err, postgres.ErrTableNotFound) {
 		msg := fmt.Sprintf("Table %s does not exist. If the table name contains capitals or special characters you must quote it.", quoteQualified(schema, name))
 		writeInvalid(w, r, fieldErrors{"table": {msg}})
+		return nil, false
+	}
+	if pe, ok := shapecache.ClientError(err); ok {
+		writeInvalid(w, r, fieldErrors{"table": {pe.Message}})
 		return nil, false
 	}
 	if err != nil {
@@ -379,14 +390,60 @@ func (s *Server) interrupted(w http.ResponseWriter, r *http.Request) {
 	writeUnavailable(w, r, 1, map[string]string{"message": "The server is shutting down, please retry"})
 }
 
-// goneResponse answers for a shape that was removed: 503 when its snapshot
-// failed, otherwise 409 towards its successor.
+// goneResponse answers for a shape that was removed: 400 when its snapshot
+// failed because of the shape itself, 503 when it failed otherwise, or 409
+// towards its successor.
 func (s *Server) goneResponse(w http.ResponseWriter, r *http.Request, e *shapecache.Entry) {
-	if e.Err() != nil {
+	if err := e.Err(); err != nil {
+		if _, ok := shapecache.ClientError(err); ok {
+			s.queryFailed(w, r, e, err, false)
+			return
+		}
 		writeUnavailable(w, r, 1, map[string]string{"message": "Failed to create shape, please retry"})
 		return
 	}
 	s.refetchAfterRotation(w, r, e)
+}
+
+// queryFailed answers a shape's snapshot or subset query that Postgres
+// refused. When the request caused it (shapecache.ClientError: a cast
+// that fails on a row, division by zero, no access to the table) it is a
+// 400 with Postgres' message, which retrying cannot fix; otherwise a 503.
+// Under read rules the message is withheld: it may quote a value of a row
+// the rule hides (Postgres may evaluate the request's where clause on rows
+// the rule's check then excludes).
+func (s *Server) queryFailed(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, err error, subset bool) {
+	pe, ok := shapecache.ClientError(err)
+	if !ok {
+		s.logQueryError("subset snapshot failed", e, err)
+		writeUnavailable(w, r, 10, map[string]string{"message": "Subset snapshot failed, please retry"})
+		return
+	}
+	msg := pe.Message
+	if ruled(r) {
+		msg = fmt.Sprintf("Postgres refused the shape's query (SQLSTATE %s); its message is withheld because it may quote rows that are not readable", pe.Code)
+	}
+	field := "where"
+	switch pe.Code {
+	case "42501", "42P01", "42809", "42704":
+		field = "table"
+	}
+	if subset && field == "where" {
+		writeError(w, r, http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": map[string]any{"subset": fieldErrors{field: {msg}}}})
+		return
+	}
+	writeInvalid(w, r, fieldErrors{field: {msg}})
+}
+
+// logQueryError logs a failed shape query without the error's message when
+// the request caused it (the message may quote row values).
+func (s *Server) logQueryError(msg string, e *shapecache.Entry, err error, args ...any) {
+	args = append(args, "handle", e.Handle)
+	if pe, ok := shapecache.ClientError(err); ok {
+		s.Logger.Info(msg, append(args, "sqlstate", pe.Code)...)
+		return
+	}
+	s.Logger.Warn(msg, append(args, "err", err)...)
 }
 
 // outOfBounds reports a request offset past everything the shape (and the

@@ -1,6 +1,8 @@
 package httpapi
 
 import (
+	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -51,6 +53,9 @@ func subsetFromQuery(q url.Values) (*subset, fieldErrors) {
 	}
 	sub.Limit = intParam(q, "subset__limit", 1, errs, "limit")
 	sub.Offset = intParam(q, "subset__offset", 0, errs, "offset")
+	if msg := subsetTextError(sub); msg != "" {
+		errs.add("subset", msg)
+	}
 	return sub, errs
 }
 
@@ -88,36 +93,53 @@ func decodeParams(b []byte) (map[string]string, error) {
 	return out, nil
 }
 
-// readPostBody parses a POST /v1/shape body into query parameters and a
-// subset. ok=false: a response was written.
-func readPostBody(w http.ResponseWriter, r *http.Request, q url.Values) (*subset, bool) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
-	if err != nil {
-		writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Invalid JSON in request body", "details": err.Error()})
-		return nil, false
-	}
-	if len(body) > maxBodyBytes {
-		writeError(w, r, http.StatusRequestEntityTooLarge, map[string]string{"error": "Request body too large"})
-		return nil, false
-	}
-	if len(strings.TrimSpace(string(body))) == 0 {
-		return nil, true
+// bodyFields are the keys a POST /v1/shape body may hold: the subset's.
+// where_expr and order_by_expr are the structured forms the TypeScript
+// client sends next to where and order_by; volt reads the strings and
+// ignores them. Shape parameters (table, columns, where of the shape, …)
+// come from the URL only: an authorising proxy decides them there, and a
+// body must not be able to change what it decided.
+var bodyFields = map[string]bool{
+	"where": true, "params": true, "order_by": true, "limit": true, "offset": true,
+	"where_expr": true, "order_by_expr": true,
+}
+
+// bodyError is a refused POST body: the status and JSON body to answer.
+type bodyError struct {
+	status int
+	body   any
+}
+
+// decodeSubsetBody parses a POST /v1/shape body: {"where": …, "params":
+// {…}, "order_by": …, "limit": n, "offset": n} or the same inside
+// {"subset": {…}}. An empty body is no subset (nil, nil).
+func decodeSubsetBody(body []byte) (*subset, *bodyError) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, nil
 	}
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		var syntaxErr *json.SyntaxError
 		if errors.As(err, &syntaxErr) {
-			writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Invalid JSON in request body", "details": err.Error()})
-		} else {
-			writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Request body must be a JSON object"})
+			return nil, &bodyError{http.StatusBadRequest, map[string]string{"error": "Invalid JSON in request body", "details": err.Error()}}
 		}
-		return nil, false
+		return nil, &bodyError{http.StatusBadRequest, map[string]string{"error": "Request body must be a JSON object"}}
 	}
 	fields := top
 	if inner, ok := top["subset"]; ok {
-		if err := json.Unmarshal(inner, &fields); err != nil {
-			writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Request body must be a JSON object"})
-			return nil, false
+		for k := range top {
+			if k != "subset" {
+				return nil, bodyFieldError(k, `can't be set next to "subset" in the request body`)
+			}
+		}
+		fields = nil
+		if err := json.Unmarshal(inner, &fields); err != nil || fields == nil {
+			return nil, &bodyError{http.StatusBadRequest, map[string]string{"error": "subset in the request body must be a JSON object"}}
+		}
+	}
+	for k := range fields {
+		if !bodyFields[k] {
+			return nil, bodyFieldError(k, "can't be set in the request body: it holds only where, params, order_by, limit and offset (shape parameters go in the URL)")
 		}
 	}
 	sub := &subset{}
@@ -136,18 +158,52 @@ func readPostBody(w http.ResponseWriter, r *http.Request, q url.Values) (*subset
 			err = json.Unmarshal(v, &sub.Offset)
 		}
 		if err != nil {
-			writeInvalid(w, r, fieldErrors{"subset": {fmt.Sprintf("%s is invalid", k)}})
-			return nil, false
+			return nil, &bodyError{http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": fieldErrors{"subset": {k + " is invalid"}}}}
 		}
 	}
-	for k, v := range top {
-		if k == "subset" || k == "where" || k == "order_by" || k == "params" || k == "limit" || k == "offset" {
-			continue
+	if msg := subsetTextError(sub); msg != "" {
+		return nil, &bodyError{http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": fieldErrors{"subset": {msg}}}}
+	}
+	return sub, nil
+}
+
+// subsetTextError says which of the subset's strings Postgres would refuse
+// as text ("" when none).
+func subsetTextError(sub *subset) string {
+	if msg := badText(sub.Where); msg != "" {
+		return "where " + msg
+	}
+	if msg := badText(sub.OrderBy); msg != "" {
+		return "order_by " + msg
+	}
+	for _, v := range sub.Params {
+		if msg := badText(v); msg != "" {
+			return "params " + msg
 		}
-		var s string
-		if json.Unmarshal(v, &s) == nil {
-			q.Set(k, s)
-		}
+	}
+	return ""
+}
+
+func bodyFieldError(field, msg string) *bodyError {
+	return &bodyError{http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": fieldErrors{field: {msg}}}}
+}
+
+// readPostBody reads and decodes a POST /v1/shape body. ok=false: a
+// response was written.
+func readPostBody(w http.ResponseWriter, r *http.Request) (*subset, bool) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, maxBodyBytes+1))
+	if err != nil {
+		writeError(w, r, http.StatusBadRequest, map[string]string{"error": "Invalid JSON in request body", "details": err.Error()})
+		return nil, false
+	}
+	if len(body) > maxBodyBytes {
+		writeError(w, r, http.StatusRequestEntityTooLarge, map[string]string{"error": "Request body too large"})
+		return nil, false
+	}
+	sub, berr := decodeSubsetBody(body)
+	if berr != nil {
+		writeError(w, r, berr.status, berr.body)
+		return nil, false
 	}
 	return sub, true
 }
@@ -189,7 +245,7 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *reques
 		conds = append(conds, "("+f.SQL()+")")
 	}
 	if sub.Where != "" {
-		f, err := e.Shape.CompileWhere(sub.Where, sub.Params)
+		f, err := e.Shape.CompileWhere(sub.Where, sub.Params, req.def.Queryable)
 		if err != nil {
 			errs["where"] = append(errs["where"], err.Error())
 		} else {
@@ -198,7 +254,7 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *reques
 	}
 	q.Where = strings.Join(conds, " AND ")
 	if sub.OrderBy != "" {
-		ob, err := e.Shape.ParseOrderBy(sub.OrderBy)
+		ob, err := e.Shape.ParseOrderBy(sub.OrderBy, req.def.Queryable)
 		if err != nil {
 			errs["order_by"] = append(errs["order_by"], err.Error())
 		}
@@ -217,42 +273,65 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *reques
 	s.runSubset(w, r, e, q, subsetOffset(req, e))
 }
 
+// runSubset streams a subset snapshot: each row is written to the response
+// as Postgres returns it, through a bounded buffer under the stall
+// timeout, so a subset costs a buffer, not its rows, whatever its size.
+// The status is sent with the first row (or the end of an empty result):
+// a query that fails before any row is answered with a proper error; one
+// that fails after is cut short, which the client sees as a failed request.
 func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, q postgres.SnapshotQuery, offset volt.Offset) {
 	mark := rand.Int64N(1 << 31)
+	head := r.Method == http.MethodHead
+	q.InfoOnly = head
 	var info postgres.SnapshotInfo
-	rows := []byte{'['}
+	var bw *bufio.Writer
+	var sw *stallWriter
+	rows := 0
+	begin := func() {
+		h := w.Header()
+		h.Set("cache-control", "no-cache")
+		h.Set("electric-snapshot", "true")
+		h.Set(hHandle, e.Handle)
+		h.Set(hOffset, offset.String())
+		h.Set(hSchema, e.Shape.Schema())
+		h.Set("content-type", "application/json; charset=utf-8")
+		w.WriteHeader(http.StatusOK)
+		if head {
+			return
+		}
+		bw, sw = s.bodyWriter(w, bodyBuffer)
+		_, _ = bw.WriteString(`{"metadata":`)
+		_, _ = bw.Write(shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN))
+		_, _ = bw.WriteString(`,"data":[`)
+	}
 	err := s.Snapshotter.Snapshot(r.Context(), q,
 		func(si postgres.SnapshotInfo) error { info = si; return nil },
 		func(raw [][]byte) error {
-			if len(rows) > 1 {
-				rows = append(rows, ',')
+			if bw == nil {
+				begin()
+			} else {
+				_ = bw.WriteByte(',')
 			}
-			rows = append(rows, e.Shape.SubsetRow(raw, mark)...)
-			return nil
+			rows++
+			_, err := bw.Write(e.Shape.SubsetRow(raw, mark))
+			return err
 		})
-	if err != nil {
-		s.Logger.Warn("subset snapshot", "handle", e.Handle, "err", err)
-		writeUnavailable(w, r, 10, map[string]string{"message": "Subset snapshot failed, please retry"})
+	switch {
+	case err != nil && bw == nil:
+		s.queryFailed(w, r, e, err, true)
 		return
+	case err != nil && sw.err != nil:
+		return // the client stopped reading; net/http closes the connection
+	case err != nil:
+		s.logQueryError("subset snapshot failed after some rows", e, err, "rows", rows)
+		panic(http.ErrAbortHandler)
 	}
-	rows = append(rows, ']')
-	meta := shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN)
-	h := w.Header()
-	h.Set("cache-control", "no-cache")
-	h.Set("electric-snapshot", "true")
-	h.Set(hHandle, e.Handle)
-	h.Set(hOffset, offset.String())
-	h.Set(hSchema, e.Shape.Schema())
-	h.Set("content-type", "application/json; charset=utf-8")
-	w.WriteHeader(http.StatusOK)
-	if r.Method == http.MethodHead {
-		return
+	if bw == nil {
+		begin()
+		if head {
+			return
+		}
 	}
-	bw, _ := s.bodyWriter(w, len(meta)+len(rows)+32)
-	_, _ = bw.WriteString(`{"metadata":`)
-	_, _ = bw.Write(meta)
-	_, _ = bw.WriteString(`,"data":`)
-	_, _ = bw.Write(rows)
-	_ = bw.WriteByte('}')
+	_, _ = bw.WriteString("]}")
 	_ = bw.Flush()
 }

@@ -2,6 +2,7 @@ package shape
 
 import (
 	"errors"
+	"slices"
 	"strings"
 
 	pg_query "github.com/pganalyze/pg_query_go/v6"
@@ -9,9 +10,10 @@ import (
 )
 
 // ParseOrderBy validates a subset's ORDER BY list: plain column references
-// of the table, each optionally ASC/DESC and NULLS FIRST/LAST. It returns
-// the list re-rendered with quoted column names.
-func (s *Shape) ParseOrderBy(orderBy string) (string, error) {
+// of the table (of allowed, when it is not nil: queryable_columns), each
+// optionally ASC/DESC and NULLS FIRST/LAST. It returns the list re-rendered
+// with quoted column names.
+func (s *Shape) ParseOrderBy(orderBy string, allowed []string) (string, error) {
 	tree, err := pg_query.Parse("SELECT 1 ORDER BY " + orderBy)
 	if err != nil {
 		return "", errors.New("invalid ORDER BY: " + err.Error())
@@ -31,7 +33,7 @@ func (s *Shape) ParseOrderBy(orderBy string) (string, error) {
 			return "", errors.New("only column references are allowed in ORDER BY clauses; expressions are not allowed in ORDER BY clauses")
 		}
 		name := ref.Fields[0].GetString_().Sval
-		if _, ok := s.t.colIndex[name]; !ok {
+		if _, ok := s.t.colIndex[name]; !ok || (allowed != nil && !slices.Contains(allowed, name)) {
 			return "", errors.New("unknown reference " + name)
 		}
 		part := `"` + strings.ReplaceAll(name, `"`, `""`) + `"`
@@ -65,7 +67,7 @@ func (s *Shape) SubsetRow(raw [][]byte, mark int64) []byte {
 }
 
 // CompileWhere parses an extra where clause (a subset's) against the
-// shape's table.
-func (s *Shape) CompileWhere(clause string, params map[string]string) (*where.Expr, error) {
-	return where.Parse(clause, s.t.whereCols, params)
+// shape's table, or only the columns in allowed when it is not nil.
+func (s *Shape) CompileWhere(clause string, params map[string]string, allowed []string) (*where.Expr, error) {
+	return where.Parse(clause, s.queryCols(allowed), params)
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -39,6 +40,10 @@ type Definition struct {
 	Columns []string          `json:"columns,omitempty"` // nil selects every column
 	Replica string            `json:"replica"`
 	Log     string            `json:"log"`
+	// Queryable is queryable_columns: the only columns the shape may
+	// sync, and its where clause and subsets refer to (nil: every column).
+	// Without Columns, the shape syncs these columns.
+	Queryable []string `json:"queryable_columns,omitempty"`
 }
 
 // FieldError is a problem with one request parameter.
@@ -138,7 +143,7 @@ func New(def Definition, table *volt.Table) (*Shape, error) {
 		return nil, err
 	}
 	if def.Where != "" {
-		f, err := where.Parse(def.Where, s.t.whereCols, def.Params)
+		f, err := where.Parse(def.Where, s.queryCols(def.Queryable), def.Params)
 		if err != nil {
 			return nil, &FieldError{Field: "where", Message: err.Error()}
 		}
@@ -185,7 +190,7 @@ func (s *Shape) Filter() (*where.Expr, error) {
 		if s.Def.Where == "" {
 			return
 		}
-		s.filter, s.filterErr = where.Parse(s.Def.Where, s.t.whereCols, s.Def.Params)
+		s.filter, s.filterErr = where.Parse(s.Def.Where, s.queryCols(s.Def.Queryable), s.Def.Params)
 	})
 	return s.filter, s.filterErr
 }
@@ -206,14 +211,31 @@ func keyColumns(table *volt.Table, colIndex map[string]int) []int {
 }
 
 func (s *Shape) selectColumns() error {
-	if s.Def.Columns == nil {
+	if s.Def.Queryable != nil {
+		if err := s.checkQueryable(); err != nil {
+			return err
+		}
+	}
+	cols := s.Def.Columns
+	if cols == nil && s.Def.Queryable != nil {
+		// The shape syncs exactly the queryable columns. They become the
+		// definition's columns, so that a shape restored from the catalog
+		// projects the same ones.
+		for _, name := range s.Def.Queryable {
+			if !s.Table.Columns[s.t.colIndex[name]].Generated {
+				cols = append(cols, name)
+			}
+		}
+		s.Def.Columns = cols
+	}
+	if cols == nil {
 		s.selected, s.Selected = s.t.allMask, s.t.allSelected
 		return nil
 	}
 	s.selected = make([]bool, len(s.Table.Columns))
 	{
-		var missing []string
-		for _, name := range s.Def.Columns {
+		var missing, hidden []string
+		for _, name := range cols {
 			i, ok := s.t.colIndex[name]
 			if !ok {
 				missing = append(missing, name)
@@ -222,10 +244,16 @@ func (s *Shape) selectColumns() error {
 			if s.Table.Columns[i].Generated {
 				return &FieldError{"columns", "The following columns are generated and cannot be included in the shape: " + name}
 			}
+			if s.Def.Queryable != nil && !slices.Contains(s.Def.Queryable, name) {
+				hidden = append(hidden, name)
+			}
 			s.selected[i] = true
 		}
 		if len(missing) > 0 {
 			return &FieldError{"columns", "The following columns are not found on the table: " + strings.Join(missing, ", ")}
+		}
+		if len(hidden) > 0 {
+			return &FieldError{"columns", "The following columns are not in queryable_columns: " + strings.Join(hidden, ", ")}
 		}
 		var noKey []string
 		for _, k := range s.KeyCols {
@@ -245,6 +273,44 @@ func (s *Shape) selectColumns() error {
 	return nil
 }
 
+// checkQueryable validates queryable_columns: columns of the table that
+// include the row identity.
+func (s *Shape) checkQueryable() error {
+	var missing, noKey []string
+	for _, name := range s.Def.Queryable {
+		if _, ok := s.t.colIndex[name]; !ok {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return &FieldError{"queryable_columns", "The following columns are not found on the table: " + strings.Join(missing, ", ")}
+	}
+	for _, k := range s.KeyCols {
+		if name := s.Table.Columns[k].Name; !slices.Contains(s.Def.Queryable, name) {
+			noKey = append(noKey, name)
+		}
+	}
+	if len(noKey) > 0 {
+		return &FieldError{"queryable_columns", "The list of queryable columns must include all primary key columns, missing: " + strings.Join(noKey, ", ")}
+	}
+	return nil
+}
+
+// queryCols returns the columns a where clause may refer to: the table's,
+// or only those in allowed when it is not nil.
+func (s *Shape) queryCols(allowed []string) []where.Column {
+	if allowed == nil {
+		return s.t.whereCols
+	}
+	out := make([]where.Column, 0, len(allowed))
+	for _, c := range s.t.whereCols {
+		if slices.Contains(allowed, c.Name) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
 func (s *Shape) canonicalKey() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%d|%s|%s|", s.Table.OID, s.Table.Schema, s.Table.Name)
@@ -256,6 +322,14 @@ func (s *Shape) canonicalKey() string {
 		b.WriteString(s.filter.SQL())
 	}
 	fmt.Fprintf(&b, "|%s|%s|%v", s.Def.Replica, s.Def.Log, s.Def.Columns != nil)
+	if s.Def.Queryable != nil {
+		q := slices.Clone(s.Def.Queryable)
+		slices.Sort(q)
+		b.WriteString("|q:")
+		for _, name := range slices.Compact(q) {
+			b.WriteString(strconv.Quote(name))
+		}
+	}
 	return b.String()
 }
 

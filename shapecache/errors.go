@@ -1,8 +1,33 @@
 package shapecache
 
-import "errors"
+import (
+	"errors"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
 
 // ErrOverloaded is returned by GetOrCreate when a new shape cannot be
 // created now: the shape limit or the concurrent snapshot limit is
 // reached. The HTTP layer answers 503 with retry-after.
 var ErrOverloaded = errors.New("shapecache: overloaded")
+
+// ClientError returns the Postgres error behind err when the request
+// caused it, so that retrying the same request cannot succeed: a data
+// exception (class 22: a cast that fails on a row, division by zero), a
+// syntax or access error (class 42), a feature Postgres does not support
+// (0A) or a cardinality violation (21). Everything else (connection,
+// resources, operator intervention, serialization failures, internal
+// errors, errors that are not Postgres') is the server's: ok is false.
+//
+// The error's message may quote row values (`invalid input syntax for
+// type integer: "…"`), so it must not be logged, only its Code.
+func ClientError(err error) (pe *pgconn.PgError, ok bool) {
+	if !errors.As(err, &pe) || len(pe.Code) != 5 {
+		return nil, false
+	}
+	switch pe.Code[:2] {
+	case "22", "42", "0A", "21":
+		return pe, true
+	}
+	return nil, false
+}

@@ -33,7 +33,13 @@ func (c *Cache) snapshot(e *Entry) {
 	}
 	if err != nil {
 		e.snapErr.Store(&err)
-		c.Logger.Error("snapshot failed", "handle", e.Handle, "err", err)
+		if pe, ok := ClientError(err); ok {
+			// The shape's query is wrong (its clients get a 400); the
+			// message may quote row values, so only the code is logged.
+			c.Logger.Warn("snapshot refused by Postgres", "handle", e.Handle, "table", e.Shape.Table.Schema+"."+e.Shape.Table.Name, "sqlstate", pe.Code)
+		} else {
+			c.Logger.Error("snapshot failed", "handle", e.Handle, "err", err)
+		}
 		c.mu.Lock()
 		c.removeLocked(e, "snapshot failed")
 		c.mu.Unlock()
