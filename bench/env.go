@@ -135,6 +135,11 @@ func (e *Env) serverEnv(port int) []string {
 		"VOLT_REPLICATION_STREAM_ID=" + e.streamID(),
 		"VOLT_LOG_LEVEL=warn",
 		"VOLT_INSECURE_WRITES=true", // S10 writes without rules; the bench is loopback-only
+		// Every bench client connects from 127.0.0.1: no per-address caps,
+		// and room for the 100,000-shape scenarios beyond -max-shapes' default.
+		"VOLT_MAX_CONNS_PER_IP=0",
+		"VOLT_MAX_SHAPES_PER_PRINCIPAL=0",
+		"VOLT_MAX_SHAPES=0",
 	}
 }
 

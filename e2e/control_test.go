@@ -179,8 +179,8 @@ func TestCORSOptionsHealthAndRoutes(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY)`)
 	v := startVolt(t, db)
-	r := do(t, http.MethodOptions, v.shapeURL("table", "items"), "Origin", "https://app.example", "Access-Control-Request-Headers", "if-none-match, x-custom")
-	if r.Status != 204 || r.Header.Get("access-control-allow-origin") != "https://app.example" ||
+	r := do(t, http.MethodOptions, v.shapeURL("table", "items"), "Origin", "http://localhost:5173", "Access-Control-Request-Headers", "if-none-match, x-custom")
+	if r.Status != 204 || r.Header.Get("access-control-allow-origin") != "http://localhost:5173" ||
 		r.Header.Get("access-control-allow-headers") != "if-none-match" || r.Header.Get("access-control-max-age") != "86400" {
 		t.Errorf("OPTIONS: %d %v", r.Status, r.Header)
 	}

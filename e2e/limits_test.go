@@ -188,7 +188,7 @@ func TestInitialRequestsCollapse(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY, title text)`,
 		`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 5000) g`)
-	v := startVolt(t, db, "VOLT_MAX_CONCURRENT_INITIAL=1000")
+	v := startVolt(t, db, "VOLT_MAX_CONCURRENT_INITIAL=1000", "VOLT_MAX_CONNS_PER_IP=1000")
 
 	all := startAll(t, clients, v.shapeURL("table", "items", "offset", "-1"), false)
 	t0 := time.Now()

@@ -82,21 +82,22 @@ func TestMutationsReceiptAndTxid(t *testing.T) {
 // TestMutationsCORS: the write endpoint answers preflights like /v1/shape.
 func TestMutationsCORS(t *testing.T) {
 	v := startVolt(t, pgtest.NewDB(t))
-	r := do(t, http.MethodOptions, v.URL+wire.MutationsPath, "Origin", "https://app.example", "Access-Control-Request-Method", "POST")
-	if r.Status != http.StatusNoContent || r.Header.Get("access-control-allow-origin") != "https://app.example" || r.Header.Get("access-control-allow-headers") == "" {
+	r := do(t, http.MethodOptions, v.URL+wire.MutationsPath, "Origin", "http://localhost:5173", "Access-Control-Request-Method", "POST")
+	if r.Status != http.StatusNoContent || r.Header.Get("access-control-allow-origin") != "http://localhost:5173" || r.Header.Get("access-control-allow-headers") == "" {
 		t.Fatalf("preflight: %d %v", r.Status, r.Header)
 	}
 }
 
 // TestWritesRefusedWithoutRules: with no rules configured (and no
-// -insecure-writes) the write endpoint refuses every write and applies nothing.
+// -insecure-writes) the write endpoint refuses every request (403), and
+// applies and records nothing.
 func TestWritesRefusedWithoutRules(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE todos (id int PRIMARY KEY, title text)`)
 	v := startVolt(t, db)
 	status, _, body := postJSON(t, v.URL+wire.MutationsPath,
 		`{"client_id":"c1","transactions":[{"seq":1,"mutations":[{"op":"insert","table":"todos","values":{"id":1,"title":"x"}}]}]}`)
-	if status != 200 || !strings.Contains(string(body), `"status":"rejected"`) || !strings.Contains(string(body), `"code":"forbidden"`) {
+	if status != 403 || !strings.Contains(string(body), `"code":"forbidden"`) || !strings.Contains(string(body), "no write rules") {
 		t.Fatalf("write without rules: %d %s", status, body)
 	}
 	if rows := pgRows(t, db, "todos", 1, `SELECT id FROM todos`); len(rows) != 0 {

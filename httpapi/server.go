@@ -242,6 +242,8 @@ type connCounts struct {
 	log   *slog.Logger
 	mu    sync.Mutex
 	open  map[string]int
+	// warned is when the last refusal was logged (at most one a minute).
+	warned time.Time
 }
 
 // overCapKey marks, in a connection's context, that the connection was
@@ -275,12 +277,16 @@ func (cc *connCounts) opened(ctx context.Context, c net.Conn) context.Context {
 	}
 	cc.open[ip]++
 	n := cc.open[ip]
+	warn := n > cc.limit && time.Since(cc.warned) > time.Minute
+	if warn {
+		cc.warned = time.Now()
+	}
 	cc.mu.Unlock()
 	if n <= cc.limit {
 		return ctx
 	}
-	if n == cc.limit+1 {
-		cc.log.Warn("connection limit reached: refusing further connections from this address", "ip", ip, "limit", cc.limit)
+	if warn {
+		cc.log.Warn("connection limit reached: requests on further connections get 429 (logged once a minute)", "ip", ip, "limit", cc.limit)
 	}
 	return context.WithValue(ctx, overCapKey{}, ip)
 }

@@ -44,6 +44,13 @@ type Config struct {
 	MaxConcurrentInitial  int
 	MaxConcurrentExisting int
 	StallTimeout          time.Duration
+	MaxShapesPerPrincipal int
+	// Connections and browsers (httpapi.Config).
+	IdleTimeout   time.Duration
+	HeaderTimeout time.Duration
+	BodyTimeout   time.Duration
+	MaxConnsPerIP int
+	CORSOrigins   string // comma-separated; "" for the default
 	// Shape storage and upkeep (shapecache.Cache).
 	SnapshotConcurrency int // 0: half the pool
 	MaxQueuedSnapshots  int
@@ -79,6 +86,12 @@ func DefaultConfig() Config {
 		MaxConcurrentInitial:  httpapi.DefaultMaxConcurrentInitial,
 		MaxConcurrentExisting: httpapi.DefaultMaxConcurrentExisting,
 		StallTimeout:          httpapi.DefaultStallTimeout,
+		MaxShapes:             100_000,
+		MaxShapesPerPrincipal: 1_000,
+		IdleTimeout:           httpapi.DefaultIdleTimeout,
+		HeaderTimeout:         httpapi.DefaultHeaderTimeout,
+		BodyTimeout:           httpapi.DefaultBodyTimeout,
+		MaxConnsPerIP:         256,
 
 		MaxQueuedSnapshots: shapecache.DefaultMaxQueuedSnapshots,
 		MaxOpenLogs:        shapecache.DefaultMaxOpenLogs,
@@ -129,6 +142,12 @@ func (c *Config) settings() []setting {
 		{"max-concurrent-initial", []string{"VOLT_MAX_CONCURRENT_INITIAL"}, "concurrent shape requests without a known handle (or at offset=-1) before 503", integer(&c.MaxConcurrentInitial)},
 		{"max-concurrent-existing", []string{"VOLT_MAX_CONCURRENT_EXISTING"}, "concurrent other shape requests, parked live ones included, before 503", integer(&c.MaxConcurrentExisting)},
 		{"stall-timeout", []string{"VOLT_STALL_TIMEOUT"}, "drop a client that reads nothing of its response for this long (duration, or milliseconds)", duration(&c.StallTimeout)},
+		{"max-shapes-per-principal", []string{"VOLT_MAX_SHAPES_PER_PRINCIPAL"}, "refuse (429) requests that would create a shape while this many shapes their caller created still exist; the caller is the token's sub with -rules and a JWT key, otherwise the client address; requests with the API secret are not counted; 0 for no limit", integer(&c.MaxShapesPerPrincipal)},
+		{"max-conns-per-ip", []string{"VOLT_MAX_CONNS_PER_IP"}, "open connections from one client address; a request on a connection past it gets 429 and the connection is closed (behind a proxy, clients share its address: raise this above the proxy's connections to volt); 0 for no limit", integer(&c.MaxConnsPerIP)},
+		{"idle-timeout", []string{"VOLT_IDLE_TIMEOUT"}, "close a kept-alive connection that waits this long for its next request (duration, or milliseconds)", duration(&c.IdleTimeout)},
+		{"header-timeout", []string{"VOLT_HEADER_TIMEOUT"}, "time a client has to send a request's headers (duration, or milliseconds)", duration(&c.HeaderTimeout)},
+		{"body-timeout", []string{"VOLT_BODY_TIMEOUT"}, "time a client has to send a request's body after its headers; requests without a body (long-polls, SSE) are not affected (duration, or milliseconds)", duration(&c.BodyTimeout)},
+		{"cors-origins", []string{"VOLT_CORS_ORIGINS"}, "comma-separated origins whose pages may read responses (exact, such as https://app.example.com, or *); default: any origin with -secret or -rules, otherwise only pages on localhost, 127.0.0.1 or [::1]", str(&c.CORSOrigins)},
 		{"snapshot-concurrency", []string{"VOLT_SNAPSHOT_CONCURRENCY"}, "initial snapshots running at once, each on a pool connection (0: half of -db-pool-size)", integer(&c.SnapshotConcurrency)},
 		{"max-queued-snapshots", []string{"VOLT_MAX_QUEUED_SNAPSHOTS"}, "snapshots waiting for a slot before requests for new shapes get 503", integer(&c.MaxQueuedSnapshots)},
 		{"max-open-logs", []string{"VOLT_MAX_OPEN_LOGS"}, "shape logs kept open at once (2 files each, 4 while a snapshot is read); idle ones are closed", integer(&c.MaxOpenLogs)},
@@ -218,6 +237,15 @@ func (c *Config) validate() []string {
 	if c.StallTimeout <= 0 {
 		p = append(p, "The stall timeout must be above 0.")
 	}
+	if c.MaxShapesPerPrincipal < 0 || c.MaxConnsPerIP < 0 {
+		p = append(p, fmt.Sprintf("The per-principal shape quota and the per-address connection limit must be 0 (none) or more, not %d and %d.", c.MaxShapesPerPrincipal, c.MaxConnsPerIP))
+	}
+	if c.IdleTimeout <= 0 || c.HeaderTimeout <= 0 || c.BodyTimeout <= 0 {
+		p = append(p, fmt.Sprintf("The idle, header and body timeouts must be above 0, not %s, %s and %s.", c.IdleTimeout, c.HeaderTimeout, c.BodyTimeout))
+	}
+	if _, err := c.corsOrigins(); err != nil {
+		p = append(p, err.Error())
+	}
 	if c.ShapeTokenTTL <= 0 {
 		p = append(p, "The shape token lifetime must be above 0.")
 	}
@@ -227,6 +255,27 @@ func (c *Config) validate() []string {
 		p = append(p, fmt.Sprintf("The log level must be debug, info, warn or error, not %q.", c.LogLevel))
 	}
 	return p
+}
+
+// corsOrigins returns -cors-origins as a list (nil when not set), refusing
+// an entry that is neither "*" nor an origin: scheme://host[:port].
+func (c *Config) corsOrigins() ([]string, error) {
+	if strings.TrimSpace(c.CORSOrigins) == "" {
+		return nil, nil
+	}
+	var list []string
+	for _, o := range strings.Split(c.CORSOrigins, ",") {
+		o = strings.TrimSpace(o)
+		if o != "*" {
+			u, err := url.Parse(o)
+			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
+				u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") {
+				return nil, fmt.Errorf("-cors-origins: %q is not an origin: write scheme://host[:port], such as https://app.example.com, or *.", o)
+			}
+		}
+		list = append(list, o)
+	}
+	return list, nil
 }
 
 // listenHost returns the host to listen on, refusing a non-loopback one

@@ -91,7 +91,7 @@ func TestLoadConfigBackPressure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxShapes != 0 || c.MaxConcurrentInitial != 5000 || c.MaxConcurrentExisting != 10000 || c.StallTimeout != 30*time.Second {
+	if c.MaxShapes != 100_000 || c.MaxConcurrentInitial != 5000 || c.MaxConcurrentExisting != 10000 || c.StallTimeout != 30*time.Second {
 		t.Fatalf("back-pressure defaults: shapes %d initial %d existing %d stall %s", c.MaxShapes, c.MaxConcurrentInitial, c.MaxConcurrentExisting, c.StallTimeout)
 	}
 	c, err = LoadConfig([]string{"-max-shapes", "50", "-max-concurrent-initial", "7", "-stall-timeout", "1s"},
@@ -137,5 +137,41 @@ func TestLoadConfigShapeUpkeep(t *testing.T) {
 	}
 	if _, err := LoadConfig([]string{"-max-open-logs", "0"}, env(nil)); err == nil {
 		t.Fatal("-max-open-logs 0 accepted")
+	}
+}
+
+func TestLoadConfigConnectionsQuotasAndCORS(t *testing.T) {
+	c, err := LoadConfig(nil, env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MaxShapesPerPrincipal != 1000 || c.MaxConnsPerIP != 256 || c.IdleTimeout != 120*time.Second ||
+		c.HeaderTimeout != 10*time.Second || c.BodyTimeout != 30*time.Second || c.CORSOrigins != "" {
+		t.Fatalf("defaults: %+v", c)
+	}
+	if o, err := c.corsOrigins(); o != nil || err != nil {
+		t.Fatalf("default CORS origins: %v %v", o, err)
+	}
+	c, err = LoadConfig([]string{"-max-shapes-per-principal", "0", "-max-conns-per-ip", "8", "-idle-timeout", "1s", "-body-timeout", "2000"},
+		env(map[string]string{"VOLT_HEADER_TIMEOUT": "3s", "VOLT_CORS_ORIGINS": "https://app.example.com, http://localhost:5173,*"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, _ := c.corsOrigins()
+	if c.MaxShapesPerPrincipal != 0 || c.MaxConnsPerIP != 8 || c.IdleTimeout != time.Second || c.BodyTimeout != 2*time.Second ||
+		c.HeaderTimeout != 3*time.Second || strings.Join(o, " ") != "https://app.example.com http://localhost:5173 *" {
+		t.Fatalf("flags and env not applied: %+v, origins %q", c, o)
+	}
+	_, err = LoadConfig([]string{"-max-conns-per-ip", "-1", "-idle-timeout", "0s", "-cors-origins", "app.example.com,https://a.example/path"}, env(nil))
+	if err == nil {
+		t.Fatal("bad settings accepted")
+	}
+	for _, want := range []string{"connection limit", "idle, header and body timeouts", `"app.example.com" is not an origin`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q:\n%s", want, err)
+		}
+	}
+	if _, err := LoadConfig([]string{"-cors-origins", "https://a.example/path"}, env(nil)); err == nil || !strings.Contains(err.Error(), "https://a.example/path") {
+		t.Errorf("an origin with a path: %v", err)
 	}
 }

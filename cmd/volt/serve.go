@@ -134,9 +134,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 			Secret: cfg.Secret, LongPollTimeout: cfg.LongPollTimeout, SSETimeout: cfg.SSETimeout,
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
 			MaxShapes: cfg.MaxShapes, MaxConcurrentInitial: cfg.MaxConcurrentInitial, MaxConcurrentExisting: cfg.MaxConcurrentExisting,
-			StallTimeout: cfg.StallTimeout,
+			StallTimeout: cfg.StallTimeout, MaxShapesPerPrincipal: cfg.MaxShapesPerPrincipal,
+			IdleTimeout: cfg.IdleTimeout, HeaderTimeout: cfg.HeaderTimeout, BodyTimeout: cfg.BodyTimeout,
+			MaxConnsPerIP: cfg.MaxConnsPerIP,
 		},
 	}
+	srv.Config.CORSOrigins, _ = cfg.corsOrigins() // validated by LoadConfig
 	var rules *auth.Rules
 	if cfg.Rules != "" {
 		if rules, err = auth.LoadRules(ctx, inspector, cfg.Rules); err != nil {
