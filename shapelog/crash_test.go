@@ -17,6 +17,7 @@ type crashFixture struct {
 	txs   []tx
 	ends  []int64 // live.dat position after each transaction
 	snap  *model  // the model of the snapshot part
+	r     *rand.Rand
 }
 
 // newCrashFixture writes a complete snapshot and nTx random transactions,
@@ -25,7 +26,7 @@ func newCrashFixture(t *testing.T, r *rand.Rand, chunk, nTx, maxSize int) *crash
 	t.Helper()
 	s := newStore(t, chunk)
 	l := mustCreate(t, s, "c")
-	f := &crashFixture{dir: filepath.Join(s.dir, "c"), chunk: chunk, snap: &model{chunk: chunk}}
+	f := &crashFixture{dir: filepath.Join(s.dir, "c"), chunk: chunk, snap: &model{chunk: chunk}, r: r}
 	for _, row := range []string{"s1", "s2"} {
 		if err := l.AppendSnapshot([]byte(row)); err != nil {
 			t.Fatal(err)
@@ -123,7 +124,7 @@ func TestCrashTruncateLiveEveryByte(t *testing.T) {
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
 	s := newFastStore(t, 40)
 	size := fileLen(t, filepath.Join(f.dir, liveFile))
-	for cut := int64(0); cut <= size; cut++ {
+	for cut := firstByte(f.r); cut <= size; cut += byteStep {
 		l := f.reopen(t, s, func(dir string) { truncateFile(t, filepath.Join(dir, liveFile), cut) })
 		m, end := f.modelUpTo(cut)
 		verifyRecovered(t, l, m, end)
@@ -144,7 +145,7 @@ func TestCrashTruncateIndexEveryByte(t *testing.T) {
 		t.Fatalf("fixture has only %d index bytes", size)
 	}
 	m, end := f.modelUpTo(1 << 62)
-	for cut := int64(0); cut <= size; cut++ {
+	for cut := firstByte(f.r); cut <= size; cut += byteStep {
 		l := f.reopen(t, s, func(dir string) { truncateFile(t, filepath.Join(dir, liveIdxFile), cut) })
 		verifyRecovered(t, l, m, end)
 		if t.Failed() {
@@ -176,7 +177,7 @@ func TestCrashCorruptEveryByte(t *testing.T) {
 		pos += int64(liveHdrSize + len(e.JSON))
 	}
 	rec := 0
-	for p := int64(0); p < pos; p++ {
+	for p := firstByte(f.r); p < pos; p += byteStep {
 		for rec+1 < len(starts) && starts[rec+1] <= p {
 			rec++
 		}

@@ -13,9 +13,11 @@ import (
 	"github.com/voltsync/volt/internal/testseed"
 )
 
+const defaultIters = 60
+
 var (
 	seedFlag  = flag.Int64("shapelog.seed", 0, "seed for the property tests (0: $VOLT_SEED, else time-based)")
-	itersFlag = flag.Int("shapelog.iters", 60, "iterations of the property test")
+	itersFlag = flag.Int("shapelog.iters", defaultIters, "iterations of the property test (a quarter with -short)")
 )
 
 func testSeed(t *testing.T) int64 {
