@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -214,11 +213,7 @@ func (s *Server) principal(r *http.Request) (string, bool) {
 			return "sub:" + p, true
 		}
 	}
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	return "ip:" + host, true
+	return "ip:" + clientAddr(r.RemoteAddr), true
 }
 
 // shapeQuota tracks the shapes each principal created.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"path"
 	"strconv"
@@ -255,16 +256,27 @@ func overCap(ctx context.Context) (string, bool) {
 	return ip, ok
 }
 
-// connIP is the address part of a connection's remote address.
-func connIP(c net.Conn) string {
-	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-		return a.IP.String()
-	}
-	host, _, err := net.SplitHostPort(c.RemoteAddr().String())
+// connIP is the client address a connection counts against.
+func connIP(c net.Conn) string { return clientAddr(c.RemoteAddr().String()) }
+
+// clientAddr is the client a remote address ("host:port") belongs to:
+// its IPv4 address, or the /64 of its IPv6 address (one host commonly
+// holds a whole /64).
+func clientAddr(remote string) string {
+	host, _, err := net.SplitHostPort(remote)
 	if err != nil {
-		return c.RemoteAddr().String()
+		host = remote
 	}
-	return host
+	ip, err := netip.ParseAddr(host)
+	if err != nil {
+		return host
+	}
+	ip = ip.Unmap()
+	if ip.Is4() {
+		return ip.String()
+	}
+	prefix, _ := ip.WithZone("").Prefix(64)
+	return prefix.String()
 }
 
 // opened is the server's ConnContext: it counts the new connection and
