@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
 
 	"github.com/voltsync/volt"
@@ -133,6 +134,12 @@ func FuzzShapeRequest(f *testing.F) {
 		f.Add(s[0], s[1])
 	}
 	f.Fuzz(func(t *testing.T, query, body string) {
+		start := time.Now()
+		defer func() {
+			if d := time.Since(start); d > 5*time.Second {
+				t.Fatalf("query %q body %q took %v", query, body, d)
+			}
+		}()
 		q, _ := url.ParseQuery(query) // net/http keeps what parses, as here
 		req, errs := parseRequest(q)
 		getSub, _ := subsetFromQuery(q)
