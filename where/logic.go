@@ -238,7 +238,7 @@ func (n *arrayCtorNode) eval(r Row) (any, error) {
 	if len(a.elems) > 0 {
 		a.dims = []int{len(a.elems)}
 	}
-	return a, nil
+	return a, charge(r, a)
 }
 func (n *arrayCtorNode) sql(b *strings.Builder) {
 	b.WriteString("ARRAY[")

@@ -127,7 +127,10 @@ func (c *castNode) eval(r Row) (any, error) {
 	if err != nil || v == nil {
 		return nil, err
 	}
-	return c.fn(v)
+	if v, err = c.fn(v); err != nil {
+		return nil, err
+	}
+	return v, charge(r, v)
 }
 
 // funcNode applies a function or operator to its arguments. Strict
@@ -155,7 +158,11 @@ func (f *funcNode) eval(r Row) (any, error) {
 		}
 		vals[i] = v
 	}
-	return f.fn(vals)
+	v, err := f.fn(vals)
+	if err != nil {
+		return nil, err
+	}
+	return v, charge(r, v)
 }
 func (f *funcNode) sql(b *strings.Builder) {
 	switch {

@@ -55,24 +55,38 @@ func numericPow(a, b any) (any, error) {
 	if s1 == 0 {
 		return &numeric{u: new(big.Int), scale: numMinSigDigits}, nil
 	}
-	xf, _ := new(big.Float).SetInt(x.u).Float64()
-	yf, _ := new(big.Float).SetInt(y.u).Float64()
-	val := (math.Log(math.Abs(xf)) - float64(x.scale)*math.Ln10) * yf / math.Pow(10, float64(y.scale))
-	if math.Abs(val) > numMaxResultScale*3.01 {
+	if s1 < 0 {
+		// An integral exponent beyond int32 (the rest failed above):
+		// Postgres works with |x| and sets the sign by the parity.
+		r, err := numericPow(x.neg(), y)
+		if e, _ := y.roundToInt(); err == nil && e.Bit(0) == 1 {
+			r = r.(*numeric).neg()
+		}
+		return r, err
+	}
+	// ln of the result, estimated before any big work: exp_var overflows
+	// from e^6000 on (NUMERIC_MAX_RESULT_SCALE * 3) and gives zero below
+	// e^-6000, so the result has at most about 2,606 digits before the
+	// point.
+	lnx, yf := numLn(x), numFloat(y)
+	val := lnx * yf
+	if lnx == 0 {
+		val = 0
+	}
+	if math.Abs(val) >= numMaxResultScale*3 {
 		if val > 0 {
-			return nil, errorf("value overflows numeric format")
+			return nil, errOverflow
 		}
 		return &numeric{u: new(big.Int), scale: maxNumericScale}, nil
 	}
 	val *= 0.434294481903252
 	rscale := numMinSigDigits - int(val)
 	rscale = min(max(rscale, x.scale, y.scale, 0), maxNumericScale)
-	prec := uint(max(rscale+int(val), 0)+40)*4 + 64
+	// y * ln x must be right to the result's last digit: bits for the
+	// digits, plus the bits of |y| (ln x's error is multiplied by it).
+	prec := uint(max(rscale+int(val), 0)+40)*4 + 64 + uint(max(0, math.Ilogb(yf)))
 	if prec > maxPowPrec {
-		// Postgres computes these (in C, in milliseconds); the big.Float
-		// series here would take minutes and hold up replication. Such a
-		// row counts as not matching (an evaluation error).
-		return nil, errorf("numeric power needs %d bits of precision, more than volt evaluates", prec)
+		return nil, costErrorf("numeric power needs %d bits of precision, more than volt evaluates", prec)
 	}
 	bx := new(big.Float).SetPrec(prec).Quo(new(big.Float).SetPrec(prec).SetInt(x.u), new(big.Float).SetPrec(prec).SetInt(pow10(x.scale)))
 	by := new(big.Float).SetPrec(prec).Quo(new(big.Float).SetPrec(prec).SetInt(y.u), new(big.Float).SetPrec(prec).SetInt(pow10(y.scale)))
@@ -110,6 +124,20 @@ func numericPowInf(x, y *numeric, s2 int) *numeric {
 	return infOf(1)
 }
 
+// numLn returns ln |n| of a finite nonzero n as a float64, whatever its size.
+func numLn(n *numeric) float64 {
+	m := new(big.Float)
+	e := new(big.Float).SetInt(n.u).MantExp(m)
+	mf, _ := m.Float64()
+	return math.Log(math.Abs(mf)) + float64(e)*math.Ln2 - float64(n.scale)*math.Ln10
+}
+
+// numFloat returns finite n as a float64 (±Inf past its range).
+func numFloat(n *numeric) float64 {
+	f, _ := new(big.Float).Quo(new(big.Float).SetInt(n.u), new(big.Float).SetInt(pow10(n.scale))).Float64()
+	return f
+}
+
 // integral reports whether a finite numeric has no fractional part.
 func (n *numeric) integral() bool {
 	if n.special != numFinite {
@@ -127,19 +155,21 @@ func numericPowInt(x *numeric, exp int64, rscale int) (any, error) {
 		return &numeric{u: new(big.Int), scale: rscale}, nil
 	}
 	// decimal weight of the result, to catch overflow and tiny results
-	digits := float64(len(new(big.Int).Abs(x.u).String()) - x.scale)
-	f := float64(exp) * (digits - 1)
-	if xf, _ := x.float(64); xf != 0 && !math.IsInf(xf, 0) {
-		f = float64(exp) * math.Log10(math.Abs(xf))
-	}
+	f := float64(exp) * numLn(x) / math.Ln10
 	if f > 3*math.MaxInt16*4 {
 		return nil, errorf("value overflows numeric format")
 	}
 	if f+1 < -float64(rscale) {
 		return &numeric{u: new(big.Int), scale: rscale}, nil
 	}
-	if f > numMaxWeightDigs {
+	if f >= numMaxWeightDigs-1e-6 {
+		// at least numMaxWeightDigs+1 digits before the point
 		return nil, errorf("value overflows numeric format")
+	}
+	if f+float64(rscale) > MaxEvalDigits {
+		// Postgres computes all of these digits (up to 131,072 before
+		// the point); volt refuses before computing them.
+		return nil, costErrorf("numeric power would have about %.0f digits, more than the %d volt evaluates", f+float64(rscale), MaxEvalDigits)
 	}
 	abs := exp
 	if abs < 0 {

@@ -113,9 +113,11 @@ func plainSelect(s *pg.SelectStmt) bool {
 
 // Matches evaluates the clause against r with SQL three-valued logic; only
 // TRUE matches. An evaluation error (e.g. division by zero, a value that
-// does not parse) is returned with false; callers treat it as no match.
+// does not parse) is returned with false; callers treat it as no match,
+// except one that matches ErrTooCostly: the row costs more than volt's
+// bounds allow (see EvalBudget), and Postgres may well match it.
 func (e *Expr) Matches(r Row) (bool, error) {
-	v, err := e.root.eval(r)
+	v, err := e.root.eval(&budgetRow{Row: r, left: EvalBudget})
 	if err != nil {
 		return false, err
 	}
@@ -160,6 +162,15 @@ type Error struct {
 	Location    int
 	HasLocation bool
 	Message     string
+	costly      bool // matches ErrTooCostly
+}
+
+// Unwrap makes an evaluation refused for its cost match ErrTooCostly.
+func (e *Error) Unwrap() error {
+	if e.costly {
+		return ErrTooCostly
+	}
+	return nil
 }
 
 // Error implements the error interface.
@@ -193,7 +204,9 @@ func withLoc(err error, loc int32) *Error {
 		if e.HasLocation {
 			return e
 		}
-		return errAt(loc, "%s", e.Message)
+		l := errAt(loc, "%s", e.Message)
+		l.costly = e.costly
+		return l
 	}
 	return errAt(loc, "%s", err.Error())
 }

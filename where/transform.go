@@ -1,6 +1,7 @@
 package where
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 
@@ -154,7 +155,12 @@ func fold(n node, loc int32) (node, error) {
 	if hasColumn(n) {
 		return n, nil
 	}
-	v, err := n.eval(nil)
+	v, err := n.eval(&budgetRow{left: EvalBudget})
+	if errors.Is(err, ErrTooCostly) {
+		// Refused whether or not Postgres would reach it: volt would
+		// pay for it on every row.
+		return nil, withLoc(err, loc)
+	}
 	if err != nil {
 		return &failedNode{node: n, err: withLoc(err, loc)}, nil
 	}
