@@ -118,7 +118,9 @@ func TestMatchesRefusesCostlyRows(t *testing.T) {
 
 	// Building ever longer strings: t || t || ... costs the square of
 	// the chain's length.
-	chain := func(k int) string { return "length(" + strings.Repeat("(", k) + "t" + strings.Repeat(" || t)", k) + ") > 0" }
+	chain := func(k int) string {
+		return "length(" + strings.Repeat("(", k) + "t" + strings.Repeat(" || t)", k) + ") > 0"
+	}
 	long := strings.Repeat("x", 1000)
 	for _, c := range []struct {
 		k      int
