@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/where"
 )
 
 // ErrSchemaChanged is returned by Convert when a change's relation no longer
@@ -60,22 +61,35 @@ func (s *Shape) CheckRelation(rel *volt.Relation) error {
 // (e.g. division by zero) count as no match, as a failing SELECT would
 // not return the row.
 func (s *Shape) Matches(vals []volt.Value) bool {
+	ok, _ := s.match(vals)
+	return ok
+}
+
+// match is Matches, except that a row too costly to evaluate (an error
+// matching where.ErrTooCostly) is an error: Postgres may match it, so the
+// shape cannot be continued.
+func (s *Shape) match(vals []volt.Value) (bool, error) {
 	if vals == nil {
-		return false
+		return false, nil
 	}
 	f, err := s.Filter()
 	if err != nil {
-		return false
+		return false, nil
 	}
 	if f == nil {
-		return true
+		return true, nil
 	}
 	ok, err := f.Matches(row{s, vals})
-	return err == nil && ok
+	if errors.Is(err, where.ErrTooCostly) {
+		return false, err
+	}
+	return err == nil && ok, nil
 }
 
 // Convert turns one change into this shape's messages (zero, one or two);
-// op is the change's op_position (2 × its index in the transaction).
+// op is the change's op_position (2 × its index in the transaction). A
+// row too costly to evaluate fails it with an error matching
+// where.ErrTooCostly.
 func (s *Shape) Convert(ch *volt.Change, op uint64) ([]Message, error) {
 	if err := s.CheckRelation(ch.Relation); err != nil {
 		return nil, err
@@ -85,21 +99,32 @@ func (s *Shape) Convert(ch *volt.Change, op uint64) ([]Message, error) {
 	}
 	switch ch.Kind {
 	case volt.Insert:
-		if s.Matches(ch.New) {
-			return []Message{s.insert(ch.New, op)}, nil
+		in, err := s.match(ch.New)
+		if err != nil || !in {
+			return nil, err
 		}
+		return []Message{s.insert(ch.New, op)}, nil
 	case volt.Delete:
-		if s.Matches(ch.Old) {
-			return []Message{s.delete(ch.Old, op)}, nil
+		in, err := s.match(ch.Old)
+		if err != nil || !in {
+			return nil, err
 		}
+		return []Message{s.delete(ch.Old, op)}, nil
 	case volt.Update:
-		return s.update(ch, op), nil
+		oldIn, err := s.match(ch.Old)
+		if err != nil {
+			return nil, err
+		}
+		newIn, err := s.match(ch.New)
+		if err != nil {
+			return nil, err
+		}
+		return s.update(ch, op, oldIn, newIn), nil
 	}
 	return nil, nil
 }
 
-func (s *Shape) update(ch *volt.Change, op uint64) []Message {
-	oldIn, newIn := s.Matches(ch.Old), s.Matches(ch.New)
+func (s *Shape) update(ch *volt.Change, op uint64, oldIn, newIn bool) []Message {
 	switch {
 	case oldIn && newIn:
 		oldKey, newKey := s.rowKey(ch.Old), s.rowKey(ch.New)
