@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt/internal/pgtest"
 )
 
@@ -165,6 +168,17 @@ func TestReadsecRuleColumnsAfterAddColumn(t *testing.T) {
 	if len(rows) != 2 || readsecColumns(rows) != "id,owner_id,title" {
 		t.Errorf("subset on readable columns: %d rows of %s", len(rows), readsecColumns(rows))
 	}
+	// queryable_columns narrows a rule, and must keep the columns the
+	// rule's check uses (it becomes part of the shape's where clause).
+	expectStatus(t, "queryable_columns without the check's column",
+		get(t, v.shapeURL("table", "todos", "offset", "-1", "queryable_columns", "id,title"), "Authorization", alice), 400, "owner_id")
+	qf := newFollower(v, "table", "todos", "queryable_columns", "id,owner_id")
+	qf.catchUpAs(t, alice)
+	if len(qf.rows) != 2 || len(qf.rows[`"public"."todos"/"a1"`]) != 2 {
+		t.Errorf("queryable_columns under a rule: %v", dump(qf.rows))
+	}
+	refused("subset where outside queryable_columns under a rule",
+		readsecPost(t, v.shapeURL("table", "todos", "offset", "-1", "queryable_columns", "id,owner_id"), `{"where":"title <> ''"}`, "Authorization", alice))
 }
 
 // TestReadsecQueryableColumns (item 6): queryable_columns is the shape's
@@ -441,5 +455,76 @@ func TestReadsecSubsetsStream(t *testing.T) {
 	// (garbage the collector has not reclaimed yet included).
 	if growth > 48<<10 {
 		t.Fatalf("peak RSS grew by %d kB for %d concurrent subsets; want at most %d kB", growth, clients, 48<<10)
+	}
+}
+
+// readsecActiveQueries counts Postgres backends running (or holding a
+// transaction open for) a query on table big.
+func readsecActiveQueries(t *testing.T, conn *pgx.Conn) int {
+	t.Helper()
+	var n int
+	err := conn.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+		WHERE pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%FROM "public"."big"%'`).Scan(&n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestReadsecSubsetStall (item 10): a subset streams under the stall
+// timeout. While a client reads nothing, its query waits on it (rows are
+// not gathered in memory ahead of the client), and at the stall timeout
+// the client is dropped and the query ends, releasing its connection and
+// snapshot.
+func TestReadsecSubsetStall(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db,
+		`CREATE TABLE big (id int PRIMARY KEY, pad text)`,
+		`INSERT INTO big SELECT g, repeat(md5(g::text), 8) FROM generate_series(1, 200000) g`)
+	v := startVolt(t, db, "VOLT_STALL_TIMEOUT=4s")
+	u := v.shapeURL("table", "big", "offset", "now", "log", "changes_only")
+	if r := get(t, u); r.Status != 200 {
+		t.Fatalf("offset=now: %d %s", r.Status, r.Body)
+	}
+	pg, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pg.Close(context.Background())
+
+	conn, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(v.Port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"where":"true"}`
+	path := strings.TrimPrefix(u, v.URL)
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: volt\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s", path, len(body), body)
+	br := bufio.NewReader(conn)
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.Contains(status, " 200 ") {
+		t.Fatalf("status line %q: %v", status, err)
+	}
+	// Now read nothing more. The query is held up by the client...
+	start := time.Now()
+	if n := readsecActiveQueries(t, pg); n != 1 {
+		t.Fatalf("%d subset queries running while the client stalls; want 1 (a query that finished ahead of the client gathered its rows in memory)", n)
+	}
+	// ... until the stall timeout drops the client and ends it.
+	for readsecActiveQueries(t, pg) != 0 {
+		if time.Since(start) > 60*time.Second {
+			t.Fatal("the subset query still runs a minute after its client stopped reading")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if !strings.Contains(v.Log(), "dropped a client that stopped reading") {
+		t.Errorf("volt did not log the dropped client")
+	}
+	// volt closed the connection: reading what is left ends, it does not
+	// time out.
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	var ne net.Error
+	if _, err := io.Copy(io.Discard, br); errors.As(err, &ne) && ne.Timeout() {
+		t.Errorf("volt kept the stalled connection open: %v", err)
 	}
 }
