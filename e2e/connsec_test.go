@@ -250,6 +250,25 @@ func TestConnectionCapPerAddress(t *testing.T) {
 	}
 }
 
+// TestConnectionsFarPastCapClosed: connections past the cap that send
+// nothing would each hold a file descriptor until the header timeout;
+// once an address has twice the cap open, volt closes its new
+// connections at once, and still serves other addresses.
+func TestConnectionsFarPastCapClosed(t *testing.T) {
+	const limit = 5
+	v := startVolt(t, pgtest.NewDB(t), "VOLT_MAX_CONNS_PER_IP="+strconv.Itoa(limit), "VOLT_HEADER_TIMEOUT=30s")
+	for range 2 * limit {
+		csDial(t, v, "127.0.0.4") // silent: counted, waiting for headers
+	}
+	c := csDial(t, v, "127.0.0.4")
+	if d := csAwaitClose(t, c, c, 5*time.Second); d > 3*time.Second {
+		t.Errorf("a connection past twice the cap closed after %s", d)
+	}
+	if r := csGet(t, csClient(t, "127.0.0.2"), v.URL+"/v1/health"); r.Status != 200 {
+		t.Fatalf("another address: %d %s", r.Status, r.Body)
+	}
+}
+
 // csOpenFiles returns the soft and hard open-file limits of process pid.
 func csOpenFiles(t *testing.T, pid int) (soft, hard string) {
 	t.Helper()

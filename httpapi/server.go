@@ -96,9 +96,10 @@ type Config struct {
 	IdleTimeout   time.Duration
 	HeaderTimeout time.Duration
 	BodyTimeout   time.Duration
-	// MaxConnsPerIP caps the open connections from one client address: a
-	// request on a connection past the cap gets 429 with retry-after, and
-	// the connection is closed. 0: no cap.
+	// MaxConnsPerIP caps the open connections from one client address
+	// (IPv6: one /64): a request on a connection past the cap gets 429
+	// with retry-after, and the connection is closed; past twice the cap a
+	// new connection is closed at once, unanswered. 0: no cap.
 	MaxConnsPerIP int
 }
 
@@ -206,6 +207,7 @@ func (s *Server) Listen(addr string) error {
 	}
 	if s.Config.MaxConnsPerIP > 0 {
 		s.conns.limit, s.conns.log = s.Config.MaxConnsPerIP, s.Logger
+		s.ln = limitedListener{Listener: ln, cc: &s.conns}
 		s.srv.ConnContext = s.conns.opened
 		s.srv.ConnState = s.conns.changed
 	}
@@ -279,26 +281,64 @@ func clientAddr(remote string) string {
 	return prefix.String()
 }
 
-// opened is the server's ConnContext: it counts the new connection and
-// marks it when its address is past the cap.
-func (cc *connCounts) opened(ctx context.Context, c net.Conn) context.Context {
-	ip := connIP(c)
+// limitedListener counts each accepted connection against its address,
+// and closes at once, without an answer, one from an address that already
+// has twice its cap open: past the cap a request is answered 429 (guard),
+// but a connection that sends nothing would hold its file descriptor until
+// the header timeout.
+type limitedListener struct {
+	net.Listener
+	cc *connCounts
+}
+
+func (l limitedListener) Accept() (net.Conn, error) {
+	for {
+		c, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		if l.cc.add(connIP(c)) {
+			return c, nil
+		}
+		_ = c.Close()
+	}
+}
+
+// add counts a new connection from ip, unless ip has twice the cap open.
+func (cc *connCounts) add(ip string) bool {
 	cc.mu.Lock()
+	defer cc.mu.Unlock()
 	if cc.open == nil {
 		cc.open = map[string]int{}
 	}
+	if cc.open[ip] >= 2*cc.limit {
+		cc.warn(ip)
+		return false
+	}
 	cc.open[ip]++
-	n := cc.open[ip]
-	warn := n > cc.limit && time.Since(cc.warned) > time.Minute
-	if warn {
+	return true
+}
+
+// warn logs that ip reached the cap, at most once a minute; cc.mu is held.
+func (cc *connCounts) warn(ip string) {
+	if time.Since(cc.warned) > time.Minute {
 		cc.warned = time.Now()
+		cc.log.Warn("connection limit reached: further connections get 429, and past twice the limit are closed at once (logged once a minute)", "ip", ip, "limit", cc.limit)
+	}
+}
+
+// opened is the server's ConnContext: it marks a connection accepted while
+// its address is past the cap.
+func (cc *connCounts) opened(ctx context.Context, c net.Conn) context.Context {
+	ip := connIP(c)
+	cc.mu.Lock()
+	over := cc.open[ip] > cc.limit
+	if over {
+		cc.warn(ip)
 	}
 	cc.mu.Unlock()
-	if n <= cc.limit {
+	if !over {
 		return ctx
-	}
-	if warn {
-		cc.log.Warn("connection limit reached: requests on further connections get 429 (logged once a minute)", "ip", ip, "limit", cc.limit)
 	}
 	return context.WithValue(ctx, overCapKey{}, ip)
 }
