@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -276,18 +275,16 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *reques
 // runSubset streams a subset snapshot: each row is written to the response
 // as Postgres returns it, through a bounded buffer under the stall
 // timeout, so a subset costs a buffer, not its rows, whatever its size.
-// The status is sent with the first row (or the end of an empty result):
-// a query that fails before any row is answered with a proper error; one
-// that fails after is cut short, which the client sees as a failed request.
+// The status goes out with the first buffer's worth of body: a query that
+// fails before (every failure of a subset under bodyBuffer bytes) is
+// answered with a proper error; one that fails after is cut short, which
+// the client sees as a failed request.
 func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, q postgres.SnapshotQuery, offset volt.Offset) {
 	mark := rand.Int64N(1 << 31)
 	head := r.Method == http.MethodHead
 	q.InfoOnly = head
 	var info postgres.SnapshotInfo
-	var bw *bufio.Writer
-	var sw *stallWriter
-	rows := 0
-	begin := func() {
+	ls := &lazyStart{ResponseWriter: w, start: func() {
 		h := w.Header()
 		h.Set("cache-control", "no-cache")
 		h.Set("electric-snapshot", "true")
@@ -296,19 +293,21 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 		h.Set(hSchema, e.Shape.Schema())
 		h.Set("content-type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
-		if head {
-			return
-		}
-		bw, sw = s.bodyWriter(w, bodyBuffer)
+	}}
+	bw, sw := s.bodyWriter(ls, bodyBuffer)
+	opened := false
+	open := func() {
+		opened = true
 		_, _ = bw.WriteString(`{"metadata":`)
 		_, _ = bw.Write(shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN))
 		_, _ = bw.WriteString(`,"data":[`)
 	}
+	rows := 0
 	err := s.Snapshotter.Snapshot(r.Context(), q,
 		func(si postgres.SnapshotInfo) error { info = si; return nil },
 		func(raw [][]byte) error {
-			if bw == nil {
-				begin()
+			if !opened {
+				open()
 			} else {
 				_ = bw.WriteByte(',')
 			}
@@ -317,7 +316,7 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 			return err
 		})
 	switch {
-	case err != nil && bw == nil:
+	case err != nil && !ls.started:
 		s.queryFailed(w, r, e, err, true)
 		return
 	case err != nil && sw.err != nil:
@@ -326,12 +325,35 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 		s.logQueryError("subset snapshot failed after some rows", e, err, "rows", rows)
 		panic(http.ErrAbortHandler)
 	}
-	if bw == nil {
-		begin()
-		if head {
-			return
-		}
+	if head {
+		ls.begin()
+		return
+	}
+	if !opened {
+		open()
 	}
 	_, _ = bw.WriteString("]}")
 	_ = bw.Flush()
 }
+
+// lazyStart sends a 200 with the first bytes of the body (start sets its
+// headers), so that a response can still become an error until then.
+type lazyStart struct {
+	http.ResponseWriter
+	start   func()
+	started bool
+}
+
+func (l *lazyStart) begin() {
+	if !l.started {
+		l.started = true
+		l.start()
+	}
+}
+
+func (l *lazyStart) Write(p []byte) (int, error) {
+	l.begin()
+	return l.ResponseWriter.Write(p)
+}
+
+func (l *lazyStart) Unwrap() http.ResponseWriter { return l.ResponseWriter }
