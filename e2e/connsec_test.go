@@ -18,6 +18,7 @@ import (
 	"unsafe"
 
 	"github.com/jackc/pgx/v5"
+	wire "github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 )
 
@@ -190,6 +191,45 @@ func TestLiveRequestsOutlastConnectionTimeouts(t *testing.T) {
 	}
 	if d := time.Since(t0); sse.Status != 200 || d < 2500*time.Millisecond || !strings.Contains(string(sse.Body), `"operation":"insert"`) {
 		t.Fatalf("SSE stream: %d after %s: %s", sse.Status, d, sse.Body)
+	}
+}
+
+// TestSlowWriteOutlastsBodyTimeout: the body deadline covers sending the
+// body only: a write whose body has arrived may take longer (here it waits
+// for a row lock) and is answered normally.
+func TestSlowWriteOutlastsBodyTimeout(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY, title text NOT NULL)`, `INSERT INTO todos VALUES ('a', 'old')`)
+	v := startVolt(t, db, "VOLT_INSECURE_WRITES=true", "VOLT_BODY_TIMEOUT=300ms")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, `SELECT * FROM todos WHERE id = 'a' FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+	released := make(chan error, 1)
+	go func() {
+		time.Sleep(1500 * time.Millisecond) // well past the body timeout
+		released <- tx.Commit(ctx)
+	}()
+	t0 := time.Now()
+	rs := postMutations(t, v, wire.MutationRequest{ClientID: "slow", Transactions: []wire.ClientTransaction{
+		{Seq: 1, Mutations: []wire.Mutation{{Op: wire.OpUpdate, Table: "todos", Key: map[string]any{"id": "a"}, Values: map[string]any{"title": "new"}}}},
+	}})
+	if err := <-released; err != nil {
+		t.Fatal(err)
+	}
+	d := time.Since(t0)
+	t.Logf("write answered after %s", d)
+	if len(rs) != 1 || rs[0].Status != wire.StatusAccepted || d < time.Second {
+		t.Fatalf("write held by a row lock: %+v after %s", rs, d)
 	}
 }
 
