@@ -8,12 +8,10 @@ import (
 	"github.com/voltsync/volt/shape"
 )
 
-// Check authorises one applied row mutation against the rules; it is a
-// mutations.CheckFunc. The principal is the request's Claims (nil for an
-// anonymous request: every claim is then NULL). A refusal is a
-// *mutations.Rejection with code forbidden, which rolls the client
-// transaction back.
-func (r *Rules) Check(_ context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
+// Allow decides, before anything runs, whether a mutation's table,
+// operation and columns are allowed; it is a mutations.AllowFunc. A table
+// without a rule is refused whether it exists or not.
+func (r *Rules) Allow(_ context.Context, _ any, m volt.Mutation) error {
 	t, err := r.rule(m.Table)
 	if err != nil {
 		return err
@@ -21,22 +19,49 @@ func (r *Rules) Check(_ context.Context, principal any, m volt.Mutation, oldRow,
 	if !t.ops[m.Op] {
 		return forbidden("%s of %s is not allowed", m.Op, t.table)
 	}
-	if err := t.checkColumns(m); err != nil {
+	return t.checkColumns(m)
+}
+
+// Check authorises one row mutation against the rules; it is a
+// mutations.CheckFunc (see there for when it is called). The principal is
+// the request's Claims (nil for an anonymous request: every claim is then
+// NULL). A refusal is a *mutations.Rejection with code forbidden, which
+// rolls the client transaction back. An update or delete of a missing row
+// (both rows nil) on a table with a check is refused exactly like one of a
+// row that fails the check, so the answer does not tell whether it exists.
+func (r *Rules) Check(ctx context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
+	if err := r.Allow(ctx, principal, m); err != nil {
 		return err
 	}
+	t := r.tables[mustQualify(m.Table)]
 	if t.check == nil {
 		return nil
 	}
 	claims := asClaims(principal)
+	if oldRow == nil && newRow == nil {
+		return hiddenRow(m, t)
+	}
 	if oldRow != nil {
-		if err := t.checkRow(claims, m, oldRow, "the row"); err != nil {
-			return err
+		if ok, err := t.check.holds(claims, oldRow); err != nil || !ok {
+			return hiddenRow(m, t)
 		}
 	}
 	if newRow != nil {
 		return t.checkRow(claims, m, newRow, "the new row")
 	}
 	return nil
+}
+
+// hiddenRow refuses an update or delete of a row that is missing or fails
+// the check, with one answer for both.
+func hiddenRow(m volt.Mutation, t *tableRule) error {
+	return forbidden("%s of %s: the row does not exist or does not pass the table's check", m.Op, t.table)
+}
+
+// mustQualify returns "schema.name" of a table name that rule accepted.
+func mustQualify(table string) string {
+	schema, name, _ := shape.ParseRelation(table)
+	return schema + "." + name
 }
 
 // rule finds the table's rule; a table without one is not writable.

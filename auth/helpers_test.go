@@ -8,11 +8,13 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -231,11 +233,18 @@ func (e *env) postRaw(token, client string, ms ...volt.Mutation) (int, []byte) {
 	return e.postRawHeader("Bearer "+token, client, ms...)
 }
 
-// postRawHeader is postRaw with the Authorization header as given.
+// postRawHeader is postRaw with the Authorization header as given. Client
+// ids are bound to the token's subject: client is sent as "<sub>:client"
+// when the token has a sub claim (and client is not already bound to it).
 func (e *env) postRawHeader(authz, client string, ms ...volt.Mutation) (int, []byte) {
 	e.t.Helper()
-	body, _ := json.Marshal(volt.MutationRequest{ClientID: client, Transactions: []volt.ClientTransaction{{Seq: e.seq[client] + 1, Mutations: ms}}})
+	clientID := client
+	if sub := subjectOf(authz); sub != "" && !strings.ContainsRune(sub, 0) && !auth.OwnsClientID(sub, client) {
+		clientID = sub + ":" + client
+	}
+	body, _ := json.Marshal(volt.MutationRequest{ClientID: clientID, Transactions: []volt.ClientTransaction{{Seq: e.seq[client] + 1, Mutations: ms}}})
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+volt.MutationsPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if authz != "" {
 		req.Header.Set("Authorization", authz)
 	}
@@ -249,6 +258,25 @@ func (e *env) postRawHeader(authz, client string, ms ...volt.Mutation) (int, []b
 		e.t.Fatal(err)
 	}
 	return resp.StatusCode, b
+}
+
+// subjectOf returns the sub claim of a bearer token, unverified ("" when
+// there is none).
+func subjectOf(authz string) string {
+	parts := strings.Split(strings.TrimPrefix(authz, "Bearer "), ".")
+	if len(parts) != 3 {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return ""
+	}
+	var c struct {
+		Sub any `json:"sub"`
+	}
+	_ = json.Unmarshal(payload, &c)
+	s, _ := c.Sub.(string)
+	return s
 }
 
 // post sends one transaction and returns its result; the client's seq

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt"
@@ -66,6 +67,40 @@ func (p *Policy) Authorize(ctx context.Context, r *http.Request) (any, error) {
 	return p.Verifier.Authorize(ctx, r)
 }
 
+// Allow decides a mutation's table, operation and columns with the Rules
+// before anything runs. Without Rules it refuses everything.
+func (p *Policy) Allow(ctx context.Context, principal any, m volt.Mutation) error {
+	if p.Rules == nil {
+		return forbidden("no write rules are loaded")
+	}
+	return p.Rules.Allow(ctx, principal, m)
+}
+
+// ClientAllowed binds client ids to the token's subject: with a Verifier,
+// a request may use the client_id equal to its sub claim or starting with
+// the sub claim and a colon ("alice", "alice:tab-1"), the ids whose
+// receipts the same token reads. Without a Verifier every client_id is
+// allowed (requests are anonymous).
+func (p *Policy) ClientAllowed(_ context.Context, principal any, clientID string) error {
+	if p.Verifier == nil {
+		return nil
+	}
+	sub := asClaims(principal).Subject()
+	if sub == "" {
+		return forbidden("this token has no sub claim: client ids are bound to the token's subject")
+	}
+	if !OwnsClientID(sub, clientID) {
+		return forbidden("client_id is not bound to this token's subject: use %q or %q", sub, sub+":<anything>")
+	}
+	return nil
+}
+
+// OwnsClientID reports whether clientID belongs to the subject sub: it is
+// sub, or starts with sub and a colon.
+func OwnsClientID(sub, clientID string) bool {
+	return sub != "" && (clientID == sub || strings.HasPrefix(clientID, sub+":"))
+}
+
 // Check authorises a row mutation with the Rules. Without Rules it refuses
 // everything: a Check that is set decides every table.
 func (p *Policy) Check(ctx context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
@@ -75,14 +110,17 @@ func (p *Policy) Check(ctx context.Context, principal any, m volt.Mutation, oldR
 	return p.Rules.Check(ctx, principal, m, oldRow, newRow)
 }
 
-// Options returns base with the policy's hooks set: Authorize when there is
-// a Verifier, Check when there are Rules. Hooks already set in base are
-// replaced; to combine, call the Policy's methods from your own hooks.
+// Options returns base with the policy's hooks set: Authorize and
+// ClientAllowed when there is a Verifier, Allow and Check when there are
+// Rules. Hooks already set in base are replaced; to combine, call the
+// Policy's methods from your own hooks.
 func (p *Policy) Options(base mutations.Options) mutations.Options {
 	if p.Verifier != nil {
 		base.Authorize = p.Authorize
+		base.ClientAllowed = p.ClientAllowed
 	}
 	if p.Rules != nil {
+		base.Allow = p.Allow
 		base.Check = p.Check
 	}
 	return base

@@ -41,24 +41,24 @@ func TestAuthServe(t *testing.T) {
 	insert := func(table, id, owner string) wire.Mutation {
 		return wire.Mutation{Op: wire.OpInsert, Table: table, Values: map[string]any{"id": id, "owner_id": owner}}
 	}
-	status, _ := postAuth(t, v, "", "web-1", 1, insert("todos", "a1", "alice"))
+	status, _ := postAuth(t, v, "", "alice:web-1", 1, insert("todos", "a1", "alice"))
 	if status != http.StatusUnauthorized {
 		t.Fatalf("no token: %d", status)
 	}
 	wrongIssuer := authToken(t, "alice", "https://evil.test", time.Hour)
-	if status, _ := postAuth(t, v, wrongIssuer, "web-1", 1, insert("todos", "a1", "alice")); status != http.StatusUnauthorized {
+	if status, _ := postAuth(t, v, wrongIssuer, "alice:web-1", 1, insert("todos", "a1", "alice")); status != http.StatusUnauthorized {
 		t.Fatalf("wrong issuer: %d", status)
 	}
 	expired := authToken(t, "alice", "https://issuer.test", -time.Hour)
-	if status, _ := postAuth(t, v, expired, "web-1", 1, insert("todos", "a1", "alice")); status != http.StatusUnauthorized {
+	if status, _ := postAuth(t, v, expired, "alice:web-1", 1, insert("todos", "a1", "alice")); status != http.StatusUnauthorized {
 		t.Fatalf("expired: %d", status)
 	}
 
 	alice := authToken(t, "alice", "https://issuer.test", time.Hour)
-	_, rs := postAuth(t, v, alice, "web-1", 1, insert("todos", "a1", "alice"))
-	_, rs2 := postAuth(t, v, alice, "web-1", 2, insert("todos", "b1", "bob"))
-	_, rs3 := postAuth(t, v, alice, "web-1", 3, wire.Mutation{Op: wire.OpInsert, Table: "secrets", Values: map[string]any{"id": 1}})
-	_, rs4 := postAuth(t, v, alice, "web-1", 4, wire.Mutation{Op: wire.OpDelete, Table: "todos", Key: map[string]any{"id": "a1"}})
+	_, rs := postAuth(t, v, alice, "alice:web-1", 1, insert("todos", "a1", "alice"))
+	_, rs2 := postAuth(t, v, alice, "alice:web-1", 2, insert("todos", "b1", "bob"))
+	_, rs3 := postAuth(t, v, alice, "alice:web-1", 3, wire.Mutation{Op: wire.OpInsert, Table: "secrets", Values: map[string]any{"id": 1}})
+	_, rs4 := postAuth(t, v, alice, "alice:web-1", 4, wire.Mutation{Op: wire.OpDelete, Table: "todos", Key: map[string]any{"id": "a1"}})
 	if rs[0].Status != wire.StatusAccepted || rs2[0].Code != wire.CodeForbidden || rs3[0].Code != wire.CodeForbidden || rs4[0].Code != wire.CodeForbidden {
 		t.Fatalf("results: %+v %+v %+v %+v", rs, rs2, rs3, rs4)
 	}
@@ -130,6 +130,7 @@ func postAuth(t *testing.T, v *volt, token, client string, seq int64, ms ...wire
 	t.Helper()
 	body, _ := json.Marshal(wire.MutationRequest{ClientID: client, Transactions: []wire.ClientTransaction{{Seq: seq, Mutations: ms}}})
 	req, _ := http.NewRequest(http.MethodPost, v.URL+wire.MutationsPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}

@@ -5,7 +5,7 @@ import (
 	"strconv"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/voltsync/volt/mutations"
 )
@@ -71,16 +71,19 @@ func TestValuesCastByPostgres(t *testing.T) {
 // lsnProbe is an LSNResolver that records, at each call, how many of the
 // client's transactions are committed.
 type lsnProbe struct {
+	pool            *pgxpool.Pool
 	committedAtCall []int64
 }
 
-func (p *lsnProbe) CommitLSN(ctx context.Context, conn *pgx.Conn, xid8 string) (uint64, error) {
+func (p *lsnProbe) CommitLSN(ctx context.Context, xid8 string) (uint64, error) {
 	var last int64
-	if err := conn.QueryRow(ctx, `SELECT last_seq FROM volt.clients WHERE client_id = 'batch'`).Scan(&last); err != nil {
+	if err := p.pool.QueryRow(ctx, `SELECT last_seq FROM volt.clients WHERE client_id = 'batch'`).Scan(&last); err != nil {
 		return 0, err
 	}
 	p.committedAtCall = append(p.committedAtCall, last)
-	return mutations.UpperBoundLSN{}.CommitLSN(ctx, conn, xid8)
+	var lsn uint64
+	err := p.pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
+	return lsn, err
 }
 
 // The commit LSNs of a request's transactions are looked up after all of
@@ -88,6 +91,7 @@ func (p *lsnProbe) CommitLSN(ctx context.Context, conn *pgx.Conn, xid8 string) (
 func TestCommitLSNsAfterAllCommits(t *testing.T) {
 	probe := &lsnProbe{}
 	e := newEnv(t, mutations.Options{LSN: probe}, todos)
+	probe.pool = e.pool
 	rs := e.post("batch",
 		txn(1, ins("todos", row{"id": "a", "title": "one"})),
 		txn(2, ins("todos", row{"id": "b", "title": "two"})),

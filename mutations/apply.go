@@ -9,24 +9,23 @@ import (
 	"github.com/voltsync/volt"
 )
 
-// Apply runs the request's transactions in order on one connection and
-// returns one result per transaction. It never fails as a whole: when
-// Postgres is unreachable every result is volt.StatusRetry.
-func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) (out []volt.MutationResult) {
+// Apply runs the request's transactions in order and returns one result
+// per transaction. It never fails as a whole: when Postgres is unreachable
+// every result is volt.StatusRetry. Each transaction takes a connection of
+// the pool for its own duration only, and a free connection goes first to
+// the request that has run the fewest transactions (slots), so a long
+// request does not keep other writers waiting for more than one
+// transaction; the wait for commit LSNs holds no connection. Apply does not check Options.ClientAllowed nor
+// serialise requests of one client (ServeHTTP does): its caller is trusted.
+func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) []volt.MutationResult {
 	ctx = context.WithValue(ctx, principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
 	results := make([]volt.MutationResult, 0, len(req.Transactions))
-	conn, err := h.pool.Acquire(ctx)
-	if err != nil {
-		return fillRest(results, req.Transactions, volt.MutationResult{Status: volt.StatusRetry, Message: clean(err.Error())})
-	}
-	defer conn.Release()
 	deps := newDependencies()
 	// accepted are the results this request committed; their LSNs are
-	// filled in on the way out, in out (the slice returned).
+	// filled in once all of them are committed.
 	var accepted []int
-	defer func() { h.commitLSNs(ctx, conn, out, accepted) }()
 	for i, ct := range req.Transactions {
-		r := h.applyOne(ctx, conn, req.ClientID, ct, deps, false)
+		r := h.applyTxn(ctx, req.ClientID, ct, deps, i)
 		r.Seq = ct.Seq
 		if r.Status == volt.StatusAccepted && r.Xid8 != "" && r.LSN == "" {
 			accepted = append(accepted, len(results))
@@ -35,24 +34,71 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 		switch {
 		case r.Status == volt.StatusRetry:
 			// Later seqs must not overtake this one.
-			return fillRest(results, req.Transactions[i+1:], volt.MutationResult{Status: volt.StatusRetry, Message: "an earlier transaction must be retried first"})
+			results = fillRest(results, req.Transactions[i+1:], volt.MutationResult{Status: volt.StatusRetry, Message: "an earlier transaction must be retried first"})
 		case r.Code == volt.CodeOutOfOrder:
-			return fillRest(results, req.Transactions[i+1:], r)
+			results = fillRest(results, req.Transactions[i+1:], r)
+		default:
+			continue
 		}
+		break
 	}
+	h.commitLSNs(ctx, results, accepted)
 	return results
+}
+
+// applyTxn decides one client transaction on a connection of its own;
+// turns is how many the request has run before it (see slots).
+func (h *Handler) applyTxn(ctx context.Context, clientID string, ct volt.ClientTransaction, deps *dependencies, turns int) volt.MutationResult {
+	if err := h.slots.acquire(ctx, turns); err != nil {
+		return retryResult(err)
+	}
+	defer h.slots.release()
+	conn, err := h.pool.Acquire(ctx)
+	if err != nil {
+		return retryResult(err)
+	}
+	defer conn.Release()
+	return h.applyOne(ctx, conn, clientID, ct, deps, false)
 }
 
 // commitLSNs fills in the commit LSN of the transactions this request
 // committed. It runs once all of them are committed, so the wait for
 // replication to deliver them (a WAL flush, up to wal_writer_delay with
 // synchronous_commit off) is paid once per request, not once per
-// transaction.
-func (h *Handler) commitLSNs(ctx context.Context, conn *pgxpool.Conn, results []volt.MutationResult, accepted []int) {
+// transaction; and it holds no connection while it waits. The wait is
+// bounded by Options.LSNWait for the whole request, since replication is
+// shared: when other writers put it behind, a write is answered with the
+// upper bound instead of waiting for their WAL. Once the resolver cannot
+// tell one, the rest get the upper bound without waiting.
+func (h *Handler) commitLSNs(ctx context.Context, results []volt.MutationResult, accepted []int) {
+	if len(accepted) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, h.opts.LSNWait)
+	defer cancel()
+	var missing []int
 	for _, i := range accepted {
-		if lsn, err := h.opts.LSN.CommitLSN(ctx, conn.Conn(), results[i].Xid8); err == nil && lsn != 0 {
-			results[i].LSN = fmt.Sprint(lsn)
+		if len(missing) == 0 {
+			if lsn, err := h.opts.LSN.CommitLSN(wctx, results[i].Xid8); err == nil && lsn != 0 {
+				results[i].LSN = fmt.Sprint(lsn)
+				continue
+			}
 		}
+		missing = append(missing, i)
+	}
+	if len(missing) == 0 {
+		return
+	}
+	if err := h.slots.acquire(ctx, 0); err != nil {
+		return
+	}
+	lsn, err := upperBoundLSN(ctx, h.pool)
+	h.slots.release()
+	if err != nil || lsn == 0 {
+		return
+	}
+	for _, i := range missing {
+		results[i].LSN = fmt.Sprint(lsn)
 	}
 }
 

@@ -16,6 +16,12 @@ import (
 // the whole request a 401 and applies nothing.
 var ErrUnauthorized = errors.New("unauthorized")
 
+// ErrForbidden, returned (possibly wrapped) by Options.Authorize, makes the
+// whole request a 403 and applies and records nothing: for refusals that
+// are about the server or the caller, not about a write (no write rules are
+// configured, say). The client keeps its transactions.
+var ErrForbidden = errors.New("forbidden")
+
 // Rejection rejects a client transaction with a code (volt.CodeForbidden,
 // volt.CodeConflict, or an application's own code). Return it from
 // Options.Check or from a named mutation.

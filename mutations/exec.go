@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -11,22 +12,20 @@ import (
 	"github.com/voltsync/volt"
 )
 
-// execRow applies one row mutation inside tx.
+// execRow applies one row mutation inside tx. With a Check, updates and
+// deletes lock the row and check it before anything is written.
 func (h *Handler) execRow(ctx context.Context, tx pgx.Tx, op *rowOp) error {
-	var oldRow, newRow []byte
-	var err error
 	switch op.m.Op {
 	case volt.OpInsert:
-		newRow, err = h.insert(ctx, tx, op)
+		newRow, err := h.insert(ctx, tx, op)
+		if err != nil {
+			return err
+		}
+		return h.check(ctx, op, nil, newRow)
 	case volt.OpUpdate:
-		oldRow, newRow, err = h.update(ctx, tx, op)
-	case volt.OpDelete:
-		oldRow, err = h.delete(ctx, tx, op)
+		return h.update(ctx, tx, op)
 	}
-	if err != nil {
-		return err
-	}
-	return h.check(ctx, op, oldRow, newRow)
+	return h.delete(ctx, tx, op)
 }
 
 func (h *Handler) insert(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
@@ -47,13 +46,15 @@ func (h *Handler) insert(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, err
 	return scanRow(ctx, tx, sql, args)
 }
 
-func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) (oldRow, newRow []byte, err error) {
+func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) error {
+	var oldRow []byte
 	if h.checked(op) || h.opts.Check != nil || len(op.vals) == 0 {
+		var err error
 		if oldRow, err = h.lockRow(ctx, tx, op); err != nil {
-			return nil, nil, err
+			return err
 		}
 		if len(op.vals) == 0 {
-			return oldRow, oldRow, nil
+			return h.check(ctx, op, oldRow, oldRow)
 		}
 	}
 	var args sqlArgs
@@ -61,43 +62,45 @@ func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) (oldRow, new
 	for _, name := range sortedKeys(op.vals) {
 		p, err := args.param(op.t.cols[name], op.vals[name])
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
 		sets = append(sets, quote(name)+" = "+p)
 	}
 	where, err := args.where(op.t, op.m.Key)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	sql := fmt.Sprintf("UPDATE %s AS r SET %s WHERE %s RETURNING to_jsonb(r)", op.t.ident, strings.Join(sets, ", "), where)
-	if newRow, err = scanRow(ctx, tx, sql, args); err != nil {
-		return nil, nil, err
+	newRow, err := scanRow(ctx, tx, sql, args)
+	if err != nil {
+		return err
 	}
 	if newRow == nil {
-		return nil, nil, missing(op)
+		return missing(op)
 	}
-	return oldRow, newRow, nil
+	return h.check(ctx, op, oldRow, newRow)
 }
 
-func (h *Handler) delete(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
-	if h.checked(op) {
+// delete removes the row; with a Check, lockRow has checked it.
+func (h *Handler) delete(ctx context.Context, tx pgx.Tx, op *rowOp) error {
+	if h.checked(op) || h.opts.Check != nil {
 		if _, err := h.lockRow(ctx, tx, op); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	var args sqlArgs
 	where, err := args.where(op.t, op.m.Key)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	oldRow, err := scanRow(ctx, tx, "DELETE FROM "+op.t.ident+" AS r WHERE "+where+" RETURNING to_jsonb(r)", args)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if oldRow == nil {
-		return nil, missing(op)
+		return missing(op)
 	}
-	return oldRow, nil
+	return nil
 }
 
 // checked reports whether op's original values must still hold.
@@ -105,8 +108,11 @@ func (h *Handler) checked(op *rowOp) bool {
 	return len(op.m.Original) > 0 && (h.opts.Checked[op.t.qualified()] || h.opts.Checked[op.t.name] && op.t.schema == "public")
 }
 
-// lockRow reads and locks the row, comparing it with the original values
-// when the table is checked. A missing or changed row is a conflict.
+// lockRow reads and locks the row, then runs the Check on it (before
+// anything is written, so that a row the caller may not write is answered
+// the same whether it exists or not), then compares it with the original
+// values when the table is checked. A missing or changed row is a
+// conflict, unless the Check says otherwise.
 func (h *Handler) lockRow(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
 	var args sqlArgs
 	where, err := args.where(op.t, op.m.Key)
@@ -123,10 +129,18 @@ func (h *Handler) lockRow(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, er
 	var row []byte
 	var same bool
 	err = tx.QueryRow(ctx, sql, args...).Scan(&row, &same)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
+		if h.opts.Check != nil {
+			if err := h.opts.Check(ctx, principalFrom(ctx), op.m, nil, nil); err != nil {
+				return nil, err
+			}
+		}
 		return nil, missing(op)
 	}
 	if err != nil {
+		return nil, err
+	}
+	if err := h.check(ctx, op, row, nil); err != nil {
 		return nil, err
 	}
 	if !same {
@@ -153,7 +167,7 @@ func (a *sqlArgs) matches(t *table, original map[string]any) (string, error) {
 	return "coalesce(" + strings.Join(parts, " AND ") + ", false)", nil
 }
 
-// check runs Options.Check on a row mutation that has been applied.
+// check runs Options.Check on the rows of a row mutation.
 func (h *Handler) check(ctx context.Context, op *rowOp, oldRow, newRow []byte) error {
 	if h.opts.Check == nil {
 		return nil

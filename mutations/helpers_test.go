@@ -53,10 +53,12 @@ func newEnvOn(t testing.TB, url string, opts mutations.Options, schema ...string
 	return &env{t: t, url: url, pool: pool, h: h, srv: srv}
 }
 
-// postRaw sends body and returns the status and the response body.
+// postRaw sends body as JSON (hdr may override the content type) and
+// returns the status and the response body.
 func (e *env) postRaw(body []byte, hdr ...string) (int, []byte) {
 	e.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, e.srv.URL+volt.MutationsPath, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
 	for i := 0; i+1 < len(hdr); i += 2 {
 		req.Header.Set(hdr[i], hdr[i+1])
 	}

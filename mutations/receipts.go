@@ -116,22 +116,28 @@ func storedResult(ctx context.Context, tx pgx.Tx, clientID string, seq, last int
 	return r, nil
 }
 
-// LSNResolver finds the LSN reported with an accepted transaction, called
-// on the connection that committed it, right after COMMIT.
+// LSNResolver finds the commit LSN reported with an accepted transaction,
+// called after the request's transactions are committed. It holds no
+// database connection: the handler has released them. 0 (or an error)
+// means it cannot tell; the result then carries an upper bound.
 type LSNResolver interface {
-	CommitLSN(ctx context.Context, conn *pgx.Conn, xid8 string) (uint64, error)
+	CommitLSN(ctx context.Context, xid8 string) (uint64, error)
 }
 
-// UpperBoundLSN reports pg_current_wal_insert_lsn() read right after
-// COMMIT: at or after the end of the commit record, so a reader that has
-// processed the WAL up to it has seen the transaction. With concurrent
-// writers it can be later than the commit itself; it is never earlier.
+// UpperBoundLSN resolves nothing: every accepted result carries
+// pg_current_wal_insert_lsn() read after the request's last COMMIT, at or
+// after the end of each commit record, so a reader that has processed the
+// WAL up to it has seen the transactions. With concurrent writers it can
+// be later than the commit itself; it is never earlier.
 type UpperBoundLSN struct{}
 
-// CommitLSN implements LSNResolver.
-func (UpperBoundLSN) CommitLSN(ctx context.Context, conn *pgx.Conn, _ string) (uint64, error) {
+// CommitLSN implements LSNResolver: it always returns 0.
+func (UpperBoundLSN) CommitLSN(context.Context, string) (uint64, error) { return 0, nil }
+
+// upperBoundLSN reads the WAL insert position on a connection of pool.
+func upperBoundLSN(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
 	var lsn uint64
-	err := conn.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
+	err := pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
 	if err != nil {
 		return 0, fmt.Errorf("read WAL position: %w", err)
 	}

@@ -19,7 +19,7 @@ import (
 // Postgres holds exactly the accepted ones, and resending completes the rest.
 func TestPostgresRestartMidRequest(t *testing.T) {
 	c := pgtest.NewCluster(t)
-	e := newEnvOn(t, pgtest.NewDBOn(t, c), mutations.Options{}, `CREATE TABLE items (id int PRIMARY KEY)`)
+	e := newEnvOn(t, pgtest.NewDBOn(t, c), mutations.Options{MaxTransactions: 1000}, `CREATE TABLE items (id int PRIMARY KEY)`)
 	e.h.Register("slow", func(ctx context.Context, tx pgx.Tx, _ json.RawMessage) error {
 		_, err := tx.Exec(ctx, `SELECT pg_sleep(0.005)`)
 		return err

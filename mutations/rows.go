@@ -46,7 +46,9 @@ func (h *Handler) prepareRow(ctx context.Context, q querier, m volt.Mutation) (*
 	return op, nil
 }
 
-// lookupTable resolves m.Table, applying the default write policy.
+// lookupTable resolves m.Table, applying the write policy before anything
+// is read from the catalog: a table the caller may not write is refused the
+// same way whether it exists or not.
 func (h *Handler) lookupTable(ctx context.Context, q querier, m volt.Mutation) (*table, error) {
 	if m.Table == "" {
 		return nil, Reject(volt.CodeInvalid, "%s needs a table", m.Op)
@@ -58,8 +60,13 @@ func (h *Handler) lookupTable(ctx context.Context, q querier, m volt.Mutation) (
 	if err != nil {
 		return nil, Reject(volt.CodeInvalid, "table %q: %v", m.Table, err)
 	}
-	if schema == "volt" || (h.opts.Check == nil && schema != "public") {
+	if systemSchema(schema) || (h.opts.Check == nil && h.opts.Allow == nil && schema != "public") {
 		return nil, Reject(volt.CodeForbidden, "table %s.%s is not writable", schema, name)
+	}
+	if h.opts.Allow != nil {
+		if err := h.opts.Allow(ctx, principalFrom(ctx), m); err != nil {
+			return nil, err
+		}
 	}
 	t, err := h.catalog.table(ctx, q, schema, name, columnNames(m))
 	if err != nil {
@@ -69,6 +76,12 @@ func (h *Handler) lookupTable(ctx context.Context, q querier, m volt.Mutation) (
 		return nil, Reject(volt.CodeInvalid, "table %s.%s does not exist", schema, name)
 	}
 	return t, nil
+}
+
+// systemSchema reports schemas that are never writable: volt's own and
+// Postgres' catalogs (pg_catalog, pg_toast, pg_temp_…, information_schema).
+func systemSchema(schema string) bool {
+	return schema == "volt" || schema == "information_schema" || strings.HasPrefix(schema, "pg_")
 }
 
 func columnNames(m volt.Mutation) []string {

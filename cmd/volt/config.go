@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/voltsync/volt/httpapi"
+	"github.com/voltsync/volt/mutations"
 	"github.com/voltsync/volt/shapecache"
 )
 
@@ -32,6 +33,11 @@ type Config struct {
 	SchemaCheck        time.Duration
 	DBPoolSize         int
 	InsecureWrites     bool
+	// The write endpoint's own pool and request caps (mutations.Options).
+	WritePoolSize        int
+	MaxWriteTransactions int
+	MaxWriteMutations    int
+	WriteLSNWait         time.Duration
 	// Insecure lets volt serve shapes to anyone on a non-loopback address
 	// without a secret or read rules (listenHost).
 	Insecure bool
@@ -83,6 +89,11 @@ func DefaultConfig() Config {
 		DBPoolSize:      20,
 		ShapeTokenTTL:   10 * time.Minute,
 
+		WritePoolSize:        5,
+		MaxWriteTransactions: mutations.DefaultMaxTransactions,
+		MaxWriteMutations:    mutations.DefaultMaxMutations,
+		WriteLSNWait:         mutations.DefaultLSNWait,
+
 		MaxConcurrentInitial:  httpapi.DefaultMaxConcurrentInitial,
 		MaxConcurrentExisting: httpapi.DefaultMaxConcurrentExisting,
 		StallTimeout:          httpapi.DefaultStallTimeout,
@@ -129,7 +140,11 @@ func (c *Config) settings() []setting {
 		{"allow-shape-deletion", []string{"VOLT_ALLOW_SHAPE_DELETION", "ELECTRIC_ENABLE_INTEGRATION_TESTING"}, "enable DELETE /v1/shape", boolean(&c.AllowShapeDeletion)},
 		{"log-level", []string{"VOLT_LOG_LEVEL", "ELECTRIC_LOG_LEVEL"}, "debug, info, warn or error", str(&c.LogLevel)},
 		{"insecure-writes", []string{"VOLT_INSECURE_WRITES"}, "without -rules, let POST /v1/mutations write every table in schema public (development only)", boolean(&c.InsecureWrites)},
-		{"db-pool-size", []string{"VOLT_DB_POOL_SIZE", "ELECTRIC_DB_POOL_SIZE"}, "connections for snapshots and writes", integer(&c.DBPoolSize)},
+		{"db-pool-size", []string{"VOLT_DB_POOL_SIZE", "ELECTRIC_DB_POOL_SIZE"}, "connections for snapshots and catalog reads (writes have -write-pool-size of their own)", integer(&c.DBPoolSize)},
+		{"write-pool-size", []string{"VOLT_WRITE_POOL_SIZE"}, "connections for POST /v1/mutations, separate from -db-pool-size; each client transaction holds one while it runs", integer(&c.WritePoolSize)},
+		{"max-write-transactions", []string{"VOLT_MAX_WRITE_TRANSACTIONS"}, "transactions in one POST /v1/mutations request before 413", integer(&c.MaxWriteTransactions)},
+		{"max-write-mutations", []string{"VOLT_MAX_WRITE_MUTATIONS"}, "mutations (of all transactions) in one POST /v1/mutations request before 413", integer(&c.MaxWriteMutations)},
+		{"write-lsn-wait", []string{"VOLT_WRITE_LSN_WAIT"}, "how long a write's answer waits for replication to report its exact commit LSN before it carries an upper bound (duration, or milliseconds)", duration(&c.WriteLSNWait)},
 		{"schema-check-interval", []string{"VOLT_SCHEMA_CHECK_INTERVAL"}, "how often synced tables are checked for DDL", duration(&c.SchemaCheck)},
 		{"auth-jwt-secret", []string{"VOLT_AUTH_JWT_SECRET"}, "HS256 secret (32 bytes or more) for Authorization: Bearer tokens on POST /v1/mutations", str(&c.AuthJWTSecret)},
 		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
@@ -212,6 +227,12 @@ func (c *Config) validate() []string {
 	}
 	if c.DBPoolSize < 2 {
 		p = append(p, fmt.Sprintf("The database pool needs at least 2 connections, not %d.", c.DBPoolSize))
+	}
+	if c.WritePoolSize < 1 || c.MaxWriteTransactions < 1 || c.MaxWriteMutations < 1 {
+		p = append(p, fmt.Sprintf("The write pool size and the write request limits must be at least 1, not %d, %d and %d.", c.WritePoolSize, c.MaxWriteTransactions, c.MaxWriteMutations))
+	}
+	if c.WriteLSNWait <= 0 {
+		p = append(p, "The write LSN wait must be above 0.")
 	}
 	if c.CacheMaxAge < 0 || c.CacheStaleAge < 0 {
 		p = append(p, "Cache ages must not be negative.")

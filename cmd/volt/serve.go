@@ -14,9 +14,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/auth"
 	"github.com/voltsync/volt/httpapi"
 	"github.com/voltsync/volt/internal/pgembed"
@@ -87,6 +85,15 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		return fmt.Errorf("database pool: %w", err)
 	}
 	defer pool.Close()
+	// Writes have a pool of their own: a flood of writes cannot take the
+	// connections snapshots need, nor snapshots those of writes.
+	writeCfg := poolCfg.Copy()
+	writeCfg.MaxConns = int32(cfg.WritePoolSize)
+	writePool, err := pgxpool.NewWithConfig(ctx, writeCfg)
+	if err != nil {
+		return fmt.Errorf("database write pool: %w", err)
+	}
+	defer writePool.Close()
 	if hooks.setup != nil {
 		if err := hooks.setup(ctx, pool); err != nil {
 			return err
@@ -148,7 +155,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		}
 	}
 	lsn := replicatedLSN{cache: cache, publisher: publisher}
-	if srv.Mutations, err = mountMutations(ctx, pool, cfg, verifier, rules, lsn, hooks.check, log); err != nil {
+	if srv.Mutations, err = mountMutations(ctx, pool, writePool, cfg, verifier, rules, lsn, hooks.check, log); err != nil {
 		stopRepl()
 		return err
 	}
@@ -243,10 +250,11 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 }
 
 // mountMutations creates the volt schema and returns the write endpoint's
-// handler, or nil (endpoint off) when the schema cannot be created. A rules
+// handler, writing through writePool. When the schema cannot be created
+// the endpoint answers 503 to every request (nothing is recorded). A rules
 // file that does not compile is an error. A non-nil check (volt demo)
 // replaces the policy.
-func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, check mutations.CheckFunc, log *slog.Logger) (http.Handler, error) {
+func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, check mutations.CheckFunc, log *slog.Logger) (http.Handler, error) {
 	policy := &auth.Policy{Verifier: verifier}
 	if rules != nil {
 		if verifier == nil && rules.UsesClaims() {
@@ -256,23 +264,40 @@ func mountMutations(ctx context.Context, pool *pgxpool.Pool, cfg Config, verifie
 	}
 	if err := mutations.Migrate(ctx, pool); err != nil {
 		log.Warn("POST /v1/mutations is disabled: cannot create the volt schema", "err", err)
-		return nil, nil
+		return writesDisabled{}, nil
 	}
 	// Every accepted transaction writes a receipt: with volt.receipts
 	// published, replication reports each one's exact commit LSN.
 	if err := lsn.publisher.AddTable(ctx, "volt", "receipts"); err != nil {
 		log.Warn("cannot publish volt.receipts; write results carry an upper bound of the commit LSN", "err", err)
 	}
-	opts := policy.Options(mutations.Options{Logger: log, LSN: lsn})
+	opts := policy.Options(mutations.Options{
+		Logger: log, LSN: lsn, LSNWait: cfg.WriteLSNWait,
+		MaxTransactions: cfg.MaxWriteTransactions, MaxMutations: cfg.MaxWriteMutations,
+	})
 	if check != nil {
 		opts.Check = check
 	} else if policy.Rules == nil && !cfg.InsecureWrites {
-		opts.Check = refuseWithoutRules
-		log.Info("POST /v1/mutations refuses every write until write rules are configured (-rules, docs/AUTH.md; -insecure-writes for development)")
+		// Nothing is writable: each request is refused as a whole and
+		// nothing is recorded, so the same seqs apply once rules are added.
+		opts.Authorize = refuseWithoutRules
+		log.Info("POST /v1/mutations refuses every request (403) until write rules are configured (-rules, docs/AUTH.md; -insecure-writes for development)")
 	} else {
 		warnPolicy(policy, log)
 	}
-	return mutations.New(pool, opts), nil
+	return mutations.New(writePool, opts), nil
+}
+
+// writesDisabled answers the write endpoint when the volt schema could not
+// be created.
+type writesDisabled struct{}
+
+func (writesDisabled) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("content-type", "application/json; charset=utf-8")
+	w.Header().Set("cache-control", "no-store")
+	w.Header().Set("retry-after", "60")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(`{"message":"the write endpoint is disabled: volt could not create its schema volt (see the server log); nothing was applied or recorded"}`))
 }
 
 // mountReadAuth turns on read authorisation when a rules file is given:
@@ -313,10 +338,10 @@ func mountReadAuth(srv *httpapi.Server, cfg Config, verifier *auth.Verifier, rul
 	return nil
 }
 
-// refuseWithoutRules is the write endpoint's check when nothing says who may
-// write what: tables without a rule are not writable.
-func refuseWithoutRules(context.Context, any, volt.Mutation, map[string]any, map[string]any) error {
-	return mutations.Reject(volt.CodeForbidden, "no write rules are configured on this server (start volt serve with -rules, see docs/AUTH.md)")
+// refuseWithoutRules is the write endpoint's Authorize when nothing says
+// who may write what: every request is a 403 that records nothing.
+func refuseWithoutRules(context.Context, *http.Request) (any, error) {
+	return nil, fmt.Errorf("%w: no write rules are configured on this server (start volt serve with -rules, see docs/AUTH.md); nothing was applied or recorded", mutations.ErrForbidden)
 }
 
 // warnPolicy logs what the write endpoint's configuration leaves open.
@@ -361,21 +386,19 @@ func newVerifier(cfg Config) (*auth.Verifier, error) {
 }
 
 // replicatedLSN reports an accepted write's exact commit LSN, as the
-// replication stream delivers it (within a short wait), and otherwise
-// Postgres' WAL insert position read after COMMIT, an upper bound.
+// replication stream delivers it (within a short wait); otherwise the
+// handler reports Postgres' WAL insert position read after COMMIT, an
+// upper bound.
 type replicatedLSN struct {
 	cache     *shapecache.Cache
 	publisher *postgres.Publisher
 }
 
-func (r replicatedLSN) CommitLSN(ctx context.Context, conn *pgx.Conn, xid8 string) (uint64, error) {
-	if x, err := strconv.ParseUint(xid8, 10, 64); err == nil {
-		wctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		lsn, ok := r.cache.CommitLSN(wctx, uint32(x))
-		cancel()
-		if ok {
-			return lsn, nil
-		}
+func (r replicatedLSN) CommitLSN(ctx context.Context, xid8 string) (uint64, error) {
+	x, err := strconv.ParseUint(xid8, 10, 64)
+	if err != nil {
+		return 0, fmt.Errorf("xid8 %q: %w", xid8, err)
 	}
-	return mutations.UpperBoundLSN{}.CommitLSN(ctx, conn, xid8)
+	lsn, _ := r.cache.CommitLSN(ctx, uint32(x)) // the handler bounds the wait (-write-lsn-wait)
+	return lsn, nil
 }
