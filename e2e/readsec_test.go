@@ -534,3 +534,35 @@ func TestReadsecSubsetStall(t *testing.T) {
 		t.Errorf("volt kept the stalled connection open: %v", err)
 	}
 }
+
+// TestReadsecQueryableColumnsAfterRestart (item 6): a queryable_columns
+// shape restored from the catalog keeps its handle and its columns; live
+// changes after the restart carry only the listed columns.
+func TestReadsecQueryableColumnsAfterRestart(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db,
+		`CREATE TABLE people (id int PRIMARY KEY, name text, ssn text)`,
+		`INSERT INTO people VALUES (1, 'ann', 'ssn-1')`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s")
+	f := newFollower(v, "table", "people", "queryable_columns", "id,name")
+	f.catchUp(t)
+	handle := f.handle
+	v.Stop()
+	v.Restart()
+	pgtest.Exec(t, db, `INSERT INTO people VALUES (2, 'bo', 'ssn-2')`, `UPDATE people SET ssn = 'ssn-1b', name = 'ann b' WHERE id = 1`)
+	f.pollUntil(t, "the changes after the restart", func(rows map[string]map[string]*string) bool {
+		r := rows[`"public"."people"/"1"`]
+		return len(rows) == 2 && r != nil && r["name"] != nil && *r["name"] == "ann b"
+	})
+	if f.handle != handle {
+		t.Errorf("handle %s after the restart; was %s", f.handle, handle)
+	}
+	for k, row := range f.rows {
+		if _, ok := row["ssn"]; ok {
+			t.Fatalf("row %s has ssn after the restart: %v", k, dump(f.rows))
+		}
+	}
+	if r := readsecPost(t, v.shapeURL("table", "people", "queryable_columns", "id,name", "offset", "-1"), `{"where":"ssn <> ''"}`); r.Status != 400 {
+		t.Errorf("subset on ssn after the restart: %d %s", r.Status, r.Body)
+	}
+}
