@@ -78,6 +78,13 @@ type Cache struct {
 	// the catalog yet; the next flush adds them.
 	completed []*Entry
 	handled   uint64 // EndLSN of the last transaction handled
+	// routed is the commit LSN of the last transaction routed; txns are
+	// those routed and not handled yet, in commit order (see
+	// HandleTransaction), and inflight counts them.
+	routed   uint64
+	txns     []*txState
+	inflight chan struct{}
+	pool     evalPool
 	// published remembers tables already added to the publication.
 	published sync.Map
 
@@ -95,6 +102,7 @@ type Cache struct {
 
 	commits  *commitLog
 	flushReq chan struct{}
+	flushMu  sync.Mutex // serialises flush
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
@@ -129,12 +137,14 @@ func (c *Cache) Open(ctx context.Context) error {
 	c.snapSlots = make(chan struct{}, c.SnapshotConcurrency)
 	c.commits = newCommitLog()
 	c.flushReq = make(chan struct{}, 1)
+	c.inflight = make(chan struct{}, maxInflightTxns)
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.deleter.init(c.Store, c.Logger)
 	started := time.Now()
 	if err := c.restore(); err != nil {
 		return err
 	}
+	c.pool.start(evalWorkers(), &c.wg, c.runJob)
 	c.wg.Add(4)
 	go func() { defer c.wg.Done(); c.removeOrphans(started) }()
 	go c.flushLoop()
@@ -155,6 +165,7 @@ func (c *Cache) Open(ctx context.Context) error {
 // the open logs.
 func (c *Cache) Close() error {
 	c.cancel()
+	c.pool.close() // its workers finish the jobs queued
 	c.wg.Wait()
 	c.flush()
 	c.deleter.drain()

@@ -13,26 +13,172 @@ import (
 )
 
 // HandleTransaction routes one replicated transaction into the logs of the
-// shapes it affects. Transactions are handled in commit order, by one
-// goroutine (the replication reader); ones already handled (replayed after
+// shapes it affects. Transactions are handed over in commit order, by one
+// goroutine (the replication reader); ones already routed (replayed after
 // a reconnect) are skipped.
 //
-// Routing and conversion run under the cache's lock; the appends do not,
-// because opening a closed log is file-system work that must not hold up
-// requests. Appends to one log stay in commit order since only this
-// goroutine appends to shapes whose snapshot identity is known.
+// Routing (the index lookup, truncations and relation checks) runs here
+// under the cache's lock; converting the changes for each shape (its where
+// clause, its messages) and appending them run on the evaluation pool, one
+// job per table, so that one table's costly shapes do not hold up other
+// tables' changes. A transaction counts as handled (LastProcessedLSN, the
+// commit log, and DurableLSN at the next flush) once its jobs and those of
+// every earlier transaction are done. At most maxInflightTxns transactions
+// are in flight; past that HandleTransaction waits.
 func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) error {
+	select {
+	case c.inflight <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.ctx.Done():
+		return ErrClosed
+	}
+	t := *tx // the header is the caller's; the changes are not modified
+	st := &txState{tx: &t}
 	c.mu.Lock()
-	if tx.CommitLSN <= c.lastProcessed.Load() && tx.CommitLSN != 0 {
-		c.handledLocked(tx)
-		c.mu.Unlock()
-		return nil
+	var jobs map[uint32]*tableJob
+	if t.CommitLSN > c.routed || t.CommitLSN == 0 {
+		jobs = c.routeLocked(st)
+		c.routed = max(c.routed, t.CommitLSN)
 	}
-	work, err := c.routeLocked(tx)
+	st.pending = len(jobs)
+	c.txns = append(c.txns, st)
+	c.completeLocked()
 	c.mu.Unlock()
-	if err != nil {
-		return err
+	for oid, j := range jobs {
+		if !c.pool.submit(oid, j) {
+			return ErrClosed
+		}
 	}
+	return nil
+}
+
+// ErrClosed is returned by HandleTransaction once the cache is closing.
+var ErrClosed = errors.New("shape cache is closed")
+
+// maxInflightTxns bounds the transactions routed but not yet handled.
+const maxInflightTxns = 1024
+
+// txState is a transaction on its way through the evaluation pool.
+type txState struct {
+	tx      *volt.Transaction
+	pending int // jobs not done yet (guarded by Cache.mu)
+}
+
+// tableJob is one table's part of a transaction: the shapes its changes
+// may affect (in the order first routed to) and, per shape, the indexes of
+// those changes in the transaction.
+type tableJob struct {
+	st      *txState
+	shapes  []*Entry
+	changes map[*Entry][]int
+}
+
+// completeLocked marks the transactions at the head of the line handled
+// while their jobs are all done.
+func (c *Cache) completeLocked() {
+	for len(c.txns) > 0 && c.txns[0].pending == 0 {
+		c.handledLocked(c.txns[0].tx)
+		c.txns[0] = nil
+		c.txns = c.txns[1:]
+		<-c.inflight
+	}
+}
+
+// appendWork is one shape's part of a transaction, to append outside the
+// cache's lock.
+type appendWork struct {
+	e        *Entry
+	entries  []shapelog.Entry
+	delta    delta
+	appended bool
+	replayed bool
+	err      error
+}
+
+// routeLocked finds the shapes each change of st's transaction may affect
+// and groups them into one job per table. Truncations and relation changes
+// remove shapes here, before any later transaction is routed.
+func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
+	jobs := map[uint32]*tableJob{}
+	for i := range st.tx.Changes {
+		ch := &st.tx.Changes[i]
+		if ch.Kind == volt.Truncate {
+			for _, rel := range ch.Truncated {
+				c.rotateRelation(rel.ID, "truncate")
+			}
+			continue
+		}
+		c.checkRelationLocked(ch.Relation)
+		c.index.MatchChange(ch, func(e *Entry) {
+			oid := e.Shape.Table.OID
+			j := jobs[oid]
+			if j == nil {
+				j = &tableJob{st: st, changes: map[*Entry][]int{}}
+				jobs[oid] = j
+			}
+			if _, seen := j.changes[e]; !seen {
+				j.shapes = append(j.shapes, e)
+			}
+			j.changes[e] = append(j.changes[e], i)
+		})
+	}
+	return jobs
+}
+
+// runJob converts a table's changes for each of its shapes and appends
+// them (on a pool worker). A shape whose where clause fails on a row for
+// its cost (where.ErrTooCostly) is removed: its clients get 409, and
+// replication goes on for everyone else.
+func (c *Cache) runJob(j *tableJob) {
+	tx := j.st.tx
+	type converted struct {
+		e       *Entry
+		entries []shapelog.Entry
+		delta   delta
+		err     error
+	}
+	var conv []converted
+	for _, e := range j.shapes {
+		if e.IsGone() {
+			continue
+		}
+		var msgs []shape.Message
+		var err error
+		for _, i := range j.changes[e] {
+			var m []shape.Message
+			if m, err = e.Shape.Convert(&tx.Changes[i], uint64(2*i)); err != nil {
+				break
+			}
+			msgs = append(msgs, m...)
+		}
+		if err != nil {
+			conv = append(conv, converted{e: e, err: err})
+		} else if len(msgs) > 0 {
+			entries, d := frame(e, tx, msgs)
+			conv = append(conv, converted{e: e, entries: entries, delta: d})
+		}
+	}
+	var work []appendWork
+	c.mu.Lock()
+	for _, cv := range conv {
+		e := cv.e
+		switch {
+		case e.IsGone():
+		case errors.Is(cv.err, shape.ErrSchemaChanged):
+			c.removeLocked(e, "schema changed")
+		case cv.err != nil:
+			c.Logger.Warn("where clause failed on a replicated row", "handle", e.Handle, "where", e.Shape.Def.Where, "err", cv.err)
+			c.removeLocked(e, "where clause cannot be evaluated: "+cv.err.Error())
+		case e.snap == nil:
+			// The snapshot's identity is not known yet: setSnapshot
+			// appends these once it is (minus what the snapshot holds).
+			e.pending = append(e.pending, bufferedTxn{lsn: tx.CommitLSN, xid: tx.Xid, entries: cv.entries, delta: cv.delta})
+		default:
+			work = append(work, appendWork{e: e, entries: cv.entries, delta: cv.delta})
+		}
+	}
+	c.mu.Unlock()
 	for i := range work {
 		w := &work[i]
 		w.appended, w.replayed, w.err = w.e.appendLive(w.entries, tx)
@@ -58,74 +204,8 @@ func (c *Cache) HandleTransaction(ctx context.Context, tx *volt.Transaction) err
 			c.maybeCompactLocked(w.e)
 		}
 	}
-	c.handledLocked(tx)
-	return nil
-}
-
-// appendWork is one shape's part of a transaction, to append outside the
-// cache's lock.
-type appendWork struct {
-	e        *Entry
-	entries  []shapelog.Entry
-	delta    delta
-	appended bool
-	replayed bool
-	err      error
-}
-
-// routeLocked converts tx's changes for the shapes they affect. Entries
-// for shapes whose snapshot identity is not known yet are buffered; the
-// others are returned to be appended.
-func (c *Cache) routeLocked(tx *volt.Transaction) ([]appendWork, error) {
-	out := map[*Entry][]shape.Message{}
-	var order []*Entry
-	for i := range tx.Changes {
-		ch := &tx.Changes[i]
-		if ch.Kind == volt.Truncate {
-			for _, rel := range ch.Truncated {
-				c.rotateRelation(rel.ID, "truncate")
-			}
-			continue
-		}
-		c.checkRelationLocked(ch.Relation)
-		var convErr error
-		c.index.MatchChange(ch, func(e *Entry) {
-			if convErr != nil {
-				return
-			}
-			msgs, err := e.Shape.Convert(ch, uint64(2*i))
-			if errors.Is(err, shape.ErrSchemaChanged) {
-				c.removeLocked(e, "schema changed")
-				delete(out, e)
-				return
-			}
-			if err != nil {
-				convErr = fmt.Errorf("convert change for shape %s: %w", e.Handle, err)
-				return
-			}
-			if len(msgs) == 0 {
-				return
-			}
-			if _, seen := out[e]; !seen {
-				order = append(order, e)
-			}
-			out[e] = append(out[e], msgs...)
-		})
-		if convErr != nil {
-			return nil, convErr
-		}
-	}
-	var work []appendWork
-	for _, e := range order {
-		msgs, ok := out[e]
-		if !ok || e.IsGone() {
-			continue
-		}
-		if w, ok := c.frameLocked(e, tx, msgs); ok {
-			work = append(work, w)
-		}
-	}
-	return work, nil
+	j.st.pending--
+	c.completeLocked()
 }
 
 // checkRelationLocked removes the shapes a relation's new definition does
@@ -165,10 +245,8 @@ func (c *Cache) requestFlush() {
 	}
 }
 
-// frameLocked frames msgs as log entries. While e's snapshot identity is
-// unknown they are buffered (ok false); otherwise they are returned for
-// appendLive.
-func (c *Cache) frameLocked(e *Entry, tx *volt.Transaction, msgs []shape.Message) (w appendWork, ok bool) {
+// frame renders msgs as e's log entries of tx.
+func frame(e *Entry, tx *volt.Transaction, msgs []shape.Message) ([]shapelog.Entry, delta) {
 	entries := make([]shapelog.Entry, len(msgs))
 	var d delta
 	for i, m := range msgs {
@@ -178,11 +256,7 @@ func (c *Cache) frameLocked(e *Entry, tx *volt.Transaction, msgs []shape.Message
 		}
 		d.add(m.Kind())
 	}
-	if e.snap == nil {
-		e.pending = append(e.pending, bufferedTxn{lsn: tx.CommitLSN, xid: tx.Xid, entries: entries, delta: d})
-		return appendWork{}, false
-	}
-	return appendWork{e: e, entries: entries, delta: d}, true
+	return entries, d
 }
 
 // delta is how a transaction changes a shape's row and message counts.
@@ -218,6 +292,11 @@ func (c *Cache) flushLoop() {
 }
 
 func (c *Cache) flush() {
+	// One flush at a time: a flush that finished early must not move
+	// DurableLSN past the logs an earlier one is still syncing, and a
+	// caller's flush returns only once what was pending is durable.
+	c.flushMu.Lock()
+	defer c.flushMu.Unlock()
 	c.mu.Lock()
 	target := c.handled
 	dirty := make([]*Entry, 0, len(c.dirty))
