@@ -57,7 +57,7 @@ func charge(r Row, v any) error {
 	}
 	b.left -= valueSize(v)
 	if b.left < 0 {
-		return costErrorf("where clause too costly to evaluate: one row's evaluation exceeds %d units (values built, in bytes or digits)", EvalBudget)
+		return costErrorf("too costly to evaluate: one row's evaluation builds more than %d bytes of values (plus %d per byte of column values read)", EvalBudget, evalCredit)
 	}
 	return nil
 }

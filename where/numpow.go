@@ -86,7 +86,7 @@ func numericPow(a, b any) (any, error) {
 	// digits, plus the bits of |y| (ln x's error is multiplied by it).
 	prec := uint(max(rscale+int(val), 0)+40)*4 + 64 + uint(max(0, math.Ilogb(yf)))
 	if prec > maxPowPrec {
-		return nil, costErrorf("numeric power needs %d bits of precision, more than volt evaluates", prec)
+		return nil, costErrorf("too costly to evaluate: numeric power needs %d bits of precision (volt evaluates at most %d)", prec, maxPowPrec)
 	}
 	bx := new(big.Float).SetPrec(prec).Quo(new(big.Float).SetPrec(prec).SetInt(x.u), new(big.Float).SetPrec(prec).SetInt(pow10(x.scale)))
 	by := new(big.Float).SetPrec(prec).Quo(new(big.Float).SetPrec(prec).SetInt(y.u), new(big.Float).SetPrec(prec).SetInt(pow10(y.scale)))
@@ -169,7 +169,7 @@ func numericPowInt(x *numeric, exp int64, rscale int) (any, error) {
 	if f+float64(rscale) > MaxEvalDigits {
 		// Postgres computes all of these digits (up to 131,072 before
 		// the point); volt refuses before computing them.
-		return nil, costErrorf("numeric power would have about %.0f digits, more than the %d volt evaluates", f+float64(rscale), MaxEvalDigits)
+		return nil, costErrorf("too costly to evaluate: numeric power would have about %.0f digits (volt evaluates at most %d)", f+float64(rscale), MaxEvalDigits)
 	}
 	abs := exp
 	if abs < 0 {

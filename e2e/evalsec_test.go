@@ -1,0 +1,166 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// TestCostlyShapesDoNotStallReplication: 300 shapes whose where clause is
+// numeric ^ 30,000-ish on one table must not hold up another table's
+// follower. Before, one row on which those clauses were costly took
+// seconds to evaluate for all of them, on the single replication loop,
+// and every other table waited.
+//
+// Measured: the follower's latency (commit to its long-poll answer) over
+// 30 inserts with no other activity (baseline), over 30 inserts each
+// preceded by a row of the costly table (which the 300 clauses evaluate
+// cheaply), and for one insert right after a row on which they are too
+// costly (the shapes are removed: 409). p99 of 30 is their maximum.
+func TestCostlyShapesDoNotStallReplication(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db,
+		`CREATE TABLE evalsec_costly (id int PRIMARY KEY, n numeric)`,
+		`CREATE TABLE evalsec_other (id int PRIMARY KEY, title text)`,
+		`INSERT INTO evalsec_costly VALUES (0, 0.5)`)
+	v := startVolt(t, db)
+	ctx := ctxT(t)
+
+	// A clause whose constant part is too costly is refused at creation.
+	r := get(t, v.shapeURL("table", "evalsec_costly", "offset", "-1", "where", "n > 1.5 ^ 300000"))
+	if r.Status != http.StatusBadRequest || !strings.Contains(string(r.Body), "too costly") || !json.Valid(r.Body) {
+		t.Fatalf("costly constant: %d %s; want 400 with a JSON body naming the cost", r.Status, r.Body)
+	}
+
+	handles := evalsecCreateShapes(t, v, 300)
+
+	f := newFollower(v, "table", "evalsec_other")
+	f.catchUp(t)
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	// The test cluster commits asynchronously: the WAL writer would add
+	// up to 200 ms (wal_writer_delay) before the walsender sees a commit.
+	if _, err := conn.Exec(ctx, `SET synchronous_commit = on`); err != nil {
+		t.Fatal(err)
+	}
+
+	id := 0
+	measure := func(costly string) time.Duration {
+		t.Helper()
+		id++
+		if costly != "" {
+			if _, err := conn.Exec(ctx, `INSERT INTO evalsec_costly VALUES ($1, $2)`, id, costly); err != nil {
+				t.Fatal(err)
+			}
+		}
+		start := time.Now()
+		if _, err := conn.Exec(ctx, `INSERT INTO evalsec_other VALUES ($1, 'x')`, id); err != nil {
+			t.Fatal(err)
+		}
+		key := fmt.Sprintf(`"public"."evalsec_other"/"%d"`, id)
+		f.pollUntil(t, "insert "+strconv.Itoa(id), func(rows map[string]map[string]*string) bool { return rows[key] != nil })
+		return time.Since(start)
+	}
+	var base, loaded []time.Duration
+	for range 30 {
+		base = append(base, measure(""))
+	}
+	// n = 0.5 makes (n + 0.5) ^ E one (the row enters all 300 shapes);
+	// n = 0.2 underflows to zero: both are cheap to evaluate.
+	for i := range 30 {
+		loaded = append(loaded, measure([]string{"0.5", "0.2"}[i%2]))
+	}
+	// n = 10: about 30,000 digits, refused before computing; every costly
+	// shape is removed.
+	worst := measure("10")
+	p99 := func(d []time.Duration) time.Duration { return slices.Max(d) }
+	slices.Sort(base)
+	slices.Sort(loaded)
+	t.Logf("latencies: baseline %v; with the costly table %v", base, loaded)
+	t.Logf("follower latency p99 (max of 30): baseline %v, with the costly table's rows %v; after a too-costly row %v",
+		p99(base), p99(loaded), worst)
+	// 100 ms, or three times the baseline when the machine is so loaded
+	// that the baseline itself is slow.
+	limit := max(100*time.Millisecond, 3*p99(base))
+	if p99(loaded) > limit || worst > limit {
+		t.Errorf("the costly table held up the other table's follower: p99 %v, after the too-costly row %v; limit %v", p99(loaded), worst, limit)
+	}
+	if len(f.violations) > 0 {
+		t.Errorf("follower saw %v", f.violations)
+	}
+
+	// The costly shapes are removed (409, the reason logged): a client
+	// parked on one from where its snapshot ended is told to refetch.
+	for _, h := range handles[:5] {
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			r := get(t, v.shapeURL("table", "evalsec_costly", "where", h.where, "handle", h.handle, "offset", "0_inf", "live", "true"))
+			if r.Status == http.StatusConflict {
+				break
+			}
+			if r.Status != http.StatusOK || time.Now().After(deadline) {
+				t.Fatalf("shape %s after a too-costly row: %d %s, want 409", h.handle, r.Status, r.Body)
+			}
+		}
+	}
+	if !strings.Contains(v.Log(), "too costly") {
+		t.Error("the log does not say why the shapes were removed")
+	}
+}
+
+type evalsecShape struct{ where, handle string }
+
+// evalsecCreateShapes creates n shapes "(n + 0.5) ^ E > 0" (E = 30000,
+// 30001, …) on evalsec_costly, eight requests at a time.
+func evalsecCreateShapes(t *testing.T, v *volt, n int) []evalsecShape {
+	t.Helper()
+	out := make([]evalsecShape, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				where := fmt.Sprintf("(n + 0.5) ^ %d > 0", 30000+i)
+				resp, err := http.Get(v.shapeURL("table", "evalsec_costly", "offset", "-1", "where", where))
+				if err != nil {
+					errs <- err
+					continue
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusOK {
+					errs <- fmt.Errorf("create shape %q: %d %s", where, resp.StatusCode, body)
+					continue
+				}
+				out[i] = evalsecShape{where, resp.Header.Get("electric-handle")}
+			}
+		}()
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	return out
+}
