@@ -331,7 +331,9 @@ func TestWritesecFlood(t *testing.T) {
 	// measures.
 	pgtest.Exec(t, db, `CREATE TABLE flood (id text PRIMARY KEY, payload text)`, `CREATE TABLE single (id int PRIMARY KEY)`,
 		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$`)
-	v := startVolt(t, db, "VOLT_INSECURE_WRITES=true")
+	// Twice as many flooding clients as write connections (4, the pool of
+	// snapshots too): every connection is always wanted by a large request.
+	v := startVolt(t, db, "VOLT_INSECURE_WRITES=true", "VOLT_WRITE_POOL_SIZE=4", "VOLT_DB_POOL_SIZE=4")
 	client := &http.Client{Timeout: time.Minute}
 	send := func(client *http.Client, body []byte) (int, error) {
 		resp, err := client.Post(v.URL+wire.MutationsPath, "application/json", bytes.NewReader(body))
@@ -361,7 +363,7 @@ func TestWritesecFlood(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	floodRequests := 0
-	const flooders = 8 // more than -write-pool-size (5): they queue for connections
+	const flooders = 8
 	for f := 0; f < flooders; f++ {
 		wg.Add(1)
 		go func() {
