@@ -122,8 +122,9 @@ func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID str
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	last, err := lockClient(ctx, tx, clientID)
 	if err != nil {
-		r, _ := outcome(err)
-		return r
+		// Nothing about the write: volt's own tables are missing or
+		// unreachable. Never a final answer.
+		return retryResult(err)
 	}
 	if ct.Seq <= last {
 		r, err := storedResult(ctx, tx, clientID, ct.Seq, last)

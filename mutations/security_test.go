@@ -393,3 +393,25 @@ func TestRequestRefusedAsAWhole(t *testing.T) {
 		t.Fatal("mallory's write was applied")
 	}
 }
+
+// TestSchemaNotReady: when volt's own tables are missing, a write is
+// answered retry and records nothing; once they are back, the same seq
+// applies.
+func TestSchemaNotReady(t *testing.T) {
+	e := newEnv(t, mutations.Options{}, todos)
+	e.exec(`DROP SCHEMA volt CASCADE`)
+	r := e.one("c", 1, ins("todos", row{"id": "a", "title": "t"}))
+	if r.Status != volt.StatusRetry {
+		t.Fatalf("without schema volt: %+v", r)
+	}
+	if err := mutations.Migrate(context.Background(), e.pool); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.count(`SELECT (SELECT count(*) FROM todos) + (SELECT count(*) FROM volt.receipts)`); n != 0 {
+		t.Fatalf("%d rows after a retry", n)
+	}
+	r = e.one("c", 1, ins("todos", row{"id": "a", "title": "t"}))
+	if r.Status != volt.StatusAccepted || r.Replayed {
+		t.Fatalf("seq 1 once the schema is back: %+v", r)
+	}
+}
