@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -432,4 +433,33 @@ func wsMedian(d []time.Duration) time.Duration {
 	s := slices.Clone(d)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// TestWritesecEndpointDisabled: when volt cannot create its tables, the
+// write endpoint answers 503 with a JSON body naming the problem (it was a
+// plain 404 before), and records nothing.
+func TestWritesecEndpointDisabled(t *testing.T) {
+	db := pgtest.NewDB(t)
+	role := fmt.Sprintf("ws_weak_%d", time.Now().UnixNano())
+	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY)`,
+		`CREATE ROLE `+role+` LOGIN REPLICATION`,
+		`DO $$ BEGIN EXECUTE format('GRANT CREATE ON DATABASE %I TO `+role+`', current_database()); END $$`,
+		`CREATE SCHEMA volt`) // owned by another role: volt's tables cannot be created in it
+	t.Cleanup(func() {
+		pgtest.Exec(t, db, `DROP OWNED BY `+role, `DROP ROLE `+role)
+	})
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(role)
+	v := startVolt(t, u.String(), "VOLT_INSECURE_WRITES=true")
+	status, b := wsPost(t, v, "application/json", "", wsBody("c", wsTxn(1, wire.Mutation{Op: wire.OpInsert, Table: "todos", Values: map[string]any{"id": "a"}})))
+	var me wire.MutationError
+	if err := json.Unmarshal(b, &me); status != http.StatusServiceUnavailable || err != nil || !strings.Contains(me.Message, "disabled") {
+		t.Fatalf("disabled endpoint: %d %s", status, b)
+	}
+	if n := wsQueryInt(t, db, `SELECT count(*) FROM todos`); n != 0 {
+		t.Fatal("a write was applied")
+	}
 }
