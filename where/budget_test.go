@@ -145,3 +145,32 @@ func TestMatchesRefusesCostlyRows(t *testing.T) {
 		t.Errorf("lower/upper of a %d-byte value: Matches = %v, %v", len(huge), ok, err)
 	}
 }
+
+// LIKE with a pattern from the row costs up to the product of the
+// lengths; past maxLikeSteps it is refused, while long values with short
+// patterns are not.
+func TestCostlyLike(t *testing.T) {
+	cols := []Column{{Name: "t", Type: "text"}, {Name: "p", Type: "text"}}
+	e, err := Parse("t LIKE p", cols, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := strings.Repeat("a", 200_000)
+	// every position of t compares 2,000 characters before failing
+	costly := "%" + strings.Repeat("a", 2000) + "b"
+	start := time.Now()
+	if ok, err := e.Matches(MapRow{"t": &text, "p": &costly}); ok || !errors.Is(err, ErrTooCostly) {
+		t.Errorf("200,000 characters LIKE '%%a…ab' (2,000 a): Matches = %v, %v; want ErrTooCostly", ok, err)
+	}
+	t.Logf("refused after %v", time.Since(start))
+	for _, p := range []string{strings.Repeat("%a", 2000) + "%b", "%" + strings.Repeat("a", 1000) + "%", "a%"} {
+		if _, err := e.Matches(MapRow{"t": &text, "p": &p}); err != nil {
+			t.Errorf("200,000 characters LIKE %.20q: %v", p, err)
+		}
+	}
+	long := strings.Repeat("xy", 20_000_000)
+	short := "%yx%z%"
+	if ok, err := e.Matches(MapRow{"t": &long, "p": &short}); ok || err != nil {
+		t.Errorf("40 MB LIKE %q: Matches = %v, %v; want false, nil", short, ok, err)
+	}
+}

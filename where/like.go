@@ -10,14 +10,28 @@ const (
 
 // likeMatch implements LIKE (and, with lowered inputs, ILIKE) exactly as
 // Postgres' MatchText does for UTF-8: '%' any run, '_' one character,
-// backslash escapes the next pattern byte.
+// backslash escapes the next pattern byte. Its cost is up to the product
+// of the lengths (when both come from the row); past maxLikeSteps (plus
+// 16 per character of the operands) it fails with ErrTooCostly.
 func likeMatch(t, p string) (bool, error) {
-	r, err := matchText(t, p)
+	m := likeMatcher{left: maxLikeSteps + 16*(len(t)+len(p))}
+	r, err := m.matchText(t, p)
 	return r == likeTrue, err
 }
 
-func matchText(t, p string) (int, error) {
+// maxLikeSteps bounds the characters one LIKE compares (about ten
+// milliseconds).
+const maxLikeSteps = 1 << 24
+
+type likeMatcher struct{ left int }
+
+var errLikeCostly = costErrorf("too costly to evaluate: LIKE compares more than %d characters", maxLikeSteps)
+
+func (m *likeMatcher) matchText(t, p string) (int, error) {
 	for len(t) > 0 && len(p) > 0 {
+		if m.left--; m.left < 0 {
+			return 0, errLikeCostly
+		}
 		switch p[0] {
 		case '\\':
 			p = p[1:]
@@ -28,7 +42,7 @@ func matchText(t, p string) (int, error) {
 				return likeFalse, nil
 			}
 		case '%':
-			return matchPercent(t, p[1:])
+			return m.matchPercent(t, p[1:])
 		case '_':
 			_, n := utf8.DecodeRuneInString(t)
 			t, p = t[n:], p[1:]
@@ -53,7 +67,7 @@ func matchText(t, p string) (int, error) {
 }
 
 // matchPercent handles the pattern after a '%'.
-func matchPercent(t, p string) (int, error) {
+func (m *likeMatcher) matchPercent(t, p string) (int, error) {
 	for len(p) > 0 {
 		if p[0] == '%' {
 			p = p[1:]
@@ -78,10 +92,13 @@ func matchPercent(t, p string) (int, error) {
 		first = p[1]
 	}
 	for len(t) > 0 {
+		if m.left--; m.left < 0 {
+			return 0, errLikeCostly
+		}
 		if t[0] == first {
-			m, err := matchText(t, p)
-			if err != nil || m != likeFalse {
-				return m, err
+			r, err := m.matchText(t, p)
+			if err != nil || r != likeFalse {
+				return r, err
 			}
 		}
 		_, n := utf8.DecodeRuneInString(t)
