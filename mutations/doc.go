@@ -12,7 +12,15 @@
 // The wire types are in the root package (volt.MutationRequest,
 // volt.MutationResult); docs/MUTATIONS.md is the contract.
 //
-// Files: handler.go (HTTP, options), apply.go (one transaction's life),
+// Before anything runs, the request must be JSON, within the caps, from a
+// principal that owns its client_id, and alone for that client; each row
+// mutation's table, operation and columns pass Options.Allow before any
+// statement; row checks (Options.Check) lock and check a row before writing
+// it.
+//
+// Files: handler.go (HTTP, options, caps, the per-client lock), decode.go
+// (strict field names), slots.go (connections for client transactions,
+// fewest turns first), apply.go (one transaction's life),
 // receipts.go (volt.clients, volt.receipts, LSN), steps.go (validation,
 // dependencies), rows.go and exec.go (row mutations as SQL), order.go
 // (foreign-key order), catalog.go (cached table definitions and FK graph),
