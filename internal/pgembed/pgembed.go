@@ -301,8 +301,13 @@ func stopStale(ctx context.Context, dir string) error {
 	if syscall.Kill(pid, 0) != nil {
 		return nil // stale file, postgres removes it itself
 	}
-	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
-	if !strings.HasPrefix(strings.TrimSpace(string(comm)), "postgres") {
+	if !servesDir(pid, dir) {
+		// The pid was reused by another process, which is not ours to
+		// stop; postgres would refuse to start while the file names a
+		// live process, so the stale file goes.
+		if err := os.Remove(filepath.Join(dir, "postmaster.pid")); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("remove stale postmaster.pid: %w", err)
+		}
 		return nil
 	}
 	_ = syscall.Kill(pid, syscall.SIGINT)
@@ -314,6 +319,30 @@ func stopStale(ctx context.Context, dir string) error {
 		}
 	}
 	return nil
+}
+
+// servesDir reports whether pid is a postgres process running in dir. A
+// postmaster works in its data directory, so its cwd identifies the
+// cluster; the command name alone does not, because after a crash the pid
+// in postmaster.pid may belong to another cluster's postmaster or backend
+// (pids wrap at 32768 on many systems, and tests start hundreds).
+func servesDir(pid int, dir string) bool {
+	comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+	if !strings.HasPrefix(strings.TrimSpace(string(comm)), "postgres") {
+		return false
+	}
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", pid))
+	if err != nil {
+		return false
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(abs); err == nil {
+		abs = real
+	}
+	return filepath.Clean(cwd) == abs
 }
 
 // stablePort reuses the port the cluster in dir last ran on when it is
