@@ -327,14 +327,8 @@ func TestWritesecLimits(t *testing.T) {
 // held up either.
 func TestWritesecFlood(t *testing.T) {
 	db := pgtest.NewDB(t)
-	// The test cluster runs with synchronous_commit off, which holds every
-	// commit record back from replication for up to wal_writer_delay
-	// (200 ms): each accepted write would then wait that long for its exact
-	// commit LSN, flood or not. Postgres' default (on) is what this
-	// measures.
 	pgtest.Exec(t, db, `CREATE TABLE flood (id text PRIMARY KEY, payload text)`, `CREATE TABLE single (id int PRIMARY KEY)`,
-		`CREATE TABLE shape_before (id int PRIMARY KEY)`, `CREATE TABLE shape_during (id int PRIMARY KEY)`,
-		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = on', current_database()); END $$`)
+		`CREATE TABLE shape_before (id int PRIMARY KEY)`, `CREATE TABLE shape_during (id int PRIMARY KEY)`)
 	// Twice as many flooding clients as write connections (4, the pool of
 	// snapshots too): every connection is always wanted by a large request.
 	v := startVolt(t, db, "VOLT_INSECURE_WRITES=true", "VOLT_WRITE_POOL_SIZE=4", "VOLT_DB_POOL_SIZE=4")

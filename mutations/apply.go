@@ -159,8 +159,13 @@ func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID str
 }
 
 // beginDeferred starts each transaction with every deferrable constraint
-// deferred to COMMIT, in one round trip.
-var beginDeferred = pgx.TxOptions{BeginQuery: "BEGIN; SET CONSTRAINTS ALL DEFERRED"}
+// deferred to COMMIT, in one round trip. Where synchronous_commit is off it
+// is raised to local for the transaction: an accepted write is durable
+// when it is answered (the client then forgets it), and its commit record
+// reaches replication at once instead of after wal_writer_delay, so the
+// answer can carry its exact commit LSN (commitLSNs).
+var beginDeferred = pgx.TxOptions{BeginQuery: "BEGIN; SET CONSTRAINTS ALL DEFERRED; " +
+	"SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'"}
 
 // run applies the steps.
 func (h *Handler) run(ctx context.Context, tx pgx.Tx, steps []step) error {

@@ -415,3 +415,25 @@ func TestSchemaNotReady(t *testing.T) {
 		t.Fatalf("seq 1 once the schema is back: %+v", r)
 	}
 }
+
+// TestDurableWhenAccepted: where synchronous_commit is off, a client
+// transaction commits with local durability: the client forgets an
+// accepted write, so it must survive a crash; and its commit reaches
+// replication without waiting for wal_writer_delay.
+func TestDurableWhenAccepted(t *testing.T) {
+	e := newEnv(t, mutations.Options{}, todos,
+		`DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$`)
+	setting := make(chan string, 1)
+	e.h.Register("setting", func(ctx context.Context, tx pgx.Tx, _ json.RawMessage) error {
+		var s string
+		err := tx.QueryRow(ctx, `SELECT current_setting('synchronous_commit')`).Scan(&s)
+		setting <- s
+		return err
+	})
+	// A fresh pool: the database setting applies to new sessions.
+	e.pool.Reset()
+	wantAccepted(t, e.one("c", 1, named("setting", `{}`)))
+	if s := <-setting; s != "local" {
+		t.Fatalf("synchronous_commit = %s in a client transaction", s)
+	}
+}
