@@ -64,12 +64,13 @@ func TestQueryableColumns(t *testing.T) {
 	if ob, err := s.ParseOrderBy("name DESC, id", def.Queryable); err != nil || ob != `"name" DESC, "id"` {
 		t.Errorf("order_by within the list: %q %v", ob, err)
 	}
-	// A restored shape projects the same columns: the catalog keeps the
-	// definition's columns (not queryable_columns).
-	stored := s.Def
-	stored.Queryable = nil
-	r, err := Restore(stored, tbl, s.Key)
+	// A restored shape projects the same columns and keeps the list (the
+	// catalog stores both), so its subsets stay limited to it.
+	r, err := Restore(s.Def, tbl, s.Key)
 	if err != nil || strings.Join(r.SelectedNames(), ",") != "id,name" {
 		t.Errorf("restored: %v %v", r.SelectedNames(), err)
+	}
+	if _, err := r.CompileWhere("ssn = 'x'", nil, r.Def.Queryable); err == nil {
+		t.Error("a restored shape's subset may filter on a column outside queryable_columns")
 	}
 }

@@ -75,6 +75,14 @@ func encodeRecord(rec catalogRecord) []byte {
 		}
 		b = binary.AppendVarint(b, rec.Rows)
 		b = binary.AppendVarint(b, rec.Ops)
+		// queryable_columns comes last and only when set, so records
+		// written before it existed decode unchanged.
+		if len(d.Queryable) > 0 {
+			b = binary.AppendUvarint(b, uint64(len(d.Queryable)))
+			for _, c := range d.Queryable {
+				b = appendStr(b, c)
+			}
+		}
 	case "del":
 		b = appendStr(append(b, bodyDel), rec.Handle)
 	default:
@@ -132,6 +140,12 @@ func decodeRecord(body []byte, rec *catalogRecord) error {
 			}
 		}
 		rec.Rows, rec.Ops = r.varint(), r.varint()
+		if len(r.b) > 0 {
+			d.Queryable = make([]string, r.count())
+			for i := range d.Queryable {
+				d.Queryable[i] = r.str()
+			}
+		}
 	case bodyDel:
 		rec.Op = "del"
 		rec.Handle = r.str()
