@@ -12,14 +12,21 @@ import (
 // operation and columns are allowed; it is a mutations.AllowFunc. A table
 // without a rule is refused whether it exists or not.
 func (r *Rules) Allow(_ context.Context, _ any, m volt.Mutation) error {
+	_, err := r.allowed(m)
+	return err
+}
+
+// allowed returns the table's rule when it allows m's operation and
+// columns.
+func (r *Rules) allowed(m volt.Mutation) (*tableRule, error) {
 	t, err := r.rule(m.Table)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if !t.ops[m.Op] {
-		return forbidden("%s of %s is not allowed", m.Op, t.table)
+		return nil, forbidden("%s of %s is not allowed", m.Op, t.table)
 	}
-	return t.checkColumns(m)
+	return t, t.checkColumns(m)
 }
 
 // Check authorises one row mutation against the rules; it is a
@@ -29,11 +36,11 @@ func (r *Rules) Allow(_ context.Context, _ any, m volt.Mutation) error {
 // rolls the client transaction back. An update or delete of a missing row
 // (both rows nil) on a table with a check is refused exactly like one of a
 // row that fails the check, so the answer does not tell whether it exists.
-func (r *Rules) Check(ctx context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
-	if err := r.Allow(ctx, principal, m); err != nil {
+func (r *Rules) Check(_ context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
+	t, err := r.allowed(m)
+	if err != nil {
 		return err
 	}
-	t := r.tables[mustQualify(m.Table)]
 	if t.check == nil {
 		return nil
 	}
@@ -56,12 +63,6 @@ func (r *Rules) Check(ctx context.Context, principal any, m volt.Mutation, oldRo
 // the check, with one answer for both.
 func hiddenRow(m volt.Mutation, t *tableRule) error {
 	return forbidden("%s of %s: the row does not exist or does not pass the table's check", m.Op, t.table)
-}
-
-// mustQualify returns "schema.name" of a table name that rule accepted.
-func mustQualify(table string) string {
-	schema, name, _ := shape.ParseRelation(table)
-	return schema + "." + name
 }
 
 // rule finds the table's rule; a table without one is not writable.
