@@ -10,6 +10,7 @@ import (
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapelog"
+	"github.com/voltsync/volt/where"
 )
 
 // HandleTransaction routes one replicated transaction into the logs of the
@@ -168,8 +169,9 @@ func (c *Cache) runJob(j *tableJob) {
 		case errors.Is(cv.err, shape.ErrSchemaChanged):
 			c.removeLocked(e, "schema changed")
 		case cv.err != nil:
-			c.Logger.Warn("where clause failed on a replicated row", "handle", e.Handle, "where", e.Shape.Def.Where, "err", cv.err)
-			c.removeLocked(e, "where clause cannot be evaluated: "+cv.err.Error())
+			// The error may quote the row's value: the log gets it redacted.
+			c.Logger.Warn("where clause failed on a replicated row", "handle", e.Handle, "where", e.Shape.Def.Where, "err", where.Redacted(cv.err))
+			c.removeLocked(e, "where clause cannot be evaluated: "+where.Redacted(cv.err))
 		case e.snap == nil:
 			// The snapshot's identity is not known yet: setSnapshot
 			// appends these once it is (minus what the snapshot holds).

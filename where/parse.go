@@ -9,6 +9,7 @@ package where
 import (
 	"errors"
 	"fmt"
+	"regexp"
 	"sort"
 	"strings"
 
@@ -179,6 +180,16 @@ func (e *Error) Error() string {
 		return fmt.Sprintf("At location %d: %s", e.Location, e.Message)
 	}
 	return e.Message
+}
+
+// quoted matches the values an error message quotes (with %q).
+var quoted = regexp.MustCompile(`"(?:[^"\\]|\\.)*"`)
+
+// Redacted renders err for a log line without the values it quotes:
+// evaluation errors quote the offending input, which may be a row's value
+// that the log's readers must not see.
+func Redacted(err error) string {
+	return quoted.ReplaceAllString(err.Error(), `"…"`)
 }
 
 // errorf builds a location-less *Error.

@@ -311,3 +311,12 @@ func TestNumericLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestRedacted: an evaluation error keeps its message and loses the
+// value it quotes (a row's value must not reach the log).
+func TestRedacted(t *testing.T) {
+	got := Redacted(errorf("invalid input syntax for type %s: %q", "integer", `secret "x" \ value`))
+	if strings.Contains(got, "secret") || !strings.Contains(got, "invalid input syntax for type integer") {
+		t.Fatalf("Redacted = %q", got)
+	}
+}
