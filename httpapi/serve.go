@@ -122,6 +122,14 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 	}
 	table, err := s.table(r.Context(), schema, name)
 	if errors.Is(err, postgres.ErrTableNotFound) {
+		if req.handle != "" {
+			// A client of a shape whose table was dropped: Electric's
+			// 409 (no successor, so no handle), which the clients
+			// follow by restarting at -1, where the 400 below tells
+			// them the table is gone.
+			s.mustRefetch(w, r, "")
+			return nil, false
+		}
 		msg := fmt.Sprintf("Table %s does not exist. If the table name contains capitals or special characters you must quote it.", quoteQualified(schema, name))
 		writeInvalid(w, r, fieldErrors{"table": {msg}})
 		return nil, false
