@@ -129,6 +129,7 @@ func newDemo(dir string) (*demo, error) {
 func (d *demo) hooks(port int, log *slog.Logger) serveHooks {
 	return serveHooks{
 		setup: d.createTables,
+		allow: d.allow,
 		check: d.check,
 		web: func(api http.Handler) http.Handler {
 			log.Info("volt demo: open the page in a browser", "url", demoURL(port))
@@ -148,15 +149,20 @@ func (d *demo) createTables(ctx context.Context, pool *pgxpool.Pool) error {
 	return nil
 }
 
-// check is the write endpoint's policy: rows of the four demo tables only.
-// It runs after each row mutation, inside the client transaction, so a
-// rejection here rolls the whole transaction back, and the endpoint records
-// it in volt.receipts as for any other rejection.
-func (d *demo) check(_ context.Context, _ any, m volt.Mutation, _, _ map[string]any) error {
-	list, ok := demoListOf(m.Table)
-	if !ok {
+// allow is the write endpoint's policy: the four demo tables only, decided
+// before any statement runs.
+func (d *demo) allow(_ context.Context, _ any, m volt.Mutation) error {
+	if _, ok := demoListOf(m.Table); !ok {
 		return mutations.Reject(volt.CodeForbidden, "volt demo accepts writes to its four to-do tables only, not %q", m.Table)
 	}
+	return nil
+}
+
+// check runs on each row mutation inside the client transaction, so the
+// rejection a list was armed with rolls the whole transaction back, and
+// the endpoint records it in volt.receipts as for any other rejection.
+func (d *demo) check(_ context.Context, _ any, m volt.Mutation, _, _ map[string]any) error {
+	list, _ := demoListOf(m.Table)
 	if d.takeReject(list) {
 		return mutations.Reject(CodeDemoRejected, "rejected on purpose: the server was asked to reject the %s list's next write (nothing was applied)", list)
 	}

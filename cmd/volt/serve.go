@@ -36,8 +36,10 @@ type serveHooks struct {
 	// setup runs once the database pool is open, before anything else uses
 	// it (the demo creates its tables).
 	setup func(ctx context.Context, pool *pgxpool.Pool) error
-	// check decides every row written through POST /v1/mutations, instead
-	// of -rules or -insecure-writes.
+	// allow and check decide every row written through POST /v1/mutations,
+	// instead of -rules or -insecure-writes: allow before any statement
+	// runs, check on the row inside the client transaction.
+	allow mutations.AllowFunc
 	check mutations.CheckFunc
 	// web, when set, wraps the API's handler to serve more paths on the
 	// same listener (demo.go's page and /demo/reject-next).
@@ -155,7 +157,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		}
 	}
 	lsn := replicatedLSN{cache: cache, publisher: publisher}
-	if srv.Mutations, err = mountMutations(ctx, pool, writePool, cfg, verifier, rules, lsn, hooks.check, log); err != nil {
+	if srv.Mutations, err = mountMutations(ctx, pool, writePool, cfg, verifier, rules, lsn, hooks, log); err != nil {
 		stopRepl()
 		return err
 	}
@@ -252,9 +254,9 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 // mountMutations creates the volt schema and returns the write endpoint's
 // handler, writing through writePool. When the schema cannot be created
 // the endpoint answers 503 to every request (nothing is recorded). A rules
-// file that does not compile is an error. A non-nil check (volt demo)
-// replaces the policy.
-func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, check mutations.CheckFunc, log *slog.Logger) (http.Handler, error) {
+// file that does not compile is an error. A non-nil hooks.check (volt
+// demo) replaces the policy, with hooks.allow deciding tables first.
+func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, hooks serveHooks, log *slog.Logger) (http.Handler, error) {
 	policy := &auth.Policy{Verifier: verifier}
 	if rules != nil {
 		if verifier == nil && rules.UsesClaims() {
@@ -275,8 +277,8 @@ func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Conf
 		Logger: log, LSN: lsn, LSNWait: cfg.WriteLSNWait,
 		MaxTransactions: cfg.MaxWriteTransactions, MaxMutations: cfg.MaxWriteMutations,
 	})
-	if check != nil {
-		opts.Check = check
+	if hooks.check != nil {
+		opts.Allow, opts.Check = hooks.allow, hooks.check
 	} else if policy.Rules == nil && !cfg.InsecureWrites {
 		// Nothing is writable: each request is refused as a whole and
 		// nothing is recorded, so the same seqs apply once rules are added.
