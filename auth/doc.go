@@ -4,14 +4,16 @@
 // where clauses in volt's subset (package where) with the token's claims as
 // typed parameters ($claims.sub).
 //
-// A Policy combines both and plugs into mutations.Options (Authorize and
-// Check); its methods can also be called from an application's own hooks.
+// A Policy combines both and plugs into mutations.Options: Authorize and
+// ClientAllowed (the token, and the client ids bound to its sub) and Allow
+// (table, operation and columns, before any statement) and Check (rows);
+// its methods can also be called from an application's own hooks.
 // docs/AUTH.md describes the rules file and the configuration of volt
 // serve.
 //
 // Files: jwt.go and keys.go (token verification), rulesfile.go (the file's
 // structure), rules.go (compiling against the catalog), template.go
 // ($claims references), predicate.go and values.go (evaluating a check on
-// a row), check.go (the rules as a CheckFunc), policy.go (Policy, Claims,
+// a row), check.go (the rules as an AllowFunc and a CheckFunc), policy.go (Policy, Claims,
 // named mutations).
 package auth
