@@ -19,4 +19,10 @@
 // and Shape.Run run on the caller's goroutine and return when their context
 // is cancelled or on an error that retrying cannot fix (a 4xx answer other
 // than 409 is returned as *Error).
+//
+// Errors wrap their cause. The OnError option of ShapeOptions and
+// WriterOptions observes every failed attempt and the wait before the
+// next; when the caller's context ends while retrying, the returned
+// *RetryError wraps both the context's error and the last attempt's, so
+// errors.Is(err, syscall.ECONNREFUSED) tells that the server is down.
 package client

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 )
 
 var (
@@ -29,8 +30,10 @@ var (
 	ErrStopped = errors.New("shape stopped")
 )
 
-// Error is an HTTP error answer that retrying does not fix: any 4xx status
-// other than 409. Its fields come from the JSON body when it has one.
+// Error is an HTTP error answer. Stream.Run and the Writer return it for
+// the answers that retrying does not fix: any 4xx status other than 409.
+// OnError also sees it for the 5xx and 429 answers that are retried. Its
+// fields come from the JSON body when it has one.
 type Error struct {
 	StatusCode int
 	// Message is the body's "message" (or "error") field, or the body
@@ -89,6 +92,33 @@ func newError(status int, body []byte) *Error {
 	}
 	return e
 }
+
+// NoRetry is the retryIn an OnError function gets for an error that is not
+// retried: the call it happened in returns it.
+const NoRetry time.Duration = -1
+
+// RetryError is returned when the caller's context ends while failed
+// requests are being retried (the server is down or unreachable, or keeps
+// answering 5xx or 429). It wraps both the context's error (its cause, if
+// set) and the error of the last failed attempt, so errors.Is matches
+// context.DeadlineExceeded as well as, say, syscall.ECONNREFUSED.
+type RetryError struct {
+	// Ctx is the context's cause.
+	Ctx error
+	// Last is the error of the last failed attempt: a network error or an
+	// *Error.
+	Last error
+	// Attempts counts the failed attempts in a row.
+	Attempts int
+}
+
+// Error implements error.
+func (e *RetryError) Error() string {
+	return fmt.Sprintf("%v after %d failed attempts, the last: %v", e.Ctx, e.Attempts, e.Last)
+}
+
+// Unwrap returns the context's error and the last attempt's error.
+func (e *RetryError) Unwrap() []error { return []error{e.Ctx, e.Last} }
 
 func protocolErrorf(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrProtocol}, args...)...)

@@ -66,6 +66,17 @@ type ShapeOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// LiveTimeout bounds one live long-poll request (DefaultLiveTimeout).
 	LiveTimeout time.Duration
+
+	// OnError, if set, is called with every error the stream meets except
+	// the context's and the callback's: each failed attempt (a network
+	// error, an *Error for a 5xx or 429 answer, an empty answer), then
+	// retried, and the error Run returns (an *Error for a 4xx answer, a
+	// protocol violation). attempt counts the failures in a row, from 1;
+	// retryIn is the wait before the next attempt, or NoRetry when Run
+	// returns err. It runs on Run's goroutine before the wait, so it must
+	// not block; to give up, cancel Run's context (Run then returns a
+	// *RetryError wrapping the last attempt's error).
+	OnError func(err error, attempt int, retryIn time.Duration)
 }
 
 // validate checks o and fills in defaults.

@@ -30,9 +30,15 @@ func (s *Stream) followSSE(ctx context.Context, fn func(Batch) error) error {
 		// A 409, a 204 or a plain JSON answer from a server or proxy that
 		// does not stream.
 		body, err := io.ReadAll(resp.Body)
-		if err != nil || emptyAnswer(resp.StatusCode, resp.Header, body) {
+		if err == nil && emptyAnswer(resp.StatusCode, resp.Header, body) {
+			err = errEmptyAnswer
+		}
+		if err != nil {
 			// The connection broke or the server is going away: try again.
-			return sleep(ctx, s.retry.next(0))
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return sleep(ctx, s.failed(err, 0))
 		}
 		return s.handleAnswer(ctx, resp.StatusCode, resp.Header, body, true, fn)
 	}
@@ -61,7 +67,7 @@ func (s *Stream) openSSE(ctx context.Context) (*http.Response, error) {
 	for {
 		resp, err := s.send(ctx, s.requestURL(true, true), true)
 		if err == nil && ok(resp.StatusCode) {
-			s.retry.reset()
+			s.succeeded()
 			return resp, nil
 		}
 		var status int

@@ -50,6 +50,7 @@ type Stream struct {
 
 	// Used by Run's goroutine only.
 	retry    backoff
+	lastErr  error // the last failed attempt's, while retrying
 	loop     loopGuard
 	sseOff   bool // fell back to long polling
 	sseShort int  // short SSE connections in a row
@@ -104,30 +105,69 @@ func (s *Stream) Schema() Schema {
 // when fn fails (the batch then does not count as delivered), an *Error
 // for a 4xx answer other than 409, or an error wrapping ErrProtocol,
 // ErrInvalidValue or ErrFastLoop. Network errors, 5xx and 429 answers are
-// retried forever. Run starts no goroutine that outlives it; it must not
-// be called again while it runs.
+// retried forever (ShapeOptions.OnError sees each); when ctx ends while
+// retrying them, Run returns a *RetryError wrapping both ctx's error and
+// the last attempt's. Run starts no goroutine that outlives it; it must
+// not be called again while it runs.
 func (s *Stream) Run(ctx context.Context, fn func(Batch) error) error {
 	if !s.running.CompareAndSwap(false, true) {
 		return errors.New("client: Stream.Run is already running")
 	}
 	defer s.running.Store(false)
+	s.lastErr = nil
+	fnFailed := false
+	deliver := func(b Batch) error {
+		err := fn(b)
+		fnFailed = err != nil
+		return err
+	}
 	for {
 		if ctx.Err() != nil {
-			return context.Cause(ctx)
+			return s.stopped(ctx)
 		}
 		var err error
 		if s.isLive() && s.opts.LiveSSE && !s.sseOff {
-			err = s.followSSE(ctx, fn)
+			err = s.followSSE(ctx, deliver)
 		} else {
-			err = s.poll(ctx, fn)
+			err = s.poll(ctx, deliver)
 		}
 		if err != nil {
 			if ctx.Err() != nil {
-				return context.Cause(ctx)
+				return s.stopped(ctx)
+			}
+			if !fnFailed && s.opts.OnError != nil {
+				s.opts.OnError(err, s.retry.n+1, NoRetry)
 			}
 			return err
 		}
 	}
+}
+
+// stopped is what Run returns when ctx has ended: ctx's cause, wrapped
+// with the last failed attempt's error while retrying.
+func (s *Stream) stopped(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	if s.lastErr == nil {
+		return cause
+	}
+	return &RetryError{Ctx: cause, Last: s.lastErr, Attempts: s.retry.n}
+}
+
+// failed records a failed attempt, tells OnError and returns the wait
+// before the next one, at least floor.
+func (s *Stream) failed(err error, floor time.Duration) time.Duration {
+	wait := s.retry.next(floor)
+	s.lastErr = err
+	if s.opts.OnError != nil {
+		s.opts.OnError(err, s.retry.n, wait)
+	}
+	return wait
+}
+
+// succeeded ends a run of failed attempts.
+func (s *Stream) succeeded() {
+	s.retry.reset()
+	s.lastErr = nil
 }
 
 func (s *Stream) isLive() bool {
@@ -184,10 +224,10 @@ func (s *Stream) retryWait(ctx context.Context, status int, h http.Header, body 
 		if ctx.Err() != nil {
 			return 0, context.Cause(ctx)
 		}
-		return s.retry.next(0), nil
+		return s.failed(err, 0), nil
 	}
 	if status >= 500 || status == http.StatusTooManyRequests {
-		return s.retry.next(retryAfter(h, time.Now())), nil
+		return s.failed(newError(status, body), retryAfter(h, time.Now())), nil
 	}
 	return 0, newError(status, body)
 }
@@ -217,7 +257,7 @@ func (s *Stream) poll(ctx context.Context, fn func(Batch) error) error {
 			err = errEmptyAnswer
 		}
 		if err == nil && ok(status) {
-			s.retry.reset()
+			s.succeeded()
 			return s.handleAnswer(ctx, status, header, body, live, fn)
 		}
 		wait, err := s.retryWait(ctx, status, header, body, err)

@@ -50,6 +50,16 @@ type WriterOptions struct {
 	// MaxBatch bounds the transactions sent in one request
 	// (DefaultMaxBatch).
 	MaxBatch int
+	// OnError, if set, is called with every failed request: a network
+	// error, an *Error for a 5xx or 429 answer, or a "retry" result (all
+	// retried), and the errors that end a call: an *UnauthorizedError, an
+	// *Error for a request refused as a whole, a protocol violation, a
+	// TokenSource error. attempt counts the failures in a row, from 1;
+	// retryIn is the wait before the next attempt, or NoRetry. It runs on
+	// the goroutine that sends, holding the Writer's send slot, so it must
+	// not block nor call the Writer; to give up, cancel the call's context
+	// (the call then returns a *RetryError wrapping the last failure).
+	OnError func(err error, attempt int, retryIn time.Duration)
 }
 
 // SeqStore hands out the sequence numbers of one ClientID. The server
@@ -217,6 +227,10 @@ type Writer struct {
 	queue []*wtx
 
 	retry backoff // under sem
+	// lastErr is the last failed request's error while retrying, and
+	// failures counts them; set under sem, read and written with mu held.
+	lastErr  error
+	failures int
 }
 
 // wtx is one queued transaction.
@@ -315,7 +329,7 @@ func (w *Writer) Flush(ctx context.Context) error {
 	select {
 	case w.sem <- struct{}{}:
 	case <-ctx.Done():
-		return context.Cause(ctx)
+		return w.stopped(ctx)
 	}
 	defer func() { <-w.sem }()
 	return w.flush(ctx, nil)
@@ -366,7 +380,7 @@ func (w *Writer) await(ctx context.Context, t *wtx) (volt.MutationResult, error)
 		case <-t.done:
 			return t.res, t.err
 		case <-ctx.Done():
-			return volt.MutationResult{}, context.Cause(ctx)
+			return volt.MutationResult{}, w.stopped(ctx)
 		case w.sem <- struct{}{}:
 		}
 		err := w.flush(ctx, t)
@@ -432,33 +446,34 @@ func (w *Writer) flush(ctx context.Context, until *wtx) error {
 		status, header, body, err := w.post(ctx, &req)
 		if err != nil {
 			if ctx.Err() != nil {
-				return context.Cause(ctx)
+				return w.stopped(ctx)
 			}
 			if errors.Is(err, errToken) {
-				return err
+				return w.gaveUp(err)
 			}
-			if err := sleep(ctx, w.retry.next(0)); err != nil {
-				return err
+			if sleep(ctx, w.failed(err, 0)) != nil {
+				return w.stopped(ctx)
 			}
 			continue
 		}
 		switch {
 		case status == http.StatusOK:
 		case status >= 500 || status == http.StatusTooManyRequests:
-			if err := sleep(ctx, w.retry.next(retryAfter(header, time.Now()))); err != nil {
-				return err
+			if sleep(ctx, w.failed(newError(status, body), retryAfter(header, time.Now()))) != nil {
+				return w.stopped(ctx)
 			}
 			continue
 		case status == http.StatusUnauthorized || status == http.StatusForbidden:
 			w.mu.Lock()
 			pending := w.pendingLocked(w.queue)
 			w.mu.Unlock()
-			return &UnauthorizedError{Err: newError(status, body), Pending: pending}
+			return w.gaveUp(&UnauthorizedError{Err: newError(status, body), Pending: pending})
 		case status == http.StatusRequestEntityTooLarge && len(batch) > 1:
 			maxBatch = max(1, len(batch)/2)
 			continue
 		default: // refused as a whole: nothing applied, and resending cannot help
 			herr := newError(status, body)
+			w.gaveUp(herr)
 			var calls []func()
 			w.mu.Lock()
 			for _, t := range batch {
@@ -470,33 +485,37 @@ func (w *Writer) flush(ctx context.Context, until *wtx) error {
 		}
 		var resp volt.MutationResponse
 		if err := json.Unmarshal(body, &resp); err != nil || len(resp.Results) != len(batch) {
-			return protocolErrorf("mutations answer: %d results for %d transactions (%v)", len(resp.Results), len(batch), err)
+			return w.gaveUp(protocolErrorf("mutations answer: %d results for %d transactions (%v)", len(resp.Results), len(batch), err))
 		}
 		retry, resync, err := w.settle(ctx, batch, firstSend, resp.Results)
 		if err != nil {
-			return err
+			return w.gaveUp(err)
 		}
 		switch {
 		case resync:
 			outOfOrder++
 			if outOfOrder > 3 { // someone else sends with our client id
-				if err := sleep(ctx, w.retry.next(0)); err != nil {
-					return err
+				if sleep(ctx, w.retry.next(0)) != nil {
+					return w.stopped(ctx)
 				}
 			}
-		case retry:
-			if err := sleep(ctx, w.retry.next(0)); err != nil {
-				return err
+		case retry != nil:
+			if sleep(ctx, w.failed(retry, 0)) != nil {
+				return w.stopped(ctx)
 			}
 		default:
 			w.retry.reset()
+			w.mu.Lock()
+			w.lastErr, w.failures = nil, 0
+			w.mu.Unlock()
 			outOfOrder = 0
 		}
 	}
 }
 
-// settle applies the results of one request.
-func (w *Writer) settle(ctx context.Context, batch []*wtx, firstSend []bool, results []volt.MutationResult) (retry, resync bool, err error) {
+// settle applies the results of one request. retry, when not nil, tells
+// why the request must be sent again.
+func (w *Writer) settle(ctx context.Context, batch []*wtx, firstSend []bool, results []volt.MutationResult) (retry error, resync bool, err error) {
 	var calls []func()
 	defer func() { runAll(calls) }()
 	w.mu.Lock()
@@ -504,16 +523,16 @@ func (w *Writer) settle(ctx context.Context, batch []*wtx, firstSend []bool, res
 	for i, r := range results {
 		t := batch[i]
 		if r.Seq != t.seq {
-			return false, false, protocolErrorf("mutations answer: result %d has seq %d, sent %d", i, r.Seq, t.seq)
+			return nil, false, protocolErrorf("mutations answer: result %d has seq %d, sent %d", i, r.Seq, t.seq)
 		}
 		switch {
 		case r.Code == volt.CodeOutOfOrder && r.Status != volt.StatusAccepted:
 			// volt answers it with status rejected, but nothing was
 			// decided: resynchronise and send again.
 			if r.ExpectedSeq < 1 {
-				return true, false, nil
+				return retryResult(r), false, nil
 			}
-			return false, true, w.resyncLocked(ctx, r, &calls)
+			return nil, true, w.resyncLocked(ctx, r, &calls)
 		case r.Status == volt.StatusAccepted || r.Status == volt.StatusRejected:
 			if r.Replayed && firstSend[i] {
 				w.finishLocked(t, volt.MutationResult{}, &SeqError{Seq: t.seq, Result: r, reused: true}, &calls)
@@ -521,10 +540,56 @@ func (w *Writer) settle(ctx context.Context, batch []*wtx, firstSend []bool, res
 			}
 			w.finishLocked(t, r, nil, &calls)
 		default: // retry, or a status this client does not know
-			return true, false, nil
+			return retryResult(r), false, nil
 		}
 	}
-	return false, false, nil
+	return nil, false, nil
+}
+
+// retryResult is the error of a result that asks to send again.
+func retryResult(r volt.MutationResult) error {
+	msg := fmt.Sprintf("mutations: transaction %d: %s", r.Seq, r.Status)
+	if r.Code != "" {
+		msg += " (" + r.Code + ")"
+	}
+	if r.Message != "" {
+		msg += ": " + r.Message
+	}
+	return errors.New(msg)
+}
+
+// failed records a failed request (w.sem held), tells OnError and returns
+// the wait before the next one, at least floor.
+func (w *Writer) failed(err error, floor time.Duration) time.Duration {
+	wait := w.retry.next(floor)
+	w.mu.Lock()
+	w.lastErr, w.failures = err, w.retry.n
+	w.mu.Unlock()
+	if w.opts.OnError != nil {
+		w.opts.OnError(err, w.retry.n, wait)
+	}
+	return wait
+}
+
+// gaveUp tells OnError about err, which is not retried (w.sem held), and
+// returns it.
+func (w *Writer) gaveUp(err error) error {
+	if w.opts.OnError != nil {
+		w.opts.OnError(err, w.retry.n+1, NoRetry)
+	}
+	return err
+}
+
+// stopped is what a call returns when ctx has ended: ctx's cause, wrapped
+// with the last failed request's error while retrying.
+func (w *Writer) stopped(ctx context.Context) error {
+	cause := context.Cause(ctx)
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.lastErr == nil {
+		return cause
+	}
+	return &RetryError{Ctx: cause, Last: w.lastErr, Attempts: w.failures}
 }
 
 // resyncLocked handles out_of_order for the head of the queue (w.mu held).
