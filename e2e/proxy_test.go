@@ -795,3 +795,124 @@ func TestProxyCollapsesLongPolls(t *testing.T) {
 		t.Errorf("%d of %d clients are wrong", bad, clients)
 	}
 }
+
+// proxyCache is the cache status under Electric's header name; it must
+// agree with X-Cache-Status.
+func proxyCache(t *testing.T, r response) string {
+	t.Helper()
+	if a, b := r.Header.Get("x-proxy-cache"), cacheStatus(r); a != b {
+		t.Errorf("X-Proxy-Cache %q but X-Cache-Status %q", a, b)
+	}
+	return r.Header.Get("x-proxy-cache")
+}
+
+// TestProxyStaleWhileRevalidate: an expired entry that volt marked
+// stale-while-revalidate is served at once (STALE, then UPDATING) while
+// volt cannot answer the refresh at all (its process is stopped), and the
+// refresh lands in the cache once volt runs again.
+func TestProxyStaleWhileRevalidate(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db,
+		`CREATE TABLE items (id int PRIMARY KEY, title text NOT NULL)`,
+		`INSERT INTO items SELECT g, 'item ' || g FROM generate_series(1, 20) g`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=5s", "VOLT_CACHE_MAX_AGE=1", "VOLT_CACHE_STALE_AGE=600")
+	p := startNginx(t, upstreamOf(v))
+	pv := p.through()
+
+	initial := get(t, pv.shapeURL("table", "items", "offset", "-1"))
+	if initial.Status != 200 {
+		t.Fatalf("initial request: %d %s", initial.Status, initial.Body)
+	}
+	handle := initial.Header.Get("electric-handle")
+	catchUp := pv.shapeURL("table", "items", "handle", handle, "offset", initial.Header.Get("electric-offset"))
+	first := get(t, catchUp)
+	if first.Status != 200 || proxyCache(t, first) != "MISS" {
+		t.Fatalf("catch-up request: %d, X-Proxy-Cache %q; want 200 MISS", first.Status, proxyCache(t, first))
+	}
+	if cc := first.Header.Get("cache-control"); cc != "public, max-age=1, stale-while-revalidate=600" {
+		t.Fatalf("catch-up request: cache-control %q", cc)
+	}
+	if r := get(t, catchUp); proxyCache(t, r) != "HIT" {
+		t.Fatalf("second catch-up request: X-Proxy-Cache %q, want HIT", proxyCache(t, r))
+	}
+	// Nothing signals the expiry of an entry: wait out its max-age (nginx
+	// counts in whole seconds, so a max-age of 1 ends within 2 s).
+	time.Sleep(2100 * time.Millisecond)
+
+	// volt stops answering: connections are still accepted by the kernel,
+	// but no request gets a byte back.
+	stopped, err := os.FindProcess(v.PID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stopped.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			_ = stopped.Signal(syscall.SIGCONT)
+		}
+	}
+	t.Cleanup(resume) // before volt's own cleanup stops it
+
+	// A fresh connection for each request: nginx ends a request only once
+	// its background refresh has, so a keep-alive connection reused after a
+	// STALE answer waits for volt (deploy/nginx/README.md).
+	fresh := func() *http.Client {
+		return &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	}
+	for i, want := range []string{"STALE", "UPDATING", "UPDATING"} {
+		start := time.Now()
+		r, err := fetch(fresh(), catchUp)
+		took := time.Since(start)
+		if err != nil {
+			t.Fatalf("request %d with volt stopped: %v (after %v)", i+1, err, took)
+		}
+		if r.Status != 200 || proxyCache(t, r) != want || !bytes.Equal(r.Body, first.Body) {
+			t.Fatalf("request %d with volt stopped: %d, X-Proxy-Cache %q, body %s; want 200, %s and the cached body", i+1, r.Status, proxyCache(t, r), r.Body, want)
+		}
+		// Generous for a loaded machine, far below anything that waited
+		// for volt (which never answers while stopped).
+		if took > 2*time.Second {
+			t.Errorf("request %d with volt stopped took %v", i+1, took)
+		}
+		t.Logf("request %d with volt stopped: %s in %v", i+1, want, took.Round(time.Millisecond))
+	}
+	// An entry that is not in the cache has nothing stale to serve: that
+	// request waits for volt.
+	missing := make(chan response, 1)
+	go func() {
+		r, _ := fetch(fresh(), pv.shapeURL("table", "items", "handle", handle, "offset", first.Header.Get("electric-offset")))
+		missing <- r
+	}()
+	select {
+	case r := <-missing:
+		t.Fatalf("a request not in the cache was answered with volt stopped: %d %s", r.Status, r.Body)
+	case <-time.After(500 * time.Millisecond):
+	}
+
+	resume()
+	if r := <-missing; r.Status != 200 || proxyCache(t, r) != "MISS" {
+		t.Errorf("the uncached request once volt runs: %d, X-Proxy-Cache %q", r.Status, proxyCache(t, r))
+	}
+	// The background refresh completes (a 304 from volt revalidates the
+	// entry): the next request is a HIT again.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := get(t, catchUp)
+		if s := proxyCache(t, r); s == "HIT" {
+			if !bytes.Equal(r.Body, first.Body) {
+				t.Errorf("revalidated entry: body %s, want %s", r.Body, first.Body)
+			}
+			break
+		} else if s != "UPDATING" && s != "STALE" {
+			t.Fatalf("after volt resumed: X-Proxy-Cache %q", s)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the background refresh never completed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
