@@ -572,8 +572,11 @@ func (w *Writer) failed(err error, floor time.Duration) time.Duration {
 }
 
 // gaveUp tells OnError about err, which is not retried (w.sem held), and
-// returns it.
+// returns it. The failures before it are no longer what a call waits for.
 func (w *Writer) gaveUp(err error) error {
+	w.mu.Lock()
+	w.lastErr, w.failures = nil, 0
+	w.mu.Unlock()
 	if w.opts.OnError != nil {
 		w.opts.OnError(err, w.retry.n+1, NoRetry)
 	}
