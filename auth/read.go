@@ -192,20 +192,6 @@ func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetReque
 // rule's side of the AND. The claims' values stay parameters of the
 // definition, so each set of claims has its own shape (and handle).
 func narrow(t *volt.Table, def *shape.Definition, clause string, params map[string]string) error {
-	if def.Queryable != nil {
-		// The rule's predicate becomes part of the shape's where clause,
-		// which may refer only to queryable columns.
-		rule, err := where.Parse(clause, columnsOf(t), params)
-		if err != nil {
-			return forbiddenRead("the read rule of %s.%s does not compile: %v", t.Schema, t.Name, err)
-		}
-		for _, col := range rule.Columns() {
-			if !slices.Contains(def.Queryable, col) {
-				return &httpapi.ReadError{Status: http.StatusBadRequest, Field: "queryable_columns",
-					Message: fmt.Sprintf("must include column %q: the read rule of %s.%s filters on it", col, t.Schema, t.Name)}
-			}
-		}
-	}
 	combined := "(" + clause + "\n)"
 	if def.Where != "" {
 		user, err := where.Parse(def.Where, columnsOf(t), def.Params)

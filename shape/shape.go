@@ -40,9 +40,11 @@ type Definition struct {
 	Columns []string          `json:"columns,omitempty"` // nil selects every column
 	Replica string            `json:"replica"`
 	Log     string            `json:"log"`
-	// Queryable is queryable_columns: the only columns the shape may
-	// sync, and its where clause and subsets refer to (nil: every column).
-	// Without Columns, the shape syncs these columns.
+	// Queryable is queryable_columns: the only columns the shape may sync
+	// and its subsets may filter or order on (nil: every column). Without
+	// Columns, the shape syncs these columns. The shape's own where clause
+	// is set by whoever set this list and is not limited by it, as in
+	// Electric.
 	Queryable []string `json:"queryable_columns,omitempty"`
 }
 
@@ -143,7 +145,7 @@ func New(def Definition, table *volt.Table) (*Shape, error) {
 		return nil, err
 	}
 	if def.Where != "" {
-		f, err := where.Parse(def.Where, s.queryCols(def.Queryable), def.Params)
+		f, err := where.Parse(def.Where, s.t.whereCols, def.Params)
 		if err != nil {
 			return nil, &FieldError{Field: "where", Message: err.Error()}
 		}
@@ -190,7 +192,7 @@ func (s *Shape) Filter() (*where.Expr, error) {
 		if s.Def.Where == "" {
 			return
 		}
-		s.filter, s.filterErr = where.Parse(s.Def.Where, s.queryCols(s.Def.Queryable), s.Def.Params)
+		s.filter, s.filterErr = where.Parse(s.Def.Where, s.t.whereCols, s.Def.Params)
 	})
 	return s.filter, s.filterErr
 }
