@@ -114,7 +114,7 @@ func waitShapes(ctx context.Context, sh *Shape, also []*Shape, cond func() bool)
 			return fmt.Errorf("%w: %w", ErrStopped, stopped)
 		}
 		if i, _, _ := reflect.Select(cases); i == 0 {
-			return context.Cause(ctx)
+			return sh.stream.retryError(context.Cause(ctx))
 		}
 	}
 }

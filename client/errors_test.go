@@ -59,6 +59,26 @@ func TestErrorsServerDownWrapsCause(t *testing.T) {
 		// The Await methods wrap it too.
 		errsCheckDown(t, "WaitUpToDate", sh.WaitUpToDate(context.Background()))
 	})
+	t.Run("Shape waiters", func(t *testing.T) {
+		// While Run retries, a waiter whose context ends learns why the
+		// shape does not advance.
+		sh, err := client.NewShape(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan error, 1)
+		go func() { done <- sh.Run(ctx) }()
+		wctx, wcancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer wcancel()
+		errsCheckDown(t, "WaitUpToDate while running", sh.WaitUpToDate(wctx))
+		errsCheckDown(t, "AwaitTxid while running", sh.AwaitTxid(wctx, 1))
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) || !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("Run: %v", err)
+		}
+	})
 	t.Run("Stream.Run", func(t *testing.T) {
 		o := opts
 		o.LiveSSE = true

@@ -205,7 +205,8 @@ func (sh *Shape) UpToDate() bool {
 }
 
 // wait blocks until cond (called with sh.mu held) holds, ctx ends or Run
-// returns.
+// returns. When ctx ends while Run is retrying failed requests, the error
+// is a *RetryError that wraps the last failure too.
 func (sh *Shape) wait(ctx context.Context, cond func() bool) error {
 	for {
 		sh.mu.Lock()
@@ -220,7 +221,7 @@ func (sh *Shape) wait(ctx context.Context, cond func() bool) error {
 		select {
 		case <-ch:
 		case <-ctx.Done():
-			return context.Cause(ctx)
+			return sh.stream.retryError(context.Cause(ctx))
 		}
 	}
 }

@@ -47,10 +47,13 @@ type Stream struct {
 	schema  Schema
 	live    bool   // an up-to-date was seen: requests are live
 	expired string // the handle a 409 replaced
+	// failure is the last failed attempt's error while retrying, and
+	// failures counts the failed attempts in a row.
+	failure  error
+	failures int
 
 	// Used by Run's goroutine only.
 	retry    backoff
-	lastErr  error // the last failed attempt's, while retrying
 	loop     loopGuard
 	sseOff   bool // fell back to long polling
 	sseShort int  // short SSE connections in a row
@@ -114,7 +117,7 @@ func (s *Stream) Run(ctx context.Context, fn func(Batch) error) error {
 		return errors.New("client: Stream.Run is already running")
 	}
 	defer s.running.Store(false)
-	s.lastErr = nil
+	s.setFailure(nil)
 	fnFailed := false
 	deliver := func(b Batch) error {
 		err := fn(b)
@@ -146,18 +149,31 @@ func (s *Stream) Run(ctx context.Context, fn func(Batch) error) error {
 // stopped is what Run returns when ctx has ended: ctx's cause, wrapped
 // with the last failed attempt's error while retrying.
 func (s *Stream) stopped(ctx context.Context) error {
-	cause := context.Cause(ctx)
-	if s.lastErr == nil {
+	return s.retryError(context.Cause(ctx))
+}
+
+// retryError returns cause, wrapped in a *RetryError with the last failed
+// attempt's error while the stream is retrying.
+func (s *Stream) retryError(cause error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failure == nil {
 		return cause
 	}
-	return &RetryError{Ctx: cause, Last: s.lastErr, Attempts: s.retry.n}
+	return &RetryError{Ctx: cause, Last: s.failure, Attempts: s.failures}
+}
+
+func (s *Stream) setFailure(err error) {
+	s.mu.Lock()
+	s.failure, s.failures = err, s.retry.n
+	s.mu.Unlock()
 }
 
 // failed records a failed attempt, tells OnError and returns the wait
 // before the next one, at least floor.
 func (s *Stream) failed(err error, floor time.Duration) time.Duration {
 	wait := s.retry.next(floor)
-	s.lastErr = err
+	s.setFailure(err)
 	if s.opts.OnError != nil {
 		s.opts.OnError(err, s.retry.n, wait)
 	}
@@ -167,7 +183,7 @@ func (s *Stream) failed(err error, floor time.Duration) time.Duration {
 // succeeded ends a run of failed attempts.
 func (s *Stream) succeeded() {
 	s.retry.reset()
-	s.lastErr = nil
+	s.setFailure(nil)
 }
 
 func (s *Stream) isLive() bool {
