@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -366,13 +367,44 @@ func stablePort(dir string) (int, error) {
 	return p, nil
 }
 
-func freePort() (int, error) {
+func freePort() (int, error) { return FreePort() }
+
+// FreePort returns a TCP port that is free on every address. It is drawn
+// below the kernel's ephemeral range (ip_local_port_range), so that no
+// outgoing connection can take it between this check and the listener
+// that will use it; a port the kernel hands out (":0") can be, and under
+// many parallel tests was.
+func FreePort() (int, error) {
+	if low := ephemeralLow(); low > 11000 {
+		for range 200 {
+			p := 10000 + rand.IntN(low-10000)
+			if l, err := net.Listen("tcp", fmt.Sprintf(":%d", p)); err == nil {
+				l.Close()
+				return p, nil
+			}
+		}
+	}
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, fmt.Errorf("find a free port: %w", err)
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// ephemeralLow is the first port of the kernel's ephemeral range (0 when
+// it cannot be read).
+func ephemeralLow() int {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(f[0])
+	return n
 }
 
 func sortedKeys(m map[string]string) []string {

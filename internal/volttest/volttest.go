@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -20,6 +19,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/voltsync/volt/internal/pgembed"
 )
 
 // Build compiles cmd/volt into a temporary directory and returns the
@@ -72,7 +73,23 @@ func Start(t testing.TB, bin, dbURL string, env ...string) *Server {
 	t.Helper()
 	s := &Server{t: t, bin: bin, DBURL: dbURL, Storage: t.TempDir(), env: env, Port: FreePort(t)}
 	s.URL = "http://127.0.0.1:" + strconv.Itoa(s.Port)
-	s.start()
+	// Another process may bind the port between FreePort and volt's
+	// listen: then volt exits at once and starts again on another port.
+	for try := 1; ; try++ {
+		err := s.launch()
+		if err == nil {
+			break
+		}
+		if try == 3 || !strings.Contains(s.Log(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("volt's port %d was taken; starting again on another", s.Port)
+		s.logMu.Lock()
+		s.log.Reset()
+		s.logMu.Unlock()
+		s.Port = FreePort(t)
+		s.URL = "http://127.0.0.1:" + strconv.Itoa(s.Port)
+	}
 	t.Cleanup(func() {
 		s.Stop()
 		if t.Failed() {
@@ -84,6 +101,13 @@ func Start(t testing.TB, bin, dbURL string, env ...string) *Server {
 
 func (s *Server) start() {
 	s.t.Helper()
+	if err := s.launch(); err != nil {
+		s.t.Fatal(err)
+	}
+}
+
+// launch starts the process and waits for it to report healthy.
+func (s *Server) launch() error {
 	cmd := exec.Command(s.bin, "serve")
 	cmd.Env = os.Environ()
 	if s.DBURL != "" {
@@ -96,7 +120,7 @@ func (s *Server) start() {
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = io.Discard
 	if err := cmd.Start(); err != nil {
-		s.t.Fatalf("start volt: %v", err)
+		return fmt.Errorf("start volt: %w", err)
 	}
 	s.cmd, s.exited = cmd, make(chan struct{})
 	go func() {
@@ -110,7 +134,7 @@ func (s *Server) start() {
 		_ = cmd.Wait()
 		close(s.exited)
 	}()
-	s.waitHealthy()
+	return s.waitHealthy()
 }
 
 // Log returns what the server has logged so far.
@@ -122,13 +146,13 @@ func (s *Server) Log() string {
 
 // waitHealthy polls /v1/health until it reports active (the process has no
 // other readiness signal).
-func (s *Server) waitHealthy() {
-	s.t.Helper()
+func (s *Server) waitHealthy() error {
 	deadline := time.Now().Add(60 * time.Second)
 	for time.Now().Before(deadline) {
 		select {
 		case <-s.exited:
-			s.t.Fatalf("volt exited during start-up:\n%s", s.Log())
+			s.cmd = nil
+			return fmt.Errorf("volt exited during start-up:\n%s", s.Log())
 		default:
 		}
 		if resp, err := http.Get(s.URL + "/v1/health"); err == nil {
@@ -136,12 +160,12 @@ func (s *Server) waitHealthy() {
 			_ = json.NewDecoder(resp.Body).Decode(&body)
 			resp.Body.Close()
 			if resp.StatusCode == 200 && body.Status == "active" {
-				return
+				return nil
 			}
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	s.t.Fatalf("volt did not become healthy:\n%s", s.Log())
+	return fmt.Errorf("volt did not become healthy:\n%s", s.Log())
 }
 
 // Stop ends the server with SIGTERM and waits (SIGKILL after 20 s).
@@ -172,15 +196,15 @@ func (s *Server) Kill() {
 // Restart starts the server again on the same storage and port.
 func (s *Server) Restart() { s.start() }
 
-// FreePort returns a loopback port that was free a moment ago.
+// FreePort returns a port that was free a moment ago, outside the range
+// the kernel gives outgoing connections (pgembed.FreePort).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := pgembed.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return p
 }
 
 // PID returns the running server's process id (0 when stopped).
