@@ -4,8 +4,10 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,7 @@ type Config struct {
 	LogLevel           string
 	SchemaCheck        time.Duration
 	DBPoolSize         int
+	StartupGrace       time.Duration // how long an unreachable Postgres is retried at start
 	InsecureWrites     bool
 	// The write endpoint's own pool and request caps (mutations.Options).
 	WritePoolSize        int
@@ -87,6 +90,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		SchemaCheck:     10 * time.Second,
 		DBPoolSize:      20,
+		StartupGrace:    30 * time.Second,
 		ShapeTokenTTL:   10 * time.Minute,
 
 		WritePoolSize:        5,
@@ -117,11 +121,8 @@ type setting struct {
 	flag  string
 	env   []string
 	usage string
-	set   func(string) error
+	val   flag.Value
 }
-
-// boolFlags may be given without a value (--insecure).
-var boolFlags = map[string]bool{"insecure": true, "insecure-writes": true, "allow-shape-deletion": true, "authorized-cache-public": true}
 
 func (c *Config) settings() []setting {
 	return []setting{
@@ -140,6 +141,7 @@ func (c *Config) settings() []setting {
 		{"allow-shape-deletion", []string{"VOLT_ALLOW_SHAPE_DELETION", "ELECTRIC_ENABLE_INTEGRATION_TESTING"}, "enable DELETE /v1/shape", boolean(&c.AllowShapeDeletion)},
 		{"log-level", []string{"VOLT_LOG_LEVEL", "ELECTRIC_LOG_LEVEL"}, "debug, info, warn or error", str(&c.LogLevel)},
 		{"insecure-writes", []string{"VOLT_INSECURE_WRITES"}, "without -rules, let POST /v1/mutations write every table in schema public (development only)", boolean(&c.InsecureWrites)},
+		{"startup-grace", []string{"VOLT_STARTUP_GRACE"}, "how long volt serve retries a Postgres it cannot reach (refused, unknown host, starting up) before it exits; wrong credentials and failed start-up checks exit at once (duration, or milliseconds)", duration(&c.StartupGrace)},
 		{"db-pool-size", []string{"VOLT_DB_POOL_SIZE", "ELECTRIC_DB_POOL_SIZE"}, "connections for snapshots and catalog reads (writes have -write-pool-size of their own)", integer(&c.DBPoolSize)},
 		{"write-pool-size", []string{"VOLT_WRITE_POOL_SIZE"}, "connections for POST /v1/mutations, separate from -db-pool-size; each client transaction holds one while it runs", integer(&c.WritePoolSize)},
 		{"max-write-transactions", []string{"VOLT_MAX_WRITE_TRANSACTIONS"}, "transactions in one POST /v1/mutations request before 413", integer(&c.MaxWriteTransactions)},
@@ -175,24 +177,20 @@ func (c *Config) settings() []setting {
 // LoadConfig reads the environment, then the flags (which win), and
 // validates the result. Every problem is reported, one sentence each.
 func LoadConfig(args []string, getenv func(string) string) (Config, error) {
+	return loadConfig(args, getenv, os.Stderr)
+}
+
+// loadConfig is LoadConfig writing -h's text and flag errors to out.
+func loadConfig(args []string, getenv func(string) string, out io.Writer) (Config, error) {
 	c := DefaultConfig()
-	var problems []string
 	fs := flag.NewFlagSet("volt serve", flag.ContinueOnError)
-	for _, s := range c.settings() {
-		for _, name := range s.env {
-			if v := getenv(name); v != "" {
-				if err := s.set(v); err != nil {
-					problems = append(problems, fmt.Sprintf("%s=%q is not valid: %v.", name, v, err))
-				}
-				break
-			}
-		}
-		if boolFlags[s.flag] {
-			fs.BoolFunc(s.flag, s.usage+" (env "+strings.Join(s.env, ", ")+")", s.set)
-		} else {
-			fs.Func(s.flag, s.usage+" (env "+strings.Join(s.env, ", ")+")", s.set)
-		}
+	fs.SetOutput(out)
+	fs.Usage = func() {
+		d := DefaultConfig()
+		fmt.Fprint(out, serveUsage)
+		printSettings(out, d.settings())
 	}
+	problems := bindSettings(fs, c.settings(), getenv)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -201,6 +199,45 @@ func LoadConfig(args []string, getenv func(string) string) (Config, error) {
 		return c, errors.New(strings.Join(problems, "\n"))
 	}
 	return c, nil
+}
+
+const serveUsage = `Usage: volt serve [flags]
+
+Runs the Electric-compatible sync service. Every flag can also be set by
+its environment variables (the first one set wins); a flag wins over the
+environment.
+
+Flags:
+`
+
+// bindSettings applies each setting's first non-empty environment variable
+// and registers its flag on fs. It returns one sentence per invalid value.
+func bindSettings(fs *flag.FlagSet, settings []setting, getenv func(string) string) []string {
+	var problems []string
+	for _, s := range settings {
+		for _, name := range s.env {
+			if v := getenv(name); v != "" {
+				if err := s.val.Set(v); err != nil {
+					problems = append(problems, fmt.Sprintf("%s=%q is not valid: %v.", name, v, err))
+				}
+				break
+			}
+		}
+		fs.Var(s.val, s.flag, s.usage)
+	}
+	return problems
+}
+
+// printSettings lists settings for -h: flag, usage, default and
+// environment variables.
+func printSettings(w io.Writer, settings []setting) {
+	for _, s := range settings {
+		def := s.val.String()
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  -%s\n\t%s\n\tdefault: %s; env: %s\n", s.flag, s.usage, def, strings.Join(s.env, ", "))
+	}
 }
 
 func (c *Config) validate() []string {
@@ -331,42 +368,64 @@ func isLoopback(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-func str(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+// The flag.Values of settings; String shows the current value (the
+// default in -h).
+type (
+	strValue      struct{ p *string }
+	intValue      struct{ p *int }
+	boolValue     struct{ p *bool }
+	durationValue struct{ p *time.Duration }
+)
 
-func integer(p *int) func(string) error {
-	return func(v string) error {
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return errors.New("not a whole number")
-		}
-		*p = n
-		return nil
+func str(p *string) flag.Value             { return strValue{p} }
+func integer(p *int) flag.Value            { return intValue{p} }
+func boolean(p *bool) flag.Value           { return boolValue{p} }
+func duration(p *time.Duration) flag.Value { return durationValue{p} }
+func (v strValue) Set(s string) error      { *v.p = s; return nil }
+func (v strValue) String() string          { return deref(v.p) }
+func (v intValue) String() string          { return strconv.Itoa(deref(v.p)) }
+func (v boolValue) String() string         { return strconv.FormatBool(deref(v.p)) }
+func (v boolValue) IsBoolFlag() bool       { return true } // --insecure needs no value
+func (v durationValue) String() string     { return deref(v.p).String() }
+
+// deref returns *p, or the zero value for the nil pointers of flag's
+// zero-value checks.
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
 	}
+	return *p
 }
 
-func boolean(p *bool) func(string) error {
-	return func(v string) error {
-		b, err := strconv.ParseBool(v)
-		if err != nil {
-			return errors.New("not true or false")
-		}
-		*p = b
-		return nil
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return errors.New("not a whole number")
 	}
+	*v.p = n
+	return nil
 }
 
-// duration accepts Go durations ("20s") and, like Electric, plain milliseconds.
-func duration(p *time.Duration) func(string) error {
-	return func(v string) error {
-		if ms, err := strconv.Atoi(v); err == nil {
-			*p = time.Duration(ms) * time.Millisecond
-			return nil
-		}
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			return errors.New("not a duration such as 20s or a number of milliseconds")
-		}
-		*p = d
+func (v boolValue) Set(s string) error {
+	b, err := strconv.ParseBool(s)
+	if err != nil {
+		return errors.New("not true or false")
+	}
+	*v.p = b
+	return nil
+}
+
+// Set accepts Go durations ("20s") and, like Electric, plain milliseconds.
+func (v durationValue) Set(s string) error {
+	if ms, err := strconv.Atoi(s); err == nil {
+		*v.p = time.Duration(ms) * time.Millisecond
 		return nil
 	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return errors.New("not a duration such as 20s or a number of milliseconds")
+	}
+	*v.p = d
+	return nil
 }

@@ -72,6 +72,10 @@ root:
 
   ` + buildHint + `
 
+Environment:
+  DATABASE_URL   Postgres to use (wal_level=logical); default: none, an
+                 embedded Postgres in -dir
+
 Flags:
 `
 
