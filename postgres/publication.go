@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
@@ -130,25 +131,73 @@ func (p *Publisher) addTable(ctx context.Context, tx pgx.Tx, qualified string) e
 	}
 	var replident string
 	var member bool
+	var names ownerNames
 	err := tx.QueryRow(ctx, `
 SELECT c.relreplident::text,
        EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
-               WHERE p.pubname = $2 AND r.prrelid = c.oid)
-FROM pg_class c WHERE c.oid = $1::text::regclass`, qualified, p.name).Scan(&replident, &member)
+               WHERE p.pubname = $2 AND r.prrelid = c.oid),
+       quote_ident(current_user), quote_ident(pg_get_userbyid(c.relowner)),
+       quote_ident(n.nspname) || '.' || quote_ident(c.relname), quote_ident($2)
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.oid = $1::text::regclass`, qualified, p.name).Scan(&replident, &member, &names.role, &names.owner, &names.table, &names.pub)
 	if err != nil {
 		return fmt.Errorf("inspect table: %w", err)
 	}
 	if !member {
 		if err := p.addMember(ctx, tx, qualified); err != nil {
-			return err
+			return notOwner(err, names)
 		}
 	}
 	if replident != "f" {
 		if _, err := tx.Exec(ctx, "ALTER TABLE "+qualified+" REPLICA IDENTITY FULL"); err != nil {
-			return fmt.Errorf("set replica identity full: %w", err)
+			return notOwner(fmt.Errorf("set replica identity full: %w", err), names)
 		}
 	}
 	return nil
+}
+
+// notOwner rewrites an insufficient_privilege error of AddTable (volt's
+// role does not own the table or the publication) into one whose message
+// names the cause and the fix; the SQLSTATE stays 42501, so the request
+// that caused it is answered as the client's (shapecache.ClientError)
+// instead of being retried. Other errors are returned as they are.
+func notOwner(err error, n ownerNames) error {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != replStateInsufficientPrivilege {
+		return err
+	}
+	rewritten := *pe
+	if strings.Contains(pe.Message, "publication") {
+		rewritten.Message = fmt.Sprintf("volt's role %s does not own publication %s, so it cannot add table %s to it: run ALTER PUBLICATION %s OWNER TO %s",
+			n.role, n.pub, n.table, n.pub, n.role)
+	} else {
+		rewritten.Message = fmt.Sprintf("volt's role %s does not own table %s (its owner is %s), so it cannot set REPLICA IDENTITY FULL and add it to publication %s: run ALTER TABLE %s OWNER TO %s, or have %s run ALTER TABLE %s REPLICA IDENTITY FULL and ALTER PUBLICATION %s ADD TABLE %s",
+			n.role, n.table, n.owner, n.pub, n.table, n.role, n.owner, n.table, n.pub, n.table)
+	}
+	rewritten.Detail, rewritten.Hint = pe.Message, ""
+	return &notOwnerError{pg: &rewritten, cause: err}
+}
+
+// ownerNames are the names notOwner's message quotes, as SQL identifiers
+// (quote_ident: quoted only when needed).
+type ownerNames struct{ role, owner, table, pub string }
+
+// notOwnerError is AddTable's error when volt's role may not publish a
+// table: Unwrap yields the rewritten *pgconn.PgError (for errors.As), and
+// the original error stays in Error's text.
+type notOwnerError struct {
+	pg    *pgconn.PgError
+	cause error
+}
+
+func (e *notOwnerError) Error() string { return e.pg.Message + " (" + e.cause.Error() + ")" }
+func (e *notOwnerError) Unwrap() error { return e.pg }
+
+// IsNotOwner reports whether err is AddTable's error for a table or
+// publication volt's role does not own.
+func IsNotOwner(err error) bool {
+	var e *notOwnerError
+	return errors.As(err, &e)
 }
 
 // addMember runs ALTER PUBLICATION … ADD TABLE in a savepoint, so that

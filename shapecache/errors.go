@@ -19,6 +19,10 @@ var ErrOverloaded = errors.New("shapecache: overloaded")
 // resources, operator intervention, serialization failures, internal
 // errors, errors that are not Postgres') is the server's: ok is false.
 //
+// A table volt's role does not own is one of them (42501, rewritten by
+// postgres.Publisher.AddTable to name the fix): the request cannot succeed
+// until an operator changes the table's owner, so it is not retried.
+//
 // The error's message may quote row values (`invalid input syntax for
 // type integer: "…"`), so it must not be logged, only its Code.
 func ClientError(err error) (pe *pgconn.PgError, ok bool) {

@@ -33,7 +33,10 @@ func (c *Cache) snapshot(e *Entry) {
 	}
 	if err != nil {
 		e.snapErr.Store(&err)
-		if pe, ok := ClientError(err); ok {
+		if postgres.IsNotOwner(err) {
+			// An operator must fix it; the message quotes no rows.
+			c.Logger.Error("cannot publish the shape's table", "handle", e.Handle, "err", err)
+		} else if pe, ok := ClientError(err); ok {
 			// The shape's query is wrong (its clients get a 400); the
 			// message may quote row values, so only the code is logged.
 			c.Logger.Warn("snapshot refused by Postgres", "handle", e.Handle, "table", e.Shape.Table.Schema+"."+e.Shape.Table.Name, "sqlstate", pe.Code)

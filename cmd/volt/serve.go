@@ -77,6 +77,12 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		}()
 		dbURL = cluster.URL("postgres")
 	}
+	if err := postgres.Preflight(ctx, postgres.PreflightOptions{
+		URL: dbURL, Slot: "volt_slot_" + cfg.StreamID, Publication: "volt_publication_" + cfg.StreamID,
+		Grace: cfg.StartupGrace, Logger: log,
+	}); err != nil {
+		return err
+	}
 	poolCfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
 		return fmt.Errorf("database URL: %w", err)
