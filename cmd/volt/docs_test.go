@@ -17,7 +17,7 @@ var (
 		"-assets": "volt demo", "-dir": "volt demo",
 		"-quick": "volt bench", "-only": "volt bench", "-out": "volt bench", "-cpuprofile": "volt bench",
 		"-yes": "volt reset",
-		"-db": "examples/todo-local", "-url": "examples",
+		"-db":  "examples/todo-local", "-url": "examples",
 		"--prefix": "npm", "--test": "node", "--test-force-exit": "node", "-run": "go test", "-v": "go test",
 		"-c": "psql", "-d": "curl", "-i": "curl", "-s": "curl", "-t": "nginx", "-y": "apt-get",
 	}
