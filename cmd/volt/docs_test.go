@@ -16,8 +16,8 @@ var (
 	docsOtherFlags = map[string]string{
 		"-assets": "volt demo", "-dir": "volt demo",
 		"-quick": "volt bench", "-only": "volt bench", "-out": "volt bench", "-cpuprofile": "volt bench",
-		"-yes": "volt reset",
-		"-db":  "examples/todo-local", "-url": "examples",
+		"-yes": "volt reset", "-h": "every command's help", "--help": "every command's help",
+		"-db": "examples/todo-local", "-url": "examples",
 		"--prefix": "npm", "--test": "node", "--test-force-exit": "node", "-run": "go test", "-v": "go test",
 		"-c": "psql", "-d": "curl", "-i": "curl", "-s": "curl", "-t": "nginx", "-y": "apt-get",
 	}
@@ -27,7 +27,7 @@ var (
 	}
 	// docsIgnoredElectric are Electric settings the docs mention that volt
 	// serve does not read; it logs each as ignored when set.
-	docsIgnoredElectric = []string{"ELECTRIC_PROMETHEUS_PORT", "ELECTRIC_POOLED_DATABASE_URL", "ELECTRIC_QUERY_DATABASE_URL", "ELECTRIC_MANUAL_TABLE_PUBLISHING"}
+	docsIgnoredElectric = []string{"ELECTRIC_PROMETHEUS_PORT", "ELECTRIC_POOLED_DATABASE_URL", "ELECTRIC_QUERY_DATABASE_URL", "ELECTRIC_MANUAL_TABLE_PUBLISHING", "ELECTRIC_MAX_SHAPES"}
 )
 
 var (
