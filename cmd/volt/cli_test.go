@@ -108,8 +108,9 @@ func TestVersionText(t *testing.T) {
 	}
 }
 
-// A binary built from the repository names its commit.
-func TestVersionOfBuiltBinary(t *testing.T) {
+// A binary built from the repository names its commit, and answers -h
+// with exit status 0.
+func TestBuiltBinaryVersionAndHelp(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "volt")
 	if out, err := exec.Command("go", "build", "-buildvcs=true", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
@@ -121,6 +122,15 @@ func TestVersionOfBuiltBinary(t *testing.T) {
 	if !regexp.MustCompile(`(?m)^revision [0-9a-f]{40}$`).Match(out) || !regexp.MustCompile(`(?m)^time     \d{4}-\d\d-\d\dT`).Match(out) ||
 		!regexp.MustCompile(`(?m)^volt v\S+$`).Match(out) {
 		t.Fatalf("volt version of a VCS build:\n%s", out)
+	}
+	// The process exits 0 on -h, and 1 on a wrong flag.
+	for _, args := range [][]string{{"-h"}, {"serve", "-h"}, {"serve", "--help"}, {"demo", "-h"}, {"bench", "-h"}, {"version", "-h"}, {"reset", "-h"}} {
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil || !strings.Contains(string(out), "Usage") {
+			t.Errorf("volt %v: %v\n%s", args, err, out)
+		}
+	}
+	if err := exec.Command(bin, "serve", "-no-such-flag").Run(); err == nil {
+		t.Error("volt serve -no-such-flag exited 0")
 	}
 }
 

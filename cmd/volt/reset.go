@@ -130,15 +130,15 @@ func runReset(ctx context.Context, args []string, c cli) error {
 		fmt.Fprintf(c.stdout, "publication %s: not found\n", pub)
 	}
 
-	var others []string
 	rows, err := conn.Query(ctx, `SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE 'volt\_slot\_%' AND database = current_database() ORDER BY slot_name`)
 	if err != nil {
 		return fmt.Errorf("look up other volt slots: %w", err)
 	}
-	others, err = pgx.CollectRows(rows, pgx.RowTo[string])
+	others, err := pgx.CollectRows(rows, pgx.RowTo[string])
 	if err != nil {
 		return fmt.Errorf("look up other volt slots: %w", err)
 	}
+	defer fmt.Fprintln(c.stdout, "the shape logs in volt's storage directory are now stale: delete it (a volt started on it discards them)")
 	if len(others) > 0 {
 		fmt.Fprintf(c.stdout, "schema volt: kept, other volt instances use this database (slots %s); reset them too to drop it\n", strings.Join(others, ", "))
 		return nil
