@@ -28,13 +28,16 @@ new shape of the same rows), prints a table and writes it to
 
 -cpuprofile profiles the bench process only; to profile the server, run
 perf record -g -p <pid> with the volt serve pid from the progress output.
+It reads no environment variables.
+
+Flags:
 `
 
 // runBench is `volt bench`.
 func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); printFlags(stderr, fs) }
 	quick := fs.Bool("quick", false, "small sizes only (under 3 minutes on 2 cores)")
 	out := fs.String("out", "bench/results", "directory for the results file (empty: do not write one)")
 	only := fs.String("only", "", "comma-separated scenarios to run (s1,s4,s5,s10,s8,s11,s2,s3,s13,s12); empty runs all")

@@ -43,6 +43,27 @@ func TestHelpEveryCommand(t *testing.T) {
 	}
 }
 
+// The other commands' -h lists each flag with its default, false and empty
+// ones included, and the environment they read.
+func TestHelpListsDefaults(t *testing.T) {
+	want := map[string][]string{
+		"bench": {"  -quick\n\tsmall sizes only", "\tdefault: false\n", "  -only\n", "default: bench/results\n", "reads no environment variables"},
+		"demo":  {"  -dir\n", "default: ./volt-demo\n", "default: 3000\n", "DATABASE_URL"},
+		"reset": {"  -yes\n", "default: false\n", "  -replication-stream-id\n", "default: default; env: VOLT_REPLICATION_STREAM_ID, ELECTRIC_REPLICATION_STREAM_ID\n", "env: DATABASE_URL\n"},
+	}
+	for cmd, wants := range want {
+		c, _, errOut := cliFor(nil)
+		if err := run(context.Background(), []string{cmd, "-h"}, c); err != nil {
+			t.Fatal(err)
+		}
+		for _, w := range wants {
+			if !strings.Contains(errOut.String(), w) {
+				t.Errorf("volt %s -h lacks %q:\n%s", cmd, w, errOut)
+			}
+		}
+	}
+}
+
 // volt serve -h lists every flag with its default and its environment
 // variables, from the configuration itself.
 func TestServeHelpListsDefaultsAndEnv(t *testing.T) {

@@ -240,6 +240,18 @@ func printSettings(w io.Writer, settings []setting) {
 	}
 }
 
+// printFlags lists fs's flags for -h like printSettings, with every
+// default (flag.PrintDefaults leaves out false and empty ones).
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		def := f.DefValue
+		if def == "" {
+			def = "none"
+		}
+		fmt.Fprintf(w, "  -%s\n\t%s\n\tdefault: %s\n", f.Name, f.Usage, def)
+	})
+}
+
 func (c *Config) validate() []string {
 	var p []string
 	if c.Port < 1 || c.Port > 65535 {

@@ -86,7 +86,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 	cfg.StreamID = "demo"
 	fs := flag.NewFlagSet("volt demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { fmt.Fprint(stderr, demoUsage); fs.PrintDefaults() }
+	fs.Usage = func() { fmt.Fprint(stderr, demoUsage); printFlags(stderr, fs) }
 	fs.IntVar(&cfg.Port, "port", cfg.Port, "HTTP port of the page and of volt's API")
 	fs.StringVar(&cfg.StorageDir, "dir", cfg.StorageDir, "data directory: shape logs, and the embedded Postgres")
 	assets := fs.String("assets", filepath.Join("demo", "dist"), "directory of the built page")
