@@ -298,3 +298,32 @@ func TestPublisherTableNotOwned(t *testing.T) {
 		t.Fatalf("AddTable once the role owns the table: %v", err)
 	}
 }
+
+// A host name that does not resolve is retried like a refused port, then
+// named in the error.
+func TestPreflightUnknownHostAfterGrace(t *testing.T) {
+	err := Preflight(context.Background(), PreflightOptions{
+		URL: "postgres://nobody@volt-no-such-host.invalid:5432/db?sslmode=disable&connect_timeout=2", Grace: 300 * time.Millisecond,
+	})
+	pfExpect(t, err, "cannot reach Postgres at volt-no-such-host.invalid:5432 after 300ms", "check the host and port in DATABASE_URL")
+}
+
+// A publication created by another role: AddTable names the publication
+// and the fix.
+func TestPublisherPublicationNotOwned(t *testing.T) {
+	db := pgtest.NewDB(t)
+	name, u := pfRole(t, db, "pubowner", "REPLICATION")
+	pgtest.Exec(t, db, "CREATE PUBLICATION pf_pub2", "CREATE TABLE items (id int PRIMARY KEY)",
+		"ALTER TABLE items OWNER TO "+pgx.Identifier{name}.Sanitize())
+	ctx := context.Background()
+	err := NewPublisher(replConnect(t, u), "pf_pub2").AddTable(ctx, "public", "items")
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "42501" || !IsNotOwner(err) {
+		t.Fatalf("AddTable to another role's publication: %v; want SQLSTATE 42501", err)
+	}
+	for _, want := range []string{"volt's role " + name + " does not own publication pf_pub2", "ALTER PUBLICATION pf_pub2 OWNER TO " + name} {
+		if !strings.Contains(pe.Message, want) {
+			t.Fatalf("message %q does not contain %q", pe.Message, want)
+		}
+	}
+}
