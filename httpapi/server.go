@@ -120,6 +120,9 @@ type Server struct {
 	ShapeTokens http.Handler
 	Config      Config
 	Logger      *slog.Logger
+	// Metrics, when set (NewMetrics), counts the requests Listen serves;
+	// at debug level each request is logged either way.
+	Metrics *Metrics
 
 	ln      net.Listener
 	srv     *http.Server
@@ -200,7 +203,7 @@ func (s *Server) Listen(addr string) error {
 		h = s.Wrap(h)
 	}
 	s.srv = &http.Server{
-		Handler:           s.guard(h),
+		Handler:           s.observe(s.guard(h)),
 		ReadHeaderTimeout: s.Config.HeaderTimeout,
 		IdleTimeout:       s.Config.IdleTimeout,
 		BaseContext:       func(net.Listener) context.Context { return s.ctx },

@@ -159,7 +159,8 @@ func TestIgnoredElectricSettings(t *testing.T) {
 	environ := []string{"ELECTRIC_PROMETHEUS_PORT=9090", "ELECTRIC_PORT=3001", "ELECTRIC_SECRET=s", "ELECTRIC_EMPTY=",
 		"ELECTRIC_POOLED_DATABASE_URL=postgres://x", "VOLT_PORT=1", "PATH=/bin", "ELECTRIC_FUTURE_THING=1"}
 	got := ignoredElectric(environ)
-	want := []string{"ELECTRIC_FUTURE_THING", "ELECTRIC_POOLED_DATABASE_URL", "ELECTRIC_PROMETHEUS_PORT"}
+	// ELECTRIC_PROMETHEUS_PORT is read, as -metrics-port's alias.
+	want := []string{"ELECTRIC_FUTURE_THING", "ELECTRIC_POOLED_DATABASE_URL"}
 	if strings.Join(got, ",") != strings.Join(want, ",") {
 		t.Fatalf("ignored = %v, want %v", got, want)
 	}
@@ -171,21 +172,21 @@ func TestServeWarnsOfIgnoredElectricSettings(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	c, _, errOut := cliFor(map[string]string{
-		"ELECTRIC_PROMETHEUS_PORT": "9090", "ELECTRIC_PORT": "3999", "ELECTRIC_STORAGE_DIR": t.TempDir(),
+		"ELECTRIC_OTLP_ENDPOINT": "http://otel:4318", "ELECTRIC_PROMETHEUS_PORT": "9090", "ELECTRIC_PORT": "3999", "ELECTRIC_STORAGE_DIR": t.TempDir(),
 		"DATABASE_URL": "postgres://volt@127.0.0.1:1/none",
 	})
 	_ = run(ctx, []string{"serve"}, c)
 	log := errOut.String()
 	var warn string
 	for _, line := range strings.Split(log, "\n") {
-		if strings.Contains(line, "ELECTRIC_PROMETHEUS_PORT") {
+		if strings.Contains(line, "ELECTRIC_OTLP_ENDPOINT") {
 			warn = line
 		}
 	}
-	if !strings.Contains(warn, "level=WARN") || !strings.Contains(warn, "ignored") || !strings.Contains(warn, "Prometheus") {
-		t.Fatalf("no warning for ELECTRIC_PROMETHEUS_PORT in:\n%s", log)
+	if !strings.Contains(warn, "level=WARN") || !strings.Contains(warn, "ignored") || !strings.Contains(warn, "OpenTelemetry") {
+		t.Fatalf("no warning for ELECTRIC_OTLP_ENDPOINT in:\n%s", log)
 	}
-	if strings.Contains(log, "ELECTRIC_PORT ") || strings.Contains(log, "ELECTRIC_STORAGE_DIR") {
+	if strings.Contains(log, "ELECTRIC_PORT ") || strings.Contains(log, "ELECTRIC_STORAGE_DIR") || strings.Contains(log, "ELECTRIC_PROMETHEUS_PORT") {
 		t.Fatalf("a supported Electric setting was reported as ignored:\n%s", log)
 	}
 }

@@ -67,6 +67,9 @@ type Config struct {
 	ShapeTTL            time.Duration
 	CompactMinOps       int
 	CompactGrace        time.Duration
+	// MetricsPort serves Prometheus metrics at /metrics on a listener of
+	// its own, on the same host as the API (0: off).
+	MetricsPort int
 
 	// Authorisation of POST /v1/mutations (docs/AUTH.md).
 	AuthJWTSecret    string // HS256 secret
@@ -170,6 +173,7 @@ func (c *Config) settings() []setting {
 		{"max-open-logs", []string{"VOLT_MAX_OPEN_LOGS"}, "shape logs kept open at once (2 files each, 4 while a snapshot is read); idle ones are closed", integer(&c.MaxOpenLogs)},
 		{"shape-ttl", []string{"VOLT_SHAPE_TTL"}, "remove shapes no client has read for this long, with their files (0: keep them)", duration(&c.ShapeTTL)},
 		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log once it holds this many messages and more than twice its rows (-1: never)", integer(&c.CompactMinOps)},
+		{"metrics-port", []string{"VOLT_METRICS_PORT", "ELECTRIC_PROMETHEUS_PORT"}, "serve Prometheus metrics at /metrics on this port, on the same host as the API (0: off; docs/OPERATIONS.md)", integer(&c.MetricsPort)},
 		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving its clients before they get 409", duration(&c.CompactGrace)},
 	}
 }
@@ -256,6 +260,9 @@ func (c *Config) validate() []string {
 	var p []string
 	if c.Port < 1 || c.Port > 65535 {
 		p = append(p, fmt.Sprintf("The port must be between 1 and 65535, not %d.", c.Port))
+	}
+	if c.MetricsPort < 0 || c.MetricsPort > 65535 || (c.MetricsPort != 0 && c.MetricsPort == c.Port) {
+		p = append(p, fmt.Sprintf("The metrics port must be 0 (off) or between 1 and 65535 and differ from the HTTP port, not %d.", c.MetricsPort))
 	}
 	if c.DatabaseURL != "" {
 		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {

@@ -9,7 +9,6 @@ import (
 // electricHints say what volt offers instead of an Electric setting it
 // does not read.
 var electricHints = map[string]string{
-	"ELECTRIC_PROMETHEUS_PORT":         "volt serves no Prometheus metrics",
 	"ELECTRIC_POOLED_DATABASE_URL":     "volt makes every connection to DATABASE_URL",
 	"ELECTRIC_QUERY_DATABASE_URL":      "volt makes every connection to DATABASE_URL",
 	"ELECTRIC_DATABASE_USE_IPV6":       "volt connects as DATABASE_URL's host resolves",

@@ -108,6 +108,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		}
 	}
 
+	reg := newRegistry(cfg)
 	store, err := shapelog.OpenStore(filepath.Join(cfg.StorageDir, "shapes"), shapelog.Options{ChunkBytes: cfg.ChunkBytes, DeferSnapshotSync: true})
 	if err != nil {
 		return fmt.Errorf("open shape store: %w", err)
@@ -172,9 +173,23 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		return err
 	}
 	srv.Wrap = hooks.web
+	if reg != nil {
+		if srv.Metrics, err = httpapi.NewMetrics(reg, srv); err != nil {
+			stopRepl()
+			return err
+		}
+	}
 	if err := srv.Listen(net.JoinHostPort(host, strconv.Itoa(cfg.Port))); err != nil {
 		stopRepl()
 		return err
+	}
+	var metrics *metricsServer
+	if reg != nil {
+		if metrics, err = listenMetrics(reg, host, cfg.MetricsPort, log); err != nil {
+			stopRepl()
+			_ = srv.Close(context.Background())
+			return err
+		}
 	}
 	log.Info("volt is serving", "url", fmt.Sprintf("http://localhost:%d/v1/shape", srv.Port()), "shapes", cache.Len())
 	httpDone := make(chan error, 1)
@@ -192,6 +207,7 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 	shutCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = srv.Close(shutCtx)
+	metrics.close(shutCtx)
 	stopRepl()
 	return runErr
 }
