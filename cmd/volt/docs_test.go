@@ -27,7 +27,7 @@ var (
 	}
 	// docsIgnoredElectric are Electric settings the docs mention that volt
 	// serve does not read; it logs each as ignored when set.
-	docsIgnoredElectric = []string{"ELECTRIC_POOLED_DATABASE_URL", "ELECTRIC_QUERY_DATABASE_URL", "ELECTRIC_MANUAL_TABLE_PUBLISHING", "ELECTRIC_MAX_SHAPES"}
+	docsIgnoredElectric = []string{"ELECTRIC_OTLP_ENDPOINT", "ELECTRIC_POOLED_DATABASE_URL", "ELECTRIC_QUERY_DATABASE_URL", "ELECTRIC_MANUAL_TABLE_PUBLISHING", "ELECTRIC_MAX_SHAPES"}
 )
 
 var (
