@@ -122,6 +122,7 @@ func TestMetricsEndpoint(t *testing.T) {
 		t.Fatal("no process metrics (process_resident_memory_bytes)")
 	}
 	shape200, _ := before.value("volt_http_requests_total", "route", "/v1/shape", "status", "200")
+	created, _ := before.value("volt_shapes_created_total")
 
 	f := newFollower(v, "table", "items", "secret", secret)
 	f.catchUp(t)
@@ -137,6 +138,12 @@ func TestMetricsEndpoint(t *testing.T) {
 	metricsNeed(t, after, shape200+2, "volt_http_requests_total", "route", "/v1/shape", "status", "200")
 	metricsNeed(t, after, 2, "volt_http_request_duration_seconds", "route", "/v1/shape")
 	metricsNeed(t, after, 1, "volt_http_requests_total", "route", "other", "status", "404")
+	metricsNeed(t, after, created+1, "volt_shapes_created_total")
+	metricsNeed(t, after, 1, "volt_shapes")
+	metricsNeed(t, after, 1, "volt_snapshot_duration_seconds", "result", "ok")
+	for _, name := range []string{"volt_open_logs", "volt_snapshots_running", "volt_snapshots_queued"} {
+		metricsNeed(t, after, 0, name)
+	}
 	if _, ok := after.value("volt_http_parked_live_requests"); !ok {
 		t.Fatal("no volt_http_parked_live_requests")
 	}

@@ -63,6 +63,9 @@ type Cache struct {
 	ShapeTTL time.Duration
 	// Compaction configures log compaction (see compact.go).
 	Compaction Compaction
+	// Metrics, when set (NewMetrics), counts shapes created and removed,
+	// compactions and snapshot times.
+	Metrics *Metrics
 
 	mu       sync.Mutex
 	byHandle map[string]*Entry
@@ -269,6 +272,7 @@ func (c *Cache) create(s *shape.Shape) (*Entry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create shape log: %w", err)
 	}
+	c.Metrics.shapeCreated()
 	c.Logger.Info("shape created", "handle", handle, "table", s.Table.Schema+"."+s.Table.Name, "where", s.Def.Where)
 	e := newEntry(c, handle, s)
 	e.setLog(log)
@@ -341,6 +345,7 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 	c.catalog.remove(e.Handle)
 	c.deleter.add(e.Handle)
 	c.requestFlush() // makes the removal durable in the catalog
+	c.Metrics.shapeRemoved(why)
 	c.Logger.Info("shape removed", "handle", e.Handle, "reason", why)
 }
 

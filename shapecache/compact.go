@@ -85,6 +85,7 @@ func (c *Cache) maybeCompactLocked(e *Entry) {
 func (c *Cache) compact(old *Entry) {
 	defer c.wg.Done()
 	fail := func(err error) {
+		c.Metrics.compacted(false)
 		c.Logger.Error("compact shape", "handle", old.Handle, "err", err)
 		c.mu.Lock()
 		old.compacting = false
@@ -127,6 +128,7 @@ func (c *Cache) compact(old *Entry) {
 	old.retired = true
 	ops, rows := old.ops, old.rows
 	c.mu.Unlock()
+	c.Metrics.compacted(true)
 	c.Logger.Info("shape compacted", "handle", old.Handle, "successor", ne.Handle, "messages", ops, "rows", rows)
 	c.retire(old)
 }

@@ -2,6 +2,7 @@ package shapecache
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
@@ -24,7 +25,9 @@ func (c *Cache) snapshot(e *Entry) {
 	var err error
 	select {
 	case c.snapSlots <- struct{}{}:
+		start := time.Now()
 		err = c.takeSnapshot(e)
+		c.Metrics.snapshotTook(time.Since(start), err == nil)
 		<-c.snapSlots
 	case <-c.ctx.Done():
 		err = c.ctx.Err()
@@ -50,7 +53,12 @@ func (c *Cache) snapshot(e *Entry) {
 	close(e.ready)
 }
 
+// slowSnapshot is how long a snapshot may take before its end is logged at
+// info level (tests lower it).
+var slowSnapshot = time.Second
+
 func (c *Cache) takeSnapshot(e *Entry) error {
+	start := time.Now()
 	l, err := e.acquire()
 	if err != nil {
 		return err
@@ -75,10 +83,15 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 		q.Where = f.SQL()
 	}
 	var info postgres.SnapshotInfo
-	var rows int64
+	var rows, bytes int64
 	err = c.Snapshotter.Snapshot(c.ctx, q,
 		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, l, si) },
-		func(raw [][]byte) error { rows++; return l.AppendSnapshot(s.SnapshotRow(raw)) })
+		func(raw [][]byte) error {
+			row := s.SnapshotRow(raw)
+			rows++
+			bytes += int64(len(row))
+			return l.AppendSnapshot(row)
+		})
 	if err != nil {
 		return err
 	}
@@ -96,7 +109,11 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	}
 	c.mu.Unlock()
 	c.requestFlush()
-	c.Logger.Debug("snapshot complete", "handle", e.Handle, "rows", rows)
+	if d := time.Since(start); d > slowSnapshot {
+		c.Logger.Info("snapshot complete", "handle", e.Handle, "table", s.Table.Schema+"."+s.Table.Name, "rows", rows, "bytes", bytes, "duration", d)
+	} else {
+		c.Logger.Debug("snapshot complete", "handle", e.Handle, "rows", rows, "bytes", bytes, "duration", d)
+	}
 	return nil
 }
 

@@ -122,6 +122,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		MaxOpenLogs: cfg.MaxOpenLogs, ShapeTTL: cfg.ShapeTTL,
 		Compaction: shapecache.Compaction{MinOps: int64(cfg.CompactMinOps), Grace: cfg.CompactGrace},
 	}
+	if reg != nil {
+		if cache.Metrics, err = shapecache.NewMetrics(reg, cache); err != nil {
+			return err
+		}
+	}
 	if cache.SnapshotConcurrency == 0 {
 		cache.SnapshotConcurrency = max(1, cfg.DBPoolSize/2)
 	}
