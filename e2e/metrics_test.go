@@ -123,6 +123,8 @@ func TestMetricsEndpoint(t *testing.T) {
 	}
 	shape200, _ := before.value("volt_http_requests_total", "route", "/v1/shape", "status", "200")
 	created, _ := before.value("volt_shapes_created_total")
+	txs, _ := before.value("volt_replication_transactions_total")
+	changes, _ := before.value("volt_replication_changes_total")
 
 	f := newFollower(v, "table", "items", "secret", secret)
 	f.catchUp(t)
@@ -143,6 +145,21 @@ func TestMetricsEndpoint(t *testing.T) {
 	metricsNeed(t, after, 1, "volt_snapshot_duration_seconds", "result", "ok")
 	for _, name := range []string{"volt_open_logs", "volt_snapshots_running", "volt_snapshots_queued"} {
 		metricsNeed(t, after, 0, name)
+	}
+	// Replication's counters move in the background: the insert reached
+	// the follower, but its counting may trail by a moment.
+	after = metricsUntil(t, port, "the insert counted", func(s metricsScrape) bool {
+		n, _ := s.value("volt_replication_transactions_total")
+		c, _ := s.value("volt_replication_changes_total")
+		return n >= txs+1 && c >= changes+1
+	})
+	metricsNeed(t, after, 1, "volt_replication_connected")
+	metricsNeed(t, after, 1, "volt_replication_confirmed_lsn")
+	metricsNeed(t, after, 1, "volt_replication_received_lsn")
+	for _, name := range []string{"volt_replication_lag_bytes", "volt_replication_lag_seconds"} {
+		if lag := metricsNeed(t, after, 0, name); lag > 1<<30 {
+			t.Fatalf("%s = %v: implausible", name, lag)
+		}
 	}
 	if _, ok := after.value("volt_http_parked_live_requests"); !ok {
 		t.Fatal("no volt_http_parked_live_requests")

@@ -96,6 +96,7 @@ type Reader struct {
 	received  atomic.Uint64
 	acked     atomic.Uint64
 	connected atomic.Bool
+	metrics   *readerMetrics // RegisterMetrics; nil: none
 }
 
 // NewReader returns a Reader for cfg, filling in defaults.
@@ -511,6 +512,7 @@ func (s *replStream) deliver(ctx context.Context, tx *volt.Transaction) error {
 		return &replHandlerError{err: fmt.Errorf("handle transaction %d (commit %s): %w", tx.Xid, pglogrepl.LSN(tx.CommitLSN), err)}
 	}
 	s.lastCommitEnd = tx.EndLSN
+	s.r.metrics.processed(tx)
 	return nil
 }
 

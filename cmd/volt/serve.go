@@ -138,6 +138,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 	reader := postgres.NewReader(postgres.ReaderConfig{
 		URL: dbURL, Publication: publisher.Name(), Slot: "volt_slot_" + cfg.StreamID, Logger: log,
 	})
+	if reg != nil {
+		if err := reader.RegisterMetrics(reg); err != nil {
+			return err
+		}
+	}
 	if err := setupReplication(ctx, reader, cache, log); err != nil {
 		return err
 	}
