@@ -124,12 +124,27 @@ func TestMetricsEndpoint(t *testing.T) {
 	shape200, _ := before.value("volt_http_requests_total", "route", "/v1/shape", "status", "200")
 	created, _ := before.value("volt_shapes_created_total")
 	txs, _ := before.value("volt_replication_transactions_total")
+	accepted, _ := before.value("volt_write_results_total", "status", "accepted")
+	invalid, _ := before.value("volt_write_results_total", "status", "rejected", "code", "invalid")
 	changes, _ := before.value("volt_replication_changes_total")
 
 	f := newFollower(v, "table", "items", "secret", secret)
 	f.catchUp(t)
 	pgtest.Exec(t, db, `INSERT INTO items VALUES (2, 'b')`)
 	f.pollUntil(t, "row 2", func(rows map[string]map[string]*string) bool { return len(rows) == 2 })
+	// A write through POST /v1/mutations: one transaction accepted, one
+	// rejected (no such table).
+	status, _, body := postJSON(t, v.URL+"/v1/mutations?secret="+secret,
+		`{"client_id":"metrics-1","transactions":[{"seq":1,"mutations":[{"op":"insert","table":"items","values":{"id":3,"title":"c"}}]}]}`)
+	if status != 200 || !strings.Contains(string(body), `"accepted"`) {
+		t.Fatalf("write: %d %s", status, body)
+	}
+	status, _, body = postJSON(t, v.URL+"/v1/mutations?secret="+secret,
+		`{"client_id":"metrics-2","transactions":[{"seq":1,"mutations":[{"op":"insert","table":"no_such_table","values":{"id":1}}]}]}`)
+	if status != 200 || !strings.Contains(string(body), `"invalid"`) {
+		t.Fatalf("invalid write: %d %s", status, body)
+	}
+	f.pollUntil(t, "row 3", func(rows map[string]map[string]*string) bool { return len(rows) == 3 })
 	if r := get(t, v.URL+"/v1/shape/"+f.handle+"?secret="+secret); r.Status != 404 {
 		t.Fatalf("GET /v1/shape/<handle>: %d", r.Status)
 	}
@@ -140,18 +155,22 @@ func TestMetricsEndpoint(t *testing.T) {
 	metricsNeed(t, after, shape200+2, "volt_http_requests_total", "route", "/v1/shape", "status", "200")
 	metricsNeed(t, after, 2, "volt_http_request_duration_seconds", "route", "/v1/shape")
 	metricsNeed(t, after, 1, "volt_http_requests_total", "route", "other", "status", "404")
+	metricsNeed(t, after, accepted+1, "volt_write_results_total", "status", "accepted", "code", "")
+	metricsNeed(t, after, invalid+1, "volt_write_results_total", "status", "rejected", "code", "invalid")
+	metricsNeed(t, after, 2, "volt_http_requests_total", "route", "/v1/mutations", "method", "POST", "status", "200")
 	metricsNeed(t, after, created+1, "volt_shapes_created_total")
 	metricsNeed(t, after, 1, "volt_shapes")
 	metricsNeed(t, after, 1, "volt_snapshot_duration_seconds", "result", "ok")
 	for _, name := range []string{"volt_open_logs", "volt_snapshots_running", "volt_snapshots_queued"} {
 		metricsNeed(t, after, 0, name)
 	}
-	// Replication's counters move in the background: the insert reached
-	// the follower, but its counting may trail by a moment.
+	// Replication's counters move in the background: the inserts (by SQL
+	// and by the write) reached the follower, but their counting may trail
+	// by a moment.
 	after = metricsUntil(t, port, "the insert counted", func(s metricsScrape) bool {
 		n, _ := s.value("volt_replication_transactions_total")
 		c, _ := s.value("volt_replication_changes_total")
-		return n >= txs+1 && c >= changes+1
+		return n >= txs+2 && c >= changes+2
 	})
 	metricsNeed(t, after, 1, "volt_replication_connected")
 	metricsNeed(t, after, 1, "volt_replication_confirmed_lsn")

@@ -111,6 +111,8 @@ type Options struct {
 	// DefaultLSNWait.
 	LSNWait time.Duration
 	Logger  *slog.Logger
+	// Metrics, when set (NewMetrics), counts the results.
+	Metrics *Metrics
 }
 
 // Handler serves POST /v1/mutations.
@@ -227,6 +229,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer release()
 	results := h.Apply(r.Context(), principal, req)
+	h.opts.Metrics.count(results)
 	writeJSON(w, http.StatusOK, volt.MutationResponse{Results: results})
 }
 

@@ -174,7 +174,14 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 		}
 	}
 	lsn := replicatedLSN{cache: cache, publisher: publisher}
-	if srv.Mutations, err = mountMutations(ctx, pool, writePool, cfg, verifier, rules, lsn, hooks, log); err != nil {
+	var writeMetrics *mutations.Metrics
+	if reg != nil {
+		if writeMetrics, err = mutations.NewMetrics(reg); err != nil {
+			stopRepl()
+			return err
+		}
+	}
+	if srv.Mutations, err = mountMutations(ctx, pool, writePool, cfg, verifier, rules, lsn, writeMetrics, hooks, log); err != nil {
 		stopRepl()
 		return err
 	}
@@ -288,7 +295,7 @@ func setupReplication(ctx context.Context, r *postgres.Reader, cache *shapecache
 // the endpoint answers 503 to every request (nothing is recorded). A rules
 // file that does not compile is an error. A non-nil hooks.check (volt
 // demo) replaces the policy, with hooks.allow deciding tables first.
-func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, hooks serveHooks, log *slog.Logger) (http.Handler, error) {
+func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Config, verifier *auth.Verifier, rules *auth.Rules, lsn replicatedLSN, metrics *mutations.Metrics, hooks serveHooks, log *slog.Logger) (http.Handler, error) {
 	policy := &auth.Policy{Verifier: verifier}
 	if rules != nil {
 		if verifier == nil && rules.UsesClaims() {
@@ -306,7 +313,7 @@ func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Conf
 		log.Warn("cannot publish volt.receipts; write results carry an upper bound of the commit LSN", "err", err)
 	}
 	opts := policy.Options(mutations.Options{
-		Logger: log, LSN: lsn, LSNWait: cfg.WriteLSNWait,
+		Logger: log, LSN: lsn, LSNWait: cfg.WriteLSNWait, Metrics: metrics,
 		MaxTransactions: cfg.MaxWriteTransactions, MaxMutations: cfg.MaxWriteMutations,
 	})
 	if hooks.check != nil {
