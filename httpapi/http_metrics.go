@@ -70,6 +70,11 @@ func methodLabel(m string) string {
 // duration. The query string is never logged: it may carry the secret.
 func (s *Server) observe(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		m, debug := s.Metrics, s.Logger.Enabled(r.Context(), slog.LevelDebug)
+		if m == nil && !debug {
+			h.ServeHTTP(w, r)
+			return
+		}
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
@@ -78,13 +83,13 @@ func (s *Server) observe(h http.Handler) http.Handler {
 		if status == 0 {
 			status = http.StatusOK
 		}
-		route := routeLabel(r)
-		if m := s.Metrics; m != nil {
-			live := strconv.FormatBool(route == "/v1/shape" && r.URL.Query().Get("live") == "true")
+		if m != nil {
+			route := routeLabel(r)
+			live := strconv.FormatBool(route == "/v1/shape" && boolish(r.URL.Query(), "live"))
 			m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route, live).Observe(d.Seconds())
 		}
-		if s.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		if debug {
 			s.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 				slog.String("method", r.Method), slog.String("path", normalisePath(r.URL)),
 				slog.String("handle", r.URL.Query().Get("handle")), slog.Int("status", status),
