@@ -63,6 +63,11 @@ func serve(ctx context.Context, cfg Config, log *slog.Logger, hooks serveHooks) 
 	if err := os.MkdirAll(cfg.StorageDir, 0o755); err != nil {
 		return fmt.Errorf("create storage dir: %w", err)
 	}
+	unlock, err := lockStorage(cfg.StorageDir)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	dbURL := cfg.DatabaseURL
 	if dbURL == "" {
 		cluster, err := startEmbedded(ctx, cfg, log)
