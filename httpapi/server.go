@@ -191,11 +191,18 @@ func (s *Server) defaults() {
 
 // Listen opens the listening socket.
 func (s *Server) Listen(addr string) error {
-	s.defaults()
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", addr, err)
 	}
+	s.ListenOn(ln)
+	return nil
+}
+
+// ListenOn is Listen on a listener the caller opened; Serve serves it and
+// Close closes it.
+func (s *Server) ListenOn(ln net.Listener) {
+	s.defaults()
 	s.ln = ln
 	s.ctx, s.cancel = context.WithCancelCause(context.Background())
 	h := s.Handler()
@@ -214,7 +221,6 @@ func (s *Server) Listen(addr string) error {
 		s.srv.ConnContext = s.conns.opened
 		s.srv.ConnState = s.conns.changed
 	}
-	return nil
 }
 
 // guard applies the connection limits to every request Listen serves:
