@@ -191,6 +191,9 @@ func (c *Cache) runJob(j *tableJob) {
 		w := &work[i]
 		switch {
 		case w.e.IsGone():
+		case w.err != nil && c.ctx.Err() != nil:
+			// The cache is closing: the transaction is not confirmed to
+			// the slot, so it is sent again next time; the shape stays.
 		case w.err != nil:
 			// A log that cannot be opened or written cannot be continued:
 			// drop the shape (its clients re-sync through 409) rather
