@@ -10,6 +10,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapecache"
 )
@@ -89,10 +90,10 @@ func (p *permit) release() {
 // any parsing): Electric looks at the handle alone; offset=-1 also counts
 // as initial here, since it reads a whole snapshot chunk.
 func (s *Server) admissionKind(q url.Values) string {
-	if q.Get("offset") == "-1" {
+	if q.Get(volt.ParamOffset) == "-1" {
 		return kindInitial
 	}
-	h := q.Get("handle")
+	h := q.Get(volt.ParamHandle)
 	if h == "" {
 		return kindInitial
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 )
 
@@ -20,12 +21,12 @@ func TestLiveFanOutReadsOnce(t *testing.T) {
 	st := startStack(t, db, Config{LongPollTimeout: 30 * time.Second})
 
 	first := mustFetch(t, st.shapeURL("table", "items", "offset", "-1"))
-	handle := first.header.Get(hHandle)
+	handle := first.header.Get(volt.HeaderHandle)
 	head := mustFetch(t, st.shapeURL("table", "items", "offset", "0_0", "handle", handle))
-	if head.status != 200 || !hasHeader(head.header, hUpToDate) {
+	if head.status != 200 || !hasHeader(head.header, volt.HeaderUpToDate) {
 		t.Fatalf("catch-up: %d %v %s", head.status, head.header, head.body)
 	}
-	offset := head.header.Get(hOffset)
+	offset := head.header.Get(volt.HeaderOffset)
 
 	live := st.shapeURL("table", "items", "offset", offset, "handle", handle, "live", "true", "cursor", "7")
 	replies := make([]reply, clients)
@@ -50,15 +51,15 @@ func TestLiveFanOutReadsOnce(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("client %d: %v", i, errs[i])
 		}
-		if r.status != 200 || !bytes.Equal(r.body, replies[0].body) || r.header.Get(hOffset) != replies[0].header.Get(hOffset) {
-			t.Fatalf("client %d: %d offset %s %s; client 0: offset %s %s", i, r.status, r.header.Get(hOffset), r.body, replies[0].header.Get(hOffset), replies[0].body)
+		if r.status != 200 || !bytes.Equal(r.body, replies[0].body) || r.header.Get(volt.HeaderOffset) != replies[0].header.Get(volt.HeaderOffset) {
+			t.Fatalf("client %d: %d offset %s %s; client 0: offset %s %s", i, r.status, r.header.Get(volt.HeaderOffset), r.body, replies[0].header.Get(volt.HeaderOffset), replies[0].body)
 		}
-		if c := r.header.Get(hCursor); c == "" || c == "7" {
+		if c := r.header.Get(volt.HeaderCursor); c == "" || c == "7" {
 			t.Fatalf("client %d: electric-cursor %q", i, c)
 		}
 	}
 	msgs := messages(t, replies[0].body)
-	if len(msgs) != 2 || !strings.Contains(string(replies[0].body), `"two"`) || !hasHeader(replies[0].header, hUpToDate) {
+	if len(msgs) != 2 || !strings.Contains(string(replies[0].body), `"two"`) || !hasHeader(replies[0].header, volt.HeaderUpToDate) {
 		t.Fatalf("want the new row then up-to-date, got %s", replies[0].body)
 	}
 	if c, ok := msgs[1]["headers"].(map[string]any); !ok || c["control"] != "up-to-date" {
@@ -95,8 +96,8 @@ func TestConcurrentInitialReadsShared(t *testing.T) {
 		if errs[i] != nil {
 			t.Fatalf("client %d: %v", i, errs[i])
 		}
-		if r.status != 200 || r.header.Get(hHandle) != replies[0].header.Get(hHandle) || !bytes.Equal(r.body, replies[0].body) {
-			t.Fatalf("client %d: %d handle %s (client 0: %s), same body %v", i, r.status, r.header.Get(hHandle), replies[0].header.Get(hHandle), bytes.Equal(r.body, replies[0].body))
+		if r.status != 200 || r.header.Get(volt.HeaderHandle) != replies[0].header.Get(volt.HeaderHandle) || !bytes.Equal(r.body, replies[0].body) {
+			t.Fatalf("client %d: %d handle %s (client 0: %s), same body %v", i, r.status, r.header.Get(volt.HeaderHandle), replies[0].header.Get(volt.HeaderHandle), bytes.Equal(r.body, replies[0].body))
 		}
 	}
 	if n := len(messages(t, replies[0].body)); n != 2001 {
@@ -122,18 +123,18 @@ func TestInitialRequestsSkipTheCatalog(t *testing.T) {
 	first := mustFetch(t, u)
 	before := st.tableLookups.Load()
 	for range 20 {
-		if r := mustFetch(t, u); r.status != 200 || r.header.Get(hHandle) != first.header.Get(hHandle) {
-			t.Fatalf("repeat: %d %s", r.status, r.header.Get(hHandle))
+		if r := mustFetch(t, u); r.status != 200 || r.header.Get(volt.HeaderHandle) != first.header.Get(volt.HeaderHandle) {
+			t.Fatalf("repeat: %d %s", r.status, r.header.Get(volt.HeaderHandle))
 		}
 	}
 	if n := st.tableLookups.Load() - before; n != 0 {
 		t.Fatalf("20 identical initial requests made %d catalog queries, want 0", n)
 	}
-	if !st.srv.Cache.Delete(first.header.Get(hHandle)) {
+	if !st.srv.Cache.Delete(first.header.Get(volt.HeaderHandle)) {
 		t.Fatal("delete failed")
 	}
-	if r := mustFetch(t, u); r.status != 200 || r.header.Get(hHandle) == first.header.Get(hHandle) {
-		t.Fatalf("after delete: %d %s", r.status, r.header.Get(hHandle))
+	if r := mustFetch(t, u); r.status != 200 || r.header.Get(volt.HeaderHandle) == first.header.Get(volt.HeaderHandle) {
+		t.Fatalf("after delete: %d %s", r.status, r.header.Get(volt.HeaderHandle))
 	}
 	if st.tableLookups.Load() == before {
 		t.Fatal("a request for a deleted shape did not look the table up again")

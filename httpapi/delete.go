@@ -3,6 +3,7 @@ package httpapi
 import (
 	"net/http"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shapecache"
 )
 
@@ -14,13 +15,13 @@ func (s *Server) deleteShape(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	handle := q.Get("handle")
-	if handle == "" && q.Get("table") == "" {
+	handle := q.Get(volt.ParamHandle)
+	if handle == "" && q.Get(volt.ParamTable) == "" {
 		writeInvalid(w, r, fieldErrors{"handle": {"can't be blank when shape definition is missing"}})
 		return
 	}
 	var target *shapecache.Entry
-	if q.Get("table") != "" {
+	if q.Get(volt.ParamTable) != "" {
 		req := &request{}
 		errs := fieldErrors{}
 		parseDefinition(q, req, errs)

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/voltsync/volt"
 )
 
 // Metrics are the HTTP server's Prometheus metrics (docs/OPERATIONS.md).
@@ -85,14 +86,14 @@ func (s *Server) observe(h http.Handler) http.Handler {
 		}
 		if m != nil {
 			route := routeLabel(r)
-			live := strconv.FormatBool(route == "/v1/shape" && boolish(r.URL.Query(), "live"))
+			live := strconv.FormatBool(route == "/v1/shape" && boolish(r.URL.Query(), volt.ParamLive))
 			m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
 			m.duration.WithLabelValues(route, live).Observe(d.Seconds())
 		}
 		if debug {
 			s.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request",
 				slog.String("method", r.Method), slog.String("path", normalisePath(r.URL)),
-				slog.String("handle", r.URL.Query().Get("handle")), slog.Int("status", status),
+				slog.String("handle", r.URL.Query().Get(volt.ParamHandle)), slog.Int("status", status),
 				slog.Int64("bytes", rec.bytes), slog.Duration("duration", d))
 		}
 	})

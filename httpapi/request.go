@@ -38,9 +38,9 @@ func (f fieldErrors) add(field, msg string) { f[field] = append(f[field], msg) }
 func parseRequest(q url.Values) (*request, fieldErrors) {
 	errs := fieldErrors{}
 	req := &request{}
-	req.rawOffset = q.Get("offset")
+	req.rawOffset = q.Get(volt.ParamOffset)
 	switch {
-	case !q.Has("offset") || req.rawOffset == "":
+	case !q.Has(volt.ParamOffset) || req.rawOffset == "":
 		errs.add("offset", "can't be blank")
 	case req.rawOffset == "now":
 		req.now = true
@@ -53,14 +53,14 @@ func parseRequest(q url.Values) (*request, fieldErrors) {
 	}
 	initial := req.now || req.rawOffset == "-1"
 	if !initial {
-		req.handle = q.Get("handle")
+		req.handle = q.Get(volt.ParamHandle)
 	}
 	if len(errs) == 0 && !initial && req.handle == "" {
 		errs.add("handle", "can't be blank when offset != -1")
 	}
-	req.live = boolish(q, "live")
-	req.sse = boolish(q, "live_sse")
-	if !q.Has("live_sse") && q.Get("experimental_live_sse") == "true" {
+	req.live = boolish(q, volt.ParamLive)
+	req.sse = boolish(q, volt.ParamLiveSSE)
+	if !q.Has(volt.ParamLiveSSE) && q.Get(volt.ParamExperimentalLiveSSE) == "true" {
 		req.sse = true
 	}
 	if req.live && req.rawOffset == "-1" {
@@ -72,7 +72,7 @@ func parseRequest(q url.Values) (*request, fieldErrors) {
 	if req.sse && !req.live {
 		errs.add("live_sse", "can't be true unless live is also true")
 	}
-	req.cursor = q.Get("cursor")
+	req.cursor = q.Get(volt.ParamCursor)
 	parseDefinition(q, req, errs)
 	return req, errs
 }
@@ -84,10 +84,10 @@ func boolish(q url.Values, key string) bool {
 
 func parseDefinition(q url.Values, req *request, errs fieldErrors) {
 	def := &req.def
-	req.table = q.Get("table")
+	req.table = q.Get(volt.ParamTable)
 	req.tableSet = req.table != ""
-	def.Where = q.Get("where")
-	def.Replica = q.Get("replica")
+	def.Where = q.Get(volt.ParamWhere)
+	def.Replica = q.Get(volt.ParamReplica)
 	switch def.Replica {
 	case "":
 		def.Replica = shape.ReplicaDefault
@@ -95,7 +95,7 @@ func parseDefinition(q url.Values, req *request, errs fieldErrors) {
 	default:
 		errs.add("replica", "is invalid")
 	}
-	def.Log = q.Get("log")
+	def.Log = q.Get(volt.ParamLog)
 	switch def.Log {
 	case "":
 		def.Log = shape.LogFull
@@ -103,15 +103,15 @@ func parseDefinition(q url.Values, req *request, errs fieldErrors) {
 	default:
 		errs.add("log", "is invalid")
 	}
-	if q.Has("columns") {
-		cols, err := shape.ParseColumns(q.Get("columns"))
+	if q.Has(volt.ParamColumns) {
+		cols, err := shape.ParseColumns(q.Get(volt.ParamColumns))
 		if err != nil {
 			errs.add("columns", err.Error())
 		}
 		def.Columns = cols
 	}
-	if q.Has("queryable_columns") {
-		cols, err := shape.ParseColumns(q.Get("queryable_columns"))
+	if q.Has(volt.ParamQueryableColumns) {
+		cols, err := shape.ParseColumns(q.Get(volt.ParamQueryableColumns))
 		if err != nil {
 			errs.add("queryable_columns", err.Error())
 		}
@@ -163,7 +163,7 @@ func systemTable(schema, name string) bool {
 
 // parseParams reads params[1]=…&params[2]=… (deep-object style).
 func parseParams(q url.Values) (map[string]string, string) {
-	if q.Has("params") {
+	if q.Has(volt.ParamParams) {
 		return nil, "is invalid"
 	}
 	var params map[string]string
@@ -203,9 +203,9 @@ func secretOK(r *http.Request, secret string) bool {
 		return true
 	}
 	q := r.URL.Query()
-	got := q.Get("secret")
+	got := q.Get(volt.ParamSecret)
 	if got == "" {
-		got = q.Get("api_secret")
+		got = q.Get(volt.ParamAPISecret)
 	}
 	return constantTimeEqual(got, secret)
 }

@@ -8,19 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/voltsync/volt"
 )
 
-// Header names of the Electric protocol.
-const (
-	hHandle   = "electric-handle"
-	hOffset   = "electric-offset"
-	hSchema   = "electric-schema"
-	hCursor   = "electric-cursor"
-	hUpToDate = "electric-up-to-date"
-	hHasData  = "electric-has-data"
-)
-
-const exposedHeaders = "electric-cursor,electric-handle,electric-has-data,electric-offset,electric-schema,electric-up-to-date,electric-internal-known-error,retry-after"
+const exposedHeaders = volt.HeaderCursor + "," + volt.HeaderHandle + "," + volt.HeaderHasData + "," + volt.HeaderOffset + "," +
+	volt.HeaderSchema + "," + volt.HeaderUpToDate + "," + volt.HeaderKnownError + ",retry-after"
 
 // cursorEpoch is the origin of electric-cursor values (2024-10-09T00:00:00Z).
 var cursorEpoch = time.Date(2024, 10, 9, 0, 0, 0, 0, time.UTC)

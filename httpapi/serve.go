@@ -228,7 +228,7 @@ func (s *Server) resolveEntry(w http.ResponseWriter, r *http.Request, req *reque
 func (s *Server) mustRefetch(w http.ResponseWriter, r *http.Request, handle string) {
 	h := w.Header()
 	if handle != "" {
-		h.Set(hHandle, handle)
+		h.Set(volt.HeaderHandle, handle)
 		h.Set("cache-control", "public, max-age=60, must-revalidate")
 	} else {
 		h.Set("cache-control", "public, max-age=1, must-revalidate")
@@ -565,16 +565,16 @@ func (s *Server) uniqueETag(handle, reqOffset string, end volt.Offset) string {
 // setLogHeaders sets the protocol and cache headers of a 200/304.
 func (s *Server) setLogHeaders(w http.ResponseWriter, req *request, e *shapecache.Entry, end volt.Offset, upToDate, hasData bool) {
 	h := w.Header()
-	h.Set(hHandle, e.Handle)
-	h.Set(hOffset, end.String())
-	h.Set(hHasData, strconv.FormatBool(hasData))
+	h.Set(volt.HeaderHandle, e.Handle)
+	h.Set(volt.HeaderOffset, end.String())
+	h.Set(volt.HeaderHasData, strconv.FormatBool(hasData))
 	if upToDate {
-		h.Set(hUpToDate, "")
+		h.Set(volt.HeaderUpToDate, "")
 	}
 	if req.live {
-		h.Set(hCursor, nextCursor(time.Now(), s.Config.LongPollTimeout, req.cursor))
+		h.Set(volt.HeaderCursor, nextCursor(time.Now(), s.Config.LongPollTimeout, req.cursor))
 	} else {
-		h.Set(hSchema, e.Shape.Schema())
+		h.Set(volt.HeaderSchema, e.Shape.Schema())
 	}
 	switch {
 	case req.rawOffset == "-1":

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapecache"
 )
@@ -25,7 +26,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	// A stream: proxies must pass each event on as it comes (nginx honours
 	// this header by turning off its response buffering).
 	h.Set("x-accel-buffering", "no")
-	h.Del("electric-schema")
+	h.Del(volt.HeaderSchema)
 	w.WriteHeader(http.StatusOK)
 	bw, sw := s.bodyWriter(w, bodyBuffer)
 	send := func(msgs [][]byte, upToDate bool, lsn uint64) bool {

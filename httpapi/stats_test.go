@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/shapecache"
 )
@@ -14,7 +15,7 @@ func TestStats(t *testing.T) {
 	pgtest.Exec(t, db, `CREATE TABLE items (id int PRIMARY KEY, title text)`, `INSERT INTO items SELECT g, 't' FROM generate_series(1, 10) g`)
 	st := startStack(t, db, Config{LongPollTimeout: time.Second})
 	first := mustFetch(t, st.shapeURL("table", "items", "offset", "-1", "where", "id <= 4"))
-	handle := first.header.Get(hHandle)
+	handle := first.header.Get(volt.HeaderHandle)
 
 	var all shapecache.Stats
 	if r := mustFetch(t, st.url+"/v1/stats?disk=true"); r.status != 200 || json.Unmarshal(r.body, &all) != nil {

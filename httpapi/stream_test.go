@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 )
 
@@ -32,10 +33,10 @@ func TestLargePagesAreStreamed(t *testing.T) {
 	if rows != 400 {
 		t.Fatalf("snapshot page holds %d rows, want 400", rows)
 	}
-	handle, offset := first.header.Get(hHandle), first.header.Get(hOffset)
+	handle, offset := first.header.Get(volt.HeaderHandle), first.header.Get(volt.HeaderOffset)
 	// A live transaction larger than the threshold, read from the head.
 	head := mustFetch(t, st.shapeURL("table", "items", "offset", offset, "handle", handle))
-	offset = head.header.Get(hOffset)
+	offset = head.header.Get(volt.HeaderOffset)
 	pgtest.Exec(t, db, `UPDATE items SET title = repeat('y', 1000)`)
 	var got int
 	waitFor(t, 10*time.Second, "the 400 updates", func() bool {
@@ -45,7 +46,7 @@ func TestLargePagesAreStreamed(t *testing.T) {
 				got++
 			}
 		}
-		offset = r.header.Get(hOffset)
+		offset = r.header.Get(volt.HeaderOffset)
 		return got >= 400
 	})
 	if got != 400 {

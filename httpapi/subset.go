@@ -287,10 +287,10 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 	ls := &lazyStart{ResponseWriter: w, start: func() {
 		h := w.Header()
 		h.Set("cache-control", "no-cache")
-		h.Set("electric-snapshot", "true")
-		h.Set(hHandle, e.Handle)
-		h.Set(hOffset, offset.String())
-		h.Set(hSchema, e.Shape.Schema())
+		h.Set(volt.HeaderSnapshot, "true")
+		h.Set(volt.HeaderHandle, e.Handle)
+		h.Set(volt.HeaderOffset, offset.String())
+		h.Set(volt.HeaderSchema, e.Shape.Schema())
 		h.Set("content-type", "application/json; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
 	}}
@@ -299,7 +299,7 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 	open := func() {
 		opened = true
 		_, _ = bw.WriteString(`{"metadata":`)
-		_, _ = bw.Write(shape.SubsetMetadata(info.Xmin, info.Xmax, info.Xip, mark, info.LSN))
+		_, _ = bw.Write(shape.SubsetMetadata(info.Snapshot, mark, info.LSN))
 		_, _ = bw.WriteString(`,"data":[`)
 	}
 	rows := 0

@@ -8,34 +8,16 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt"
 )
 
-// SnapshotInfo identifies the MVCC snapshot a shape's initial rows were read in.
+// SnapshotInfo identifies the MVCC snapshot a shape's initial rows were
+// read in (its Visible tells which transactions the rows include).
 type SnapshotInfo struct {
-	Xmin, Xmax uint64   // xid8 bounds from pg_current_snapshot()
-	Xip        []uint64 // transactions in progress
-	// LSN is pg_current_wal_lsn() inside the snapshot: every transaction
-	// visible in the snapshot committed before it.
+	volt.Snapshot
+	// LSN is pg_current_wal_insert_lsn() inside the snapshot: every
+	// transaction visible in the snapshot committed before it.
 	LSN uint64
-}
-
-// Visible reports whether the 32-bit xid of a transaction that committed
-// before s.LSN is visible in the snapshot. The 64-bit xid is rebuilt
-// relative to Xmax, which is correct for xids within 2^31 of it.
-func (s SnapshotInfo) Visible(xid uint32) bool {
-	x := uint64(int64(s.Xmax) + int64(int32(xid-uint32(s.Xmax))))
-	if x < s.Xmin {
-		return true
-	}
-	if x >= s.Xmax {
-		return false
-	}
-	for _, p := range s.Xip {
-		if p == x {
-			return false
-		}
-	}
-	return true
 }
 
 // SnapshotQuery is what to read for one shape.

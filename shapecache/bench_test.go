@@ -52,7 +52,7 @@ func benchCache(b *testing.B, n int) *Cache {
 			b.Fatal(err)
 		}
 		e := newEntry(c, s.NewHandle(), s)
-		e.snap = &postgres.SnapshotInfo{Xmin: 1, Xmax: 1, LSN: 1}
+		e.snap = &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 1, Xmax: 1}, LSN: 1}
 		close(e.ready)
 		if withLog {
 			l, err := store.Create(e.Handle)
@@ -156,7 +156,7 @@ func BenchmarkRestore(b *testing.B) {
 		f, _ := s.Filter()
 		terms, ok := f.IndexTerms()
 		cat.add(&catalogRecord{Handle: s.NewHandle(), Table: s.Table, Definition: &s.Def, Key: s.Key,
-			Snapshot: &postgres.SnapshotInfo{Xmin: 10, Xmax: 12, Xip: []uint64{11}, LSN: 1 << 30}, Terms: terms, Indexed: ok})
+			Snapshot: &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 10, Xmax: 12, Xip: []uint64{11}}, LSN: 1 << 30}, Terms: terms, Indexed: ok})
 	}
 	if err := cat.close(); err != nil {
 		b.Fatal(err)

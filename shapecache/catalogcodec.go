@@ -6,6 +6,7 @@ import (
 	"errors"
 	"sort"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/where"
@@ -124,7 +125,7 @@ func decodeRecord(body []byte, rec *catalogRecord) error {
 		d.Replica, d.Log = r.str(), r.str()
 		rec.Definition = d
 		rec.Key = r.str()
-		si := &postgres.SnapshotInfo{Xmin: r.uvarint(), Xmax: r.uvarint(), LSN: r.uvarint()}
+		si := &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: r.uvarint(), Xmax: r.uvarint()}, LSN: r.uvarint()}
 		if n := r.count(); n > 0 {
 			si.Xip = make([]uint64, n)
 			for i := range si.Xip {

@@ -15,7 +15,7 @@ func sampleRecords() []catalogRecord {
 		{Op: "add", ID: 3, Handle: "123-456", Key: "k|x", Definition: &shape.Definition{Schema: "public", Table: "items", Where: "owner_id = $1",
 			Params: map[string]string{"1": "7"}, Columns: []string{"id", "Owner"}, Replica: "full", Log: "full",
 			Queryable: []string{"id", "Owner", "owner_id"}},
-			Snapshot: &postgres.SnapshotInfo{Xmin: 10, Xmax: 20, Xip: []uint64{11, 15}, LSN: 1 << 40},
+			Snapshot: &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 10, Xmax: 20, Xip: []uint64{11, 15}}, LSN: 1 << 40},
 			Terms:    []where.Term{{Column: "owner_id", Kind: where.KeyInt, Key: "7"}}, Indexed: true, Rows: 5, Ops: -2},
 		{Op: "add", Handle: "h", Key: "k", Definition: &shape.Definition{Schema: "s", Table: "t", Replica: "default", Log: "changes_only"},
 			Snapshot: &postgres.SnapshotInfo{}},

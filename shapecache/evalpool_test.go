@@ -53,7 +53,7 @@ func evalShape(t *testing.T, c *Cache, table *volt.Table, where string) *Entry {
 		t.Fatal(err)
 	}
 	e := newEntry(c, s.NewHandle(), s)
-	e.snap = &postgres.SnapshotInfo{Xmin: 1, Xmax: 1, LSN: 1}
+	e.snap = &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 1, Xmax: 1}, LSN: 1}
 	close(e.ready)
 	l, err := c.Store.Create(e.Handle)
 	if err != nil {

@@ -98,7 +98,7 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	// FinishSnapshot makes the snapshot durable. The shape enters the
 	// catalog (and so survives a restart) at the next flush, after its
 	// directory and its live entries so far are durable too.
-	if err := l.FinishSnapshot(shape.SnapshotEnd(info.Xmin, info.Xmax, info.Xip)); err != nil {
+	if err := l.FinishSnapshot(shape.SnapshotEnd(info.Snapshot)); err != nil {
 		return fmt.Errorf("finish snapshot: %w", err)
 	}
 	c.mu.Lock()
