@@ -9,6 +9,8 @@ import (
 	"net/url"
 	"strconv"
 	"time"
+
+	"github.com/voltsync/volt"
 )
 
 // insertMarker starts the headers of every insert message volt writes; the
@@ -23,9 +25,9 @@ type shapeReq struct {
 }
 
 func newShapeReq(base, table, where string) shapeReq {
-	v := url.Values{"table": {table}}
+	v := url.Values{volt.ParamTable: {table}}
 	if where != "" {
-		v.Set("where", where)
+		v.Set(volt.ParamWhere, where)
 	}
 	return shapeReq{base: base, params: v}
 }
@@ -42,14 +44,14 @@ func (q shapeReq) url(st shapeState, live bool) string {
 	for k, vs := range q.params {
 		v[k] = vs
 	}
-	v.Set("offset", st.offset)
+	v.Set(volt.ParamOffset, st.offset)
 	if st.handle != "" {
-		v.Set("handle", st.handle)
+		v.Set(volt.ParamHandle, st.handle)
 	}
 	if live {
-		v.Set("live", "true")
+		v.Set(volt.ParamLive, "true")
 		if st.cursor != "" {
-			v.Set("cursor", st.cursor)
+			v.Set(volt.ParamCursor, st.cursor)
 		}
 	}
 	return q.base + "/v1/shape?" + v.Encode()
@@ -63,14 +65,14 @@ type page struct {
 }
 
 func (p page) upToDate() bool {
-	_, ok := p.header[http.CanonicalHeaderKey("electric-up-to-date")]
+	_, ok := p.header[http.CanonicalHeaderKey(volt.HeaderUpToDate)]
 	return ok
 }
 
 func (st *shapeState) advance(p page) {
-	st.handle = p.header.Get("electric-handle")
-	st.offset = p.header.Get("electric-offset")
-	if c := p.header.Get("electric-cursor"); c != "" {
+	st.handle = p.header.Get(volt.HeaderHandle)
+	st.offset = p.header.Get(volt.HeaderOffset)
+	if c := p.header.Get(volt.HeaderCursor); c != "" {
 		st.cursor = c
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"time"
+
+	"github.com/voltsync/volt"
 )
 
 const (
@@ -187,7 +189,7 @@ func s11Restart(ctx context.Context, env *Env, k int) (s11RestartResult, error) 
 	if err != nil {
 		return s11RestartResult{}, err
 	}
-	handle := p.header.Get("electric-handle")
+	handle := p.header.Get(volt.HeaderHandle)
 	var r s11RestartResult
 	stopped := time.Now()
 	env.stopServer()
@@ -204,7 +206,7 @@ func s11Restart(ctx context.Context, env *Env, k int) (s11RestartResult, error) 
 		return r, err
 	}
 	r.served = time.Since(start)
-	r.sameHandle = p.header.Get("electric-handle") == handle
+	r.sameHandle = p.header.Get(volt.HeaderHandle) == handle
 	r.rss, _, err = env.ServerMemory()
 	return r, err
 }

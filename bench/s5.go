@@ -8,6 +8,8 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"time"
+
+	"github.com/voltsync/volt"
 )
 
 const (
@@ -154,7 +156,7 @@ func fanoutRound(ctx context.Context, env *Env, client *http.Client, q shapeReq,
 		return nil, 0, err
 	}
 	sent := time.Now()
-	if _, err := insertRow(ctx, env, q.params.Get("table"), 0); err != nil {
+	if _, err := insertRow(ctx, env, q.params.Get(volt.ParamTable), 0); err != nil {
 		return nil, 0, err
 	}
 	lat := make([]time.Duration, 0, c)
