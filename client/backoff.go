@@ -1,33 +1,13 @@
 package client
 
 import (
-	"context"
-	"math/rand/v2"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/voltsync/volt/internal/backoff"
 )
-
-// backoff computes exponential delays with full jitter: the n-th delay in
-// a row is uniform in [0, min(max, min·2ⁿ)].
-type backoff struct {
-	min, max time.Duration
-	n        int
-}
-
-// next returns the next delay, at least floor.
-func (b *backoff) next(floor time.Duration) time.Duration {
-	ceil := b.max
-	if b.n < 32 && b.min<<b.n < b.max && b.min<<b.n > 0 {
-		ceil = b.min << b.n
-	}
-	b.n++
-	d := rand.N(ceil + 1)
-	return max(d, floor)
-}
-
-func (b *backoff) reset() { b.n = 0 }
 
 // retryAfter returns the delay a Retry-After header asks for: seconds or
 // an HTTP date. 0 when absent or invalid.
@@ -45,19 +25,10 @@ func retryAfter(h http.Header, now time.Time) time.Duration {
 	return 0
 }
 
-// sleep waits d or until ctx ends.
-func sleep(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
+// fullJitter returns the client's retry delays: the n-th in a row is
+// uniform in [0, min(max, min·2ⁿ)].
+func fullJitter(min, max time.Duration) backoff.Backoff {
+	return backoff.Backoff{Initial: min, Max: max, Jitter: backoff.Full}
 }
 
 // Fast-loop detection, as in the TypeScript client: non-live answers that
@@ -73,7 +44,7 @@ const (
 type loopGuard struct {
 	times      []time.Time
 	detections int
-	wait       backoff
+	wait       backoff.Backoff // set by NewStream
 }
 
 // noProgress records an answer that did not advance the offset and returns
@@ -94,13 +65,12 @@ func (g *loopGuard) noProgress(now time.Time) (time.Duration, error) {
 	if g.detections >= fastLoopDetections {
 		return 0, ErrFastLoop
 	}
-	g.wait.min, g.wait.max = 100*time.Millisecond, 5*time.Second
-	return g.wait.next(0), nil
+	return g.wait.Next(), nil
 }
 
 // progress forgets earlier answers without progress.
 func (g *loopGuard) progress() {
 	g.times = g.times[:0]
 	g.detections = 0
-	g.wait.reset()
+	g.wait.Reset()
 }

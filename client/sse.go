@@ -8,6 +8,8 @@ import (
 	"mime"
 	"net/http"
 	"time"
+
+	"github.com/voltsync/volt/internal/backoff"
 )
 
 // SSE fallback, as in the TypeScript client: connections that end sooner
@@ -38,7 +40,7 @@ func (s *Stream) followSSE(ctx context.Context, fn func(Batch) error) error {
 			if ctx.Err() != nil {
 				return context.Cause(ctx)
 			}
-			return sleep(ctx, s.failed(err, 0))
+			return backoff.Sleep(ctx, s.failed(err, 0))
 		}
 		return s.handleAnswer(ctx, resp.StatusCode, resp.Header, body, true, fn)
 	}
@@ -82,7 +84,7 @@ func (s *Stream) openSSE(ctx context.Context) (*http.Response, error) {
 		if err != nil {
 			return nil, err
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return nil, err
 		}
 	}
@@ -98,7 +100,7 @@ func isEventStream(h http.Header) bool {
 func (s *Stream) afterSSE(ctx context.Context, lasted time.Duration) error {
 	if lasted >= sseShortConn {
 		s.sseShort = 0
-		s.sseWait.reset()
+		s.sseWait.Reset()
 		return nil
 	}
 	s.sseShort++
@@ -106,7 +108,7 @@ func (s *Stream) afterSSE(ctx context.Context, lasted time.Duration) error {
 		s.sseOff = true
 		return nil
 	}
-	return sleep(ctx, s.sseWait.next(0))
+	return s.sseWait.Wait(ctx)
 }
 
 // sseConn reads one SSE connection. Events are buffered until an

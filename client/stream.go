@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/backoff"
 )
 
 // Batch is what one response (or, with SSE, everything up to an
@@ -53,11 +54,11 @@ type Stream struct {
 	failures int
 
 	// Used by Run's goroutine only.
-	retry    backoff
+	retry    backoff.Backoff
 	loop     loopGuard
 	sseOff   bool // fell back to long polling
 	sseShort int  // short SSE connections in a row
-	sseWait  backoff
+	sseWait  backoff.Backoff
 }
 
 // NewStream checks opts and returns a stream positioned at opts.Handle and
@@ -69,8 +70,9 @@ func NewStream(opts ShapeOptions) (*Stream, error) {
 	}
 	s := &Stream{opts: opts, base: base, handle: opts.Handle, offset: opts.Offset}
 	s.live = s.offset != "-1" && s.offset != "now"
-	s.retry = backoff{min: opts.MinBackoff, max: opts.MaxBackoff}
-	s.sseWait = backoff{min: 100 * time.Millisecond, max: 5 * time.Second}
+	s.retry = fullJitter(opts.MinBackoff, opts.MaxBackoff)
+	s.sseWait = fullJitter(100*time.Millisecond, 5*time.Second)
+	s.loop.wait = fullJitter(100*time.Millisecond, 5*time.Second)
 	return s, nil
 }
 
@@ -139,7 +141,7 @@ func (s *Stream) Run(ctx context.Context, fn func(Batch) error) error {
 				return s.stopped(ctx)
 			}
 			if !fnFailed && s.opts.OnError != nil {
-				s.opts.OnError(err, s.retry.n+1, NoRetry)
+				s.opts.OnError(err, s.retry.Attempts()+1, NoRetry)
 			}
 			return err
 		}
@@ -165,24 +167,24 @@ func (s *Stream) retryError(cause error) error {
 
 func (s *Stream) setFailure(err error) {
 	s.mu.Lock()
-	s.failure, s.failures = err, s.retry.n
+	s.failure, s.failures = err, s.retry.Attempts()
 	s.mu.Unlock()
 }
 
 // failed records a failed attempt, tells OnError and returns the wait
 // before the next one, at least floor.
 func (s *Stream) failed(err error, floor time.Duration) time.Duration {
-	wait := s.retry.next(floor)
+	wait := max(s.retry.Next(), floor)
 	s.setFailure(err)
 	if s.opts.OnError != nil {
-		s.opts.OnError(err, s.retry.n, wait)
+		s.opts.OnError(err, s.retry.Attempts(), wait)
 	}
 	return wait
 }
 
 // succeeded ends a run of failed attempts.
 func (s *Stream) succeeded() {
-	s.retry.reset()
+	s.retry.Reset()
 	s.setFailure(nil)
 }
 
@@ -280,7 +282,7 @@ func (s *Stream) poll(ctx context.Context, fn func(Batch) error) error {
 		if err != nil {
 			return err
 		}
-		if err := sleep(ctx, wait); err != nil {
+		if err := backoff.Sleep(ctx, wait); err != nil {
 			return err
 		}
 	}
@@ -361,7 +363,7 @@ func (s *Stream) checkProgress(ctx context.Context, offset string, upToDate bool
 	if err != nil {
 		return err
 	}
-	return sleep(ctx, wait)
+	return backoff.Sleep(ctx, wait)
 }
 
 // positionHeaders returns the electric-handle and electric-offset headers

@@ -494,15 +494,12 @@ func TestRetryAfterAndBackoff(t *testing.T) {
 	if d := retryAfter(h, now); d != 3*time.Second {
 		t.Errorf("date: %v", d)
 	}
-	b := backoff{min: 100 * time.Millisecond, max: 30 * time.Second}
+	b := fullJitter(100*time.Millisecond, 30*time.Second)
 	for i := range 40 {
 		ceil := min(30*time.Second, 100*time.Millisecond<<min(i, 20))
-		if d := b.next(0); d < 0 || d > ceil {
+		if d := b.Next(); d < 0 || d > ceil {
 			t.Fatalf("delay %d = %v, ceiling %v", i, d, ceil)
 		}
-	}
-	if d := b.next(time.Minute); d != time.Minute {
-		t.Errorf("floor ignored: %v", d)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/backoff"
 )
 
 // DefaultMaxBatch is the default of WriterOptions.MaxBatch.
@@ -226,7 +227,7 @@ type Writer struct {
 	mu    sync.Mutex // guards queue and the seqs of its transactions
 	queue []*wtx
 
-	retry backoff // under sem
+	retry backoff.Backoff // under sem
 	// lastErr is the last failed request's error while retrying, and
 	// failures counts them; set under sem, read and written with mu held.
 	lastErr  error
@@ -281,7 +282,7 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 	}
 	return &Writer{
 		opts: opts, endpoint: u.String(), sem: make(chan struct{}, 1),
-		retry: backoff{min: opts.MinBackoff, max: opts.MaxBackoff},
+		retry: fullJitter(opts.MinBackoff, opts.MaxBackoff),
 	}, nil
 }
 
@@ -451,7 +452,7 @@ func (w *Writer) flush(ctx context.Context, until *wtx) error {
 			if errors.Is(err, errToken) {
 				return w.gaveUp(err)
 			}
-			if sleep(ctx, w.failed(err, 0)) != nil {
+			if backoff.Sleep(ctx, w.failed(err, 0)) != nil {
 				return w.stopped(ctx)
 			}
 			continue
@@ -459,7 +460,7 @@ func (w *Writer) flush(ctx context.Context, until *wtx) error {
 		switch {
 		case status == http.StatusOK:
 		case status >= 500 || status == http.StatusTooManyRequests:
-			if sleep(ctx, w.failed(newError(status, body), retryAfter(header, time.Now()))) != nil {
+			if backoff.Sleep(ctx, w.failed(newError(status, body), retryAfter(header, time.Now()))) != nil {
 				return w.stopped(ctx)
 			}
 			continue
@@ -495,16 +496,16 @@ func (w *Writer) flush(ctx context.Context, until *wtx) error {
 		case resync:
 			outOfOrder++
 			if outOfOrder > 3 { // someone else sends with our client id
-				if sleep(ctx, w.retry.next(0)) != nil {
+				if w.retry.Wait(ctx) != nil {
 					return w.stopped(ctx)
 				}
 			}
 		case retry != nil:
-			if sleep(ctx, w.failed(retry, 0)) != nil {
+			if backoff.Sleep(ctx, w.failed(retry, 0)) != nil {
 				return w.stopped(ctx)
 			}
 		default:
-			w.retry.reset()
+			w.retry.Reset()
 			w.mu.Lock()
 			w.lastErr, w.failures = nil, 0
 			w.mu.Unlock()
@@ -561,12 +562,12 @@ func retryResult(r volt.MutationResult) error {
 // failed records a failed request (w.sem held), tells OnError and returns
 // the wait before the next one, at least floor.
 func (w *Writer) failed(err error, floor time.Duration) time.Duration {
-	wait := w.retry.next(floor)
+	wait := max(w.retry.Next(), floor)
 	w.mu.Lock()
-	w.lastErr, w.failures = err, w.retry.n
+	w.lastErr, w.failures = err, w.retry.Attempts()
 	w.mu.Unlock()
 	if w.opts.OnError != nil {
-		w.opts.OnError(err, w.retry.n, wait)
+		w.opts.OnError(err, w.retry.Attempts(), wait)
 	}
 	return wait
 }
@@ -578,7 +579,7 @@ func (w *Writer) gaveUp(err error) error {
 	w.lastErr, w.failures = nil, 0
 	w.mu.Unlock()
 	if w.opts.OnError != nil {
-		w.opts.OnError(err, w.retry.n+1, NoRetry)
+		w.opts.OnError(err, w.retry.Attempts()+1, NoRetry)
 	}
 	return err
 }

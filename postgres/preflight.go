@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/voltsync/volt/internal/backoff"
 )
 
 // PreflightOptions say what Preflight checks.
@@ -47,7 +47,8 @@ func connectWithGrace(ctx context.Context, o PreflightOptions) (*pgx.Conn, error
 	}
 	delete(cfg.RuntimeParams, "replication")
 	deadline := time.Now().Add(o.Grace)
-	backoff := 100 * time.Millisecond
+	// Delays from [100ms, 150ms] up to [5s, 7.5s].
+	bo := backoff.Backoff{Initial: 150 * time.Millisecond, Max: 7500 * time.Millisecond, Jitter: 1.0 / 3}
 	for {
 		conn, err := pgx.ConnectConfig(ctx, cfg)
 		if err == nil {
@@ -63,16 +64,13 @@ func connectWithGrace(ctx context.Context, o PreflightOptions) (*pgx.Conn, error
 			return nil, fmt.Errorf("cannot reach Postgres at %s:%d after %s (%w); check the host and port in DATABASE_URL and that Postgres is running and accepts connections, or raise -startup-grace",
 				cfg.Host, cfg.Port, o.Grace, err)
 		}
+		wait := min(bo.Next(), time.Until(deadline))
 		if o.Logger != nil {
-			o.Logger.Warn("cannot connect to Postgres yet; retrying", "host", cfg.Host, "port", cfg.Port, "err", err, "in", backoff)
+			o.Logger.Warn("cannot connect to Postgres yet; retrying", "host", cfg.Host, "port", cfg.Port, "err", err, "in", wait)
 		}
-		wait := min(backoff+rand.N(backoff/2), time.Until(deadline))
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, wait) != nil {
 			return nil, ctx.Err()
-		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 

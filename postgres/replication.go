@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/backoff"
 )
 
 // Defaults of ReaderConfig.
@@ -258,7 +258,7 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 		return err
 	}
 	dec := NewDecoder()
-	var bo replBackoff
+	bo := replBackoff()
 	for {
 		started, err := r.session(ctx, h, dec)
 		if ctx.Err() != nil {
@@ -273,14 +273,12 @@ func (r *Reader) Run(ctx context.Context, h Handler) error {
 			return err
 		}
 		if started {
-			bo.reset()
+			bo.Reset()
 		}
-		delay := bo.next()
+		delay := bo.Next()
 		r.log.Warn("replication connection lost; reconnecting", "err", err, "delay", delay)
-		select {
-		case <-ctx.Done():
+		if backoff.Sleep(ctx, delay) != nil {
 			return nil
-		case <-time.After(delay):
 		}
 	}
 }
@@ -640,18 +638,10 @@ func replRetryableSQLState(code string) bool {
 	return false
 }
 
-// replBackoff yields exponentially growing delays with jitter.
-type replBackoff struct{ attempt int }
-
-func (b *replBackoff) reset() { b.attempt = 0 }
-
-func (b *replBackoff) next() time.Duration {
-	d := replBackoffMax
-	if b.attempt < 20 {
-		d = min(replBackoffMin<<b.attempt, replBackoffMax)
-	}
-	b.attempt++
-	return d/2 + rand.N(d/2+1) // "equal jitter": [d/2, d]
+// replBackoff returns the reconnect delays: "equal jitter", the n-th in a
+// row uniform in [d/2, d] with d = min(replBackoffMax, replBackoffMin·2ⁿ).
+func replBackoff() backoff.Backoff {
+	return backoff.Backoff{Initial: replBackoffMin, Max: replBackoffMax, Jitter: backoff.Equal}
 }
 
 // replParseDuration parses a Postgres time setting as SHOW prints it

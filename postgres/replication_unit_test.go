@@ -42,10 +42,10 @@ func TestReplParseDuration(t *testing.T) {
 }
 
 func TestReplBackoff(t *testing.T) {
-	var b replBackoff
+	b := replBackoff()
 	prevMax := time.Duration(0)
 	for i := 0; i < 30; i++ {
-		d := b.next()
+		d := b.Next()
 		ceiling := min(replBackoffMin<<min(i, 20), replBackoffMax)
 		if d < ceiling/2 || d > ceiling {
 			t.Fatalf("attempt %d: delay %v outside [%v, %v]", i, d, ceiling/2, ceiling)
@@ -55,8 +55,8 @@ func TestReplBackoff(t *testing.T) {
 	if prevMax > replBackoffMax {
 		t.Fatalf("delay %v above the maximum", prevMax)
 	}
-	b.reset()
-	if d := b.next(); d > replBackoffMin {
+	b.Reset()
+	if d := b.Next(); d > replBackoffMin {
 		t.Fatalf("after reset: %v", d)
 	}
 }

@@ -4,12 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"time"
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/client"
+	"github.com/voltsync/volt/internal/backoff"
 )
 
 // SyncerOptions configure a Syncer. URL is required.
@@ -29,7 +29,9 @@ type SyncerOptions struct {
 	// Syncer waits and tries again.
 	OnError func(error)
 	// MinBackoff and MaxBackoff bound the waits after failures
-	// (client.DefaultMinBackoff, client.DefaultMaxBackoff).
+	// (client.DefaultMinBackoff, client.DefaultMaxBackoff): the n-th
+	// failed round in a row waits a random time up to min(MaxBackoff,
+	// MinBackoff·2ⁿ), as the client's retries do.
 	MinBackoff, MaxBackoff time.Duration
 }
 
@@ -43,7 +45,7 @@ type Syncer struct {
 	db      *DB
 	opts    SyncerOptions
 	isolate bool // send one transaction per request (after a 4xx)
-	fails   int
+	retry   backoff.Backoff
 }
 
 // NewSyncer returns a Syncer for db.
@@ -60,7 +62,8 @@ func (db *DB) NewSyncer(opts SyncerOptions) (*Syncer, error) {
 	if opts.MaxBackoff <= 0 {
 		opts.MaxBackoff = client.DefaultMaxBackoff
 	}
-	return &Syncer{db: db, opts: opts}, nil
+	retry := backoff.Backoff{Initial: opts.MinBackoff, Max: opts.MaxBackoff, Jitter: backoff.Full}
+	return &Syncer{db: db, opts: opts, retry: retry}, nil
 }
 
 // outTx is a local transaction bound for the server.
@@ -94,13 +97,12 @@ func (s *Syncer) Run(ctx context.Context) error {
 			if s.opts.OnError != nil {
 				s.opts.OnError(err)
 			}
-			s.fails++
-			if err := s.wait(ctx, s.backoff()); err != nil {
+			if err := s.wait(ctx, s.retry.Next()); err != nil {
 				return err
 			}
 			continue
 		}
-		s.fails = 0
+		s.retry.Reset()
 	}
 }
 
@@ -123,14 +125,6 @@ func (s *Syncer) wait(ctx context.Context, d time.Duration) error {
 	case <-t.C:
 	}
 	return nil
-}
-
-func (s *Syncer) backoff() time.Duration {
-	d := s.opts.MinBackoff << min(s.fails, 20)
-	if d > s.opts.MaxBackoff || d <= 0 {
-		d = s.opts.MaxBackoff
-	}
-	return time.Duration(rand.Int64N(int64(d)) + 1)
 }
 
 // next loads the oldest pending local transactions and gives those
