@@ -69,7 +69,8 @@ func TestQueryableColumns(t *testing.T) {
 	}
 	// A restored shape projects the same columns and keeps the list (the
 	// catalog stores both), so its subsets stay limited to it.
-	r, err := Restore(s.Def, tbl, s.Key)
+	var reg Registry
+	r, err := reg.Restore(s.Def, tbl, s.Key)
 	if err != nil || strings.Join(r.SelectedNames(), ",") != "id,name" {
 		t.Errorf("restored: %v %v", r.SelectedNames(), err)
 	}

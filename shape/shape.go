@@ -93,28 +93,43 @@ type tableInfo struct {
 	whereCols   []where.Column
 }
 
-// tableInfos interns tableInfo by the table's definition. It only grows
-// with table versions (DDL), not with shapes.
-var tableInfos sync.Map // string → *tableInfo
-
-// tablesByPtr short-cuts interning for the canonical *volt.Table of each
-// version (see InternTable); it holds no other pointers, so tables built
-// per request do not accumulate.
-var tablesByPtr sync.Map // *volt.Table → *tableInfo
+// Registry is what the shapes of one cache share: the table state of each
+// table version, interned, and the clock that makes handles unique. Its
+// zero value is ready to use; it is safe for concurrent use.
+type Registry struct {
+	// tables interns tableInfo by the table's definition. It only grows
+	// with table versions (DDL), not with shapes.
+	tables sync.Map // string → *tableInfo
+	// byPtr short-cuts interning for the canonical *volt.Table of each
+	// version; it holds no other pointers, so tables built per request do
+	// not accumulate.
+	byPtr sync.Map // *volt.Table → *tableInfo
+	// lastHandle is the creation time (µs) in the latest handle.
+	lastHandle atomic.Int64
+}
 
 // InternTable returns the canonical pointer for table's definition. Shapes
 // built on it skip re-deriving the shared table state (a restart restores
 // many shapes of one table).
-func InternTable(table *volt.Table) *volt.Table { return internTable(table).table }
+func (r *Registry) InternTable(table *volt.Table) *volt.Table { return r.intern(table).table }
 
-func internTable(table *volt.Table) *tableInfo {
-	if t, ok := tablesByPtr.Load(table); ok {
+func (r *Registry) intern(table *volt.Table) *tableInfo {
+	if t, ok := r.byPtr.Load(table); ok {
 		return t.(*tableInfo)
 	}
 	fp, _ := json.Marshal(table)
-	if t, ok := tableInfos.Load(string(fp)); ok {
+	if t, ok := r.tables.Load(string(fp)); ok {
 		return t.(*tableInfo)
 	}
+	actual, loaded := r.tables.LoadOrStore(string(fp), newTableInfo(table))
+	if !loaded {
+		r.byPtr.Store(table, actual)
+	}
+	return actual.(*tableInfo)
+}
+
+// newTableInfo derives the state shapes of table share.
+func newTableInfo(table *volt.Table) *tableInfo {
 	t := &tableInfo{table: table, colIndex: make(map[string]int, len(table.Columns))}
 	for i, c := range table.Columns {
 		t.colIndex[c.Name] = i
@@ -131,16 +146,24 @@ func internTable(table *volt.Table) *tableInfo {
 	t.keyPrefix = quoteKeyPart(table.Schema) + "." + quoteKeyPart(table.Name)
 	t.relation = appendString(append(appendString([]byte{'['}, table.Schema), ','), table.Name)
 	t.relation = append(t.relation, ']')
-	actual, loaded := tableInfos.LoadOrStore(string(fp), t)
-	if !loaded {
-		tablesByPtr.Store(table, actual)
-	}
-	return actual.(*tableInfo)
+	return t
 }
 
-// New validates def against table and compiles it.
+// New validates def against table and compiles it. The shape shares
+// nothing with other shapes: shapes that a cache keeps are built by its
+// Registry (New, Restore) or adopted by it (Own).
 func New(def Definition, table *volt.Table) (*Shape, error) {
-	s, err := bind(def, table)
+	return newShape(def, newTableInfo(table))
+}
+
+// New is New with the table state shared by every shape of r on the same
+// table version.
+func (r *Registry) New(def Definition, table *volt.Table) (*Shape, error) {
+	return newShape(def, r.intern(table))
+}
+
+func newShape(def Definition, t *tableInfo) (*Shape, error) {
+	s, err := bind(def, t)
 	if err != nil {
 		return nil, err
 	}
@@ -161,8 +184,8 @@ func New(def Definition, table *volt.Table) (*Shape, error) {
 // given the Key New computed. It does not parse the where clause: that
 // happens on the first call to Filter, so a restart with many shapes does
 // not pay for every parse up front.
-func Restore(def Definition, table *volt.Table, key string) (*Shape, error) {
-	s, err := bind(def, table)
+func (r *Registry) Restore(def Definition, table *volt.Table, key string) (*Shape, error) {
+	s, err := bind(def, r.intern(table))
 	if err != nil {
 		return nil, err
 	}
@@ -170,14 +193,30 @@ func Restore(def Definition, table *volt.Table, key string) (*Shape, error) {
 	return s, nil
 }
 
-func bind(def Definition, table *volt.Table) (*Shape, error) {
+// Own returns s on r's shared table state: s itself when it is already,
+// else a copy with the same definition, key and compiled where clause.
+func (r *Registry) Own(s *Shape) *Shape {
+	t := r.intern(s.Table)
+	if t == s.t {
+		return s
+	}
+	o, err := bind(s.Def, t)
+	if err != nil {
+		return s // cannot happen: t describes the table s was bound to
+	}
+	o.Key = s.Key
+	f, ferr := s.Filter()
+	o.compile.Do(func() { o.filter, o.filterErr = f, ferr })
+	return o
+}
+
+func bind(def Definition, t *tableInfo) (*Shape, error) {
 	if def.Replica == "" {
 		def.Replica = ReplicaDefault
 	}
 	if def.Log == "" {
 		def.Log = LogFull
 	}
-	t := internTable(table)
 	s := &Shape{Def: def, Table: t.table, t: t, KeyCols: t.keyCols}
 	if err := s.selectColumns(); err != nil {
 		return nil, err
@@ -335,19 +374,19 @@ func (s *Shape) canonicalKey() string {
 	return b.String()
 }
 
-var handleSeq atomic.Int64
-
-// NewHandle returns a fresh handle for the shape: a hash of its key and the
-// creation time in microseconds, so a handle is never reused.
-func (s *Shape) NewHandle() string {
+// NewHandle returns a fresh handle for s: a hash of its key and the
+// creation time in microseconds. The time part grows with every handle r
+// hands out (two shapes created in one microsecond, or a clock stepped
+// back, get distinct times), so r never gives a handle twice.
+func (r *Registry) NewHandle(s *Shape) string {
 	sum := sha256.Sum256([]byte(s.Key))
 	now := time.Now().UnixMicro()
 	for {
-		prev := handleSeq.Load()
+		prev := r.lastHandle.Load()
 		if now <= prev {
 			now = prev + 1
 		}
-		if handleSeq.CompareAndSwap(prev, now) {
+		if r.lastHandle.CompareAndSwap(prev, now) {
 			break
 		}
 	}

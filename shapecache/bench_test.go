@@ -47,11 +47,11 @@ func benchCache(b *testing.B, n int) *Cache {
 	}
 	b.Cleanup(func() { c.Close() })
 	add := func(where string, withLog bool) {
-		s, err := shape.New(shape.Definition{Schema: "public", Table: "items", Where: where}, benchTable)
+		s, err := c.shapes.New(shape.Definition{Schema: "public", Table: "items", Where: where}, benchTable)
 		if err != nil {
 			b.Fatal(err)
 		}
-		e := newEntry(c, s.NewHandle(), s)
+		e := newEntry(c, c.shapes.NewHandle(s), s)
 		e.snap = &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 1, Xmax: 1}, LSN: 1}
 		close(e.ready)
 		if withLog {
@@ -144,18 +144,15 @@ func BenchmarkRestore(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	s0, err := shape.New(shape.Definition{Schema: "public", Table: "items", Where: "owner_id = 1"}, benchTable)
-	if err != nil {
-		b.Fatal(err)
-	}
+	var reg shape.Registry
 	for k := 0; k < n; k++ {
-		s, err := shape.New(shape.Definition{Schema: "public", Table: "items", Where: "owner_id = " + strconv.Itoa(k)}, s0.Table)
+		s, err := reg.New(shape.Definition{Schema: "public", Table: "items", Where: "owner_id = " + strconv.Itoa(k)}, benchTable)
 		if err != nil {
 			b.Fatal(err)
 		}
 		f, _ := s.Filter()
 		terms, ok := f.IndexTerms()
-		cat.add(&catalogRecord{Handle: s.NewHandle(), Table: s.Table, Definition: &s.Def, Key: s.Key,
+		cat.add(&catalogRecord{Handle: reg.NewHandle(s), Table: s.Table, Definition: &s.Def, Key: s.Key,
 			Snapshot: &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 10, Xmax: 12, Xip: []uint64{11}}, LSN: 1 << 30}, Terms: terms, Indexed: ok})
 	}
 	if err := cat.close(); err != nil {

@@ -67,6 +67,9 @@ type Cache struct {
 	// compactions and snapshot times.
 	Metrics *Metrics
 
+	// shapes is the table state the shapes share and their handles' clock.
+	shapes shape.Registry
+
 	mu       sync.Mutex
 	byHandle map[string]*Entry
 	byKey    map[string]*Entry
@@ -267,7 +270,8 @@ type creation struct {
 }
 
 func (c *Cache) create(s *shape.Shape) (*Entry, error) {
-	handle := s.NewHandle()
+	s = c.shapes.Own(s)
+	handle := c.shapes.NewHandle(s)
 	log, err := c.Store.Create(handle)
 	if err != nil {
 		return nil, fmt.Errorf("create shape log: %w", err)

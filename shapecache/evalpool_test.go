@@ -48,11 +48,11 @@ func evalCache(t *testing.T) *Cache {
 
 func evalShape(t *testing.T, c *Cache, table *volt.Table, where string) *Entry {
 	t.Helper()
-	s, err := shape.New(shape.Definition{Schema: table.Schema, Table: table.Name, Where: where}, table)
+	s, err := c.shapes.New(shape.Definition{Schema: table.Schema, Table: table.Name, Where: where}, table)
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := newEntry(c, s.NewHandle(), s)
+	e := newEntry(c, c.shapes.NewHandle(s), s)
 	e.snap = &postgres.SnapshotInfo{Snapshot: volt.Snapshot{Xmin: 1, Xmax: 1}, LSN: 1}
 	close(e.ready)
 	l, err := c.Store.Create(e.Handle)

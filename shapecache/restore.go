@@ -10,7 +10,6 @@ import (
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
-	"github.com/voltsync/volt/shape"
 )
 
 // restore loads the shapes of a previous run from the catalog, without
@@ -26,15 +25,9 @@ func (c *Cache) restore() error {
 	c.catalog = cat
 	c.byHandle = make(map[string]*Entry, len(recs))
 	c.byKey = make(map[string]*Entry, len(recs))
-	canonical := map[*volt.Table]*volt.Table{}
 	var retired []*Entry
 	for _, r := range recs {
-		t, ok := canonical[r.Table]
-		if !ok {
-			t = shape.InternTable(r.Table)
-			canonical[r.Table] = t
-		}
-		s, err := shape.Restore(*r.Definition, t, r.Key)
+		s, err := c.shapes.Restore(*r.Definition, r.Table, r.Key)
 		if err != nil {
 			c.Logger.Warn("discarding shape", "handle", r.Handle, "err", err)
 			continue
