@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -120,8 +119,8 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		}
 		s.recentDefs.remove(sig)
 	}
-	table, err := s.table(r.Context(), schema, name)
-	if errors.Is(err, postgres.ErrTableNotFound) {
+	table, err := s.Cache.Table(r.Context(), schema, name)
+	if errors.Is(err, shapecache.ErrTableNotFound) {
 		if req.handle != "" {
 			// A client of a shape whose table was dropped: Electric's
 			// 409 (no successor, so no handle), which the clients
@@ -201,10 +200,6 @@ func definitionSignature(d shape.Definition) string {
 	return string(b)
 }
 
-func (s *Server) table(ctx context.Context, schema, name string) (*volt.Table, error) {
-	return s.Inspector.Table(ctx, schema, name)
-}
-
 // resolveEntry finds or creates the shape; a request whose handle is unknown
 // or belongs to another definition gets a 409 with the right handle.
 func (s *Server) resolveEntry(w http.ResponseWriter, r *http.Request, req *request, sh *shape.Shape) (*shapecache.Entry, bool) {
@@ -239,23 +234,13 @@ func (s *Server) mustRefetch(w http.ResponseWriter, r *http.Request, handle stri
 }
 
 // refetchAfterRotation answers 409 for a shape removed while serving it,
-// creating its successor so the client gets a handle to follow.
+// with its successor's handle for the client to follow.
 func (s *Server) refetchAfterRotation(w http.ResponseWriter, r *http.Request, e *shapecache.Entry) {
 	next := ""
-	if sh, err := s.rebuild(r.Context(), e); err == nil {
-		if ne, err := s.Cache.GetOrCreate(r.Context(), sh); err == nil {
-			next = ne.Handle
-		}
+	if ne, err := s.Cache.Successor(r.Context(), e); err == nil {
+		next = ne.Handle
 	}
 	s.mustRefetch(w, r, next)
-}
-
-func (s *Server) rebuild(ctx context.Context, e *shapecache.Entry) (*shape.Shape, error) {
-	t, err := s.table(ctx, e.Shape.Table.Schema, e.Shape.Table.Name)
-	if err != nil {
-		return nil, err
-	}
-	return shape.New(e.Shape.Def, t)
 }
 
 // serveNow answers offset=now: the shape's current head, no data.

@@ -30,11 +30,11 @@ var stackSeq atomic.Int64
 type stack struct {
 	srv *Server
 	url string
-	// tableLookups counts the server's catalog queries.
+	// tableLookups counts the catalog queries of the server's cache.
 	tableLookups *atomic.Int64
 }
 
-// countingInspector counts Table calls.
+// countingInspector counts the cache's catalog queries (Table calls).
 type countingInspector struct {
 	shapecache.Inspector
 	n *atomic.Int64
@@ -60,7 +60,8 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 	name := fmt.Sprintf("httpapi_%d", stackSeq.Add(1))
 	inspector := &postgres.Inspector{Pool: pool}
 	publisher := postgres.NewPublisher(pool, "volt_publication_"+name)
-	cache := &shapecache.Cache{Store: store, Inspector: inspector, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher, Logger: quiet}
+	lookups := &atomic.Int64{}
+	cache := &shapecache.Cache{Store: store, Inspector: countingInspector{inspector, lookups}, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher, Logger: quiet}
 	if err := cache.Open(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -70,8 +71,7 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 	}
 	replDone := make(chan struct{})
 	go func() { defer close(replDone); _ = reader.Run(ctx, cache) }()
-	lookups := &atomic.Int64{}
-	srv := &Server{Cache: cache, Inspector: countingInspector{inspector, lookups}, Snapshotter: cache.Snapshotter, Ready: reader.Connected, Logger: quiet, Config: cfg}
+	srv := &Server{Cache: cache, Ready: reader.Connected, Logger: quiet, Config: cfg}
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
 	}

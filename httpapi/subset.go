@@ -13,7 +13,6 @@ import (
 	"strings"
 
 	"github.com/voltsync/volt"
-	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapecache"
 )
@@ -225,51 +224,10 @@ func subsetOffset(req *request, e *shapecache.Entry) volt.Offset {
 // serveSubset answers a subset snapshot: rows of the shape that also match
 // the subset's where clause, ordered and paged, with the snapshot's identity.
 func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry, sub *subset) {
-	errs := map[string][]string{}
-	if (sub.Limit != nil || sub.Offset != nil) && sub.OrderBy == "" {
-		errs["order_by"] = append(errs["order_by"], "order_by is required when limit or offset is present")
-	}
-	if sub.Limit != nil && *sub.Limit < 1 {
-		errs["limit"] = append(errs["limit"], "must be greater than 0")
-	}
-	if sub.Offset != nil && *sub.Offset < 0 {
-		errs["offset"] = append(errs["offset"], "must be greater than or equal to 0")
-	}
-	q := postgres.SnapshotQuery{Table: quoteQualified(e.Shape.Table.Schema, e.Shape.Table.Name)}
-	for _, name := range e.Shape.SelectedNames() {
-		q.Columns = append(q.Columns, postgres.QuoteIdent(name))
-	}
-	var conds []string
-	if f, _ := e.Shape.Filter(); f != nil {
-		conds = append(conds, "("+f.SQL()+")")
-	}
-	if sub.Where != "" {
-		f, err := e.Shape.CompileWhere(sub.Where, sub.Params, req.def.Queryable)
-		if err != nil {
-			errs["where"] = append(errs["where"], err.Error())
-		} else {
-			conds = append(conds, "("+f.SQL()+")")
-		}
-	}
-	q.Where = strings.Join(conds, " AND ")
-	if sub.OrderBy != "" {
-		ob, err := e.Shape.ParseOrderBy(sub.OrderBy, req.def.Queryable)
-		if err != nil {
-			errs["order_by"] = append(errs["order_by"], err.Error())
-		}
-		q.OrderBy = ob
-	}
-	if len(errs) > 0 {
-		writeError(w, r, http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": map[string]any{"subset": errs}})
-		return
-	}
-	if sub.Limit != nil {
-		q.Limit = *sub.Limit
-	}
-	if sub.Offset != nil {
-		q.Offset = *sub.Offset
-	}
-	s.runSubset(w, r, e, q, subsetOffset(req, e))
+	s.runSubset(w, r, e, shapecache.Subset{
+		Where: sub.Where, Params: sub.Params, OrderBy: sub.OrderBy, Limit: sub.Limit, Offset: sub.Offset,
+		Queryable: req.def.Queryable, InfoOnly: r.Method == http.MethodHead,
+	}, subsetOffset(req, e))
 }
 
 // runSubset streams a subset snapshot: each row is written to the response
@@ -279,11 +237,10 @@ func (s *Server) serveSubset(w http.ResponseWriter, r *http.Request, req *reques
 // fails before (every failure of a subset under bodyBuffer bytes) is
 // answered with a proper error; one that fails after is cut short, which
 // the client sees as a failed request.
-func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, q postgres.SnapshotQuery, offset volt.Offset) {
+func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, sub shapecache.Subset, offset volt.Offset) {
 	mark := rand.Int64N(1 << 31)
-	head := r.Method == http.MethodHead
-	q.InfoOnly = head
-	var info postgres.SnapshotInfo
+	var snap volt.Snapshot
+	var lsn uint64
 	ls := &lazyStart{ResponseWriter: w, start: func() {
 		h := w.Header()
 		h.Set("cache-control", "no-cache")
@@ -299,12 +256,12 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 	open := func() {
 		opened = true
 		_, _ = bw.WriteString(`{"metadata":`)
-		_, _ = bw.Write(shape.SubsetMetadata(info.Snapshot, mark, info.LSN))
+		_, _ = bw.Write(shape.SubsetMetadata(snap, mark, lsn))
 		_, _ = bw.WriteString(`,"data":[`)
 	}
 	rows := 0
-	err := s.Snapshotter.Snapshot(r.Context(), q,
-		func(si postgres.SnapshotInfo) error { info = si; return nil },
+	err := s.Cache.Subset(r.Context(), e, sub,
+		func(si volt.Snapshot, at uint64) error { snap, lsn = si, at; return nil },
 		func(raw [][]byte) error {
 			if !opened {
 				open()
@@ -315,7 +272,11 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 			_, err := bw.Write(e.Shape.SubsetRow(raw, mark))
 			return err
 		})
+	var invalid *shapecache.SubsetError
 	switch {
+	case errors.As(err, &invalid):
+		writeError(w, r, http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": map[string]any{"subset": invalid.Fields}})
+		return
 	case err != nil && !ls.started:
 		s.queryFailed(w, r, e, err, true)
 		return
@@ -325,7 +286,7 @@ func (s *Server) runSubset(w http.ResponseWriter, r *http.Request, e *shapecache
 		s.logQueryError("subset snapshot failed after some rows", e, err, "rows", rows)
 		panic(http.ErrAbortHandler)
 	}
-	if head {
+	if sub.InfoOnly {
 		ls.begin()
 		return
 	}

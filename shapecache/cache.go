@@ -93,6 +93,8 @@ type Cache struct {
 	pool     evalPool
 	// published remembers tables already added to the publication.
 	published sync.Map
+	// lookups shares concurrent catalog queries of a table (lookup.go).
+	lookups tableLookups
 
 	lastProcessed atomic.Uint64 // commit LSN of the last transaction handled
 	// seenBefore is where the replication slot stood at start: everything
