@@ -27,17 +27,15 @@ const (
 	DefaultStatusInterval = 10 * time.Second
 )
 
-// DisplaySettings are the session settings under which Postgres formats
-// values the way Electric serves them (protocol §8.1). The Reader runs them
-// on the replication connection before START_REPLICATION; snapshot queries
-// must run them too.
-var DisplaySettings = []string{
-	"SET bytea_output = 'hex'",
-	"SET DateStyle = 'ISO, DMY'",
-	"SET TimeZone = 'UTC'",
-	"SET extra_float_digits = 1",
-	"SET IntervalStyle = 'iso_8601'",
-}
+// displaySettings sets the session settings under which Postgres formats
+// values the way Electric serves them (protocol §8.1), in one round trip.
+// The Reader runs it on the replication connection before
+// START_REPLICATION; snapshot queries run it too (localDisplaySettings).
+const displaySettings = "SET bytea_output = 'hex'; SET DateStyle = 'ISO, DMY'; SET TimeZone = 'UTC'; " +
+	"SET extra_float_digits = 1; SET IntervalStyle = 'iso_8601'"
+
+// localDisplaySettings is displaySettings for one transaction.
+func localDisplaySettings() string { return strings.ReplaceAll(displaySettings, "SET ", "SET LOCAL ") }
 
 // ErrSlotMissing is returned by Run when the replication slot does not
 // exist (it was dropped, or Setup was not called). Streaming cannot resume:
@@ -295,10 +293,8 @@ func (r *Reader) session(ctx context.Context, h Handler, dec *Decoder) (started 
 	if err != nil {
 		return false, err
 	}
-	for _, set := range DisplaySettings {
-		if _, err := conn.Exec(ctx, set).ReadAll(); err != nil {
-			return false, fmt.Errorf("%s: %w", set, err)
-		}
+	if _, err := conn.Exec(ctx, displaySettings).ReadAll(); err != nil {
+		return false, fmt.Errorf("%s: %w", displaySettings, err)
 	}
 	start, err := r.slotPosition(ctx, conn)
 	if err != nil {

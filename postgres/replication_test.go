@@ -193,10 +193,8 @@ func replTerminateWalsender(t *testing.T, conn *pgx.Conn, slot string) {
 func replExpectRow(t *testing.T, conn *pgx.Conn, rel *volt.Relation, id string) []volt.Value {
 	t.Helper()
 	ctx := context.Background()
-	for _, s := range DisplaySettings {
-		if _, err := conn.Exec(ctx, s); err != nil {
-			t.Fatal(err)
-		}
+	if _, err := conn.Exec(ctx, displaySettings); err != nil {
+		t.Fatal(err)
 	}
 	cols := make([]string, len(rel.Columns))
 	for i, c := range rel.Columns {

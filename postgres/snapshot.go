@@ -33,9 +33,6 @@ type SnapshotQuery struct {
 	Offset  int
 }
 
-// localSettings applies DisplaySettings to one transaction, in one round trip.
-var localSettings = strings.ReplaceAll(strings.Join(DisplaySettings, "; "), "SET ", "SET LOCAL ")
-
 // Snapshotter reads shapes' initial rows in REPEATABLE READ transactions.
 type Snapshotter struct {
 	Pool *pgxpool.Pool
@@ -51,7 +48,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(S
 		return fmt.Errorf("begin snapshot: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, localSettings); err != nil {
+	if _, err := tx.Exec(ctx, localDisplaySettings()); err != nil {
 		return fmt.Errorf("snapshot settings: %w", err)
 	}
 	var snap string
