@@ -3,6 +3,8 @@ package client
 import (
 	"encoding/json"
 	"strconv"
+
+	"github.com/voltsync/volt"
 )
 
 // Event is one item of a Batch: *Change, *UpToDate, *SnapshotEnd or
@@ -57,10 +59,10 @@ type UpToDate struct {
 
 // SnapshotEnd ends the initial snapshot and tells which transactions it
 // includes (as pg_current_snapshot() of the snapshot transaction): those
-// with xid < Xmin, and those with xid < Xmax that are not in Xip.
+// with xid < Xmin, and those with xid < Xmax that are not in Xip
+// (Snapshot.Visible).
 type SnapshotEnd struct {
-	Xmin, Xmax uint64
-	Xip        []uint64
+	volt.Snapshot
 }
 
 // MustRefetch says the shape was replaced: the stream starts again from
@@ -108,12 +110,12 @@ func decodeMessage(raw []byte, schema Schema) (Event, error) {
 		return decodeChange(&m, schema)
 	}
 	switch h := &m.Headers; h.Control {
-	case "up-to-date":
+	case volt.ControlUpToDate:
 		lsn, err := parseLSN(h.GlobalLSN)
 		return &UpToDate{LSN: lsn}, err
-	case "snapshot-end":
+	case volt.ControlSnapshotEnd:
 		return decodeSnapshotEnd(h.Xmin, h.Xmax, h.XipList)
-	case "must-refetch":
+	case volt.ControlMustRefetch:
 		return &MustRefetch{}, nil
 	}
 	return nil, nil
@@ -151,22 +153,11 @@ func decodeChange(m *wireMessage, schema Schema) (Event, error) {
 }
 
 func decodeSnapshotEnd(xmin, xmax string, xip []string) (Event, error) {
-	var se SnapshotEnd
-	var err error
-	if se.Xmin, err = strconv.ParseUint(xmin, 10, 64); err != nil {
-		return nil, protocolErrorf("snapshot-end xmin %q", xmin)
+	snap, err := volt.ParseSnapshot(xmin, xmax, xip)
+	if err != nil {
+		return nil, protocolErrorf("snapshot-end %v", err)
 	}
-	if se.Xmax, err = strconv.ParseUint(xmax, 10, 64); err != nil {
-		return nil, protocolErrorf("snapshot-end xmax %q", xmax)
-	}
-	for _, s := range xip {
-		x, err := strconv.ParseUint(s, 10, 64)
-		if err != nil {
-			return nil, protocolErrorf("snapshot-end xip %q", s)
-		}
-		se.Xip = append(se.Xip, x)
-	}
-	return &se, nil
+	return &SnapshotEnd{snap}, nil
 }
 
 // parseLSN parses a decimal LSN; "" is 0.

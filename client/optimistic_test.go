@@ -52,7 +52,7 @@ func optimisticRun(t *testing.T, seed uint64) {
 	tr := &chanTransport{reqs: make(chan *pendingReq)}
 	w := fakeWriter(t, tr, WriterOptions{})
 	sh := itemsShape(t)
-	sh.apply(Batch{Events: []Event{&SnapshotEnd{Xmin: 100, Xmax: 100}, &UpToDate{}}})
+	sh.apply(Batch{Events: []Event{&SnapshotEnd{volt.Snapshot{Xmin: 100, Xmax: 100}}, &UpToDate{}}})
 	o, err := NewOptimistic(OptimisticOptions{Writer: w, Shapes: []*Shape{sh}})
 	if err != nil {
 		t.Fatal(err)
@@ -108,7 +108,7 @@ func optimisticRun(t *testing.T, seed uint64) {
 		for _, id := range slices.Sorted(maps.Keys(db.rows)) {
 			evs = append(evs, &Change{Key: itemKey(id), Operation: Insert, Value: db.rows[id].clone()})
 		}
-		evs = append(evs, &SnapshotEnd{Xmin: uint64(db.xid) + 1, Xmax: uint64(db.xid) + 1})
+		evs = append(evs, &SnapshotEnd{volt.Snapshot{Xmin: uint64(db.xid) + 1, Xmax: uint64(db.xid) + 1}})
 		delivered.Store(int64(len(db.log)))
 		db.mu.Unlock()
 		sh.apply(Batch{Events: []Event{&MustRefetch{}}})

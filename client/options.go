@@ -126,21 +126,21 @@ func (o *ShapeOptions) shapeQuery(q url.Values) {
 			q.Set(k, v)
 		}
 	}
-	set("table", o.Table)
-	set("where", o.Where)
+	set(volt.ParamTable, o.Table)
+	set(volt.ParamWhere, o.Where)
 	for i, p := range o.Params {
-		q.Set("params["+strconv.Itoa(i+1)+"]", p)
+		q.Set(volt.ParamParams+"["+strconv.Itoa(i+1)+"]", p)
 	}
 	if len(o.Columns) > 0 {
 		quoted := make([]string, len(o.Columns))
 		for i, c := range o.Columns {
 			quoted[i] = quoteIdent(c)
 		}
-		q.Set("columns", strings.Join(quoted, ","))
+		q.Set(volt.ParamColumns, strings.Join(quoted, ","))
 	}
-	set("replica", o.Replica)
-	set("log", o.Log)
-	set("secret", o.Secret)
+	set(volt.ParamReplica, o.Replica)
+	set(volt.ParamLog, o.Log)
+	set(volt.ParamSecret, o.Secret)
 }
 
 func quoteIdent(s string) string {

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/testseed"
 )
 
@@ -179,49 +180,6 @@ func TestShapeRowsAreCopies(t *testing.T) {
 	}
 }
 
-func TestXid8AndVisibility(t *testing.T) {
-	const e = 1 << 32
-	tests := []struct {
-		xid  uint32
-		ref  uint64
-		want uint64
-	}{
-		{100, 105, 100},
-		{110, 105, 110},                    // a later xid of the same epoch
-		{4294967290, e + 10, 4294967290},   // before the wrap
-		{3, e + 10, e + 3},                 // after it
-		{3, e - 5, e + 3},                  // xmax before the wrap, xid after: future
-		{4294967290, 10, 4294967290},       // epoch 0 cannot go back: future
-		{5, 3*e + 1<<31 + 10, 3*e + e + 5}, // more than 2³¹ behind is ahead
-	}
-	for _, tt := range tests {
-		if got := Xid8(tt.xid, tt.ref); got != tt.want {
-			t.Errorf("Xid8(%d, %d) = %d, want %d", tt.xid, tt.ref, got, tt.want)
-		}
-	}
-	// A snapshot taken just after the 32-bit counter wrapped (epoch 1).
-	se := &SnapshotEnd{Xmin: e + 5, Xmax: e + 10, Xip: []uint64{e + 7}}
-	for xid, want := range map[uint32]bool{
-		4294967290: true,  // committed in epoch 0
-		3:          true,  // < xmin
-		5:          true,  // = xmin, not in progress
-		7:          false, // in progress
-		8:          true,
-		10:         false, // = xmax
-		12:         false, // later
-	} {
-		if got := se.Visible(xid); got != want {
-			t.Errorf("epoch-1 snapshot: Visible(%d) = %v, want %v", xid, got, want)
-		}
-	}
-	// Just before the wrap: xid 2 belongs to the next epoch and is not
-	// visible, although 2 < xmin as 32-bit numbers.
-	se = &SnapshotEnd{Xmin: e - 20, Xmax: e - 10}
-	if se.Visible(2) || !se.Visible(uint32(e-30)) || se.Visible(uint32(e-15)) == false {
-		t.Error("visibility across the wrap")
-	}
-}
-
 func TestAwaitTxid(t *testing.T) {
 	sh := newTestShape(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -239,7 +197,7 @@ func TestAwaitTxid(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	sh.apply(Batch{Events: []Event{&SnapshotEnd{Xmin: 100, Xmax: 105, Xip: []uint64{103}}}})
+	sh.apply(Batch{Events: []Event{&SnapshotEnd{volt.Snapshot{Xmin: 100, Xmax: 105, Xip: []uint64{103}}}}})
 	if err := sh.AwaitTxid(ctx, 99); err != nil {
 		t.Errorf("xid before xmin: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/backoff"
 )
 
@@ -49,7 +50,7 @@ func (s *Stream) followSSE(ctx context.Context, fn func(Batch) error) error {
 		return err
 	}
 	s.mu.Lock()
-	if c := resp.Header.Get("electric-cursor"); c != "" {
+	if c := resp.Header.Get(volt.HeaderCursor); c != "" {
 		s.cursor = c
 	}
 	s.mu.Unlock()

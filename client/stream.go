@@ -200,21 +200,21 @@ func (s *Stream) requestURL(live, sse bool) string {
 	q := u.Query()
 	s.opts.shapeQuery(q)
 	s.mu.Lock()
-	q.Set("offset", s.offset)
+	q.Set(volt.ParamOffset, s.offset)
 	if s.handle != "" {
-		q.Set("handle", s.handle)
+		q.Set(volt.ParamHandle, s.handle)
 	}
 	if s.expired != "" {
-		q.Set("expired_handle", s.expired)
+		q.Set(volt.ParamExpiredHandle, s.expired)
 	}
 	if live {
-		q.Set("live", "true")
-		q.Set("cursor", s.cursor)
+		q.Set(volt.ParamLive, "true")
+		q.Set(volt.ParamCursor, s.cursor)
 	}
 	s.mu.Unlock()
 	if sse {
-		q.Set("live_sse", "true")
-		q.Set("experimental_live_sse", "true")
+		q.Set(volt.ParamLiveSSE, "true")
+		q.Set(volt.ParamExperimentalLiveSSE, "true")
 	}
 	u.RawQuery = q.Encode() // sorted, as CDNs like it
 	return u.String()
@@ -256,7 +256,7 @@ func (s *Stream) retryWait(ctx context.Context, status int, h http.Header, body 
 var errEmptyAnswer = errors.New("empty answer without electric headers")
 
 func emptyAnswer(status int, h http.Header, body []byte) bool {
-	return status == http.StatusOK && len(body) == 0 && h.Get("electric-offset") == ""
+	return status == http.StatusOK && len(body) == 0 && h.Get(volt.HeaderOffset) == ""
 }
 
 // ok reports whether a status ends the retry loop with a usable answer.
@@ -344,7 +344,7 @@ func (s *Stream) handleAnswer(ctx context.Context, status int, h http.Header, bo
 	}
 	s.mu.Lock()
 	s.handle, s.offset = handle, offset
-	if c := h.Get("electric-cursor"); c != "" {
+	if c := h.Get(volt.HeaderCursor); c != "" {
 		s.cursor = c
 	}
 	s.live = s.live || b.UpToDate()
@@ -369,7 +369,7 @@ func (s *Stream) checkProgress(ctx context.Context, offset string, upToDate bool
 // positionHeaders returns the electric-handle and electric-offset headers
 // every 200 answer carries.
 func positionHeaders(h http.Header) (handle, offset string, err error) {
-	handle, offset = h.Get("electric-handle"), h.Get("electric-offset")
+	handle, offset = h.Get(volt.HeaderHandle), h.Get(volt.HeaderOffset)
 	if handle == "" || offset == "" {
 		return "", "", protocolErrorf("answer without electric-handle or electric-offset header")
 	}
@@ -384,7 +384,7 @@ func positionHeaders(h http.Header) (handle, offset string, err error) {
 func (s *Stream) adoptSchema(h http.Header) (Schema, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v := h.Get("electric-schema"); v != "" {
+	if v := h.Get(volt.HeaderSchema); v != "" {
 		schema, err := ParseSchema(v)
 		if err != nil {
 			return nil, err
@@ -397,7 +397,7 @@ func (s *Stream) adoptSchema(h http.Header) (Schema, error) {
 // refetch answers a 409: start again from -1 with the new handle, after
 // telling fn.
 func (s *Stream) refetch(h http.Header, fn func(Batch) error) error {
-	newHandle := h.Get("electric-handle")
+	newHandle := h.Get(volt.HeaderHandle)
 	s.mu.Lock()
 	if s.handle != "" && s.handle != newHandle {
 		s.expired = s.handle

@@ -1,36 +1,5 @@
 package client
 
-// Xid8 rebuilds the 64-bit transaction id of a 32-bit xid from a 64-bit
-// reference xid (a snapshot's xmax): the xid8 nearest to ref with those low
-// 32 bits. Postgres keeps every live xid within 2³¹ of the current one,
-// so this is exact across wraparound of the 32-bit counter.
-func Xid8(xid uint32, ref uint64) uint64 {
-	x := int64(ref) + int64(int32(xid-uint32(ref)))
-	if x < 0 { // before the first epoch: it can only be a future xid
-		x += 1 << 32
-	}
-	return uint64(x)
-}
-
-// Visible reports whether the transaction with 32-bit id xid is visible
-// in the snapshot: committed before it was taken (xid < xmin, or
-// xid < xmax and not in progress).
-func (se *SnapshotEnd) Visible(xid uint32) bool {
-	x := Xid8(xid, se.Xmax)
-	if x < se.Xmin {
-		return true
-	}
-	if x >= se.Xmax {
-		return false
-	}
-	for _, ip := range se.Xip {
-		if ip == x {
-			return false
-		}
-	}
-	return true
-}
-
 // maxSeenTxids bounds the memory of txids seen in changes; the oldest are
 // forgotten first.
 const maxSeenTxids = 1 << 16

@@ -262,7 +262,7 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 	}
 	if opts.Secret != "" {
 		q := u.Query()
-		q.Set("secret", opts.Secret)
+		q.Set(volt.ParamSecret, opts.Secret)
 		u.RawQuery = q.Encode()
 	}
 	if opts.HTTPClient == nil {
