@@ -38,7 +38,7 @@ type tableLookup struct {
 // Table returns the definition of schema.name from the catalog, or an
 // error wrapping ErrTableNotFound. Concurrent lookups of one table share
 // one catalog query (run under the cache's lifetime, so a caller that
-// gives up does not fail the others).
+// gives up does not fail the others; Close waits for it).
 func (c *Cache) Table(ctx context.Context, schema, name string) (*volt.Table, error) {
 	key := [2]string{schema, name}
 	tl := &c.lookups
@@ -52,7 +52,9 @@ func (c *Cache) Table(ctx context.Context, schema, name string) (*volt.Table, er
 		}
 		l = &tableLookup{done: make(chan struct{})}
 		tl.running[key] = l
+		c.wg.Add(1)
 		go func() {
+			defer c.wg.Done()
 			l.table, l.err = c.Inspector.Table(c.ctx, schema, name)
 			tl.mu.Lock()
 			delete(tl.running, key)
