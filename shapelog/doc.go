@@ -13,8 +13,6 @@
 //	<store>/<handle>/snapshot.idx  one 16-byte record per sealed snapshot chunk
 //	<store>/<handle>/live.dat      live entries (live records); created by the first Append
 //	<store>/<handle>/live.idx      one 32-byte record per durable sealed live chunk; created with live.dat
-//	<store>/<handle>/meta/<name>   metadata written by WriteMeta (tmp+fsync+rename; the
-//	                               directory is made on first use)
 //	<store>/.<handle>.creating     a Create in progress (removed by OpenStore)
 //	<store>/.<handle>.deleting-*   a Delete in progress (removed by OpenStore)
 //
@@ -58,8 +56,7 @@
 //	len     uint32   JSON length
 //	lsn     uint64   offset: commit LSN
 //	op      uint64   offset: op index
-//	flags   uint8    0x80 | 0x01 on the last entry of an Append call (a transaction end;
-//	                 AppendFragment writes entries without it)
+//	flags   uint8    0x80 | 0x01 on the last entry of an Append call (a transaction end)
 //	json    [len]byte
 //
 // Live chunks: the JSON bytes since the chunk start are summed; when the
@@ -88,8 +85,7 @@
 // holds half a transaction, and the boundaries of the scanned tail are
 // recomputed and appended to the index. After a clean Close the scan
 // covers only the open chunk; after a crash it covers at most the data
-// appended since the last completed Sync (plus the open chunk, and a
-// transaction left unfinished by AppendFragment). Memory per
+// appended since the last completed Sync (plus the open chunk). Memory per
 // log is constant plus a sparse index of the open chunk (one point per
 // 16 KiB).
 //
@@ -109,7 +105,6 @@
 // byte ranges that the writers never modify again; entries become visible
 // when Append returns. Read returns a page's entries in memory; Locate
 // returns where they are, for Page.Each to stream them through a small
-// buffer. Changed returns a channel that is closed (and replaced) on every
-// change, for long polling; OnChange registers a callback for the same
-// moments.
+// buffer. OnChange registers a callback for every change (new snapshot
+// chunk, snapshot end, new live entries), for long polling.
 package shapelog

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/voltsync/volt"
@@ -166,4 +167,23 @@ func newFastStore(t testing.TB, chunk int) *Store {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// watchChanges registers l's OnChange callback and returns a function that
+// gives a channel the next change closes: take it before reading to miss
+// no change.
+func watchChanges(l *Log) func() <-chan struct{} {
+	var mu sync.Mutex
+	ch := make(chan struct{})
+	l.OnChange(func() {
+		mu.Lock()
+		close(ch)
+		ch = make(chan struct{})
+		mu.Unlock()
+	})
+	return func() <-chan struct{} {
+		mu.Lock()
+		defer mu.Unlock()
+		return ch
+	}
 }

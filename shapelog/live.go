@@ -57,12 +57,11 @@ func (c *chunker) add(pos, recLen int64, jsonLen int, off volt.Offset, txEnd boo
 
 // liveWriter is the live writer's private state (guarded by wmu).
 type liveWriter struct {
-	size      int64 // bytes written to the live file
-	ck        chunker
-	latest    volt.Offset
-	hasLive   bool
-	lastTxLSN uint64 // commit LSN of the last complete transaction
-	buf       []byte
+	size    int64 // bytes written to the live file
+	ck      chunker
+	latest  volt.Offset
+	hasLive bool
+	buf     []byte
 }
 
 // Append writes the entries of one transaction. Offsets must be real
@@ -70,17 +69,7 @@ type liveWriter struct {
 // entry. The entries are readable when Append returns and durable after
 // the next Sync. After an I/O error the Log refuses further writes; close
 // and reopen it to recover.
-func (l *Log) Append(entries ...Entry) error { return l.append(entries, true) }
-
-// AppendFragment writes entries of a transaction that continues in later
-// calls, so a huge transaction need not be held in memory at once; the
-// final part must be written with Append. The entries are readable at
-// once, but until that final Append a crash drops the whole transaction,
-// even after a Sync (Open truncates the log back to the last transaction
-// end).
-func (l *Log) AppendFragment(entries ...Entry) error { return l.append(entries, false) }
-
-func (l *Log) append(entries []Entry, endsTx bool) error {
+func (l *Log) Append(entries ...Entry) error {
 	l.wmu.Lock()
 	defer l.wmu.Unlock()
 	if err := l.failed(); err != nil {
@@ -102,7 +91,7 @@ func (l *Log) append(entries []Entry, endsTx bool) error {
 	pos := w.size
 	var sealed []chunkRec
 	for i, e := range entries {
-		txEnd := endsTx && i == len(entries)-1
+		txEnd := i == len(entries)-1
 		start := len(w.buf)
 		w.buf = appendLiveRecord(w.buf, e.Offset, e.JSON, txEnd)
 		recLen := int64(len(w.buf) - start)
@@ -118,9 +107,6 @@ func (l *Log) append(entries []Entry, endsTx bool) error {
 		w.buf = nil
 	}
 	w.size, w.latest, w.hasLive = pos, entries[len(entries)-1].Offset, true
-	if endsTx {
-		w.lastTxLSN = w.latest.LSN
-	}
 	l.publishLive(sealed)
 	return nil
 }
@@ -154,7 +140,7 @@ func (l *Log) publishLive(sealed []chunkRec) {
 			v.lastSealed = sealed[len(sealed)-1]
 		}
 		v.tailStart, v.tail = w.ck.start, w.ck.tail
-		v.latest, v.hasLive, v.lastTxLSN = w.latest, w.hasLive, w.lastTxLSN
+		v.latest, v.hasLive = w.latest, w.hasLive
 	})
 }
 

@@ -14,7 +14,7 @@ import (
 //
 // One goroutine may write the snapshot (AppendSnapshot, FinishSnapshot)
 // while another writes live entries (Append, Sync); the two may overlap.
-// Any number of goroutines may call Read, Latest, Changed and the other
+// Any number of goroutines may call Read, Latest and the other
 // accessors concurrently with the writers.
 type Log struct {
 	store      *Store
@@ -22,13 +22,12 @@ type Log struct {
 	dir        string
 	chunkBytes int64
 
-	// mu guards v, changed and fail: the state readers see.
-	mu      sync.Mutex
-	v       view
-	changed chan struct{}
-	fail    error
-	// onChange is called (under mu) whenever changed is closed for new
-	// content; see OnChange.
+	// mu guards v and fail: the state readers see.
+	mu   sync.Mutex
+	v    view
+	fail error
+	// onChange is called (under mu) whenever new content is published;
+	// see OnChange.
 	onChange func()
 
 	// Lock order: smu, wmu, syncMu, mu.
@@ -74,7 +73,6 @@ type view struct {
 	tail       []tailPoint
 	latest     volt.Offset // last live entry, or SnapshotEnd
 	hasLive    bool
-	lastTxLSN  uint64
 }
 
 // sealedCount is the number of sealed live chunks.
@@ -92,7 +90,7 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 		}
 		flags = os.O_RDWR
 	}
-	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, changed: make(chan struct{}), syncedEnd: -1}
+	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, syncedEnd: -1}
 	files := []**os.File{&l.snap, &l.snapIdx}
 	names := []string{snapFile, snapIdxFile}
 	for i, name := range names {
@@ -146,17 +144,13 @@ func (l *Log) load() view {
 	return l.v
 }
 
-// publish applies fn to the published state and wakes Changed waiters.
+// publish applies fn to the published state and tells OnChange's callback.
 func (l *Log) publish(fn func(v *view)) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	fn(&l.v)
-	if !l.v.closed {
-		close(l.changed)
-		l.changed = make(chan struct{})
-		if l.onChange != nil {
-			l.onChange()
-		}
+	if !l.v.closed && l.onChange != nil {
+		l.onChange()
 	}
 }
 
@@ -178,7 +172,8 @@ func (l *Log) Unsynced() {
 }
 
 // OnChange registers fn to be called whenever new content becomes
-// readable (the moments Changed's channel is closed, except Close). It
+// readable: a snapshot chunk is sealed, the snapshot completes or appended
+// live entries become readable (not on Close). It
 // lets an owner that closes idle logs wake its own waiters. fn runs with
 // the log's internal lock held: it must not call back into the log.
 func (l *Log) OnChange(fn func()) {
@@ -209,31 +204,20 @@ func (l *Log) setFail(err error) error {
 
 func (l *Log) isClosed() bool { return l.load().closed }
 
-// Changed returns a channel that is closed the next time a snapshot chunk
-// is sealed, the snapshot completes, appended live entries become readable
-// or the log is closed. Take the channel before calling Read to avoid
-// missing a change.
-func (l *Log) Changed() <-chan struct{} {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.changed
-}
-
 // Latest returns the offset of the last live entry, or volt.SnapshotEnd
 // (0_inf) when there is none.
 func (l *Log) Latest() volt.Offset { return l.load().latest }
 
-// LastTxLSN returns the commit LSN of the last complete transaction (0 if
-// none). It differs from Latest().LSN only while a transaction written
-// with AppendFragment is unfinished.
-func (l *Log) LastTxLSN() uint64 { return l.load().lastTxLSN }
+// LastTxLSN returns the commit LSN of the last transaction (0 if none):
+// every Append is a whole transaction, so it is Latest's LSN.
+func (l *Log) LastTxLSN() uint64 { return l.load().latest.LSN }
 
 // SnapshotComplete reports whether FinishSnapshot has made the snapshot
 // durable.
 func (l *Log) SnapshotComplete() bool { return l.load().snapComplete }
 
-// Close syncs the live log, closes the files and wakes all Changed
-// waiters; later calls return ErrClosed. An unfinished snapshot is lost.
+// Close syncs the live log and closes the files; later calls return
+// ErrClosed. An unfinished snapshot is lost.
 func (l *Log) Close() error {
 	err := l.close()
 	l.store.forget(l.handle, l)
@@ -251,7 +235,6 @@ func (l *Log) close() error {
 	err := errors.Join(l.syncSnapLocked(), l.Sync())
 	l.mu.Lock()
 	l.v.closed = true
-	close(l.changed)
 	l.mu.Unlock()
 	if cerr := l.closeFiles(); err == nil {
 		err = cerr

@@ -169,7 +169,8 @@ func TestPagingEmptySnapshot(t *testing.T) {
 
 func TestPagingSnapshotInProgress(t *testing.T) {
 	l := mustCreate(t, newStore(t, 10), "h")
-	ch := l.Changed()
+	changed := watchChanges(l)
+	ch := changed()
 	for _, row := range []string{"123456789", "ab"} { // 10 → sealed; "ab" open
 		if err := l.AppendSnapshot([]byte(row)); err != nil {
 			t.Fatal(err)
@@ -178,7 +179,7 @@ func TestPagingSnapshotInProgress(t *testing.T) {
 	select {
 	case <-ch:
 	default:
-		t.Error("Changed not closed after a snapshot chunk was sealed")
+		t.Error("no change after a snapshot chunk was sealed")
 	}
 	mustAppend(t, l, tx{{off(5, 0), []byte("live")}})
 	runReadCases(t, l, []readCase{
@@ -187,14 +188,14 @@ func TestPagingSnapshotInProgress(t *testing.T) {
 		{after: "0_1", pending: true},
 		{after: "0_inf", want: page{"live", "5_0", true}},
 	})
-	ch = l.Changed()
+	ch = changed()
 	if err := l.FinishSnapshot([]byte("E")); err != nil {
 		t.Fatal(err)
 	}
 	select {
 	case <-ch:
 	default:
-		t.Error("Changed not closed after FinishSnapshot")
+		t.Error("no change after FinishSnapshot")
 	}
 	runReadCases(t, l, []readCase{
 		{after: "0_0", want: page{"ab|E", "0_1", false}},

@@ -10,7 +10,7 @@ import (
 )
 
 // ErrSnapshotPending is returned by Read when the requested snapshot chunk
-// is not sealed yet; wait on Changed and retry.
+// is not sealed yet; wait for OnChange's callback and retry.
 var ErrSnapshotPending = errors.New("shapelog: snapshot chunk not ready")
 
 // ReadResult is the answer to one Read.

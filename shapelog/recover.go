@@ -105,18 +105,18 @@ func (l *Log) rebuildTail(base chunkRec, end int64, latest volt.Offset) error {
 			return err
 		}
 	}
-	hasLive, lastTx := end > 0, latest.LSN
+	hasLive := end > 0
 	if !hasLive {
-		latest, lastTx = volt.SnapshotEnd, 0
+		latest = volt.SnapshotEnd
 	}
-	l.lw = liveWriter{size: end, ck: ck, latest: latest, hasLive: hasLive, lastTxLSN: lastTx}
+	l.lw = liveWriter{size: end, ck: ck, latest: latest, hasLive: hasLive}
 	last := base
 	if len(sealed) > 0 {
 		last = sealed[len(sealed)-1]
 	}
 	l.v.liveEnd, l.v.idxCount, l.v.lastSealed = end, l.idxRecs, last
 	l.v.tailStart, l.v.tail = ck.start, ck.tail
-	l.v.latest, l.v.hasLive, l.v.lastTxLSN = latest, hasLive, lastTx
+	l.v.latest, l.v.hasLive = latest, hasLive
 	return nil
 }
 

@@ -22,7 +22,6 @@ const (
 	snapIdxFile = "snapshot.idx"
 	liveFile    = "live.dat"
 	liveIdxFile = "live.idx"
-	metaDir     = "meta"
 	formatMagic = "volt-shapelog 1"
 )
 
@@ -310,4 +309,36 @@ func readFormat(dir string) (int64, error) {
 		return 0, fmt.Errorf("shapelog: bad format file in %s", dir)
 	}
 	return chunk, nil
+}
+
+// syncDir fsyncs a directory so that entries created, renamed or removed in
+// it are durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = fsync(d)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// validName accepts handles and metadata names: 1–200 characters from
+// [A-Za-z0-9._-], not starting with a dot.
+func validName(s string) error {
+	if s == "" || len(s) > 200 || s[0] == '.' {
+		return fmt.Errorf("shapelog: invalid name %q", s)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case c == '.' || c == '_' || c == '-':
+		default:
+			return fmt.Errorf("shapelog: invalid name %q", s)
+		}
+	}
+	return nil
 }

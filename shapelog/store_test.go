@@ -59,12 +59,6 @@ func TestStoreRejectsBadNames(t *testing.T) {
 			t.Errorf("Create(%q) succeeded", h)
 		}
 	}
-	l := mustCreate(t, s, "h")
-	for _, name := range []string{"", "../format", "x/y", ".tmp"} {
-		if err := l.WriteMeta(name, []byte("x")); err == nil {
-			t.Errorf("WriteMeta(%q) succeeded", name)
-		}
-	}
 }
 
 func TestStoreCleansLeftovers(t *testing.T) {
@@ -83,31 +77,6 @@ func TestStoreCleansLeftovers(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
 		t.Errorf("leftovers remain: %v", ents)
-	}
-}
-
-func TestMeta(t *testing.T) {
-	s := newStore(t, 10)
-	l := mustCreate(t, s, "h")
-	if _, err := l.ReadMeta("shape"); !errors.Is(err, fs.ErrNotExist) {
-		t.Errorf("ReadMeta of a missing file: %v", err)
-	}
-	for _, v := range []string{"first", "second, longer value"} {
-		if err := l.WriteMeta("shape", []byte(v)); err != nil {
-			t.Fatal(err)
-		}
-		if got, err := l.ReadMeta("shape"); err != nil || string(got) != v {
-			t.Errorf("ReadMeta = %q, %v; want %q", got, err, v)
-		}
-	}
-	l.Close()
-	l = mustOpen(t, s, "h")
-	if got, _ := l.ReadMeta("shape"); string(got) != "second, longer value" {
-		t.Errorf("ReadMeta after reopen = %q", got)
-	}
-	ents, _ := os.ReadDir(filepath.Join(l.dir, metaDir))
-	if len(ents) != 1 {
-		t.Errorf("meta dir holds %d files, want 1 (temporary files left?)", len(ents))
 	}
 }
 
