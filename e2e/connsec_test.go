@@ -205,18 +205,7 @@ func TestSlowWriteOutlastsBodyTimeout(t *testing.T) {
 	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY, title text NOT NULL)`, `INSERT INTO todos VALUES ('a', 'old')`)
 	v := startVolt(t, db, "VOLT_INSECURE_WRITES=true", "VOLT_BODY_TIMEOUT=300ms")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `SELECT * FROM todos WHERE id = 'a' FOR UPDATE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockholdBegin(t, db, `SELECT * FROM todos WHERE id = 'a' FOR UPDATE`)
 	released := make(chan error, 1)
 	go func() {
 		time.Sleep(1500 * time.Millisecond) // well past the body timeout

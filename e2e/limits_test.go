@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt/internal/pgtest"
 )
 
@@ -58,18 +57,7 @@ func TestAdmissionControl(t *testing.T) {
 	// Initial requests are held while a new shape's snapshot waits for a
 	// table lock; a third one is refused.
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockholdBegin(t, db, `LOCK TABLE items IN ACCESS EXCLUSIVE MODE`)
 	// They retry when refused, as clients do, and the probe (an initial
 	// request that the lock does not hold) is refused only once both are in.
 	held := startAll(t, 2, v.shapeURL("table", "items", "offset", "-1", "where", "id > 1"), true)
