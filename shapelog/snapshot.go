@@ -31,11 +31,8 @@ type snapWriter struct {
 func (l *Log) AppendSnapshot(row []byte) error {
 	l.smu.Lock()
 	defer l.smu.Unlock()
-	if err := l.failed(); err != nil {
+	if err := l.snapWritable(); err != nil {
 		return err
-	}
-	if l.sw.complete {
-		return ErrSnapshotDone
 	}
 	if len(row) > maxEntrySize {
 		return fmt.Errorf("shapelog: snapshot row of %d bytes is too large", len(row))
@@ -51,16 +48,25 @@ func (l *Log) AppendSnapshot(row []byte) error {
 	return nil
 }
 
-// FinishSnapshot appends last (the snapshot-end control message) to the
-// last chunk, seals it, fsyncs the snapshot and durably marks it complete.
-func (l *Log) FinishSnapshot(last []byte) error {
-	l.smu.Lock()
-	defer l.smu.Unlock()
+// snapWritable returns why the snapshot takes no more rows, or nil (under
+// smu).
+func (l *Log) snapWritable() error {
 	if err := l.failed(); err != nil {
 		return err
 	}
 	if l.sw.complete {
 		return ErrSnapshotDone
+	}
+	return nil
+}
+
+// FinishSnapshot appends last (the snapshot-end control message) to the
+// last chunk, seals it, fsyncs the snapshot and durably marks it complete.
+func (l *Log) FinishSnapshot(last []byte) error {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	if err := l.snapWritable(); err != nil {
+		return err
 	}
 	if len(last) == 0 || len(last) > maxEntrySize {
 		return fmt.Errorf("shapelog: FinishSnapshot needs a control message (got %d bytes)", len(last))
