@@ -69,6 +69,9 @@ type Cache struct {
 
 	// shapes is the table state the shapes share and their handles' clock.
 	shapes shape.Registry
+	// slowSnapshot is how long a snapshot may take before its end is
+	// logged at info level (1 s; tests lower it).
+	slowSnapshot time.Duration
 
 	mu       sync.Mutex
 	byHandle map[string]*Entry
@@ -136,6 +139,7 @@ func (c *Cache) Open(ctx context.Context) error {
 		c.MaxQueuedSnapshots = DefaultMaxQueuedSnapshots
 	}
 	c.Compaction.defaults()
+	c.slowSnapshot = time.Second
 	c.byHandle = map[string]*Entry{}
 	c.byKey = map[string]*Entry{}
 	c.byRel = map[uint32]map[*Entry]struct{}{}

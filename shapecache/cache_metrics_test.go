@@ -140,7 +140,7 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// A snapshot slower than slowSnapshot is logged at info level with its
+// A snapshot slower than Cache.slowSnapshot is logged at info level with its
 // rows, bytes, time, handle and table; a fast one only at debug level.
 func TestSlowSnapshotIsLogged(t *testing.T) {
 	var logs syncBuffer
@@ -153,9 +153,7 @@ func TestSlowSnapshotIsLogged(t *testing.T) {
 	if strings.Contains(logs.String(), "snapshot complete") {
 		t.Fatalf("a fast snapshot was logged at info level:\n%s", logs.String())
 	}
-	saved := slowSnapshot
-	slowSnapshot = 0
-	t.Cleanup(func() { slowSnapshot = saved })
+	h.cache.slowSnapshot = 0 // before the next snapshot starts
 	slow := h.newShape("")
 	var line string
 	for _, l := range strings.Split(logs.String(), "\n") {

@@ -53,10 +53,6 @@ func (c *Cache) snapshot(e *Entry) {
 	close(e.ready)
 }
 
-// slowSnapshot is how long a snapshot may take before its end is logged at
-// info level (tests lower it).
-var slowSnapshot = time.Second
-
 func (c *Cache) takeSnapshot(e *Entry) error {
 	start := time.Now()
 	l, err := e.acquire()
@@ -109,7 +105,7 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	}
 	c.mu.Unlock()
 	c.requestFlush()
-	if d := time.Since(start); d > slowSnapshot {
+	if d := time.Since(start); d > c.slowSnapshot {
 		c.Logger.Info("snapshot complete", "handle", e.Handle, "table", s.Table.Schema+"."+s.Table.Name, "rows", rows, "bytes", bytes, "duration", d)
 	} else {
 		c.Logger.Debug("snapshot complete", "handle", e.Handle, "rows", rows, "bytes", bytes, "duration", d)
