@@ -176,10 +176,9 @@ func TestSyncErrorIsSticky(t *testing.T) {
 	s := newStore(t, 100)
 	l := mustCreate(t, s, "h")
 	mustAppend(t, l, tx{{off(1, 0), []byte("a")}})
-	saved := fsync
-	fsync = func(*os.File) error { return errors.New("EIO") }
+	s.syncFile = func(*os.File) error { return errors.New("EIO") }
 	err := l.Sync()
-	fsync = saved
+	s.syncFile = nil
 	if err == nil {
 		t.Fatal("Sync succeeded with a failing fsync")
 	}

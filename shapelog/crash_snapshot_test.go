@@ -62,8 +62,7 @@ func TestSnapshotUnfinishedAfterCrash(t *testing.T) {
 // snapshot counts as complete only with its final index record and all
 // its data intact.
 func TestSnapshotTornFinish(t *testing.T) {
-	noFsync(t)
-	s := newStore(t, 10)
+	s := noFsync(newStore(t, 10))
 	l := mustCreate(t, s, "h")
 	for _, row := range []string{"123456789", "abcdefghi", "xy"} {
 		if err := l.AppendSnapshot([]byte(row)); err != nil {
@@ -75,7 +74,7 @@ func TestSnapshotTornFinish(t *testing.T) {
 	}
 	l.Close()
 	f := &crashFixture{dir: l.dir}
-	work := newFastStore(t, 10)
+	work := noFsync(newFastStore(t, 10))
 	for _, file := range []string{snapIdxFile, snapFile} {
 		size := fileLen(t, filepath.Join(l.dir, file))
 		for cut := int64(0); cut <= size; cut++ {

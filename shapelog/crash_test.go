@@ -24,7 +24,7 @@ type crashFixture struct {
 // syncs and closes the log.
 func newCrashFixture(t *testing.T, r *rand.Rand, chunk, nTx, maxSize int) *crashFixture {
 	t.Helper()
-	s := newStore(t, chunk)
+	s := noFsync(newStore(t, chunk))
 	l := mustCreate(t, s, "c")
 	f := &crashFixture{dir: filepath.Join(s.dir, "c"), chunk: chunk, snap: &model{chunk: chunk}, r: r}
 	for _, row := range []string{"s1", "s2"} {
@@ -120,9 +120,8 @@ func fileLen(t *testing.T, path string) int64 {
 // positions inside sealed, indexed chunks) and checks recovery to the last
 // complete transaction.
 func TestCrashTruncateLiveEveryByte(t *testing.T) {
-	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
-	s := newFastStore(t, 40)
+	s := noFsync(newFastStore(t, 40))
 	size := fileLen(t, filepath.Join(f.dir, liveFile))
 	for cut := firstByte(f.r); cut <= size; cut += byteStep {
 		l := f.reopen(t, s, func(dir string) { truncateFile(t, filepath.Join(dir, liveFile), cut) })
@@ -137,9 +136,8 @@ func TestCrashTruncateLiveEveryByte(t *testing.T) {
 // TestCrashTruncateIndexEveryByte cuts live.idx at every byte: no data is
 // lost and the boundaries are recomputed identically.
 func TestCrashTruncateIndexEveryByte(t *testing.T) {
-	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
-	s := newFastStore(t, 40)
+	s := noFsync(newFastStore(t, 40))
 	size := fileLen(t, filepath.Join(f.dir, liveIdxFile))
 	if size < 3*liveIdxSize {
 		t.Fatalf("fixture has only %d index bytes", size)
@@ -167,9 +165,8 @@ func (f *crashFixture) flat() []Entry {
 // open chunk): recovery keeps exactly the transactions that end before the
 // damaged record.
 func TestCrashCorruptEveryByte(t *testing.T) {
-	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 1<<20, 12, 30)
-	s := newFastStore(t, 1<<20)
+	s := noFsync(newFastStore(t, 1<<20))
 	var starts []int64 // record start positions
 	var pos int64
 	for _, e := range f.flat() {
@@ -210,9 +207,8 @@ func flipByte(t *testing.T, path string, at int64) {
 // TestCrashCorruptLastIndexRecord damages each byte of the last index
 // record: it is dropped and recomputed.
 func TestCrashCorruptLastIndexRecord(t *testing.T) {
-	noFsync(t)
 	f := newCrashFixture(t, rand.New(rand.NewSource(testSeed(t))), 40, 14, 30)
-	s := newFastStore(t, 40)
+	s := noFsync(newFastStore(t, 40))
 	size := fileLen(t, filepath.Join(f.dir, liveIdxFile))
 	m, end := f.modelUpTo(1 << 62)
 	for p := size - liveIdxSize; p < size; p++ {
@@ -240,10 +236,9 @@ func TestCorruptSealedChunkIsReported(t *testing.T) {
 // TestCrashGarbageTail appends zeros, random bytes and a transaction
 // without its last entry to live.dat: all of it is dropped.
 func TestCrashGarbageTail(t *testing.T) {
-	noFsync(t)
 	r := rand.New(rand.NewSource(testSeed(t)))
 	f := newCrashFixture(t, r, 40, 10, 30)
-	s := newFastStore(t, 40)
+	s := noFsync(newFastStore(t, 40))
 	m, end := f.modelUpTo(1 << 62)
 	last := m.latest()
 	partial := appendLiveRecord(nil, off(last.LSN+5, 0), []byte("half"), false)

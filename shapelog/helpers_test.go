@@ -143,13 +143,12 @@ func copyDir(t testing.TB, src, dst string) {
 	}
 }
 
-// noFsync disables fsync for the rest of the test. Tests that simulate a
-// crash by editing the files see the page cache either way, so flushing it
-// to the disk only makes them slow on a busy machine.
-func noFsync(t testing.TB) {
-	saved := fsync
-	fsync = func(*os.File) error { return nil }
-	t.Cleanup(func() { fsync = saved })
+// noFsync makes s skip fsyncs and returns it. Tests that simulate a crash
+// by editing the files see the page cache either way, so flushing it to
+// the disk only makes them slow on a busy machine.
+func noFsync(s *Store) *Store {
+	s.syncFile = func(*os.File) error { return nil }
+	return s
 }
 
 // newFastStore is newStore in a tmpfs directory when one is available: the

@@ -87,9 +87,7 @@ func TestSyncAfterReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	var synced []string
-	saved := fsync
-	fsync = func(f *os.File) error { synced = append(synced, f.Name()); return nil }
-	t.Cleanup(func() { fsync = saved })
+	s.syncFile = func(f *os.File) error { synced = append(synced, f.Name()); return nil }
 
 	l = mustOpen(t, s, "h-1")
 	if err := l.Sync(); err != nil || len(synced) != 0 {

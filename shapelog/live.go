@@ -159,13 +159,13 @@ func (l *Log) Sync() error {
 	if v.liveEnd == 0 || v.liveEnd == l.syncedEnd && len(pend) == 0 {
 		return nil // nothing appended (no live files), or nothing since the last Sync
 	}
-	if err := fsync(l.live); err != nil {
+	if err := l.store.fsync(l.live); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: sync: %w", err))
 	}
 	if l.liveNew.Load() {
 		// The files were created by Append: their names must be durable
 		// too before anyone relies on what they hold.
-		if err := syncDir(l.dir); err != nil {
+		if err := l.store.syncDir(l.dir); err != nil {
 			return l.setFail(fmt.Errorf("shapelog: sync: %w", err))
 		}
 		l.liveNew.Store(false)
@@ -261,7 +261,7 @@ func (l *Log) writeIdx(recs []chunkRec) error {
 	if _, err := l.liveIdx.WriteAt(b, l.idxRecs*liveIdxSize); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: chunk index: %w", err))
 	}
-	if err := fsync(l.liveIdx); err != nil {
+	if err := l.store.fsync(l.liveIdx); err != nil {
 		return l.setFail(fmt.Errorf("shapelog: chunk index sync: %w", err))
 	}
 	l.idxRecs += int64(len(recs))

@@ -34,7 +34,6 @@ var chunkSizes = []int{1, 7, 40, 300, 5000, 40000}
 // the model, the chunk-size rules, and identical reads after a reopen and
 // after further appends.
 func TestPropertyRandomLogs(t *testing.T) {
-	noFsync(t)
 	r := rand.New(rand.NewSource(testSeed(t)))
 	for it := 0; it < *itersFlag; it++ {
 		chunk := chunkSizes[r.Intn(len(chunkSizes))]
@@ -46,7 +45,7 @@ func TestPropertyRandomLogs(t *testing.T) {
 }
 
 func propertyIteration(t *testing.T, r *rand.Rand, chunk int) {
-	s := newStore(t, chunk)
+	s := noFsync(newStore(t, chunk))
 	l := mustCreate(t, s, "h")
 	m := &model{chunk: chunk}
 	id := 0

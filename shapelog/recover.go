@@ -31,10 +31,10 @@ func (l *Log) recoverLive() error {
 	if err != nil {
 		return err
 	}
-	if err := truncateIfLonger(l.live, size, end, nil); err != nil {
+	if err := l.truncateIfLonger(l.live, size, end, nil); err != nil {
 		return err
 	}
-	if err := truncateIfLonger(l.liveIdx, idxSize, n*liveIdxSize, nil); err != nil {
+	if err := l.truncateIfLonger(l.liveIdx, idxSize, n*liveIdxSize, nil); err != nil {
 		return err
 	}
 	l.idxRecs = n
@@ -183,17 +183,12 @@ func fileSize(f *os.File) (int64, error) {
 
 // truncateIfLonger cuts f (of the given size) to want bytes and fsyncs it,
 // unless prev is an error, which it then returns.
-func truncateIfLonger(f *os.File, size, want int64, prev error) error {
+func (l *Log) truncateIfLonger(f *os.File, size, want int64, prev error) error {
 	if prev != nil || size <= want {
 		return prev
 	}
 	if err := f.Truncate(want); err != nil {
 		return err
 	}
-	return fsync(f)
+	return l.store.fsync(f)
 }
-
-// fsync flushes f to stable storage. Tests that simulate crashes by
-// editing files (and so do not depend on real durability) replace it to
-// run fast on a busy machine.
-var fsync = func(f *os.File) error { return f.Sync() }

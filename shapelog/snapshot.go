@@ -88,10 +88,10 @@ func (l *Log) syncSnapLocked() error {
 	if !l.sw.unsynced {
 		return nil
 	}
-	if err := fsync(l.snap); err != nil {
+	if err := l.store.fsync(l.snap); err != nil {
 		return l.setFail(err)
 	}
-	if err := fsync(l.snapIdx); err != nil {
+	if err := l.store.fsync(l.snapIdx); err != nil {
 		return l.setFail(err)
 	}
 	l.sw.unsynced = false
@@ -119,10 +119,10 @@ func (l *Log) sealSnap(final bool) error {
 	}
 	deferred := final && l.store.opts.DeferSnapshotSync
 	if final && !deferred {
-		if err := fsync(l.snap); err != nil {
+		if err := l.store.fsync(l.snap); err != nil {
 			return l.setFail(err)
 		}
-		if err := fsync(l.snapIdx); err != nil {
+		if err := l.store.fsync(l.snapIdx); err != nil {
 			return l.setFail(err)
 		}
 	}
@@ -131,7 +131,7 @@ func (l *Log) sealSnap(final bool) error {
 		return l.setFail(err)
 	}
 	if final && !deferred {
-		if err := fsync(l.snapIdx); err != nil {
+		if err := l.store.fsync(l.snapIdx); err != nil {
 			return l.setFail(err)
 		}
 	}
@@ -172,9 +172,9 @@ func (l *Log) recoverSnapshot() error {
 		if ok && complete && end <= dataSize {
 			l.sw = snapWriter{size: end, sealed: n, complete: true}
 			l.v.snapChunks, l.v.snapComplete = n, true
-			return truncateIfLonger(l.snapIdx, idxSize, n*snapIdxSize, truncateIfLonger(l.snap, dataSize, end, nil))
+			return l.truncateIfLonger(l.snapIdx, idxSize, n*snapIdxSize, l.truncateIfLonger(l.snap, dataSize, end, nil))
 		}
 	}
-	err = truncateIfLonger(l.snap, dataSize, 0, nil)
-	return truncateIfLonger(l.snapIdx, idxSize, 0, err)
+	err = l.truncateIfLonger(l.snap, dataSize, 0, nil)
+	return l.truncateIfLonger(l.snapIdx, idxSize, 0, err)
 }
