@@ -10,8 +10,9 @@ import (
 	"time"
 )
 
-// TestSecondInstanceOnSameStorage: a second volt serve on a storage
-// directory in use exits at once with one sentence naming the owner, and
+// TestSecondInstanceOnSameStorage: with -standby=false, a second volt
+// serve on a storage directory in use exits at once with one sentence
+// naming the owner, and
 // the first keeps serving; before, the second took the first one's
 // embedded Postgres for a leftover and stopped it, and the first answered
 // 503 from then on.
@@ -21,7 +22,7 @@ func TestSecondInstanceOnSameStorage(t *testing.T) {
 	defer cancel()
 	cmd := exec.CommandContext(ctx, voltBin, "serve")
 	cmd.Env = append(os.Environ(), "VOLT_STORAGE_DIR="+first.Storage, "VOLT_PORT="+strconv.Itoa(freePort(t)),
-		"VOLT_REPLICATION_STREAM_ID=second")
+		"VOLT_REPLICATION_STREAM_ID=second", "VOLT_STANDBY=false")
 	out, err := cmd.CombinedOutput()
 	if err == nil || ctx.Err() != nil {
 		t.Fatalf("the second instance did not exit with an error (err %v):\n%s", err, out)

@@ -73,7 +73,7 @@ func TestServeHelpListsDefaultsAndEnv(t *testing.T) {
 	}
 	help := errOut.String()
 	d := DefaultConfig()
-	for _, s := range d.settings() {
+	for _, s := range settings(&d) {
 		def := s.val.String()
 		if def == "" {
 			def = "none"

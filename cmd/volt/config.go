@@ -5,118 +5,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/voltsync/volt/httpapi"
-	"github.com/voltsync/volt/mutations"
-	"github.com/voltsync/volt/shapecache"
 )
-
-// Config is volt serve's configuration, from flags and environment.
-type Config struct {
-	DatabaseURL        string
-	Port               int
-	ListenHost         string
-	StorageDir         string
-	Secret             string
-	LongPollTimeout    time.Duration
-	SSETimeout         time.Duration
-	ChunkBytes         int
-	CacheMaxAge        int
-	CacheStaleAge      int
-	StreamID           string
-	AllowShapeDeletion bool
-	LogLevel           string
-	SchemaCheck        time.Duration
-	DBPoolSize         int
-	StartupGrace       time.Duration // how long an unreachable Postgres is retried at start
-	InsecureWrites     bool
-	// The write endpoint's own pool and request caps (mutations.Options).
-	WritePoolSize        int
-	MaxWriteTransactions int
-	MaxWriteMutations    int
-	WriteLSNWait         time.Duration
-	// Insecure lets volt serve shapes to anyone on a non-loopback address
-	// without a secret or read rules (listenHost).
-	Insecure bool
-	// AuthorizedCachePublic keeps "public" cache-control on responses to
-	// bearer requests (for a proxy that keys its cache per Authorization).
-	AuthorizedCachePublic bool
-	ShapeTokenTTL         time.Duration
-	// Back-pressure (httpapi.Config).
-	MaxShapes             int
-	MaxConcurrentInitial  int
-	MaxConcurrentExisting int
-	StallTimeout          time.Duration
-	MaxShapesPerPrincipal int
-	// Connections and browsers (httpapi.Config).
-	IdleTimeout   time.Duration
-	HeaderTimeout time.Duration
-	BodyTimeout   time.Duration
-	MaxConnsPerIP int
-	CORSOrigins   string // comma-separated; "" for the default
-	// Shape storage and upkeep (shapecache.Cache).
-	SnapshotConcurrency int // 0: half the pool
-	MaxQueuedSnapshots  int
-	MaxOpenLogs         int
-	ShapeTTL            time.Duration
-	CompactMinOps       int
-	CompactGrace        time.Duration
-	// MetricsPort serves Prometheus metrics at /metrics on a listener of
-	// its own, on the same host as the API (0: off).
-	MetricsPort int
-
-	// Authorisation of POST /v1/mutations (docs/AUTH.md).
-	AuthJWTSecret    string // HS256 secret
-	AuthJWTPublicKey string // PEM file path (or PEM text) of RS256/ES256 public keys
-	AuthIssuer       string
-	AuthAudience     string
-	Rules            string // rules file path
-}
-
-// DefaultConfig returns the configuration used when nothing is set.
-func DefaultConfig() Config {
-	return Config{
-		Port:            3000,
-		StorageDir:      "./volt-data",
-		LongPollTimeout: httpapi.DefaultLongPollTimeout,
-		SSETimeout:      httpapi.DefaultSSETimeout,
-		ChunkBytes:      10 << 20,
-		CacheMaxAge:     httpapi.DefaultCacheMaxAge,
-		CacheStaleAge:   httpapi.DefaultCacheStaleAge,
-		StreamID:        "default",
-		LogLevel:        "info",
-		SchemaCheck:     10 * time.Second,
-		DBPoolSize:      20,
-		StartupGrace:    30 * time.Second,
-		ShapeTokenTTL:   10 * time.Minute,
-
-		WritePoolSize:        5,
-		MaxWriteTransactions: mutations.DefaultMaxTransactions,
-		MaxWriteMutations:    mutations.DefaultMaxMutations,
-		WriteLSNWait:         mutations.DefaultLSNWait,
-
-		MaxConcurrentInitial:  httpapi.DefaultMaxConcurrentInitial,
-		MaxConcurrentExisting: httpapi.DefaultMaxConcurrentExisting,
-		StallTimeout:          httpapi.DefaultStallTimeout,
-		MaxShapes:             100_000,
-		MaxShapesPerPrincipal: 1_000,
-		IdleTimeout:           httpapi.DefaultIdleTimeout,
-		HeaderTimeout:         httpapi.DefaultHeaderTimeout,
-		BodyTimeout:           httpapi.DefaultBodyTimeout,
-		MaxConnsPerIP:         256,
-
-		MaxQueuedSnapshots: shapecache.DefaultMaxQueuedSnapshots,
-		MaxOpenLogs:        shapecache.DefaultMaxOpenLogs,
-		CompactMinOps:      shapecache.DefaultCompactMinOps,
-		CompactGrace:       shapecache.DefaultCompactGrace,
-	}
-}
 
 // setting is one configuration value: its flag, its environment names
 // (volt's first, then Electric's aliases) and how to parse it.
@@ -127,7 +20,8 @@ type setting struct {
 	val   flag.Value
 }
 
-func (c *Config) settings() []setting {
+// settings lists c's settings, bound to its fields.
+func settings(c *Config) []setting {
 	return []setting{
 		{"database-url", []string{"DATABASE_URL"}, "Postgres URL (wal_level=logical); empty starts an embedded Postgres", str(&c.DatabaseURL)},
 		{"port", []string{"VOLT_PORT", "ELECTRIC_PORT", "PORT"}, "HTTP port", integer(&c.Port)},
@@ -174,6 +68,7 @@ func (c *Config) settings() []setting {
 		{"shape-ttl", []string{"VOLT_SHAPE_TTL"}, "remove shapes no client has read for this long, with their files (0: keep them)", duration(&c.ShapeTTL)},
 		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log once it holds this many messages and more than twice its rows (-1: never)", integer(&c.CompactMinOps)},
 		{"metrics-port", []string{"VOLT_METRICS_PORT", "ELECTRIC_PROMETHEUS_PORT"}, "serve Prometheus metrics at /metrics on this port, on the same host as the API (0: off; docs/OPERATIONS.md)", integer(&c.MetricsPort)},
+		{"standby", []string{"VOLT_STANDBY"}, "when another volt holds -storage-dir, wait as a standby (health: 202 waiting) and take over when it exits; false: exit at once naming it", boolean(&c.Standby)},
 		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving its clients before they get 409", duration(&c.CompactGrace)},
 	}
 }
@@ -192,13 +87,13 @@ func loadConfig(args []string, getenv func(string) string, out io.Writer) (Confi
 	fs.Usage = func() {
 		d := DefaultConfig()
 		fmt.Fprint(out, serveUsage)
-		printSettings(out, d.settings())
+		printSettings(out, settings(&d))
 	}
-	problems := bindSettings(fs, c.settings(), getenv)
+	problems := bindSettings(fs, settings(&c), getenv)
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
-	problems = append(problems, c.validate()...)
+	problems = append(problems, c.Validate()...)
 	if len(problems) > 0 {
 		return c, errors.New(strings.Join(problems, "\n"))
 	}
@@ -254,137 +149,6 @@ func printFlags(w io.Writer, fs *flag.FlagSet) {
 		}
 		fmt.Fprintf(w, "  -%s\n\t%s\n\tdefault: %s\n", f.Name, f.Usage, def)
 	})
-}
-
-func (c *Config) validate() []string {
-	var p []string
-	if c.Port < 1 || c.Port > 65535 {
-		p = append(p, fmt.Sprintf("The port must be between 1 and 65535, not %d.", c.Port))
-	}
-	if c.MetricsPort < 0 || c.MetricsPort > 65535 || (c.MetricsPort != 0 && c.MetricsPort == c.Port) {
-		p = append(p, fmt.Sprintf("The metrics port must be 0 (off) or between 1 and 65535 and differ from the HTTP port, not %d.", c.MetricsPort))
-	}
-	if c.DatabaseURL != "" {
-		if u, err := url.Parse(c.DatabaseURL); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
-			p = append(p, "DATABASE_URL must be a postgres:// or postgresql:// URL.")
-		}
-	}
-	if c.StorageDir == "" {
-		p = append(p, "The storage directory must not be empty.")
-	}
-	if c.LongPollTimeout <= 0 || c.LongPollTimeout >= 45*time.Second {
-		p = append(p, fmt.Sprintf("The long-poll timeout must be above 0 and below 45s (clients give up at 45s), not %s.", c.LongPollTimeout))
-	}
-	if c.SSETimeout <= 0 {
-		p = append(p, "The SSE timeout must be above 0.")
-	}
-	if c.ChunkBytes < 1024 {
-		p = append(p, fmt.Sprintf("The chunk size must be at least 1024 bytes, not %d.", c.ChunkBytes))
-	}
-	if c.DBPoolSize < 2 {
-		p = append(p, fmt.Sprintf("The database pool needs at least 2 connections, not %d.", c.DBPoolSize))
-	}
-	if c.WritePoolSize < 1 || c.MaxWriteTransactions < 1 || c.MaxWriteMutations < 1 {
-		p = append(p, fmt.Sprintf("The write pool size and the write request limits must be at least 1, not %d, %d and %d.", c.WritePoolSize, c.MaxWriteTransactions, c.MaxWriteMutations))
-	}
-	if c.WriteLSNWait <= 0 {
-		p = append(p, "The write LSN wait must be above 0.")
-	}
-	if c.CacheMaxAge < 0 || c.CacheStaleAge < 0 {
-		p = append(p, "Cache ages must not be negative.")
-	}
-	if c.StreamID == "" || strings.ContainsAny(c.StreamID, " \"'") {
-		p = append(p, "The replication stream id must be a non-empty name without spaces or quotes.")
-	}
-	if (c.AuthIssuer != "" || c.AuthAudience != "") && c.AuthJWTSecret == "" && c.AuthJWTPublicKey == "" {
-		p = append(p, "The token issuer and audience need a JWT key: set -auth-jwt-secret or -auth-jwt-public-key.")
-	}
-	if c.MaxShapes < 0 {
-		p = append(p, fmt.Sprintf("The shape limit must be 0 (none) or more, not %d.", c.MaxShapes))
-	}
-	if c.MaxConcurrentInitial < 1 || c.MaxConcurrentExisting < 1 {
-		p = append(p, fmt.Sprintf("The concurrent request limits must be at least 1, not %d (initial) and %d (existing).", c.MaxConcurrentInitial, c.MaxConcurrentExisting))
-	}
-	if c.SnapshotConcurrency < 0 || c.MaxQueuedSnapshots < 1 || c.MaxOpenLogs < 1 {
-		p = append(p, fmt.Sprintf("The snapshot concurrency must be 0 (automatic) or more and the snapshot queue and open-log limits at least 1, not %d, %d and %d.", c.SnapshotConcurrency, c.MaxQueuedSnapshots, c.MaxOpenLogs))
-	}
-	if c.ShapeTTL < 0 || c.CompactGrace <= 0 || c.CompactMinOps < -1 || c.CompactMinOps == 0 {
-		p = append(p, fmt.Sprintf("The shape TTL must be 0 (none) or more, the compaction grace positive and the compaction threshold -1 (never) or positive, not %s, %s and %d.", c.ShapeTTL, c.CompactGrace, c.CompactMinOps))
-	}
-	if c.StallTimeout <= 0 {
-		p = append(p, "The stall timeout must be above 0.")
-	}
-	if c.MaxShapesPerPrincipal < 0 || c.MaxConnsPerIP < 0 {
-		p = append(p, fmt.Sprintf("The per-principal shape quota and the per-address connection limit must be 0 (none) or more, not %d and %d.", c.MaxShapesPerPrincipal, c.MaxConnsPerIP))
-	}
-	if c.IdleTimeout <= 0 || c.HeaderTimeout <= 0 || c.BodyTimeout <= 0 {
-		p = append(p, fmt.Sprintf("The idle, header and body timeouts must be above 0, not %s, %s and %s.", c.IdleTimeout, c.HeaderTimeout, c.BodyTimeout))
-	}
-	if _, err := c.corsOrigins(); err != nil {
-		p = append(p, err.Error())
-	}
-	if c.ShapeTokenTTL <= 0 {
-		p = append(p, "The shape token lifetime must be above 0.")
-	}
-	switch c.LogLevel {
-	case "debug", "info", "warn", "error":
-	default:
-		p = append(p, fmt.Sprintf("The log level must be debug, info, warn or error, not %q.", c.LogLevel))
-	}
-	return p
-}
-
-// corsOrigins returns -cors-origins as a list (nil when not set), refusing
-// an entry that is neither "*" nor an origin: scheme://host[:port].
-func (c *Config) corsOrigins() ([]string, error) {
-	if strings.TrimSpace(c.CORSOrigins) == "" {
-		return nil, nil
-	}
-	var list []string
-	for _, o := range strings.Split(c.CORSOrigins, ",") {
-		o = strings.TrimSpace(o)
-		if o != "*" {
-			u, err := url.Parse(o)
-			if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil ||
-				u.Path != "" || u.RawQuery != "" || u.Fragment != "" || strings.HasSuffix(o, "?") {
-				return nil, fmt.Errorf("-cors-origins: %q is not an origin: write scheme://host[:port], such as https://app.example.com, or *.", o)
-			}
-		}
-		list = append(list, o)
-	}
-	return list, nil
-}
-
-// listenHost returns the host to listen on, refusing a non-loopback one
-// when nothing protects reads: no API secret and no rules file. Without a
-// host, volt listens on every interface when reads are protected (or with
-// -insecure), and on 127.0.0.1 otherwise. note is a line for the log; warn
-// says whether it is a warning.
-func (c *Config) listenHost() (host, note string, warn bool, err error) {
-	protected := c.Secret != "" || c.Rules != ""
-	open := "every shape is readable by anyone who can connect"
-	switch {
-	case c.ListenHost == "" && protected:
-		return "", "", false, nil
-	case c.ListenHost == "" && c.Insecure:
-		return "", "-insecure: listening on every interface without -secret or -rules; " + open, true, nil
-	case c.ListenHost == "":
-		return "127.0.0.1", "listening on 127.0.0.1 only: set -secret or -rules (docs/AUTH.md) to serve other machines", false, nil
-	case protected || isLoopback(c.ListenHost):
-		return c.ListenHost, "", false, nil
-	case c.Insecure:
-		return c.ListenHost, "-insecure: listening on " + c.ListenHost + " without -secret or -rules; " + open, true, nil
-	}
-	return "", "", false, fmt.Errorf("refusing to listen on %s without VOLT_SECRET or a rules file (VOLT_RULES) to protect reads; set one of them, or pass --insecure to let anyone who can connect read every shape", c.ListenHost)
-}
-
-// isLoopback reports whether host only accepts local connections.
-func isLoopback(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	ip := net.ParseIP(strings.Trim(host, "[]"))
-	return ip != nil && ip.IsLoopback()
 }
 
 // The flag.Values of settings; String shows the current value (the

@@ -79,7 +79,7 @@ func TestListenHost(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%v: %v", c.args, err)
 		}
-		host, _, warn, err := cfg.listenHost()
+		host, _, warn, err := cfg.ListenAddress()
 		if host != c.host || warn != c.warn || (err != nil) != c.err {
 			t.Errorf("%v: host %q warn %v err %v", c.args, host, warn, err)
 		}
@@ -149,7 +149,7 @@ func TestLoadConfigConnectionsQuotasAndCORS(t *testing.T) {
 		c.HeaderTimeout != 10*time.Second || c.BodyTimeout != 30*time.Second || c.CORSOrigins != "" {
 		t.Fatalf("defaults: %+v", c)
 	}
-	if o, err := c.corsOrigins(); o != nil || err != nil {
+	if o, err := c.CORSOriginList(); o != nil || err != nil {
 		t.Fatalf("default CORS origins: %v %v", o, err)
 	}
 	c, err = LoadConfig([]string{"-max-shapes-per-principal", "0", "-max-conns-per-ip", "8", "-idle-timeout", "1s", "-body-timeout", "2000"},
@@ -157,7 +157,7 @@ func TestLoadConfigConnectionsQuotasAndCORS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, _ := c.corsOrigins()
+	o, _ := c.CORSOriginList()
 	if c.MaxShapesPerPrincipal != 0 || c.MaxConnsPerIP != 8 || c.IdleTimeout != time.Second || c.BodyTimeout != 2*time.Second ||
 		c.HeaderTimeout != 3*time.Second || strings.Join(o, " ") != "https://app.example.com http://localhost:5173 *" {
 		t.Fatalf("flags and env not applied: %+v, origins %q", c, o)

@@ -3,13 +3,13 @@ package main
 // volt demo: the four write patterns of docs/PATTERNS.md side by side, each
 // a to-do list in one web page, on volt's own shape and write endpoints.
 //
-// The command is volt serve with three hooks (serveHooks in serve.go):
-//   - setup creates one table per pattern, so the lists are independent and
+// The command is volt serve with hooks (server.Hooks):
+//   - Setup creates one table per pattern, so the lists are independent and
 //     each can be made to fail on its own;
-//   - check lets POST /v1/mutations write those four tables and nothing
+//   - Check lets POST /v1/mutations write those four tables and nothing
 //     else (not -insecure-writes, which opens all of schema public), and
 //     rejects a list's next transaction when the page asked for it;
-//   - web serves the page built under demo/dist and /demo/reject-next from
+//   - Web serves the page built under demo/dist and /demo/reject-next from
 //     the same origin as /v1, so the browser needs no CORS.
 //
 // Nothing in the page is faked: a rejection comes back from the endpoint as
@@ -36,6 +36,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/mutations"
+	"github.com/voltsync/volt/server"
 )
 
 // demoLists are the page's lists, one per pattern, in the order of
@@ -98,7 +99,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	cfg.DatabaseURL = getenv("DATABASE_URL")
-	if p := cfg.validate(); len(p) > 0 {
+	if p := cfg.Validate(); len(p) > 0 {
 		return fmt.Errorf("configuration:\n%s", strings.Join(p, "\n"))
 	}
 	d, err := newDemo(*assets)
@@ -106,7 +107,7 @@ func runDemo(ctx context.Context, args []string, getenv func(string) string, std
 		return err
 	}
 	log := newLogger(cfg.LogLevel, stderr)
-	return serve(ctx, cfg, log, d.hooks(cfg.Port, log))
+	return server.Run(ctx, cfg, log, d.hooks(cfg.Port, log))
 }
 
 // demo holds the page's directory and the reject-next switches.
@@ -130,12 +131,12 @@ func newDemo(dir string) (*demo, error) {
 	return &demo{assets: abs, reject: map[string]bool{}}, nil
 }
 
-func (d *demo) hooks(port int, log *slog.Logger) serveHooks {
-	return serveHooks{
-		setup: d.createTables,
-		allow: d.allow,
-		check: d.check,
-		web: func(api http.Handler) http.Handler {
+func (d *demo) hooks(port int, log *slog.Logger) server.Hooks {
+	return server.Hooks{
+		Setup: d.createTables,
+		Allow: d.allow,
+		Check: d.check,
+		Web: func(api http.Handler) http.Handler {
 			log.Info("volt demo: open the page in a browser", "url", demoURL(port))
 			return d.handler(api)
 		},

@@ -21,6 +21,7 @@ import (
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/internal/volttest"
+	"github.com/voltsync/volt/server"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -98,7 +99,7 @@ func startDemo(t *testing.T, db, assets string) string {
 	log := newLogger(cfg.LogLevel, logs)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, log, d.hooks(cfg.Port, log)) }()
+	go func() { done <- server.Run(ctx, cfg, log, d.hooks(cfg.Port, log)) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {

@@ -22,7 +22,7 @@ var electricHints = map[string]string{
 func ignoredElectric(environ []string) []string {
 	known := map[string]bool{}
 	var c Config
-	for _, s := range c.settings() {
+	for _, s := range settings(&c) {
 		for _, name := range s.env {
 			known[name] = true
 		}

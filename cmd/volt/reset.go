@@ -28,10 +28,10 @@ Flags:
 // runReset is volt reset.
 func runReset(ctx context.Context, args []string, c cli) error {
 	cfg := DefaultConfig()
-	var settings []setting
-	for _, s := range cfg.settings() {
+	var own []setting
+	for _, s := range settings(&cfg) {
 		if s.flag == "database-url" || s.flag == "replication-stream-id" {
-			settings = append(settings, s)
+			own = append(own, s)
 		}
 	}
 	fs := flag.NewFlagSet("volt reset", flag.ContinueOnError)
@@ -39,7 +39,7 @@ func runReset(ctx context.Context, args []string, c cli) error {
 	fs.Usage = func() {
 		d := DefaultConfig()
 		var defaults []setting
-		for _, s := range d.settings() {
+		for _, s := range settings(&d) {
 			if s.flag == "database-url" || s.flag == "replication-stream-id" {
 				defaults = append(defaults, s)
 			}
@@ -48,7 +48,7 @@ func runReset(ctx context.Context, args []string, c cli) error {
 		printSettings(c.stderr, defaults)
 		fmt.Fprint(c.stderr, "  -yes\n\tdrop without asking for the database name (for scripts)\n\tdefault: false\n")
 	}
-	problems := bindSettings(fs, settings, c.getenv)
+	problems := bindSettings(fs, own, c.getenv)
 	yes := fs.Bool("yes", false, "drop without asking for the database name (for scripts)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -59,7 +59,7 @@ func runReset(ctx context.Context, args []string, c cli) error {
 	if cfg.DatabaseURL == "" {
 		problems = append(problems, "volt reset needs DATABASE_URL (or -database-url), the database volt served; with the embedded Postgres (no DATABASE_URL), stop volt and delete its storage directory instead.")
 	}
-	for _, p := range cfg.validate() {
+	for _, p := range cfg.Validate() {
 		if strings.Contains(p, "DATABASE_URL") || strings.Contains(p, "replication stream id") {
 			problems = append(problems, p)
 		}

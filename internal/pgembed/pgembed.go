@@ -105,6 +105,11 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if err := prepareDir(opts.DataDir, runAs); err != nil {
 		return nil, err
 	}
+	// A postmaster left running in the directory (its volt was killed)
+	// is stopped first: it holds the data and the port to reuse.
+	if err := stopStale(ctx, opts.DataDir); err != nil {
+		return nil, err
+	}
 	port := opts.Port
 	if port == 0 {
 		if port, err = stablePort(opts.DataDir); err != nil {
@@ -120,9 +125,6 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 		}
 	} else if err != nil {
 		return nil, fmt.Errorf("inspect data dir: %w", err)
-	}
-	if err := stopStale(ctx, opts.DataDir); err != nil {
-		return nil, err
 	}
 
 	args := []string{"-D", opts.DataDir, "-p", strconv.Itoa(port)}

@@ -61,8 +61,10 @@ type Server struct {
 	env    []string
 	cmd    *exec.Cmd
 	exited chan struct{}
-	logMu  sync.Mutex
-	log    strings.Builder
+	// exit is the last process's exit code (-1 when killed by a signal).
+	exit  int
+	logMu sync.Mutex
+	log   strings.Builder
 }
 
 // Start runs bin serve against dbURL with a fresh storage dir and a free
@@ -132,6 +134,7 @@ func (s *Server) launch() error {
 			s.logMu.Unlock()
 		}
 		_ = cmd.Wait()
+		s.exit = cmd.ProcessState.ExitCode()
 		close(s.exited)
 	}()
 	return s.waitHealthy()
@@ -182,6 +185,10 @@ func (s *Server) Stop() {
 	}
 	s.cmd = nil
 }
+
+// ExitCode is the exit code of the last process that stopped (-1 when a
+// signal killed it).
+func (s *Server) ExitCode() int { return s.exit }
 
 // Kill ends the server with SIGKILL, as a crash would.
 func (s *Server) Kill() {
