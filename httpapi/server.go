@@ -105,9 +105,9 @@ type Config struct {
 
 // Server answers shape requests.
 type Server struct {
-	Cache       *shapecache.Cache
-	Inspector   shapecache.Inspector
-	Snapshotter shapecache.Snapshotter // runs subset snapshots
+	// Cache holds the shapes; every database access of a request goes
+	// through it (table lookups, snapshots, subsets).
+	Cache *shapecache.Cache
 	// Ready reports whether replication is streaming (health and long-poll
 	// timeouts depend on it); nil means always ready.
 	Ready func() bool

@@ -215,7 +215,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) (_ *Se
 	}
 
 	api := &httpapi.Server{
-		Cache: s.cache, Inspector: inspector, Snapshotter: s.cache.Snapshotter, Ready: reader.Connected, Logger: log,
+		Cache: s.cache, Ready: reader.Connected, Logger: log,
 		Config: httpapi.Config{
 			Secret: cfg.Secret, LongPollTimeout: cfg.LongPollTimeout, SSETimeout: cfg.SSETimeout,
 			CacheMaxAge: cfg.CacheMaxAge, CacheStaleAge: cfg.CacheStaleAge, AllowShapeDeletion: cfg.AllowShapeDeletion,
