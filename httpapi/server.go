@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/shapecache"
 )
 
@@ -403,7 +404,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) {
 	// A kept-alive connection may carry the write deadline of an earlier
 	// shape response; every request starts without one.
 	_ = http.NewResponseController(w).SetWriteDeadline(time.Time{})
-	w.Header().Set("electric-server", "volt")
+	w.Header().Set(volt.HeaderServer, "volt")
 	p := normalisePath(r.URL)
 	switch {
 	case p == "/v1/shape":

@@ -69,8 +69,7 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 	if _, err := reader.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	replDone := make(chan struct{})
-	go func() { defer close(replDone); _ = reader.Run(ctx, cache) }()
+	cache.Follow(func(ctx context.Context) error { return reader.Run(ctx, cache) })
 	srv := &Server{Cache: cache, Ready: reader.Connected, Logger: quiet, Config: cfg}
 	if err := srv.Listen("127.0.0.1:0"); err != nil {
 		t.Fatal(err)
@@ -81,8 +80,7 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 		defer done()
 		_ = srv.Close(closeCtx)
 		cancel()
-		<-replDone
-		_ = cache.Close()
+		_ = cache.Close() // stops and joins replication first
 		pool.Close()
 	})
 	return &stack{srv: srv, url: srv.URL(), tableLookups: lookups}

@@ -432,8 +432,8 @@ func (s *Server) openCache(ctx context.Context, pool *pgxpool.Pool, inspector *p
 }
 
 // startReplication sets up the publication and slot (retrying while
-// Postgres is unreachable) and starts the reader's goroutine, which Close
-// stops and joins before the cache closes.
+// Postgres is unreachable) and starts the reader on the cache
+// (shapecache.Cache.Follow), which stops and joins it when it closes.
 func (s *Server) startReplication(ctx context.Context, pool *pgxpool.Pool, reader *postgres.Reader, slot string) error {
 	if err := setupReplication(ctx, reader, s.cache, s.log); err != nil {
 		return err
@@ -442,19 +442,14 @@ func (s *Server) startReplication(ctx context.Context, pool *pgxpool.Pool, reade
 	if err := pool.QueryRow(ctx, `SELECT coalesce(confirmed_flush_lsn - '0/0'::pg_lsn, 0)::int8 FROM pg_replication_slots WHERE slot_name = $1`, slot).Scan(&slotLSN); err == nil {
 		s.cache.SetStartLSN(slotLSN)
 	}
-	replCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	done := make(chan struct{})
+	// The cache runs the reader and stops it before it closes, so no
+	// transaction is routed into a closing cache.
+	stopped := s.cache.Follow(func(ctx context.Context) error { return runReplication(ctx, reader, s.cache, s.log) })
 	go func() {
-		defer close(done)
-		if err := runReplication(replCtx, reader, s.cache, s.log); err != nil && replCtx.Err() == nil {
+		if err := <-stopped; err != nil {
 			s.fail(fmt.Errorf("replication stopped: %w", err))
 		}
 	}()
-	s.onClose("replication", func(context.Context) error {
-		cancel()
-		<-done
-		return nil
-	})
 	return nil
 }
 

@@ -117,6 +117,11 @@ type Cache struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	wg       sync.WaitGroup
+
+	// feed is the goroutine Follow runs (the replication reader).
+	feedMu     sync.Mutex
+	feedCancel context.CancelFunc
+	feedDone   chan struct{}
 }
 
 // Defaults for Cache's limits.
@@ -176,6 +181,7 @@ func (c *Cache) Open(ctx context.Context) error {
 // Close stops the background goroutines after a final flush and closes
 // the open logs.
 func (c *Cache) Close() error {
+	c.stopFeed()
 	c.cancel()
 	c.pool.close() // its workers finish the jobs queued
 	c.wg.Wait()
@@ -196,6 +202,42 @@ func (c *Cache) Close() error {
 		e.lmu.Unlock()
 	}
 	return c.catalog.close()
+}
+
+// Follow runs feed, the source of the cache's transactions (the
+// replication reader calling HandleTransaction), on a goroutine the cache
+// owns, with a context that Close cancels. Close waits for feed to return
+// before it flushes and closes any log, so no transaction is routed into a
+// closing cache. The returned channel receives feed's result when it
+// returns on its own (not when Close stopped it). One feed at a time.
+func (c *Cache) Follow(feed func(ctx context.Context) error) <-chan error {
+	c.feedMu.Lock()
+	defer c.feedMu.Unlock()
+	if c.feedDone != nil {
+		panic("shapecache: Follow called twice")
+	}
+	ctx, cancel := context.WithCancel(c.ctx)
+	c.feedCancel, c.feedDone = cancel, make(chan struct{})
+	stopped := make(chan error, 1)
+	go func() {
+		defer close(c.feedDone)
+		err := feed(ctx)
+		if ctx.Err() == nil {
+			stopped <- err
+		}
+	}()
+	return stopped
+}
+
+// stopFeed cancels Follow's feed and waits for it to return.
+func (c *Cache) stopFeed() {
+	c.feedMu.Lock()
+	cancel, done := c.feedCancel, c.feedDone
+	c.feedMu.Unlock()
+	if cancel != nil {
+		cancel()
+		<-done
+	}
 }
 
 // LastProcessedLSN is the newest LSN known to be processed, in this run or

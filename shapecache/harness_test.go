@@ -32,7 +32,7 @@ type harness struct {
 	cache  *Cache
 	insp   *postgres.Inspector
 	cancel context.CancelFunc
-	done   chan error
+	done   <-chan error // replication's result if it stops on its own
 }
 
 const itemsDDL = `CREATE TABLE items (id bigint PRIMARY KEY, owner_id int NOT NULL, title text)`
@@ -66,8 +66,8 @@ func startHarness(t *testing.T, url, dir string, configure func(*Cache)) *harnes
 	if _, err := r.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, url: url, dir: dir, pool: pool, cache: c, insp: insp, cancel: cancel, done: make(chan error, 1)}
-	go func() { h.done <- r.Run(ctx, c) }()
+	h := &harness{t: t, url: url, dir: dir, pool: pool, cache: c, insp: insp, cancel: cancel}
+	h.done = c.Follow(func(ctx context.Context) error { return r.Run(ctx, c) })
 	t.Cleanup(h.stop)
 	return h
 }
@@ -78,9 +78,8 @@ func (h *harness) stop() {
 		return
 	}
 	h.cancel()
-	<-h.done
 	h.cancel = nil
-	if err := h.cache.Close(); err != nil {
+	if err := h.cache.Close(); err != nil { // stops and joins replication first
 		h.t.Errorf("close cache: %v", err)
 	}
 	h.pool.Close()
