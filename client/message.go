@@ -7,9 +7,9 @@ import (
 	"github.com/voltsync/volt"
 )
 
-// Event is one item of a Batch: *Change, *UpToDate, *SnapshotEnd or
-// *MustRefetch. Other control messages (e.g. subset-end) and event
-// messages of subquery shapes are skipped.
+// Event is one item of a Batch: *Change, *UpToDate, *SnapshotEnd,
+// *MustRefetch or *Move. Other control messages (e.g. subset-end) and
+// event messages of other kinds are skipped.
 type Event interface{ event() }
 
 // Operation is the kind of a Change.
@@ -48,6 +48,50 @@ type Change struct {
 	// KeyChangeTo and KeyChangeFrom link the delete and insert that an
 	// update of the primary key produces.
 	KeyChangeTo, KeyChangeFrom string
+
+	// Tags, RemovedTags and ActiveConditions are the row's metadata in a
+	// shape whose where clause has subqueries (nil otherwise): the tags
+	// the row gains and loses, one per disjunct of the where clause, each
+	// made of slots joined by "/", and the truth of each position of the
+	// where clause for the row. MoveTracker keeps them to apply Moves.
+	Tags, RemovedTags []string
+	ActiveConditions  []bool
+	// IsMoveIn marks an insert that a move-in brought (informational).
+	IsMoveIn bool
+	// MovedOut marks a delete that the client made itself: a move-out left
+	// the row in no disjunct of the where clause (the server sends no
+	// delete then). Its Value is the row as it was.
+	MovedOut bool
+}
+
+// MoveKind is the kind of a Move.
+type MoveKind string
+
+// Kinds of a Move.
+const (
+	MoveIn  MoveKind = "move-in"
+	MoveOut MoveKind = "move-out"
+)
+
+// Move is an event message of a shape whose where clause has subqueries
+// (x IN (SELECT …)): values entered (MoveIn) or left (MoveOut) a
+// subquery's result, which flips the conditions of the rows whose tags
+// hold one of Patterns. The server sends no delete for the rows that
+// move out; the rows that move in follow as inserts (IsMoveIn), then a
+// SnapshotEnd when there are any. Shape applies moves (see MoveTracker).
+type Move struct {
+	Kind     MoveKind
+	Patterns []MovePattern
+	// Txids holds the 32-bit ids of the transactions that caused the move
+	// (possibly none).
+	Txids []uint32
+}
+
+// MovePattern matches the rows whose tags hold Value in slot Pos (a
+// position of the where clause in disjunctive normal form).
+type MovePattern struct {
+	Pos   int    `json:"pos"`
+	Value string `json:"value"`
 }
 
 // UpToDate says the stream has reached the head of the shape log: the
@@ -76,6 +120,7 @@ func (*Change) event()      {}
 func (*UpToDate) event()    {}
 func (*SnapshotEnd) event() {}
 func (*MustRefetch) event() {}
+func (*Move) event()        {}
 
 // wireMessage is a message as it is on the wire.
 type wireMessage struct {
@@ -96,6 +141,13 @@ type wireMessage struct {
 		Xmin          string   `json:"xmin"`
 		Xmax          string   `json:"xmax"`
 		XipList       []string `json:"xip_list"`
+		// Subquery shapes.
+		Tags             []string      `json:"tags"`
+		RemovedTags      []string      `json:"removed_tags"`
+		ActiveConditions []bool        `json:"active_conditions"`
+		IsMoveIn         bool          `json:"is_move_in"`
+		Event            string        `json:"event"`
+		Patterns         []MovePattern `json:"patterns"`
 	} `json:"headers"`
 }
 
@@ -108,6 +160,9 @@ func decodeMessage(raw []byte, schema Schema) (Event, error) {
 	}
 	if m.Key != nil {
 		return decodeChange(&m, schema)
+	}
+	if m.Headers.Event != "" {
+		return decodeMove(&m)
 	}
 	switch h := &m.Headers; h.Control {
 	case volt.ControlUpToDate:
@@ -127,6 +182,8 @@ func decodeChange(m *wireMessage, schema Schema) (Event, error) {
 		Key: *m.Key, Operation: Operation(h.Operation), Relation: h.Relation,
 		OpPosition: h.OpPosition, Last: h.Last,
 		KeyChangeTo: h.KeyChangeTo, KeyChangeFrom: h.KeyChangeFrom,
+		Tags: h.Tags, RemovedTags: h.RemovedTags, ActiveConditions: h.ActiveConditions,
+		IsMoveIn: h.IsMoveIn,
 	}
 	switch c.Operation {
 	case Insert, Update, Delete:
@@ -150,6 +207,26 @@ func decodeChange(m *wireMessage, schema Schema) (Event, error) {
 		c.Value = Row{}
 	}
 	return c, nil
+}
+
+// decodeMove decodes a move-in or move-out event (nil for other events).
+func decodeMove(m *wireMessage) (Event, error) {
+	h := &m.Headers
+	mv := &Move{Kind: MoveKind(h.Event), Patterns: h.Patterns}
+	switch mv.Kind {
+	case MoveIn, MoveOut:
+	default:
+		return nil, nil
+	}
+	for _, p := range mv.Patterns {
+		if p.Pos < 0 {
+			return nil, protocolErrorf("%s: pattern position %d is negative", h.Event, p.Pos)
+		}
+	}
+	for _, x := range h.Txids {
+		mv.Txids = append(mv.Txids, uint32(x))
+	}
+	return mv, nil
 }
 
 func decodeSnapshotEnd(xmin, xmax string, xip []string) (Event, error) {
