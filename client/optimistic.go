@@ -439,6 +439,9 @@ func (o *Optimistic) onShape(m *mirror, sc ShapeChange) {
 		}
 		m.txids.change(c.Txids)
 	}
+	for _, mv := range sc.Moves {
+		m.txids.change(mv.Txids)
+	}
 	if !sc.UpToDate {
 		o.mu.Unlock()
 		return

@@ -14,8 +14,11 @@ type ShapeChange struct {
 	// MustRefetch: the shape was replaced and every row dropped; the rows
 	// come again in later batches.
 	MustRefetch bool
-	// Changes are the batch's changes, in order.
+	// Changes are the batch's changes, in order, including the deletes of
+	// rows that a move-out took out of the shape (Change.MovedOut).
 	Changes []*Change
+	// Moves are the batch's move events (shapes with subqueries).
+	Moves []*Move
 	// UpToDate: the rows are now a consistent state of the shape.
 	UpToDate bool
 	// Handle and Offset are the stream's position after the batch.
@@ -30,6 +33,7 @@ type Shape struct {
 
 	mu       sync.Mutex
 	rows     map[string]Row
+	moves    MoveTracker
 	upToDate bool
 	lsn      uint64 // global_last_seen_lsn of the last up-to-date; 0 after a must-refetch
 	txids    txidTracker
@@ -83,9 +87,14 @@ func (sh *Shape) apply(b Batch) error {
 	for _, ev := range b.Events {
 		switch e := ev.(type) {
 		case *Change:
+			sh.moves.Change(e)
 			sh.applyChange(e)
 			sh.txids.change(e.Txids)
 			sc.Changes = append(sc.Changes, e)
+		case *Move:
+			sc.Changes = append(sc.Changes, sh.applyMove(e)...)
+			sh.txids.change(e.Txids)
+			sc.Moves = append(sc.Moves, e)
 		case *UpToDate:
 			sh.txids.upToDate()
 			sh.lsn = max(sh.lsn, e.LSN)
@@ -93,6 +102,7 @@ func (sh *Shape) apply(b Batch) error {
 			sh.txids.snapshot(e)
 		case *MustRefetch:
 			clear(sh.rows)
+			sh.moves.Reset()
 			sh.txids.refetch()
 			sh.lsn = 0
 			sc.MustRefetch = true
@@ -120,6 +130,21 @@ func (sh *Shape) applyChange(c *Change) {
 	case Delete:
 		delete(sh.rows, c.Key)
 	}
+}
+
+// applyMove applies a move event to the rows (sh.mu held) and returns the
+// deletes of the rows it took out of the shape.
+func (sh *Shape) applyMove(m *Move) []*Change {
+	var dels []*Change
+	for _, key := range sh.moves.Move(m) {
+		row, ok := sh.rows[key]
+		if !ok {
+			continue
+		}
+		delete(sh.rows, key)
+		dels = append(dels, &Change{Key: key, Operation: Delete, Value: row.clone(), MovedOut: true})
+	}
+	return dels
 }
 
 // broadcastLocked wakes everything waiting for a change (sh.mu held).
