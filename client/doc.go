@@ -15,6 +15,19 @@
 //     write is visible: AwaitTxid for a Postgres transaction id and
 //     AwaitReceipt for a receipt of volt's write endpoint.
 //
+// Shapes whose where clause has subqueries (x IN (SELECT …)) carry tags
+// and active_conditions on every row, and move-in / move-out event
+// messages (*Move) when a value enters or leaves a subquery's result.
+// Shape applies them as TanStack DB's Electric collection does, with a
+// MoveTracker: a move-out sets the matched conditions of the rows whose
+// tags hold the pattern false and deletes the rows it leaves in no
+// disjunct of the where clause (the server sends no delete for them;
+// subscribers see these deletes with Change.MovedOut set), a move-in sets
+// them true, and the rows it brings follow as inserts, taken as upserts
+// when the row is already there. The moves' txids count for AwaitTxid.
+// Stream only decodes the messages; a caller that follows a Stream
+// itself applies them with its own MoveTracker.
+//
 // The package logs nothing and starts no goroutine of its own: Stream.Run
 // and Shape.Run run on the caller's goroutine and return when their context
 // is cancelled or on an error that retrying cannot fix (a 4xx answer other
