@@ -18,7 +18,8 @@ import (
 // server's semantics for subquery shapes (rows of one table with two
 // referencing columns and a flag, a view per subquery) emits the messages
 // of §6 and §7 of the protocol notes for random outer changes and random
-// moves; the Shape's rows must equal the model's rows in the shape after
+// moves (with the rows a move-in brings, some of them again) and key
+// changes; the Shape's rows must equal the model's rows in the shape after
 // every batch, and the conditions the client keeps must be the model's.
 
 // mdlLit is a literal of the where clause: a subquery (col[dep] IN sq_dep)
@@ -209,6 +210,9 @@ func (s *mdlServer) outer(r *rand.Rand) []string {
 		return nil
 	}
 	row := *old
+	if r.IntN(6) == 0 {
+		return s.changeKey(r, old, txids)
+	}
 	changed := map[string]string{"id": strconv.Itoa(row.id)}
 	switch r.IntN(4) {
 	case 0:
@@ -241,6 +245,36 @@ func (s *mdlServer) outer(r *rand.Rand) []string {
 		return []string{s.rowMsg("insert", &row, row.wire(), txids)}
 	}
 	return nil
+}
+
+// changeKey updates the primary key of old, and maybe its x: a delete of
+// the old key with key_change_to and an insert of the new one with
+// key_change_from, each when that side is in the shape (§6).
+func (s *mdlServer) changeKey(r *rand.Rand, old *mdlRow, txids map[string]any) []string {
+	row := *old
+	s.next++
+	row.id = s.next
+	if r.IntN(2) == 0 {
+		row.col[0] = r.IntN(5)
+	}
+	delete(s.rows, old.id)
+	s.rows[row.id] = &row
+	var msgs []string
+	if s.in(old) {
+		h := maps.Clone(txids)
+		if s.in(&row) {
+			h["key_change_to"] = mdlKey(row.id)
+		}
+		msgs = append(msgs, s.rowMsg("delete", old, map[string]string{"id": strconv.Itoa(old.id)}, h))
+	}
+	if s.in(&row) {
+		h := maps.Clone(txids)
+		if s.in(old) {
+			h["key_change_from"] = mdlKey(old.id)
+		}
+		msgs = append(msgs, s.rowMsg("insert", &row, row.wire(), h))
+	}
+	return msgs
 }
 
 // move flips value v of dependency dep in its view and returns the
@@ -305,15 +339,22 @@ func TestSubqueryMatchesModel(t *testing.T) {
 	seed := testseed.Seed(t)
 	for wi, w := range mdlWheres {
 		t.Run(w.name, func(t *testing.T) {
+			movedOut, movedIn := 0, 0
 			for run := range 20 {
 				r := rand.New(rand.NewPCG(seed, uint64(wi*1000+run)))
-				mdlRun(t, r, w.dnf, fmt.Sprintf("run %d", run))
+				out, in := mdlRun(t, r, w.dnf, fmt.Sprintf("run %d", run))
+				movedOut, movedIn = movedOut+out, movedIn+in
+			}
+			// The runs did what they are here for.
+			if movedOut < 20 || movedIn < 20 {
+				t.Fatalf("%d rows moved out and %d moved in over 20 runs: too few to test anything", movedOut, movedIn)
 			}
 		})
 	}
 }
 
-func mdlRun(t *testing.T, r *rand.Rand, dnf [][]mdlLit, run string) {
+// mdlRun runs one random case and returns how many rows moved out and in.
+func mdlRun(t *testing.T, r *rand.Rand, dnf [][]mdlLit, run string) (movedOut, movedIn int) {
 	s := newMdlServer(dnf)
 	for range r.IntN(8) {
 		row := s.randRow(r)
@@ -327,6 +368,16 @@ func mdlRun(t *testing.T, r *rand.Rand, dnf [][]mdlLit, run string) {
 		}
 	}
 	sh := newTestShape(t)
+	sh.Subscribe(func(sc ShapeChange) {
+		for _, c := range sc.Changes {
+			if c.MovedOut {
+				movedOut++
+			}
+			if c.IsMoveIn {
+				movedIn++
+			}
+		}
+	})
 	var log []string // the batches so far, for the failure message
 	feed := func(msgs []string) {
 		body := "[" + strings.Join(append(msgs, `{"headers":{"control":"up-to-date"}}`), ",") + "]"
@@ -369,4 +420,5 @@ func mdlRun(t *testing.T, r *rand.Rand, dnf [][]mdlLit, run string) {
 		}
 		feed(msgs)
 	}
+	return movedOut, movedIn
 }
