@@ -295,7 +295,7 @@ func TestSubqueryDifferential(t *testing.T) {
 		mustExec(t, ctx, conn, "CREATE TABLE "+tb.name+" ("+strings.Join(defs, ", ")+", PRIMARY KEY (id))")
 	}
 	const prefix = "stk'1-handle"
-	var compared, refused, nested, rowsIn, positions int
+	var compared, refused, nested, rowsIn, positions, moveIns int
 	for i := 0; i < 200; i++ {
 		if i%25 == 0 {
 			sqdFill(t, ctx, conn, r)
@@ -394,10 +394,73 @@ func TestSubqueryDifferential(t *testing.T) {
 				rowsIn++
 			}
 		}
+		moveIns += sqdCheckMoveIn(t, ctx, conn, r, p, clause, rows["child"], views, params, args)
 	}
-	t.Logf("clauses compared %d (%d with nested subqueries, %d positions), refused %d (mixed polarity or too many disjuncts), rows in shape %d",
-		compared, nested, positions, refused, rowsIn)
-	if compared < 150 || nested == 0 || rowsIn == 0 {
+	t.Logf("clauses compared %d (%d with nested subqueries, %d positions), refused %d (mixed polarity or too many disjuncts), rows in shape %d, rows moved in %d",
+		compared, nested, positions, refused, rowsIn, moveIns)
+	if compared < 150 || nested == 0 || rowsIn == 0 || moveIns == 0 {
 		t.Errorf("too little compared")
 	}
+}
+
+// sqdCheckMoveIn picks a dependency and a changed view for it (some values
+// added, or some removed) and checks that MoveInWhereSQL selects exactly
+// the rows that Go puts in the shape with the changed view but not with
+// the current one. It returns how many rows moved in.
+func sqdCheckMoveIn(t *testing.T, ctx context.Context, conn *pgx.Conn, r *rand.Rand, p *Plan, clause string,
+	rows []MapRow, views []*View, params ViewParams, args []any) int {
+	t.Helper()
+	if len(p.Deps) == 0 {
+		return 0
+	}
+	d := r.IntN(len(p.Deps))
+	part := NewView(p.Deps[d].Types)
+	for _, v := range views[d].Values() {
+		if r.IntN(2) == 0 {
+			if err := part.Add(v); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	before, after := slices.Clone(views), slices.Clone(views)
+	beforeParams, afterParams := slices.Clone(params), slices.Clone(params)
+	if r.IntN(2) == 0 {
+		before[d] = part
+		beforeParams[d] = len(args) + 1
+	} else {
+		after[d] = part
+		afterParams[d] = len(args) + 1
+	}
+	for _, a := range part.Arrays() {
+		args = append(args, a)
+	}
+	var want []int
+	for _, row := range rows {
+		mb, err := p.Meta(row, before, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ma, err := p.Meta(row, after, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ma.Included && !mb.Included {
+			id, _ := strconv.Atoi(*row["id"])
+			want = append(want, id)
+		}
+	}
+	sql := "SELECT id FROM child WHERE " + p.MoveInWhereSQL(d, beforeParams, afterParams) + " ORDER BY id"
+	qr, err := conn.Query(ctx, sql, args...)
+	if err != nil {
+		t.Fatalf("clause %q: %s: %v", clause, sql, err)
+	}
+	got, err := pgx.CollectRows(qr, pgx.RowTo[int])
+	if err != nil {
+		t.Fatalf("clause %q: %s: %v", clause, sql, err)
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("clause %q: move-in of dependency %d\n  before %v\n  after  %v\n  Postgres moves in %v, Go %v\n  %s",
+			clause, d, before[d].Values(), after[d].Values(), got, want, sql)
+	}
+	return len(want)
 }

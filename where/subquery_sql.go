@@ -209,3 +209,23 @@ func (c *sqlConcat) String() string {
 	}
 	return "(" + strings.Join(c.parts, " || ") + ")"
 }
+
+// MoveInWhereSQL renders the WHERE of a move-in query for dependency d:
+// the rows in the shape with the views after the move that were not in
+// it with the views before (§7.4 of subqueries.md). Only d's disjuncts
+// are tested against after (the others are the same before and after),
+// and the before side is wrapped in COALESCE so that a row whose clause
+// was NULL (not in the shape) before counts as new.
+func (p *Plan) MoveInWhereSQL(d int, before, after ViewParams) string {
+	var in, was []string
+	for _, i := range p.DepDisjuncts[d] {
+		in = append(in, p.DisjunctSQL(i, after))
+	}
+	for i := range p.Disjuncts {
+		was = append(was, p.DisjunctSQL(i, before))
+	}
+	if len(in) == 0 {
+		return "false"
+	}
+	return "((" + strings.Join(in, " OR ") + ") AND NOT COALESCE((" + strings.Join(was, " OR ") + "), false))"
+}
