@@ -43,6 +43,30 @@ type Position struct {
 	lit *literal
 }
 
+// Columns returns the outer columns the clause references (in ordinary
+// literals and on the left of IN), sorted and unique.
+func (p *Plan) Columns() []string {
+	set := map[string]bool{}
+	for _, pos := range p.Positions {
+		for _, c := range pos.Columns {
+			set[c] = true
+		}
+		if !pos.IsSubquery() {
+			walk(pos.lit.expr, func(n node) {
+				if c, ok := n.(*colNode); ok {
+					set[c.name] = true
+				}
+			})
+		}
+	}
+	out := make([]string, 0, len(set))
+	for c := range set {
+		out = append(out, c)
+	}
+	sort.Strings(out)
+	return out
+}
+
 // IsSubquery reports whether the position tests a dependency.
 func (p Position) IsSubquery() bool { return p.Dep >= 0 }
 

@@ -145,6 +145,12 @@ func TestParsePlanNested(t *testing.T) {
 	if len(p.Positions) != 2 || p.Positions[1].IsSubquery() {
 		t.Errorf("outer positions %+v", p.Positions)
 	}
+	if got := fmt.Sprint(p.Columns()); got != "[name parent_id]" {
+		t.Errorf("Columns() = %s", got)
+	}
+	if got := fmt.Sprint(d.Plan.Columns()); got != "[flag gid]" {
+		t.Errorf("nested Columns() = %s", got)
+	}
 	// Unqualified and qualified names of one table are one dependency.
 	p, err = sqParse(`parent_id IN (SELECT id FROM parent) OR x IN (SELECT id FROM public.parent)`, nil)
 	if err != nil || len(p.Deps) != 1 {

@@ -235,6 +235,11 @@ func (v *View) Arrays() [][]*string {
 // hex md5 of prefix (stack id and shape handle) followed by the value's
 // text. For one column that is "v:" + text, or "NULL"; for a row
 // comparison the parts are column name + ":" + that, concatenated.
+//
+// The hash is of the text, so equal values with different texts (numeric
+// 1.0 and 1.00, float -0 and 0, char(n) of different n, interval 1 day
+// and 24:00:00) get different slots: a pattern hashed from a dependency
+// value's text matches only the outer rows whose text is the same.
 func SlotHash(prefix string, cols []string, val Value) string {
 	var b strings.Builder
 	b.WriteString(prefix)
