@@ -103,7 +103,7 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		if _, seen := s.knownDefs.Load(known); seen {
 			return e.Shape, true
 		}
-		if sh, err := shape.New(req.def, e.Shape.Table); err == nil {
+		if sh, err := s.Cache.NewShape(r.Context(), req.def, e.Shape.Table); err == nil {
 			if sh.Key == e.Shape.Key {
 				s.knownDefs.Store(known, struct{}{})
 			}
@@ -142,7 +142,7 @@ func (s *Server) resolveShape(w http.ResponseWriter, r *http.Request, req *reque
 		writeUnavailable(w, r, 1, map[string]string{"message": "Cannot connect to the database to verify the shape. Please try again later."})
 		return nil, false
 	}
-	sh, err := shape.New(req.def, table)
+	sh, err := s.Cache.NewShape(r.Context(), req.def, table)
 	if err != nil {
 		var fe *shape.FieldError
 		if errors.As(err, &fe) {

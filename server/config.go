@@ -64,6 +64,9 @@ type Config struct {
 	ShapeTTL            time.Duration
 	CompactMinOps       int
 	CompactGrace        time.Duration
+	// ExperimentalSubqueries accepts where clauses with IN (SELECT …)
+	// subqueries (shapecache.Cache.Subqueries; incomplete, issue 16).
+	ExperimentalSubqueries bool
 	// MetricsPort serves Prometheus metrics at /metrics on a listener of
 	// its own, on the same host as the API (0: off).
 	MetricsPort int

@@ -23,6 +23,9 @@ type Message struct {
 	// keyChange is the key_change_to/from header of a PK-changing update.
 	keyChangeHeader string
 	keyChange       string
+	// meta is the tags/removed_tags/active_conditions headers of a shape
+	// with subqueries.
+	meta []byte
 }
 
 // Kind returns the message's operation: "insert", "update" or "delete".
@@ -245,6 +248,7 @@ func (s *Shape) Frame(m Message, lsn uint64, xid uint32, last bool) []byte {
 	dst = append(dst, m.kind...)
 	dst = append(dst, `","relation":`...)
 	dst = append(dst, s.t.relation...)
+	dst = append(dst, m.meta...)
 	dst = append(dst, `,"lsn":`...)
 	dst = appendQuotedUint(dst, lsn)
 	dst = append(dst, `,"op_position":`...)

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -46,6 +47,9 @@ type Definition struct {
 	// is set by whoever set this list and is not limited by it, as in
 	// Electric.
 	Queryable []string `json:"queryable_columns,omitempty"`
+	// Subqueries marks a where clause with subqueries (NewWithSubqueries;
+	// experimental, issue 16).
+	Subqueries bool `json:"subqueries,omitempty"`
 }
 
 // FieldError is a problem with one request parameter.
@@ -79,6 +83,7 @@ type Shape struct {
 	compile   sync.Once
 	filter    *where.Expr // nil when the shape has no where clause
 	filterErr error
+	plan      *where.Plan // a where clause with subqueries (NewWithSubqueries)
 }
 
 // tableInfo is what all shapes of one table version share.
@@ -205,6 +210,11 @@ func (r *Registry) Own(s *Shape) *Shape {
 		return s // cannot happen: t describes the table s was bound to
 	}
 	o.Key = s.Key
+	if s.plan != nil {
+		o.plan = s.plan
+		o.compile.Do(func() {})
+		return o
+	}
 	f, ferr := s.Filter()
 	o.compile.Do(func() { o.filter, o.filterErr = f, ferr })
 	return o
@@ -225,8 +235,12 @@ func bind(def Definition, t *tableInfo) (*Shape, error) {
 }
 
 // Filter returns the compiled where clause (nil when there is none). It
-// fails only for a restored shape whose clause no longer compiles.
+// fails for a restored shape whose clause no longer compiles, and for a
+// shape with subqueries (whose clause is Plan).
 func (s *Shape) Filter() (*where.Expr, error) {
+	if s.plan != nil {
+		return nil, errHasSubqueries
+	}
 	s.compile.Do(func() {
 		if s.Def.Where == "" {
 			return
@@ -235,6 +249,9 @@ func (s *Shape) Filter() (*where.Expr, error) {
 	})
 	return s.filter, s.filterErr
 }
+
+// errHasSubqueries is Filter's error for a shape with subqueries.
+var errHasSubqueries = errors.New("the where clause has subqueries")
 
 func keyColumns(table *volt.Table, colIndex map[string]int) []int {
 	var out []int
@@ -361,6 +378,9 @@ func (s *Shape) canonicalKey() string {
 	b.WriteString("|")
 	if s.filter != nil {
 		b.WriteString(s.filter.SQL())
+	}
+	if s.plan != nil {
+		b.WriteString("sq:" + s.plan.SQL())
 	}
 	fmt.Fprintf(&b, "|%s|%s|%v", s.Def.Replica, s.Def.Log, s.Def.Columns != nil)
 	if s.Def.Queryable != nil {

@@ -66,6 +66,9 @@ type Cache struct {
 	// Metrics, when set (NewMetrics), counts shapes created and removed,
 	// compactions and snapshot times.
 	Metrics *Metrics
+	// Subqueries lets NewShape accept where clauses with subqueries
+	// (experimental, incomplete: subquery.go, issue 16).
+	Subqueries bool
 
 	// shapes is the table state the shapes share and their handles' clock.
 	shapes shape.Registry
@@ -80,9 +83,12 @@ type Cache struct {
 	// relSeen is the last relation definition seen per table.
 	relSeen map[uint32]*volt.Relation
 	// index finds the shapes a change can affect (routing).
-	index    routing.Index[*Entry]
-	dirty    map[*Entry]struct{}
-	creating map[string]*creation
+	index routing.Index[*Entry]
+	// sqByTable lists, per table, the subquery shapes with a dependency
+	// that reads it (subquery.go).
+	sqByTable map[uint32]map[*Entry]struct{}
+	dirty     map[*Entry]struct{}
+	creating  map[string]*creation
 	// completed holds shapes whose snapshot finished and that are not in
 	// the catalog yet; the next flush adds them.
 	completed []*Entry
@@ -296,7 +302,7 @@ func (c *Cache) GetOrCreate(ctx context.Context, s *shape.Shape) (*Entry, error)
 	c.mu.Unlock()
 
 	// Files are created outside the lock: replication keeps flowing.
-	w.e, w.err = c.create(s)
+	w.e, w.err = c.create(ctx, s)
 
 	c.mu.Lock()
 	delete(c.creating, s.Key)
@@ -317,9 +323,16 @@ type creation struct {
 	err  error
 }
 
-func (c *Cache) create(s *shape.Shape) (*Entry, error) {
+func (c *Cache) create(ctx context.Context, s *shape.Shape) (*Entry, error) {
 	s = c.shapes.Own(s)
 	handle := c.shapes.NewHandle(s)
+	var sq *sqState
+	if s.Plan() != nil {
+		var err error
+		if sq, err = c.newSubqueryState(ctx, s, handle); err != nil {
+			return nil, err
+		}
+	}
 	log, err := c.Store.Create(handle)
 	if err != nil {
 		return nil, fmt.Errorf("create shape log: %w", err)
@@ -327,7 +340,11 @@ func (c *Cache) create(s *shape.Shape) (*Entry, error) {
 	c.Metrics.shapeCreated()
 	c.Logger.Info("shape created", "handle", handle, "table", s.Table.Schema+"."+s.Table.Name, "where", s.Def.Where)
 	e := newEntry(c, handle, s)
+	e.sq = sq
 	e.setLog(log)
+	if sq != nil {
+		c.Logger.Info("shape with subqueries created (experimental: it does not survive a restart, and a move removes it)", "handle", handle)
+	}
 	return e, nil
 }
 
@@ -353,6 +370,9 @@ func (c *Cache) registerTerms(e *Entry, terms []where.Term, indexed bool) {
 	c.byHandle[e.Handle] = e
 	c.byKey[e.Shape.Key] = e
 	c.routeWith(e, terms, indexed)
+	if e.sq != nil {
+		c.registerSubqueryLocked(e)
+	}
 }
 
 // route makes HandleTransaction consider e for its table's changes.
@@ -382,6 +402,9 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 		delete(c.byKey, e.Shape.Key)
 	}
 	c.index.Remove(e)
+	if e.sq != nil {
+		c.unregisterSubqueryLocked(e)
+	}
 	if rel := c.byRel[e.Shape.Table.OID]; rel != nil {
 		delete(rel, e)
 		if len(rel) == 0 {

@@ -58,7 +58,7 @@ func (c *Compaction) defaults() {
 // thresholds (c.mu held).
 func (c *Cache) maybeCompactLocked(e *Entry) {
 	cfg := c.Compaction
-	if cfg.MinOps < 0 || e.compacting || e.retired || e.ops < cfg.MinOps {
+	if cfg.MinOps < 0 || e.compacting || e.retired || e.ops < cfg.MinOps || e.sq != nil {
 		return
 	}
 	if float64(e.ops) <= cfg.Ratio*float64(max(e.rows, 1)) {
@@ -92,7 +92,7 @@ func (c *Cache) compact(old *Entry) {
 		old.compactAfter = time.Now().Add(c.Compaction.Retry).UnixMilli()
 		c.mu.Unlock()
 	}
-	ne, err := c.create(old.Shape)
+	ne, err := c.create(c.ctx, old.Shape)
 	if err != nil {
 		fail(err)
 		return

@@ -42,6 +42,9 @@ type Entry struct {
 	// rows and ops count the shape's current rows and the messages a new
 	// client downloads (compaction trigger); guarded by Cache.mu.
 	rows, ops int64
+	// sq is the state of a shape with subqueries (subquery.go), nil for
+	// others; guarded by Cache.mu.
+	sq *sqState
 
 	// writeMu serialises Append, Sync and closing the log.
 	writeMu sync.Mutex

@@ -111,6 +111,9 @@ func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
 			continue
 		}
 		c.checkRelationLocked(ch.Relation)
+		if ch.Relation != nil && c.sqByTable[ch.Relation.ID] != nil {
+			c.routeSubqueryLocked(st.tx, ch)
+		}
 		c.index.MatchChange(ch, func(e *Entry) {
 			oid := e.Shape.Table.OID
 			j := jobs[oid]
@@ -146,6 +149,27 @@ func (c *Cache) runJob(j *tableJob) {
 		}
 		var msgs []shape.Message
 		var err error
+		if e.sq != nil {
+			c.mu.Lock()
+			known := e.sq.views != nil
+			if !known {
+				// Converted against the views once the snapshot reads
+				// them (setSubquerySnapshot).
+				e.sq.raw = append(e.sq.raw, rawTxn{tx: tx, changes: j.changes[e]})
+			}
+			c.mu.Unlock()
+			if !known {
+				continue
+			}
+			// The views never change once set (a move removes the shape).
+			if msgs, err = e.convertSubquery(tx, j.changes[e]); err != nil {
+				conv = append(conv, converted{e: e, err: err})
+			} else if len(msgs) > 0 {
+				entries, d := frame(e, tx, msgs)
+				conv = append(conv, converted{e: e, entries: entries, delta: d})
+			}
+			continue
+		}
 		for _, i := range j.changes[e] {
 			var m []shape.Message
 			if m, err = e.Shape.Convert(&tx.Changes[i], uint64(2*i)); err != nil {
@@ -281,6 +305,9 @@ func (c *Cache) rotateRelation(oid uint32, why string) {
 	for e := range c.byRel[oid] {
 		c.removeLocked(e, why)
 	}
+	for e := range c.sqByTable[oid] {
+		c.removeLocked(e, why+" (a subquery's table)")
+	}
 }
 
 // flushLoop makes appended entries durable and then advances DurableLSN.
@@ -375,7 +402,9 @@ func (c *Cache) catalogue(entries []*Entry) error {
 	}
 	c.mu.Lock()
 	for _, e := range entries {
-		if e.IsGone() {
+		if e.IsGone() || e.sq != nil {
+			// Shapes with subqueries are not kept across a restart
+			// (experimental, like Electric).
 			continue
 		}
 		rec := &catalogRecord{Handle: e.Handle, Table: e.Shape.Table, Definition: &e.Shape.Def, Key: e.Shape.Key, Snapshot: e.snap, Rows: e.rows, Ops: e.ops}

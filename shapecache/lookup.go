@@ -81,7 +81,7 @@ func (c *Cache) Successor(ctx context.Context, e *Entry) (*Entry, error) {
 	if err != nil {
 		return nil, err
 	}
-	sh, err := shape.New(e.Shape.Def, t)
+	sh, err := c.NewShape(ctx, e.Shape.Def, t)
 	if err != nil {
 		return nil, fmt.Errorf("rebuild shape %s: %w", e.Handle, err)
 	}
@@ -137,6 +137,10 @@ func (c *Cache) Subset(ctx context.Context, e *Entry, sub Subset, info func(s vo
 // subsetQuery builds the query of sub on s, or a *SubsetError.
 func subsetQuery(s *shape.Shape, sub Subset) (postgres.SnapshotQuery, error) {
 	errs := map[string][]string{}
+	if s.Plan() != nil {
+		errs["where"] = append(errs["where"], "subset snapshots of shapes with subqueries are not supported yet (experimental)")
+		return postgres.SnapshotQuery{}, &SubsetError{Fields: errs}
+	}
 	if (sub.Limit != nil || sub.Offset != nil) && sub.OrderBy == "" {
 		errs["order_by"] = append(errs["order_by"], "order_by is required when limit or offset is present")
 	}

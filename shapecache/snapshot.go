@@ -7,6 +7,7 @@ import (
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapelog"
+	"github.com/voltsync/volt/where"
 )
 
 // startSnapshot runs e's initial snapshot in the background once one of
@@ -61,11 +62,27 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	}
 	defer e.release()
 	s := e.Shape
-	if _, done := c.published.Load(s.Table.OID); !done {
-		if err := c.Publisher.AddTable(c.ctx, s.Table.Schema, s.Table.Name); err != nil {
-			return fmt.Errorf("add table to publication: %w", err)
+	if err := c.publish(s.Table.OID, s.Table.Schema, s.Table.Name); err != nil {
+		return err
+	}
+	var info postgres.SnapshotInfo
+	var rows, bytes int64
+	if e.sq != nil {
+		// The dependencies' tables must stream their changes too.
+		for _, d := range e.sq.deps {
+			if err := c.publish(d.oid, d.dep.Schema, d.dep.Table); err != nil {
+				return err
+			}
+			for _, nd := range nestedDeps(d.dep) {
+				if err := c.publish(0, nd.Schema, nd.Table); err != nil {
+					return err
+				}
+			}
 		}
-		c.published.Store(s.Table.OID, true)
+		if info, rows, bytes, err = c.takeSubquerySnapshot(e, l); err != nil {
+			return err
+		}
+		return c.finishSnapshot(e, l, info, rows, bytes, start)
 	}
 	q := postgres.SnapshotQuery{Table: quoteQualified(s.Table.Schema, s.Table.Name), InfoOnly: s.Def.Log == shape.LogChangesOnly}
 	for _, name := range s.SelectedNames() {
@@ -78,8 +95,6 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	if f != nil {
 		q.Where = f.SQL()
 	}
-	var info postgres.SnapshotInfo
-	var rows, bytes int64
 	err = c.Snapshotter.Snapshot(c.ctx, q,
 		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, l, si) },
 		func(raw [][]byte) error {
@@ -91,6 +106,13 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	if err != nil {
 		return err
 	}
+	return c.finishSnapshot(e, l, info, rows, bytes, start)
+}
+
+// finishSnapshot writes snapshot-end and queues the shape for the
+// catalog.
+func (c *Cache) finishSnapshot(e *Entry, l *shapelog.Log, info postgres.SnapshotInfo, rows, bytes int64, start time.Time) error {
+	s := e.Shape
 	// FinishSnapshot makes the snapshot durable. The shape enters the
 	// catalog (and so survives a restart) at the next flush, after its
 	// directory and its live entries so far are durable too.
@@ -135,6 +157,34 @@ func (c *Cache) setSnapshot(e *Entry, l *shapelog.Log, si postgres.SnapshotInfo)
 	}
 	e.pending = nil
 	return nil
+}
+
+// publish adds a table to the publication once (oid 0: not known, always
+// asked).
+func (c *Cache) publish(oid uint32, schema, name string) error {
+	if _, done := c.published.Load(oid); done && oid != 0 {
+		return nil
+	}
+	if err := c.Publisher.AddTable(c.ctx, schema, name); err != nil {
+		return fmt.Errorf("add table to publication: %w", err)
+	}
+	if oid != 0 {
+		c.published.Store(oid, true)
+	}
+	return nil
+}
+
+// nestedDeps lists the dependencies nested in dep, at every depth.
+func nestedDeps(dep *where.Dependency) []*where.Dependency {
+	if dep.Plan == nil {
+		return nil
+	}
+	var out []*where.Dependency
+	for _, nd := range dep.Plan.Deps {
+		out = append(out, nd)
+		out = append(out, nestedDeps(nd)...)
+	}
+	return out
 }
 
 func quoteQualified(schema, name string) string {

@@ -1,0 +1,360 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt/client"
+	"github.com/voltsync/volt/internal/pgtest"
+	"github.com/voltsync/volt/internal/testseed"
+)
+
+// Shapes with subqueries in their where clause (issue 16), behind
+// VOLT_EXPERIMENTAL_SUBQUERIES. What is built so far: snapshots with tags
+// and active_conditions, the shape's own table's changes with tags, and a
+// move (a value entering or leaving a subquery) removing the shape so its
+// clients refetch (subqueries.md §8's fallback).
+
+const sqFlag = "VOLT_EXPERIMENTAL_SUBQUERIES=true"
+
+// sqParentChild creates subqueries.md §1's tables and rows.
+func sqParentChild(t *testing.T) string {
+	t.Helper()
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE parent (id int PRIMARY KEY, value int)`)
+	pgtest.Exec(t, db, `CREATE TABLE child (id int PRIMARY KEY, parent_id int, value int)`)
+	pgtest.Exec(t, db, `INSERT INTO parent VALUES (1, 1), (2, 2)`)
+	pgtest.Exec(t, db, `INSERT INTO child VALUES (1, 1, 10), (2, 2, 20)`)
+	return db
+}
+
+const sqWhere = `parent_id IN (SELECT id FROM parent WHERE value = 1)`
+
+func TestSubqueriesRefusedWithoutFlag(t *testing.T) {
+	db := sqParentChild(t)
+	v := startVolt(t, db)
+	r := get(t, v.shapeURL("table", "child", "offset", "-1", "where", sqWhere))
+	if r.Status != 400 || !strings.Contains(string(r.Body), "Subqueries are not supported") {
+		t.Fatalf("without the flag: %d %s, want 400 naming subqueries", r.Status, r.Body)
+	}
+}
+
+var sqHash = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// sqStrings returns a header's JSON array of strings.
+func sqStrings(t *testing.T, m message, name string) []string {
+	t.Helper()
+	raw, ok := m.Headers[name].([]any)
+	if !ok {
+		t.Fatalf("%s: no %s array in %v", m.Key, name, m.Headers)
+	}
+	out := make([]string, len(raw))
+	for i, x := range raw {
+		out[i], _ = x.(string)
+	}
+	return out
+}
+
+func sqConds(t *testing.T, m message) []bool {
+	t.Helper()
+	raw, ok := m.Headers["active_conditions"].([]any)
+	if !ok {
+		t.Fatalf("%s: no active_conditions in %v", m.Key, m.Headers)
+	}
+	out := make([]bool, len(raw))
+	for i, x := range raw {
+		out[i], _ = x.(bool)
+	}
+	return out
+}
+
+// sqRows returns the row messages of a response.
+func sqRows(r response) []message {
+	var out []message
+	for _, m := range r.Msgs {
+		if m.op() != "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// TestSubqueryShapeTagsAndMoves follows subqueries.md §1: the snapshot's
+// rows carry tags and active_conditions; changes to the shape's own table
+// carry them live; a change to the subquery's table that moves no value
+// leaves the shape alone; a move removes it (409) and the refetched
+// snapshot holds the moved rows.
+func TestSubqueryShapeTagsAndMoves(t *testing.T) {
+	db := sqParentChild(t)
+	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=2s")
+	r := get(t, v.shapeURL("table", "child", "offset", "-1", "where", sqWhere))
+	if r.Status != 200 {
+		t.Fatalf("snapshot: %d %s", r.Status, r.Body)
+	}
+	rows := sqRows(r)
+	if len(rows) != 1 || rows[0].Key != `"public"."child"/"1"` {
+		t.Fatalf("snapshot rows %+v, want child 1 only", rows)
+	}
+	tags := sqStrings(t, rows[0], "tags")
+	if len(tags) != 1 || !sqHash.MatchString(tags[0]) {
+		t.Fatalf("snapshot tags %q, want one 32-hex tag", tags)
+	}
+	if c := sqConds(t, rows[0]); !slices.Equal(c, []bool{true}) {
+		t.Fatalf("snapshot active_conditions %v", c)
+	}
+	handle, offset := r.Header.Get("electric-handle"), r.Header.Get("electric-offset")
+
+	live := func() response {
+		t.Helper()
+		r := get(t, v.shapeURL("table", "child", "where", sqWhere, "handle", handle, "offset", offset, "live", "true"))
+		if r.Status == 200 {
+			offset = r.Header.Get("electric-offset")
+		}
+		return r
+	}
+	// A new child of parent 1 gets the same tag; one of parent 2 nothing.
+	pgtest.Exec(t, db, `INSERT INTO child VALUES (4, 2, 40); INSERT INTO child VALUES (3, 1, 30)`)
+	r = live()
+	rows = sqRows(r)
+	if r.Status != 200 || len(rows) != 1 || rows[0].Key != `"public"."child"/"3"` || rows[0].op() != "insert" {
+		t.Fatalf("live insert: %d %s", r.Status, r.Body)
+	}
+	if got := sqStrings(t, rows[0], "tags"); !slices.Equal(got, tags) {
+		t.Fatalf("tags of child 3 %q, want child 1's %q", got, tags)
+	}
+	// An update carries removed_tags (empty: same parent).
+	pgtest.Exec(t, db, `UPDATE child SET value = 11 WHERE id = 1`)
+	r = live()
+	rows = sqRows(r)
+	if r.Status != 200 || len(rows) != 1 || rows[0].op() != "update" {
+		t.Fatalf("live update: %d %s", r.Status, r.Body)
+	}
+	if rt := sqStrings(t, rows[0], "removed_tags"); len(rt) != 0 {
+		t.Fatalf("removed_tags %q, want []", rt)
+	}
+	if c := sqConds(t, rows[0]); !slices.Equal(c, []bool{true}) {
+		t.Fatalf("update active_conditions %v", c)
+	}
+	// A parent change that moves no value: the shape stays.
+	pgtest.Exec(t, db, `UPDATE parent SET value = 5 WHERE id = 2; INSERT INTO parent VALUES (9, 7); UPDATE child SET value = 12 WHERE id = 1`)
+	r = live()
+	rows = sqRows(r)
+	if r.Status != 200 || len(rows) != 1 || rows[0].op() != "update" {
+		t.Fatalf("after a parent change that moves nothing: %d %s", r.Status, r.Body)
+	}
+	// A move-in (parent 2 now has value 1): the shape is removed.
+	pgtest.Exec(t, db, `UPDATE parent SET value = 1 WHERE id = 2`)
+	r = live()
+	for r.Status == 200 { // at most the long-poll timeout's empty answer
+		r = live()
+	}
+	if r.Status != 409 {
+		t.Fatalf("after a move-in: %d %s, want 409", r.Status, r.Body)
+	}
+	r = get(t, v.shapeURL("table", "child", "offset", "-1", "where", sqWhere))
+	var keys []string
+	for _, m := range sqRows(r) {
+		keys = append(keys, m.Key)
+	}
+	slices.Sort(keys)
+	want := []string{`"public"."child"/"1"`, `"public"."child"/"2"`, `"public"."child"/"3"`, `"public"."child"/"4"`}
+	if r.Status != 200 || !slices.Equal(keys, want) {
+		t.Fatalf("refetched snapshot: %d keys %q, want %q", r.Status, keys, want)
+	}
+}
+
+// TestSubqueryOrAndNotMetadata checks tags and active conditions of a
+// clause with OR and NOT IN against §4's rules.
+func TestSubqueryOrAndNotMetadata(t *testing.T) {
+	db := sqParentChild(t)
+	v := startVolt(t, db, sqFlag)
+	where := `parent_id NOT IN (SELECT id FROM parent WHERE value = 1) OR value = 10`
+	r := get(t, v.shapeURL("table", "child", "offset", "-1", "where", where))
+	if r.Status != 200 {
+		t.Fatalf("snapshot: %d %s", r.Status, r.Body)
+	}
+	got := map[string]message{}
+	for _, m := range sqRows(r) {
+		got[*m.Value["id"]] = m
+	}
+	if len(got) != 2 {
+		t.Fatalf("rows %v, want children 1 (value 10) and 2 (not in)", got)
+	}
+	for id, want := range map[string][]bool{"1": {false, true}, "2": {true, false}} {
+		m := got[id]
+		if c := sqConds(t, m); !slices.Equal(c, want) {
+			t.Errorf("child %s active_conditions %v, want %v", id, c, want)
+		}
+		tags := sqStrings(t, m, "tags")
+		if len(tags) != 2 || !strings.HasSuffix(tags[0], "/") || tags[1] != "/1" || !sqHash.MatchString(strings.TrimSuffix(tags[0], "/")) {
+			t.Errorf("child %s tags %q, want [\"<hash>/\", \"/1\"]", id, tags)
+		}
+	}
+}
+
+// sqClauses are where clauses over child (id, parent_id, value) with
+// subqueries on parent (id, value, grand_id) and grand (id, flag); %d is
+// a random small constant.
+var sqClauses = []string{
+	`parent_id IN (SELECT id FROM parent WHERE value = %d)`,
+	`parent_id NOT IN (SELECT id FROM parent WHERE value < %d)`,
+	`parent_id IN (SELECT id FROM parent WHERE value > %d) OR value = 1`,
+	`parent_id IN (SELECT id FROM parent WHERE value = %d) AND value < 3`,
+	`NOT (parent_id IN (SELECT id FROM parent WHERE value = %d) OR value = 0)`,
+	`parent_id IN (SELECT id FROM parent WHERE grand_id IN (SELECT id FROM grand WHERE flag))`,
+	`(parent_id, value) IN (SELECT id, value FROM parent WHERE value <> %d)`,
+	`parent_id IN (SELECT id FROM parent WHERE value = %d) OR parent_id IN (SELECT grand_id FROM parent)`,
+}
+
+// TestSubqueryDifferential follows random subquery shapes with
+// client.Shape while random transactions change all three tables, and
+// after each step checks that the client's rows equal Postgres' answer
+// to the clause (moves make the shape refetch: still exact).
+// VOLT_SQ_CASES sets the number of shapes (default 6), VOLT_SEED the
+// seed.
+func TestSubqueryDifferential(t *testing.T) {
+	cases := 6
+	if s := os.Getenv("VOLT_SQ_CASES"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			t.Fatalf("VOLT_SQ_CASES=%q: %v", s, err)
+		}
+		cases = n
+	}
+	rng := testseed.Rand(t, 1)
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE grand (id int PRIMARY KEY, flag bool)`)
+	pgtest.Exec(t, db, `CREATE TABLE parent (id int PRIMARY KEY, value int, grand_id int)`)
+	pgtest.Exec(t, db, `CREATE TABLE child (id int PRIMARY KEY, parent_id int, value int)`)
+	for i := 1; i <= 4; i++ {
+		pgtest.Exec(t, db, fmt.Sprintf(`INSERT INTO grand VALUES (%d, %v)`, i, rng.IntN(2) == 0))
+	}
+	for i := 1; i <= 6; i++ {
+		pgtest.Exec(t, db, fmt.Sprintf(`INSERT INTO parent VALUES (%d, %d, %d)`, i, rng.IntN(4), 1+rng.IntN(4)))
+	}
+	for i := 1; i <= 12; i++ {
+		pgtest.Exec(t, db, fmt.Sprintf(`INSERT INTO child VALUES (%d, %d, %d)`, i, 1+rng.IntN(7), rng.IntN(4)))
+	}
+	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=1s")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+
+	// sqNull renders a random value that may be NULL.
+	sqNull := func(n int) string {
+		if rng.IntN(8) == 0 {
+			return "NULL"
+		}
+		return strconv.Itoa(rng.IntN(n))
+	}
+	mutation := func() string {
+		switch rng.IntN(7) {
+		case 0:
+			return fmt.Sprintf(`UPDATE parent SET value = %s WHERE id = %d`, sqNull(4), 1+rng.IntN(6))
+		case 1:
+			return fmt.Sprintf(`UPDATE parent SET grand_id = %s WHERE id = %d`, sqNull(5), 1+rng.IntN(6))
+		case 2:
+			return fmt.Sprintf(`UPDATE grand SET flag = NOT flag WHERE id = %d`, 1+rng.IntN(4))
+		case 3:
+			return fmt.Sprintf(`INSERT INTO child VALUES (%d, %s, %d) ON CONFLICT (id) DO UPDATE SET parent_id = EXCLUDED.parent_id`, 1+rng.IntN(20), sqNull(8), rng.IntN(4))
+		case 4:
+			return fmt.Sprintf(`DELETE FROM child WHERE id = %d`, 1+rng.IntN(20))
+		case 5:
+			return fmt.Sprintf(`UPDATE child SET value = %d, parent_id = %s WHERE id = %d`, rng.IntN(4), sqNull(8), 1+rng.IntN(20))
+		}
+		return fmt.Sprintf(`INSERT INTO parent VALUES (%d, %d, %d) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`, 1+rng.IntN(8), rng.IntN(4), 1+rng.IntN(4))
+	}
+
+	for c := 0; c < cases; c++ {
+		clause := sqClauses[rng.IntN(len(sqClauses))]
+		if strings.Contains(clause, "%d") {
+			clause = fmt.Sprintf(clause, rng.IntN(4))
+		}
+		sh, err := client.NewShape(client.ShapeOptions{URL: v.URL, Table: "child", Where: clause})
+		if err != nil {
+			t.Fatal(err)
+		}
+		notify := make(chan struct{}, 1)
+		sh.Subscribe(func(client.ShapeChange) {
+			select {
+			case notify <- struct{}{}:
+			default:
+			}
+		})
+		sctx, stop := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- sh.Run(sctx) }()
+		for step := 0; step < 12; step++ {
+			if step > 0 {
+				var stmts []string
+				for range 1 + rng.IntN(3) {
+					stmts = append(stmts, mutation())
+				}
+				if _, err := conn.Exec(ctx, "BEGIN; "+strings.Join(stmts, "; ")+"; COMMIT"); err != nil {
+					t.Fatalf("case %d step %d %q: %v", c, step, stmts, err)
+				}
+			}
+			sqAwaitEqual(t, conn, sh, notify, clause, fmt.Sprintf("case %d (%s) step %d", c, clause, step))
+		}
+		stop()
+		<-done
+	}
+}
+
+// sqAwaitEqual waits (10 s at most) until the client's rows equal the
+// clause's rows in Postgres, and fails with both otherwise.
+func sqAwaitEqual(t *testing.T, conn *pgx.Conn, sh *client.Shape, notify <-chan struct{}, clause, what string) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := conn.Query(ctx, `SELECT id::text, coalesce(parent_id::text, 'null'), value::text FROM child WHERE `+clause+` ORDER BY id`)
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var want []string
+	for rows.Next() {
+		var id, p, val string
+		if err := rows.Scan(&id, &p, &val); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, id+":"+p+":"+val)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	slices.Sort(want)
+	var got []string
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got = got[:0]
+		for _, r := range sh.Rows() {
+			p := "null"
+			if r["parent_id"] != nil {
+				p = fmt.Sprint(r["parent_id"])
+			}
+			got = append(got, fmt.Sprint(r["id"])+":"+p+":"+fmt.Sprint(r["value"]))
+		}
+		slices.Sort(got)
+		if slices.Equal(got, want) && sh.UpToDate() {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: client rows %q, Postgres %q", what, got, want)
+		}
+		select {
+		case <-notify:
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,477 @@
+package shapecache
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/postgres"
+	"github.com/voltsync/volt/shape"
+	"github.com/voltsync/volt/shapelog"
+	"github.com/voltsync/volt/where"
+)
+
+// This file runs shapes whose where clause has subqueries
+// (`col IN (SELECT c FROM t …)`, subqueries.md), behind Cache.Subqueries
+// (-experimental-subqueries, issue 16). What is built:
+//
+//   - the snapshot reads the dependencies' values (the views) and the rows
+//     in one REPEATABLE READ transaction, so they are consistent; every
+//     row carries tags and active_conditions (§4, §5);
+//   - changes to the shape's own table are converted against those views
+//     (§6: tags, removed_tags, active_conditions);
+//   - each dependency's values are counted (per where.ValueKey) from the
+//     snapshot on, and a change to a dependency's table is applied to the
+//     counts when the replication reader routes it, before any later
+//     transaction: a value entering or leaving a dependency (count 0↔1) is
+//     a move. Moves are not incremental yet: the shape is removed (§8's
+//     fallback), so its clients get 409 and refetch a correct snapshot.
+//     A change to a table of a nested subquery always counts as a move.
+//
+// Subquery shapes are not written to the catalog, so a restart drops them
+// (as Electric does): their clients get 409.
+
+// sqState is the subquery state of a shape (guarded by Cache.mu).
+type sqState struct {
+	plan   *where.Plan
+	prefix string // shape.TagPrefix of the handle
+	deps   []*sqDep
+	// views are the dependencies' values as of the snapshot (nil until
+	// its identity is known, then never changed: a move removes the
+	// shape).
+	views []*where.View
+	// raw holds the shape's own transactions routed before the views
+	// were known (converted by setSubquerySnapshot); early the changes to
+	// dependency tables routed meanwhile.
+	raw   []rawTxn
+	early []earlyChange
+}
+
+type rawTxn struct {
+	tx      *volt.Transaction
+	changes []int
+}
+
+type earlyChange struct {
+	tx *volt.Transaction
+	ch *volt.Change
+}
+
+// sqDep is one dependency of a subquery shape.
+type sqDep struct {
+	dep *where.Dependency
+	// inner is the dependency as an ordinary shape on its table (its where
+	// evaluates the inner rows); nil when it has subqueries of its own.
+	inner *shape.Shape
+	oid   uint32
+	// tables are the OIDs of every table the dependency reads (its own
+	// and those of nested subqueries).
+	tables []uint32
+	counts map[where.ValueKey]int
+}
+
+// NewShape builds the shape def asks for on table: shape.New, or with
+// Subqueries shape.NewWithSubqueries resolving the subqueries' tables
+// through Table (an unqualified name is looked up in public).
+func (c *Cache) NewShape(ctx context.Context, def shape.Definition, table *volt.Table) (*shape.Shape, error) {
+	if !c.Subqueries {
+		return shape.New(def, table)
+	}
+	return shape.NewWithSubqueries(def, table, c.whereTables(ctx))
+}
+
+// whereTables resolves subquery tables through the cache's lookups.
+func (c *Cache) whereTables(ctx context.Context) where.Tables {
+	return func(ref where.TableRef) (where.Table, error) {
+		schema := ref.Schema
+		if schema == "" {
+			schema = "public"
+		}
+		t, err := c.Table(ctx, schema, ref.Name)
+		if errors.Is(err, ErrTableNotFound) {
+			return where.Table{}, fmt.Errorf("Table %s does not exist", quoteQualified(schema, ref.Name))
+		}
+		if err != nil {
+			return where.Table{}, err
+		}
+		return whereTable(t), nil
+	}
+}
+
+func whereTable(t *volt.Table) where.Table {
+	wt := where.Table{Schema: t.Schema, Name: t.Name}
+	for _, col := range t.Columns {
+		wt.Columns = append(wt.Columns, where.Column{Name: col.Name, Type: col.TypeName, Dims: col.Dims, IsEnum: col.IsEnum})
+	}
+	return wt
+}
+
+// newSubqueryState resolves the tables of s's dependencies.
+func (c *Cache) newSubqueryState(ctx context.Context, s *shape.Shape, handle string) (*sqState, error) {
+	plan := s.Plan()
+	st := &sqState{plan: plan, prefix: shape.TagPrefix(handle)}
+	for _, dep := range plan.Deps {
+		t, err := c.Table(ctx, dep.Schema, dep.Table)
+		if err != nil {
+			return nil, fmt.Errorf("subquery table %s.%s: %w", dep.Schema, dep.Table, err)
+		}
+		d := &sqDep{dep: dep, oid: t.OID, counts: map[where.ValueKey]int{}}
+		if d.tables, err = c.depTables(ctx, dep, t); err != nil {
+			return nil, err
+		}
+		if dep.Plan == nil || len(dep.Plan.Deps) == 0 {
+			if d.inner, err = shape.New(shape.Definition{Schema: t.Schema, Table: t.Name, Where: dep.Where}, t); err != nil {
+				d.inner = nil // evaluated conservatively: every change is a move
+			}
+		}
+		st.deps = append(st.deps, d)
+	}
+	return st, nil
+}
+
+// depTables lists the OIDs of the tables dep reads, t (its own) first.
+func (c *Cache) depTables(ctx context.Context, dep *where.Dependency, t *volt.Table) ([]uint32, error) {
+	out := []uint32{t.OID}
+	if dep.Plan == nil {
+		return out, nil
+	}
+	for _, nd := range dep.Plan.Deps {
+		nt, err := c.Table(ctx, nd.Schema, nd.Table)
+		if err != nil {
+			return nil, fmt.Errorf("subquery table %s.%s: %w", nd.Schema, nd.Table, err)
+		}
+		more, err := c.depTables(ctx, nd, nt)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, more...)
+	}
+	return out, nil
+}
+
+// sqTables returns the distinct tables e's dependencies read.
+func (st *sqState) tables() []uint32 {
+	var out []uint32
+	seen := map[uint32]bool{}
+	for _, d := range st.deps {
+		for _, oid := range d.tables {
+			if !seen[oid] {
+				seen[oid] = true
+				out = append(out, oid)
+			}
+		}
+	}
+	return out
+}
+
+// registerSubqueryLocked makes changes to e's dependency tables reach
+// checkSubqueryLocked.
+func (c *Cache) registerSubqueryLocked(e *Entry) {
+	if c.sqByTable == nil {
+		c.sqByTable = map[uint32]map[*Entry]struct{}{}
+	}
+	for _, oid := range e.sq.tables() {
+		m := c.sqByTable[oid]
+		if m == nil {
+			m = map[*Entry]struct{}{}
+			c.sqByTable[oid] = m
+		}
+		m[e] = struct{}{}
+	}
+}
+
+func (c *Cache) unregisterSubqueryLocked(e *Entry) {
+	for _, oid := range e.sq.tables() {
+		if m := c.sqByTable[oid]; m != nil {
+			delete(m, e)
+			if len(m) == 0 {
+				delete(c.sqByTable, oid)
+			}
+		}
+	}
+}
+
+// whyMoved is the removal reason of a subquery shape whose dependency
+// moved.
+const whyMoved = "subquery dependency changed (moves are not incremental yet: experimental)"
+
+// routeSubqueryLocked applies a change of tx to the dependencies of the
+// subquery shapes that read its table, removing those it moves.
+func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change) {
+	if ch.Relation == nil {
+		return
+	}
+	for e := range c.sqByTable[ch.Relation.ID] {
+		if e.IsGone() {
+			continue
+		}
+		if e.sq.views == nil {
+			e.sq.early = append(e.sq.early, earlyChange{tx: tx, ch: ch})
+			continue
+		}
+		if tx.CommitLSN < e.snap.LSN && e.snap.Visible(tx.Xid) {
+			continue // the snapshot's views hold it
+		}
+		if e.sq.apply(ch) {
+			c.removeLocked(e, whyMoved)
+		}
+	}
+}
+
+// apply counts a change to a dependency table and reports whether it
+// moves a value into or out of a dependency (or might: anything that
+// cannot be evaluated counts as a move).
+func (st *sqState) apply(ch *volt.Change) bool {
+	moved := false
+	for _, d := range st.deps {
+		if !containsOID(d.tables, ch.Relation.ID) {
+			continue
+		}
+		if d.inner == nil || ch.Relation.ID != d.oid || d.inner.CheckRelation(ch.Relation) != nil {
+			return true
+		}
+		var before, after *where.ValueKey
+		if ch.Kind == volt.Update || ch.Kind == volt.Delete {
+			if ch.Old != nil && d.inner.Matches(ch.Old) {
+				k, err := where.Key(d.dep.Types, d.dep.ValueOf(d.inner.Row(ch.Old)))
+				if err != nil {
+					return true
+				}
+				before = &k
+			}
+		}
+		if ch.Kind == volt.Update || ch.Kind == volt.Insert {
+			if ch.New != nil && d.inner.Matches(ch.New) {
+				k, err := where.Key(d.dep.Types, d.dep.ValueOf(d.inner.Row(ch.New)))
+				if err != nil {
+					return true
+				}
+				after = &k
+			}
+		}
+		if before != nil && after != nil && *before == *after {
+			continue
+		}
+		if before != nil {
+			d.counts[*before]--
+			if d.counts[*before] <= 0 {
+				delete(d.counts, *before)
+				moved = true
+			}
+		}
+		if after != nil {
+			d.counts[*after]++
+			if d.counts[*after] == 1 {
+				moved = true
+			}
+		}
+	}
+	return moved
+}
+
+func containsOID(oids []uint32, oid uint32) bool {
+	for _, o := range oids {
+		if o == oid {
+			return true
+		}
+	}
+	return false
+}
+
+// takeSubquerySnapshot is takeSnapshot for a shape with subqueries: the
+// views and the rows come from one REPEATABLE READ transaction.
+func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.SnapshotInfo, rows, bytes int64, err error) {
+	s := e.Shape
+	ps, ok := c.Snapshotter.(*postgres.Snapshotter)
+	if !ok {
+		return info, 0, 0, errors.New("shapes with subqueries need a postgres.Snapshotter")
+	}
+	ctx := c.ctx
+	tx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return info, 0, 0, fmt.Errorf("begin snapshot: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	if _, err := tx.Exec(ctx, displaySettings); err != nil {
+		return info, 0, 0, fmt.Errorf("snapshot settings: %w", err)
+	}
+	var snap string
+	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snap, &info.LSN); err != nil {
+		return info, 0, 0, fmt.Errorf("read snapshot identity: %w", err)
+	}
+	if info.Snapshot, err = parseSnapshot(snap); err != nil {
+		return info, 0, 0, err
+	}
+	plan := e.sq.plan
+	views := make([]*where.View, len(plan.Deps))
+	counts := make([]map[where.ValueKey]int, len(plan.Deps))
+	for d, dep := range plan.Deps {
+		views[d], counts[d] = where.NewView(dep.Types), map[where.ValueKey]int{}
+		if err := readDependency(ctx, tx, dep, views[d], counts[d]); err != nil {
+			return info, 0, 0, err
+		}
+	}
+	if err := c.setSubquerySnapshot(e, l, info, views, counts); err != nil {
+		return info, 0, 0, err
+	}
+	if s.Def.Log == shape.LogChangesOnly {
+		return info, 0, 0, tx.Commit(ctx)
+	}
+	var cols []string
+	for _, i := range s.SnapshotColumns() {
+		cols = append(cols, postgres.QuoteIdent(s.Table.Columns[i].Name))
+	}
+	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + quoteQualified(s.Table.Schema, s.Table.Name) + " WHERE " + plan.WhereSQL(nil)
+	rs, err := tx.Query(ctx, sql, pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return info, 0, 0, fmt.Errorf("snapshot query: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		row, in, err := s.SnapshotRowWithViews(rs.RawValues(), views, e.sq.prefix)
+		if err != nil {
+			return info, 0, 0, fmt.Errorf("snapshot row metadata: %w", err)
+		}
+		if !in {
+			c.Logger.Warn("subquery snapshot row not in the shape by its views", "handle", e.Handle)
+		}
+		rows++
+		bytes += int64(len(row))
+		if err := l.AppendSnapshot(row); err != nil {
+			return info, 0, 0, err
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return info, 0, 0, fmt.Errorf("snapshot rows: %w", err)
+	}
+	return info, rows, bytes, tx.Commit(ctx)
+}
+
+// readDependency reads dep's values (the rows of its canonical query) into
+// view and counts them per key.
+func readDependency(ctx context.Context, tx pgx.Tx, dep *where.Dependency, view *where.View, counts map[where.ValueKey]int) error {
+	rs, err := tx.Query(ctx, dep.SQL(), pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return fmt.Errorf("subquery values: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		raw := rs.RawValues()
+		val := make(where.Value, len(raw))
+		for i, b := range raw {
+			if b != nil {
+				s := string(b)
+				if dep.Types[i].Name == "bool" && !dep.Types[i].Array {
+					s = map[string]string{"t": "true", "f": "false"}[s]
+				}
+				val[i] = &s
+			}
+		}
+		k, err := where.Key(dep.Types, val)
+		if err != nil {
+			return fmt.Errorf("subquery value: %w", err)
+		}
+		if err := view.Add(val); err != nil {
+			return fmt.Errorf("subquery value: %w", err)
+		}
+		counts[k]++
+	}
+	if err := rs.Err(); err != nil {
+		return fmt.Errorf("subquery values: %w", err)
+	}
+	return nil
+}
+
+// setSubquerySnapshot is setSnapshot for a shape with subqueries: it also
+// installs the views and counts, applies the dependency changes routed
+// meanwhile that the snapshot does not hold (a move removes the shape),
+// and converts the shape's own transactions routed meanwhile.
+func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.SnapshotInfo, views []*where.View, counts []map[where.ValueKey]int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e.IsGone() {
+		return ErrShapeGone
+	}
+	e.snap = &si
+	e.sq.views = views
+	for d, dep := range e.sq.deps {
+		dep.counts = counts[d]
+	}
+	inSnapshot := func(tx *volt.Transaction) bool { return tx.CommitLSN < si.LSN && si.Visible(tx.Xid) }
+	for _, ec := range e.sq.early {
+		if !inSnapshot(ec.tx) && e.sq.apply(ec.ch) {
+			c.removeLocked(e, whyMoved)
+			return ErrShapeGone
+		}
+	}
+	e.sq.early = nil
+	for _, r := range e.sq.raw {
+		if e.skip(l, r.tx.CommitLSN, r.tx.Xid) {
+			continue
+		}
+		msgs, err := e.convertSubquery(r.tx, r.changes)
+		if err != nil {
+			return err
+		}
+		if len(msgs) == 0 {
+			continue
+		}
+		entries, d := frame(e, r.tx, msgs)
+		if err := e.append(l, entries); err != nil {
+			return err
+		}
+		e.rows += d.rows
+		e.ops += d.ops
+		c.dirty[e] = struct{}{}
+	}
+	e.sq.raw = nil
+	return nil
+}
+
+// convertSubquery converts changes of tx for e against its views.
+func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int) ([]shape.Message, error) {
+	var out []shape.Message
+	for _, i := range changes {
+		m, err := e.Shape.ConvertWithViews(&tx.Changes[i], uint64(2*i), e.sq.views, e.sq.prefix)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m...)
+	}
+	return out, nil
+}
+
+// displaySettings formats values as snapshots do (postgres.Snapshotter).
+const displaySettings = "SET LOCAL bytea_output = 'hex'; SET LOCAL DateStyle = 'ISO, DMY'; SET LOCAL TimeZone = 'UTC'; " +
+	"SET LOCAL extra_float_digits = 1; SET LOCAL IntervalStyle = 'iso_8601'"
+
+// parseSnapshot parses pg_current_snapshot()'s text form xmin:xmax:xip,….
+func parseSnapshot(s string) (volt.Snapshot, error) {
+	parts := strings.Split(s, ":")
+	if len(parts) != 3 {
+		return volt.Snapshot{}, fmt.Errorf("unexpected pg_current_snapshot() %q", s)
+	}
+	var snap volt.Snapshot
+	var err error
+	if snap.Xmin, err = strconv.ParseUint(parts[0], 10, 64); err != nil {
+		return snap, fmt.Errorf("snapshot xmin %q: %w", s, err)
+	}
+	if snap.Xmax, err = strconv.ParseUint(parts[1], 10, 64); err != nil {
+		return snap, fmt.Errorf("snapshot xmax %q: %w", s, err)
+	}
+	if parts[2] != "" {
+		for _, p := range strings.Split(parts[2], ",") {
+			x, err := strconv.ParseUint(p, 10, 64)
+			if err != nil {
+				return snap, fmt.Errorf("snapshot xip %q: %w", s, err)
+			}
+			snap.Xip = append(snap.Xip, x)
+		}
+	}
+	return snap, nil
+}
