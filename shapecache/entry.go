@@ -218,7 +218,11 @@ func (e *Entry) withLog(fn func(l *shapelog.Log) error) error {
 // changes after). It reports whether entries were appended, or found in
 // the log already (replayed: the log must still be synced); a shape
 // removed meanwhile is not an error.
-func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction) (appended, replayed bool, err error) {
+//
+// pre are control messages written before the entries, each at the offset
+// of the entry before it with op+1 (subqueries.md §7.5; 1_0 after the
+// snapshot alone).
+func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction, pre [][]byte) (appended, replayed bool, err error) {
 	l, err := e.acquire()
 	if err != nil {
 		if e.IsGone() {
@@ -236,6 +240,20 @@ func (e *Entry) appendLive(entries []shapelog.Entry, tx *volt.Transaction) (appe
 	}
 	if e.skip(l, tx.CommitLSN, tx.Xid) {
 		return false, false, nil
+	}
+	if len(pre) > 0 {
+		at := l.Latest()
+		if at.LSN == 0 {
+			at = volt.Offset{LSN: 1, Op: 0}
+		} else {
+			at.Op++
+		}
+		all := make([]shapelog.Entry, 0, len(pre)+len(entries))
+		for _, p := range pre {
+			all = append(all, shapelog.Entry{Offset: at, JSON: p})
+			at.Op++
+		}
+		entries = append(all, entries...)
 	}
 	if err := e.append(l, entries); err != nil {
 		if e.IsGone() {

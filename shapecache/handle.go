@@ -73,6 +73,11 @@ type tableJob struct {
 	st      *txState
 	shapes  []*Entry
 	changes map[*Entry][]int
+	// For shapes with subqueries (subquery.go): the views the
+	// transaction's changes are converted with, and the control messages
+	// (move-out events) written before them.
+	views map[*Entry][]*where.View
+	pre   map[*Entry][][]byte
 }
 
 // completeLocked marks the transactions at the head of the line handled
@@ -91,6 +96,7 @@ func (c *Cache) completeLocked() {
 type appendWork struct {
 	e        *Entry
 	entries  []shapelog.Entry
+	pre      [][]byte
 	delta    delta
 	appended bool
 	replayed bool
@@ -102,6 +108,7 @@ type appendWork struct {
 // remove shapes here, before any later transaction is routed.
 func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
 	jobs := map[uint32]*tableJob{}
+	var moves map[*Entry][]sqMove
 	for i := range st.tx.Changes {
 		ch := &st.tx.Changes[i]
 		if ch.Kind == volt.Truncate {
@@ -112,7 +119,10 @@ func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
 		}
 		c.checkRelationLocked(ch.Relation)
 		if ch.Relation != nil && c.sqByTable[ch.Relation.ID] != nil {
-			c.routeSubqueryLocked(st.tx, ch)
+			if moves == nil {
+				moves = map[*Entry][]sqMove{}
+			}
+			c.routeSubqueryLocked(st.tx, ch, moves)
 		}
 		c.index.MatchChange(ch, func(e *Entry) {
 			oid := e.Shape.Table.OID
@@ -127,6 +137,9 @@ func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
 			j.changes[e] = append(j.changes[e], i)
 		})
 	}
+	if moves != nil || c.sqByTable != nil {
+		c.finishSubqueryTxLocked(st, jobs, moves)
+	}
 	return jobs
 }
 
@@ -139,6 +152,7 @@ func (c *Cache) runJob(j *tableJob) {
 	type converted struct {
 		e       *Entry
 		entries []shapelog.Entry
+		pre     [][]byte
 		delta   delta
 		err     error
 	}
@@ -150,23 +164,30 @@ func (c *Cache) runJob(j *tableJob) {
 		var msgs []shape.Message
 		var err error
 		if e.sq != nil {
+			// The views as routing left them after this transaction's
+			// moves; a transaction routed before the snapshot read the
+			// views has none and uses the snapshot's (a move between
+			// removes the shape).
+			views := j.views[e]
 			c.mu.Lock()
-			known := e.sq.views != nil
-			if !known {
+			if views == nil {
+				views = e.sq.views
+			}
+			if views == nil {
 				// Converted against the views once the snapshot reads
 				// them (setSubquerySnapshot).
 				e.sq.raw = append(e.sq.raw, rawTxn{tx: tx, changes: j.changes[e]})
 			}
 			c.mu.Unlock()
-			if !known {
+			if views == nil {
 				continue
 			}
-			// The views never change once set (a move removes the shape).
-			if msgs, err = e.convertSubquery(tx, j.changes[e]); err != nil {
+			if msgs, err = e.convertSubquery(tx, j.changes[e], views); err != nil {
 				conv = append(conv, converted{e: e, err: err})
-			} else if len(msgs) > 0 {
+			} else if len(msgs) > 0 || len(j.pre[e]) > 0 {
 				entries, d := frame(e, tx, msgs)
-				conv = append(conv, converted{e: e, entries: entries, delta: d})
+				d.ops += int64(len(j.pre[e]))
+				conv = append(conv, converted{e: e, entries: entries, pre: j.pre[e], delta: d})
 			}
 			continue
 		}
@@ -201,13 +222,13 @@ func (c *Cache) runJob(j *tableJob) {
 			// appends these once it is (minus what the snapshot holds).
 			e.pending = append(e.pending, bufferedTxn{lsn: tx.CommitLSN, xid: tx.Xid, entries: cv.entries, delta: cv.delta})
 		default:
-			work = append(work, appendWork{e: e, entries: cv.entries, delta: cv.delta})
+			work = append(work, appendWork{e: e, entries: cv.entries, pre: cv.pre, delta: cv.delta})
 		}
 	}
 	c.mu.Unlock()
 	for i := range work {
 		w := &work[i]
-		w.appended, w.replayed, w.err = w.e.appendLive(w.entries, tx)
+		w.appended, w.replayed, w.err = w.e.appendLive(w.entries, tx, w.pre)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

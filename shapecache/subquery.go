@@ -2,6 +2,7 @@ package shapecache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -45,6 +46,9 @@ type sqState struct {
 	// its identity is known, then never changed: a move removes the
 	// shape).
 	views []*where.View
+	// cur are the views as of the last transaction routed (routing
+	// applies move-outs to copies; nil until views is set).
+	cur []*where.View
 	// raw holds the shape's own transactions routed before the views
 	// were known (converted by setSubquerySnapshot); early the changes to
 	// dependency tables routed meanwhile.
@@ -73,6 +77,14 @@ type sqDep struct {
 	// and those of nested subqueries).
 	tables []uint32
 	counts map[where.ValueKey]int
+}
+
+// sqMove is a value entering (in) or leaving dependency d's values.
+type sqMove struct {
+	d   int
+	val where.Value
+	key where.ValueKey
+	in  bool
 }
 
 // NewShape builds the shape def asks for on table: shape.New, or with
@@ -201,8 +213,10 @@ func (c *Cache) unregisterSubqueryLocked(e *Entry) {
 const whyMoved = "subquery dependency changed (moves are not incremental yet: experimental)"
 
 // routeSubqueryLocked applies a change of tx to the dependencies of the
-// subquery shapes that read its table, removing those it moves.
-func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change) {
+// subquery shapes that read its table, collecting their moves in moves
+// (finishSubqueryTxLocked handles them once the whole transaction is
+// routed); a shape whose moves cannot be known is removed.
+func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change, moves map[*Entry][]sqMove) {
 	if ch.Relation == nil {
 		return
 	}
@@ -217,61 +231,248 @@ func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change) {
 		if tx.CommitLSN < e.snap.LSN && e.snap.Visible(tx.Xid) {
 			continue // the snapshot's views hold it
 		}
-		if e.sq.apply(ch) {
+		m, unsure := e.sq.applyMoves(ch)
+		if unsure {
 			c.removeLocked(e, whyMoved)
+			continue
+		}
+		if len(m) > 0 || moves[e] != nil {
+			moves[e] = append(moves[e], m...)
 		}
 	}
+}
+
+// whyMovedIn is the removal reason of a subquery shape with a move-in.
+const whyMovedIn = "rows move into a subquery shape (move-ins are not incremental yet: experimental)"
+
+// finishSubqueryTxLocked handles the moves a transaction caused: per
+// shape, moves of one value that cancel out are dropped; what moves rows
+// out (a positive dependency losing a value, a negated one gaining it) is
+// applied to the shape's routing views and written as one move-out event
+// per dependency before the transaction's own changes (subqueries.md
+// §7.3, §7.5); what moves rows in removes the shape (not incremental yet).
+func (c *Cache) finishSubqueryTxLocked(st *txState, jobs map[uint32]*tableJob, moves map[*Entry][]sqMove) {
+	for e, ms := range moves {
+		if e.IsGone() {
+			continue
+		}
+		net := map[[2]string]*sqMove{}
+		var order [][2]string
+		for i := range ms {
+			m := &ms[i]
+			k := [2]string{string(rune('0' + m.d)), string(m.key)}
+			if prev, ok := net[k]; ok {
+				if prev.in != m.in {
+					delete(net, k) // out and back in (or in and out): no move
+				}
+				continue
+			}
+			net[k] = m
+			order = append(order, k)
+		}
+		byDep := map[int][]*sqMove{}
+		removed := false
+		for _, k := range order {
+			m, ok := net[k]
+			if !ok {
+				continue
+			}
+			neg := e.sq.plan.Negated[m.d]
+			if m.in != neg { // positive move-in or negated move-out
+				c.removeLocked(e, whyMovedIn)
+				removed = true
+				break
+			}
+			if hasNull(m.val) {
+				if neg {
+					// A NULL in a NOT IN set changes every other row.
+					c.removeLocked(e, "a NULL enters a NOT IN subquery (experimental)")
+					removed = true
+					break
+				}
+				continue // a NULL is never a member: nothing moves
+			}
+			byDep[m.d] = append(byDep[m.d], m)
+		}
+		if removed || len(byDep) == 0 {
+			continue
+		}
+		views := append([]*where.View(nil), e.sq.cur...)
+		var events [][]byte
+		for d := range e.sq.plan.Deps {
+			ms := byDep[d]
+			if len(ms) == 0 {
+				continue
+			}
+			if !textStable(e.sq.plan.Deps[d].Types) {
+				c.removeLocked(e, "moves of values whose text is not canonical (experimental)")
+				removed = true
+				break
+			}
+			if e.sq.plan.Negated[d] && (views[d].Len() == 0 || len(e.sq.plan.Deps[d].Types) > 1) {
+				// A value entering a NOT IN set also changes rows whose
+				// left side is (partly) NULL: NULL NOT IN an empty set is
+				// true, NOT IN any other unknown. No pattern names them.
+				c.removeLocked(e, "a value enters an empty or row-comparison NOT IN subquery (experimental)")
+				removed = true
+				break
+			}
+			v := cloneView(views[d], e.sq.plan.Deps[d].Types)
+			for _, m := range ms {
+				var err error
+				if e.sq.plan.Negated[d] {
+					err = v.Add(m.val)
+				} else {
+					err = v.Remove(m.val)
+				}
+				if err != nil {
+					c.removeLocked(e, whyMoved)
+					removed = true
+					break
+				}
+			}
+			if removed {
+				break
+			}
+			views[d] = v
+			events = append(events, moveOutEvent(e.sq, d, ms, st.tx.Xid))
+		}
+		if removed {
+			continue
+		}
+		e.sq.cur = views
+		oid := e.Shape.Table.OID
+		j := jobs[oid]
+		if j == nil {
+			j = &tableJob{st: st, changes: map[*Entry][]int{}}
+			jobs[oid] = j
+		}
+		if _, seen := j.changes[e]; !seen {
+			j.shapes = append(j.shapes, e)
+			j.changes[e] = nil
+		}
+		if j.pre == nil {
+			j.pre = map[*Entry][][]byte{}
+		}
+		j.pre[e] = events
+	}
+	for _, j := range jobs {
+		for _, e := range j.shapes {
+			if e.sq != nil && e.sq.cur != nil {
+				if j.views == nil {
+					j.views = map[*Entry][]*where.View{}
+				}
+				j.views[e] = e.sq.cur
+			}
+		}
+	}
+}
+
+func hasNull(v where.Value) bool {
+	for _, s := range v {
+		if s == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// textStable reports whether equal values of these types always have the
+// same text (so a pattern hashed from the dependency's text matches every
+// outer row holding an equal value).
+func textStable(types []where.Type) bool {
+	for _, t := range types {
+		switch t.Name {
+		case "numeric", "float4", "float8", "bpchar", "interval":
+			return false
+		}
+	}
+	return true
+}
+
+func cloneView(v *where.View, types []where.Type) *where.View {
+	out := where.NewView(types)
+	for _, val := range v.Values() {
+		_ = out.Add(val) // it was in a view of the same types
+	}
+	return out
+}
+
+// moveOutEvent renders the move-out control message of values ms of
+// dependency d: a pattern per position of d and value, and the txid.
+func moveOutEvent(st *sqState, d int, ms []*sqMove, xid uint32) []byte {
+	type pattern struct {
+		Pos   int    `json:"pos"`
+		Value string `json:"value"`
+	}
+	var pats []pattern
+	for _, p := range st.plan.DepPositions[d] {
+		for _, m := range ms {
+			pats = append(pats, pattern{Pos: p, Value: where.SlotHash(st.prefix, st.plan.Positions[p].Columns, m.val)})
+		}
+	}
+	b, _ := json.Marshal(map[string]any{"headers": map[string]any{"event": "move-out", "patterns": pats, "txids": []uint32{xid}}})
+	return b
 }
 
 // apply counts a change to a dependency table and reports whether it
 // moves a value into or out of a dependency (or might: anything that
 // cannot be evaluated counts as a move).
 func (st *sqState) apply(ch *volt.Change) bool {
-	moved := false
-	for _, d := range st.deps {
+	m, unsure := st.applyMoves(ch)
+	return unsure || len(m) > 0
+}
+
+// applyMoves counts a change to a dependency table and returns the values
+// it moves into or out of a dependency; unsure when that cannot be known
+// (a nested dependency's table, a row that cannot be evaluated).
+func (st *sqState) applyMoves(ch *volt.Change) (moves []sqMove, unsure bool) {
+	for di, d := range st.deps {
 		if !containsOID(d.tables, ch.Relation.ID) {
 			continue
 		}
 		if d.inner == nil || ch.Relation.ID != d.oid || d.inner.CheckRelation(ch.Relation) != nil {
-			return true
+			return nil, true
 		}
-		var before, after *where.ValueKey
+		var before, after *sqMove
 		if ch.Kind == volt.Update || ch.Kind == volt.Delete {
 			if ch.Old != nil && d.inner.Matches(ch.Old) {
-				k, err := where.Key(d.dep.Types, d.dep.ValueOf(d.inner.Row(ch.Old)))
+				val := d.dep.ValueOf(d.inner.Row(ch.Old))
+				k, err := where.Key(d.dep.Types, val)
 				if err != nil {
-					return true
+					return nil, true
 				}
-				before = &k
+				before = &sqMove{d: di, val: val, key: k}
 			}
 		}
 		if ch.Kind == volt.Update || ch.Kind == volt.Insert {
 			if ch.New != nil && d.inner.Matches(ch.New) {
-				k, err := where.Key(d.dep.Types, d.dep.ValueOf(d.inner.Row(ch.New)))
+				val := d.dep.ValueOf(d.inner.Row(ch.New))
+				k, err := where.Key(d.dep.Types, val)
 				if err != nil {
-					return true
+					return nil, true
 				}
-				after = &k
+				after = &sqMove{d: di, val: val, key: k, in: true}
 			}
 		}
-		if before != nil && after != nil && *before == *after {
+		if before != nil && after != nil && before.key == after.key {
 			continue
 		}
 		if before != nil {
-			d.counts[*before]--
-			if d.counts[*before] <= 0 {
-				delete(d.counts, *before)
-				moved = true
+			d.counts[before.key]--
+			if d.counts[before.key] <= 0 {
+				delete(d.counts, before.key)
+				moves = append(moves, *before)
 			}
 		}
 		if after != nil {
-			d.counts[*after]++
-			if d.counts[*after] == 1 {
-				moved = true
+			d.counts[after.key]++
+			if d.counts[after.key] == 1 {
+				moves = append(moves, *after)
 			}
 		}
 	}
-	return moved
+	return moves, false
 }
 
 func containsOID(oids []uint32, oid uint32) bool {
@@ -398,7 +599,7 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 		return ErrShapeGone
 	}
 	e.snap = &si
-	e.sq.views = views
+	e.sq.views, e.sq.cur = views, views
 	for d, dep := range e.sq.deps {
 		dep.counts = counts[d]
 	}
@@ -414,7 +615,7 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 		if e.skip(l, r.tx.CommitLSN, r.tx.Xid) {
 			continue
 		}
-		msgs, err := e.convertSubquery(r.tx, r.changes)
+		msgs, err := e.convertSubquery(r.tx, r.changes, views)
 		if err != nil {
 			return err
 		}
@@ -433,11 +634,11 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 	return nil
 }
 
-// convertSubquery converts changes of tx for e against its views.
-func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int) ([]shape.Message, error) {
+// convertSubquery converts changes of tx for e against views.
+func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int, views []*where.View) ([]shape.Message, error) {
 	var out []shape.Message
 	for _, i := range changes {
-		m, err := e.Shape.ConvertWithViews(&tx.Changes[i], uint64(2*i), e.sq.views, e.sq.prefix)
+		m, err := e.Shape.ConvertWithViews(&tx.Changes[i], uint64(2*i), views, e.sq.prefix)
 		if err != nil {
 			return nil, err
 		}
