@@ -23,7 +23,13 @@ type MutationRequest struct {
 	// ClientID names the client's queue; seqs are counted per client.
 	ClientID     string              `json:"client_id"`
 	Transactions []ClientTransaction `json:"transactions"`
+	// Wait, when WaitLSN, asks the answer to wait for replication to report
+	// each accepted transaction's exact commit LSN; empty answers at once.
+	Wait string `json:"wait,omitempty"`
 }
+
+// WaitLSN is the MutationRequest.Wait that asks for exact commit LSNs.
+const WaitLSN = "lsn"
 
 // ClientTransaction is one client transaction: applied as a whole or not at all.
 type ClientTransaction struct {

@@ -86,13 +86,14 @@ func (p *lsnProbe) CommitLSN(ctx context.Context, xid8 string) (uint64, error) {
 	return lsn, err
 }
 
-// The commit LSNs of a request's transactions are looked up after all of
-// them are committed: waiting for replication is paid once per request.
+// The commit LSNs of a request's transactions are looked up, when the
+// request asks for them, after all of them are committed: waiting for
+// replication is paid once per request.
 func TestCommitLSNsAfterAllCommits(t *testing.T) {
 	probe := &lsnProbe{}
 	e := newEnv(t, mutations.Options{LSN: probe}, todos)
 	probe.pool = e.pool
-	rs := e.post("batch",
+	rs := e.postWait("batch",
 		txn(1, ins("todos", row{"id": "a", "title": "one"})),
 		txn(2, ins("todos", row{"id": "b", "title": "two"})),
 		txn(3, ins("todos", row{"id": "c", "title": "three"})))

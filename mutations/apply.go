@@ -2,7 +2,9 @@ package mutations
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -15,19 +17,22 @@ import (
 // the pool for its own duration only, and a free connection goes first to
 // the request that has run the fewest transactions (slots), so a long
 // request does not keep other writers waiting for more than one
-// transaction; the wait for commit LSNs holds no connection. Apply does not check Options.ClientAllowed nor
-// serialise requests of one client (ServeHTTP does): its caller is trusted.
+// transaction. An accepted result carries an upper bound of its commit
+// LSN read right after its COMMIT; with req.Wait volt.WaitLSN, Apply then
+// waits (holding no connection) for the exact ones. Apply does not check
+// Options.ClientAllowed nor serialise requests of one client (ServeHTTP
+// does): its caller is trusted.
 func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) []volt.MutationResult {
 	ctx = context.WithValue(ctx, principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
 	results := make([]volt.MutationResult, 0, len(req.Transactions))
 	deps := newDependencies()
-	// accepted are the results this request committed; their LSNs are
-	// filled in once all of them are committed.
+	// accepted are the results this request committed; their exact LSNs
+	// are looked up, when asked for, once all of them are committed.
 	var accepted []int
 	for i, ct := range req.Transactions {
 		r := h.applyTxn(ctx, req.ClientID, ct, deps, i)
 		r.Seq = ct.Seq
-		if r.Status == volt.StatusAccepted && r.Xid8 != "" && r.LSN == "" {
+		if r.Status == volt.StatusAccepted && !r.Replayed && r.Xid8 != "" {
 			accepted = append(accepted, len(results))
 		}
 		results = append(results, r)
@@ -42,7 +47,9 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 		}
 		break
 	}
-	h.commitLSNs(ctx, results, accepted)
+	if req.Wait == volt.WaitLSN {
+		h.commitLSNs(ctx, results, accepted)
+	}
 	return results
 }
 
@@ -61,44 +68,27 @@ func (h *Handler) applyTxn(ctx context.Context, clientID string, ct volt.ClientT
 	return h.applyOne(ctx, conn, clientID, ct, deps, false)
 }
 
-// commitLSNs fills in the commit LSN of the transactions this request
-// committed. It runs once all of them are committed, so the wait for
-// replication to deliver them (a WAL flush, up to wal_writer_delay with
-// synchronous_commit off) is paid once per request, not once per
+// commitLSNs replaces the upper bounds of the transactions this request
+// committed with their exact commit LSNs, as replication reports them
+// (Options.LSN). It runs once all of them are committed, so the wait for
+// replication to deliver them is paid once per request, not once per
 // transaction; and it holds no connection while it waits. The wait is
 // bounded by Options.LSNWait for the whole request, since replication is
-// shared: when other writers put it behind, a write is answered with the
-// upper bound instead of waiting for their WAL. Once the resolver cannot
-// tell one, the rest get the upper bound without waiting.
+// shared: when other writers put it behind, a write keeps its upper bound
+// instead of waiting for their WAL. Once the resolver cannot tell one, the
+// rest keep theirs without waiting.
 func (h *Handler) commitLSNs(ctx context.Context, results []volt.MutationResult, accepted []int) {
 	if len(accepted) == 0 {
 		return
 	}
 	wctx, cancel := context.WithTimeout(ctx, h.opts.LSNWait)
 	defer cancel()
-	var missing []int
 	for _, i := range accepted {
-		if len(missing) == 0 {
-			if lsn, err := h.opts.LSN.CommitLSN(wctx, results[i].Xid8); err == nil && lsn != 0 {
-				results[i].LSN = fmt.Sprint(lsn)
-				continue
-			}
+		lsn, err := h.opts.LSN.CommitLSN(wctx, results[i].Xid8)
+		if err != nil || lsn == 0 {
+			return
 		}
-		missing = append(missing, i)
-	}
-	if len(missing) == 0 {
-		return
-	}
-	if err := h.slots.acquire(ctx, 0); err != nil {
-		return
-	}
-	lsn, err := upperBoundLSN(ctx, h.pool)
-	h.slots.release()
-	if err != nil || lsn == 0 {
-		return
-	}
-	for _, i := range missing {
-		results[i].LSN = fmt.Sprint(lsn)
+		results[i].LSN = strconv.FormatUint(lsn, 10)
 	}
 }
 
@@ -111,111 +101,95 @@ func fillRest(results []volt.MutationResult, rest []volt.ClientTransaction, r vo
 }
 
 // applyOne decides one client transaction: replay, out of order,
-// dependent, applied or rejected. fresh is set on the second attempt after
-// a stale catalog.
-func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies, fresh bool) volt.MutationResult {
-	tx, err := conn.BeginTx(ctx, beginDeferred)
-	if err != nil {
-		r, _ := outcome(err)
-		return r
-	}
-	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
-	last, err := lockClient(ctx, tx, clientID)
-	if err != nil {
-		// Nothing about the write: volt's own tables are missing or
-		// unreachable. Never a final answer.
-		return retryResult(err)
-	}
-	if ct.Seq <= last {
-		r, err := storedResult(ctx, tx, clientID, ct.Seq, last)
-		if err != nil {
-			return retryResult(err)
+// dependent, applied or rejected. Its steps are validated and ordered
+// (Allow included) before any statement runs, then sent with the seq
+// check, the receipt and COMMIT in as few round trips as they allow
+// (execute). again is set on a second attempt: after a stale catalog, or
+// for a client without a row yet.
+func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies, again bool) volt.MutationResult {
+	steps, err := h.prepare(ctx, conn, ct)
+	if err == nil {
+		if dep, ok := deps.blocking(steps); ok {
+			err = Reject(volt.CodeDependent, "depends on rejected seq %d", dep)
 		}
-		if r.Status == volt.StatusRejected {
-			deps.reject(ct.Seq, h.identities(ctx, tx, ct))
-		}
-		return r
 	}
-	if ct.Seq != last+1 {
-		return outOfOrder(ct.Seq, last)
-	}
-	steps, err := h.prepare(ctx, tx, ct)
 	if err != nil {
-		return h.reject(ctx, conn, tx, clientID, ct, steps, deps, err)
+		// storeRejection answers a replay or out_of_order instead.
+		return h.reject(ctx, conn, nil, clientID, ct, steps, deps, err)
 	}
-	if dep, ok := deps.blocking(steps); ok {
-		err := Reject(volt.CodeDependent, "depends on rejected seq %d", dep)
-		return h.reject(ctx, conn, tx, clientID, ct, steps, deps, err)
+	x := h.execute(ctx, conn, clientID, ct.Seq, steps)
+	if x.tx != nil {
+		defer func() { _ = x.tx.Rollback(context.WithoutCancel(ctx)) }()
 	}
-	if err := h.run(ctx, tx, steps); err != nil {
-		if catalogStale(err) && !fresh {
-			_ = tx.Rollback(ctx)
-			h.catalog.invalidate()
+	switch {
+	case x.notNext:
+		_ = x.tx.Rollback(ctx)
+		r, next := h.notNext(ctx, conn, clientID, ct, deps)
+		if next && !again {
 			return h.applyOne(ctx, conn, clientID, ct, deps, true)
 		}
-		return h.reject(ctx, conn, tx, clientID, ct, steps, deps, err)
+		return r
+	case x.ours:
+		// Nothing about the write: volt's own tables are missing or
+		// unreachable. Never a final answer.
+		return retryResult(x.err)
+	case x.err != nil && catalogStale(x.err) && !again:
+		_ = x.tx.Rollback(ctx)
+		h.catalog.invalidate()
+		return h.applyOne(ctx, conn, clientID, ct, deps, true)
+	case x.err != nil:
+		return h.reject(ctx, conn, x.tx, clientID, ct, steps, deps, x.err)
 	}
-	return h.accept(ctx, conn, tx, clientID, ct.Seq)
+	return x.res // Apply fills in the exact commit LSN when asked (commitLSNs)
 }
 
-// beginDeferred starts each transaction with every deferrable constraint
-// deferred to COMMIT, in one round trip. Where synchronous_commit is off it
-// is raised to local for the transaction: an accepted write is durable
-// when it is answered (the client then forgets it), and its commit record
-// reaches replication at once instead of after wal_writer_delay, so the
-// answer can carry its exact commit LSN (commitLSNs).
-var beginDeferred = pgx.TxOptions{BeginQuery: "BEGIN; SET CONSTRAINTS ALL DEFERRED; " +
-	"SELECT set_config('synchronous_commit', 'local', true) WHERE current_setting('synchronous_commit') = 'off'"}
-
-// run applies the steps.
-func (h *Handler) run(ctx context.Context, tx pgx.Tx, steps []step) error {
-	for _, s := range steps {
-		var err error
-		if s.row != nil {
-			err = h.execRow(ctx, tx, s.row)
-		} else {
-			err = s.fn(ctx, tx, s.args)
-		}
+// notNext answers a seq that execute found is not the client's next one:
+// the stored result of its earlier delivery, or out_of_order. next is set
+// when it is the next one after all: the client had no row yet, and now
+// has one.
+func (h *Handler) notNext(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies) (r volt.MutationResult, next bool) {
+	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		last, err := lockClient(ctx, tx, clientID)
 		if err != nil {
 			return err
 		}
-	}
-	return nil
-}
-
-// accept records the receipt and commits. A failing COMMIT (a deferred
-// constraint, or a lost connection) is classified like any other error;
-// after a lost connection the client retries and finds the stored result
-// if the commit did happen.
-func (h *Handler) accept(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx, clientID string, seq int64) volt.MutationResult {
-	r := volt.MutationResult{Status: volt.StatusAccepted}
-	var txid int64
-	err := tx.QueryRow(ctx, acceptSQL, clientID, seq).Scan(&txid, &r.Xid8)
-	if err == nil {
-		err = tx.Commit(ctx)
-	}
-	if err != nil {
-		out, final := outcome(err)
-		if !final {
-			return out
+		switch {
+		case ct.Seq <= last:
+			r, err = storedResult(ctx, tx, clientID, ct.Seq, last)
+			return err
+		case ct.Seq != last+1:
+			r = outOfOrder(ct.Seq, last)
+		default:
+			next = true
+			r = retryResult(errors.New("the client's queue changed while the transaction was applied"))
 		}
-		// A deferred constraint failed at COMMIT: nothing was applied.
-		return h.storeRejection(ctx, conn, clientID, seq, out)
+		return nil
+	})
+	if err != nil {
+		return retryResult(err), false
 	}
-	r.Txid = uint64(txid)
-	return r // Apply fills in the commit LSN (commitLSNs)
+	if r.Replayed && r.Status == volt.StatusRejected {
+		deps.reject(ct.Seq, h.identities(ctx, conn, ct))
+	}
+	return r, next
 }
 
 // reject rolls back the failed attempt and records the rejection in a
 // transaction of its own; transient failures record nothing.
 func (h *Handler) reject(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx, clientID string, ct volt.ClientTransaction, steps []step, deps *dependencies, cause error) volt.MutationResult {
-	_ = tx.Rollback(ctx)
+	if tx != nil {
+		_ = tx.Rollback(ctx)
+	}
 	r, final := outcome(cause)
 	if !final {
 		return r
 	}
 	r = h.storeRejection(ctx, conn, clientID, ct.Seq, r)
-	if r.Status == volt.StatusRejected {
+	switch {
+	case r.Status != volt.StatusRejected:
+	case r.Replayed:
+		deps.reject(ct.Seq, h.identities(ctx, conn, ct))
+	default:
 		deps.reject(ct.Seq, idsOf(steps))
 	}
 	return r

@@ -18,7 +18,7 @@ var (
 		"op": nil, "table": nil, "key": columnsField, "values": columnsField, "original": columnsField, "name": nil, "args": nil,
 	}
 	transactionFields = map[string]field{"seq": nil, "mutations": arrayOf(mutationFields)}
-	requestFields     = map[string]field{"client_id": nil, "transactions": arrayOf(transactionFields)}
+	requestFields     = map[string]field{"client_id": nil, "transactions": arrayOf(transactionFields), "wait": nil}
 )
 
 // errStop ends the walk where the JSON itself is broken: the decoder

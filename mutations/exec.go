@@ -29,26 +29,33 @@ func (h *Handler) execRow(ctx context.Context, tx pgx.Tx, op *rowOp) error {
 }
 
 func (h *Handler) insert(ctx context.Context, tx pgx.Tx, op *rowOp) ([]byte, error) {
-	var args sqlArgs
-	sql := "INSERT INTO " + op.t.ident + " AS r DEFAULT VALUES RETURNING to_jsonb(r)"
-	if len(op.vals) > 0 {
-		var cols, ps []string
-		for _, name := range sortedKeys(op.vals) {
-			p, err := args.param(op.t.cols[name], op.vals[name])
-			if err != nil {
-				return nil, err
-			}
-			cols, ps = append(cols, quote(name)), append(ps, p)
-		}
-		sql = fmt.Sprintf("INSERT INTO %s AS r (%s) VALUES (%s) RETURNING to_jsonb(r)",
-			op.t.ident, strings.Join(cols, ", "), strings.Join(ps, ", "))
+	sql, args, err := insertSQL(op)
+	if err != nil {
+		return nil, err
 	}
-	return scanRow(ctx, tx, sql, args)
+	return scanRow(ctx, tx, sql+" RETURNING to_jsonb(r)", args)
+}
+
+// insertSQL renders op's INSERT, without RETURNING.
+func insertSQL(op *rowOp) (string, sqlArgs, error) {
+	if len(op.vals) == 0 {
+		return "INSERT INTO " + op.t.ident + " AS r DEFAULT VALUES", nil, nil
+	}
+	var args sqlArgs
+	var cols, ps []string
+	for _, name := range sortedKeys(op.vals) {
+		p, err := args.param(op.t.cols[name], op.vals[name])
+		if err != nil {
+			return "", nil, err
+		}
+		cols, ps = append(cols, quote(name)), append(ps, p)
+	}
+	return fmt.Sprintf("INSERT INTO %s AS r (%s) VALUES (%s)", op.t.ident, strings.Join(cols, ", "), strings.Join(ps, ", ")), args, nil
 }
 
 func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) error {
 	var oldRow []byte
-	if h.checked(op) || h.opts.Check != nil || len(op.vals) == 0 {
+	if h.locks(op) {
 		var err error
 		if oldRow, err = h.lockRow(ctx, tx, op); err != nil {
 			return err
@@ -57,21 +64,11 @@ func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) error {
 			return h.check(ctx, op, oldRow, oldRow)
 		}
 	}
-	var args sqlArgs
-	var sets []string
-	for _, name := range sortedKeys(op.vals) {
-		p, err := args.param(op.t.cols[name], op.vals[name])
-		if err != nil {
-			return err
-		}
-		sets = append(sets, quote(name)+" = "+p)
-	}
-	where, err := args.where(op.t, op.m.Key)
+	sql, args, err := updateSQL(op)
 	if err != nil {
 		return err
 	}
-	sql := fmt.Sprintf("UPDATE %s AS r SET %s WHERE %s RETURNING to_jsonb(r)", op.t.ident, strings.Join(sets, ", "), where)
-	newRow, err := scanRow(ctx, tx, sql, args)
+	newRow, err := scanRow(ctx, tx, sql+" RETURNING to_jsonb(r)", args)
 	if err != nil {
 		return err
 	}
@@ -81,19 +78,37 @@ func (h *Handler) update(ctx context.Context, tx pgx.Tx, op *rowOp) error {
 	return h.check(ctx, op, oldRow, newRow)
 }
 
+// updateSQL renders op's UPDATE of its key, without RETURNING; op has
+// values.
+func updateSQL(op *rowOp) (string, sqlArgs, error) {
+	var args sqlArgs
+	var sets []string
+	for _, name := range sortedKeys(op.vals) {
+		p, err := args.param(op.t.cols[name], op.vals[name])
+		if err != nil {
+			return "", nil, err
+		}
+		sets = append(sets, quote(name)+" = "+p)
+	}
+	where, err := args.where(op.t, op.m.Key)
+	if err != nil {
+		return "", nil, err
+	}
+	return fmt.Sprintf("UPDATE %s AS r SET %s WHERE %s", op.t.ident, strings.Join(sets, ", "), where), args, nil
+}
+
 // delete removes the row; with a Check, lockRow has checked it.
 func (h *Handler) delete(ctx context.Context, tx pgx.Tx, op *rowOp) error {
-	if h.checked(op) || h.opts.Check != nil {
+	if h.locks(op) {
 		if _, err := h.lockRow(ctx, tx, op); err != nil {
 			return err
 		}
 	}
-	var args sqlArgs
-	where, err := args.where(op.t, op.m.Key)
+	sql, args, err := deleteSQL(op)
 	if err != nil {
 		return err
 	}
-	oldRow, err := scanRow(ctx, tx, "DELETE FROM "+op.t.ident+" AS r WHERE "+where+" RETURNING to_jsonb(r)", args)
+	oldRow, err := scanRow(ctx, tx, sql+" RETURNING to_jsonb(r)", args)
 	if err != nil {
 		return err
 	}
@@ -101,6 +116,23 @@ func (h *Handler) delete(ctx context.Context, tx pgx.Tx, op *rowOp) error {
 		return missing(op)
 	}
 	return nil
+}
+
+// deleteSQL renders op's DELETE of its key, without RETURNING.
+func deleteSQL(op *rowOp) (string, sqlArgs, error) {
+	var args sqlArgs
+	where, err := args.where(op.t, op.m.Key)
+	if err != nil {
+		return "", nil, err
+	}
+	return "DELETE FROM " + op.t.ident + " AS r WHERE " + where, args, nil
+}
+
+// locks reports whether an update or delete reads and locks its row
+// before writing it (lockRow): to run the Check on it, to compare it with
+// the original values, or because an update without values only checks it.
+func (h *Handler) locks(op *rowOp) bool {
+	return h.checked(op) || h.opts.Check != nil || (op.m.Op == volt.OpUpdate && len(op.vals) == 0)
 }
 
 // checked reports whether op's original values must still hold.

@@ -29,8 +29,8 @@ const (
 	DefaultMaxMutations    = 1000
 )
 
-// DefaultLSNWait bounds the wait for a request's commit LSNs unless
-// Options.LSNWait is set.
+// DefaultLSNWait bounds the wait for a request's commit LSNs, when the
+// request asks for them ("wait": "lsn"), unless Options.LSNWait is set.
 const DefaultLSNWait = 50 * time.Millisecond
 
 // DefaultClientWait is how long a request waits for another request of the
@@ -103,12 +103,12 @@ type Options struct {
 	// same client_id is being applied before it is answered 429; default
 	// DefaultClientWait.
 	ClientWait time.Duration
-	// LSN finds the commit LSN reported for an accepted transaction;
-	// default UpperBoundLSN.
+	// LSN finds the commit LSN reported for an accepted transaction, for
+	// requests that ask for it ("wait": "lsn"); default UpperBoundLSN.
 	LSN LSNResolver
-	// LSNWait bounds how long a request waits for LSN to resolve its
-	// commit LSNs (after which they are upper bounds); default
-	// DefaultLSNWait.
+	// LSNWait bounds how long a request that asks for exact commit LSNs
+	// waits for LSN to resolve them (after which they are upper bounds);
+	// default DefaultLSNWait.
 	LSNWait time.Duration
 	Logger  *slog.Logger
 	// Metrics, when set (NewMetrics), counts the results.
@@ -310,6 +310,8 @@ func validateRequest(req *volt.MutationRequest) (field, msg string) {
 		return "client_id", "must be valid UTF-8 without NUL"
 	case len(req.Transactions) == 0:
 		return "transactions", "can't be empty"
+	case req.Wait != "" && req.Wait != volt.WaitLSN:
+		return "wait", fmt.Sprintf("unknown wait %q: the only one is %q (the exact commit LSN)", req.Wait, volt.WaitLSN)
 	}
 	var prev int64
 	for i, t := range req.Transactions {

@@ -95,6 +95,25 @@ func (e *env) post(client string, txs ...volt.ClientTransaction) []volt.Mutation
 	return resp.Results
 }
 
+// postWait sends the transactions for client asking for exact commit
+// LSNs ("wait": "lsn") and returns the results.
+func (e *env) postWait(client string, txs ...volt.ClientTransaction) []volt.MutationResult {
+	e.t.Helper()
+	body, err := json.Marshal(volt.MutationRequest{ClientID: client, Transactions: txs, Wait: volt.WaitLSN})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	status, b := e.postRaw(body)
+	if status != http.StatusOK {
+		e.t.Fatalf("POST: %d %s", status, b)
+	}
+	var resp volt.MutationResponse
+	if err := json.Unmarshal(b, &resp); err != nil || len(resp.Results) != len(txs) {
+		e.t.Fatalf("%s for %d transactions: %v", b, len(txs), err)
+	}
+	return resp.Results
+}
+
 // one posts a single transaction and returns its result.
 func (e *env) one(client string, seq int64, ms ...volt.Mutation) volt.MutationResult {
 	e.t.Helper()

@@ -30,6 +30,16 @@ var migration = []string{
 		created_at timestamptz NOT NULL DEFAULT now(),
 		PRIMARY KEY (client_id, seq)
 	)`,
+	// volt.fail raises code: the statements of a client transaction are
+	// sent together with its COMMIT (pipeline.go), so a statement whose
+	// outcome must stop the transaction (the seq is not the next one, the
+	// row to update is missing) fails, and Postgres skips the rest.
+	`CREATE OR REPLACE FUNCTION volt.fail(code text, message text) RETURNS integer
+		LANGUAGE plpgsql VOLATILE AS $$
+	BEGIN
+		RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message;
+	END
+	$$`,
 }
 
 // Migrate creates schema volt with volt.clients and volt.receipts. It is

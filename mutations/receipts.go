@@ -30,18 +30,6 @@ func lockClient(ctx context.Context, tx pgx.Tx, clientID string) (int64, error) 
 	return last, nil
 }
 
-// acceptSQL writes the accepted receipt and advances last_seq, returning
-// the 32-bit xid (as in the shape stream's txids) and the 64-bit xid8.
-const acceptSQL = `
-WITH r AS (
-  INSERT INTO volt.receipts (client_id, seq, status, txid, xid8)
-  VALUES ($1, $2, 'accepted', pg_current_xact_id()::xid::text::bigint, pg_current_xact_id()::text)
-  RETURNING txid, xid8
-), c AS (
-  UPDATE volt.clients SET last_seq = $2 WHERE client_id = $1
-)
-SELECT txid, xid8 FROM r`
-
 const rejectSQL = `
 WITH r AS (
   INSERT INTO volt.receipts (client_id, seq, status, code, message, detail)
@@ -117,29 +105,20 @@ func storedResult(ctx context.Context, tx pgx.Tx, clientID string, seq, last int
 }
 
 // LSNResolver finds the commit LSN reported with an accepted transaction,
-// called after the request's transactions are committed. It holds no
+// for requests that ask for it ("wait": "lsn"), called after the
+// request's transactions are committed. It holds no
 // database connection: the handler has released them. 0 (or an error)
 // means it cannot tell; the result then carries an upper bound.
 type LSNResolver interface {
 	CommitLSN(ctx context.Context, xid8 string) (uint64, error)
 }
 
-// UpperBoundLSN resolves nothing: every accepted result carries
-// pg_current_wal_insert_lsn() read after the request's last COMMIT, at or
-// after the end of each commit record, so a reader that has processed the
-// WAL up to it has seen the transactions. With concurrent writers it can
-// be later than the commit itself; it is never earlier.
+// UpperBoundLSN resolves nothing: every accepted result keeps the upper
+// bound it carries, pg_current_wal_insert_lsn() read right after its
+// COMMIT, at or after the end of its commit record, so a reader that has
+// processed the WAL up to it has seen the transaction. With concurrent
+// writers it can be later than the commit itself; it is never earlier.
 type UpperBoundLSN struct{}
 
 // CommitLSN implements LSNResolver: it always returns 0.
 func (UpperBoundLSN) CommitLSN(context.Context, string) (uint64, error) { return 0, nil }
-
-// upperBoundLSN reads the WAL insert position on a connection of pool.
-func upperBoundLSN(ctx context.Context, pool *pgxpool.Pool) (uint64, error) {
-	var lsn uint64
-	err := pool.QueryRow(ctx, `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8`).Scan(&lsn)
-	if err != nil {
-		return 0, fmt.Errorf("read WAL position: %w", err)
-	}
-	return lsn, nil
-}

@@ -310,7 +310,7 @@ func TestLSNWaitHoldsNoConnection(t *testing.T) {
 	lsn := &blockingLSN{waiting: make(chan struct{}), release: make(chan struct{})}
 	e := onePoolEnv(t, mutations.Options{LSN: lsn}, todos)
 	done := make(chan volt.MutationResult)
-	go func() { done <- e.one("long", 1, ins("todos", row{"id": "a", "title": "t"})) }()
+	go func() { done <- e.postWait("long", txn(1, ins("todos", row{"id": "a", "title": "t"})))[0] }()
 	<-lsn.waiting
 	other := make(chan volt.MutationResult)
 	go func() { other <- e.one("other", 1, ins("todos", row{"id": "b", "title": "t"})) }()

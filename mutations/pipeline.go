@@ -1,0 +1,295 @@
+package mutations
+
+import (
+	"context"
+	"errors"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/voltsync/volt"
+)
+
+// A client transaction goes to Postgres in as few round trips as its
+// steps allow: BEGIN, the seq check with the receipt, the row mutations,
+// COMMIT and a read of the WAL position are sent together (pgx pipeline,
+// statements prepared once per connection by pgx's statement cache).
+// Statements whose outcome must stop the transaction raise an error
+// (volt.fail), and Postgres then skips every later one, COMMIT included.
+// Only what needs Go between two statements splits the transaction into
+// more round trips: a named mutation, a row that is locked and checked
+// before it is written (Options.Check, checked tables), and the Check of
+// inserted rows before COMMIT.
+
+// Codes volt.fail raises.
+const (
+	codeNotNext = "VLT01" // the seq is not the client's next one
+	codeMissing = "VLT02" // the row to update or delete does not exist
+)
+
+// nextSeqSQL advances the client's last_seq to $2 when $2 is the next
+// seq, and writes the accepted receipt, returning the 32-bit xid (as in
+// the shape stream's txids) and the 64-bit xid8. The UPDATE holds the
+// client's volt.clients row until the transaction ends (requests for one
+// client are serialised per transaction) and, under READ COMMITTED,
+// re-checks last_seq on the newest row version once it has the lock. Any
+// other seq, or a client without a row, raises codeNotNext: the slow path
+// (notNext) then tells a replay from out_of_order. Where
+// synchronous_commit is off it is raised to local for the transaction: an
+// accepted write is durable when it is answered (the client then forgets
+// it), and its commit record reaches replication at once.
+const nextSeqSQL = `
+WITH c AS (
+  UPDATE volt.clients SET last_seq = $2 WHERE client_id = $1 AND last_seq = $2 - 1
+  RETURNING client_id
+), r AS (
+  INSERT INTO volt.receipts (client_id, seq, status, txid, xid8)
+  SELECT client_id, $2, 'accepted', pg_current_xact_id()::xid::text::bigint, pg_current_xact_id()::text FROM c
+  RETURNING txid, xid8
+)
+SELECT coalesce((SELECT txid FROM r), volt.fail('` + codeNotNext + `', 'the seq is not the next one of the client')),
+  (SELECT xid8 FROM r),
+  CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END`
+
+// walPositionSQL runs after COMMIT: the WAL insert position then is at or
+// after the end of the transaction's commit record (an upper bound of its
+// commit LSN).
+const walPositionSQL = `SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::int8`
+
+// ifMissing makes an UPDATE or DELETE … RETURNING 1 fail when it found
+// no row.
+func ifMissing(sql string) string {
+	return "WITH w AS (" + sql + " RETURNING 1) SELECT volt.fail('" + codeMissing + "', 'the row does not exist') WHERE NOT EXISTS (SELECT FROM w)"
+}
+
+// pipe is the statements of one round trip and how to read each result.
+type pipe struct {
+	b     pgx.Batch
+	reads []func(pgx.BatchResults) error
+	ops   []*rowOp // each statement's row mutation, or nil
+}
+
+func newPipe(begin bool) *pipe {
+	p := &pipe{}
+	if begin {
+		p.b.BeginTx(pgx.TxOptions{})
+		p.add(nil, nil)
+	}
+	return p
+}
+
+// add records how to read the statement just queued (nil: Exec).
+func (p *pipe) add(op *rowOp, read func(pgx.BatchResults) error) {
+	if read == nil {
+		read = func(br pgx.BatchResults) error { _, err := br.Exec(); return err }
+	}
+	p.reads, p.ops = append(p.reads, read), append(p.ops, op)
+}
+
+func (p *pipe) exec(op *rowOp, sql string, args ...any) int {
+	p.b.Queue(sql, args...)
+	p.add(op, nil)
+	return len(p.reads) - 1
+}
+
+func (p *pipe) scan(sql string, args []any, dest ...any) int {
+	p.b.Queue(sql, args...)
+	p.add(nil, func(br pgx.BatchResults) error { return br.QueryRow().Scan(dest...) })
+	return len(p.reads) - 1
+}
+
+// commit queues COMMIT; a COMMIT that Postgres turned into a ROLLBACK (an
+// earlier error of the transaction) fails.
+func (p *pipe) commit() int {
+	p.b.Queue("COMMIT")
+	p.add(nil, func(br pgx.BatchResults) error {
+		tag, err := br.Exec()
+		if err == nil && tag.String() != "COMMIT" {
+			err = pgx.ErrTxCommitRollback
+		}
+		return err
+	})
+	return len(p.reads) - 1
+}
+
+type batchSender interface {
+	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
+}
+
+// send sends the statements and reads their results in order. failed is
+// the index of the first statement that failed (its error err; Postgres
+// skipped the later ones), or -1. tx is the transaction a pipe made with
+// begin started.
+func (p *pipe) send(ctx context.Context, s batchSender) (tx pgx.Tx, failed int, err error) {
+	br := s.SendBatch(ctx, &p.b)
+	failed = -1
+	for i, read := range p.reads {
+		if err = read(br); err != nil {
+			failed = i
+			break
+		}
+	}
+	// Once every result is read, a failure to read the final sync says
+	// nothing about them (a broken connection is not reused).
+	_ = br.Close()
+	var pre pgx.ErrPreprocessingBatch
+	if errors.As(err, &pre) {
+		// Nothing ran: the statements could not be prepared. The one that
+		// Postgres refused is the failing one of a mutation; anything else
+		// (a broken connection) is the first statement's failure.
+		failed = 0
+		var pgErr *pgconn.PgError
+		for i, q := range p.b.QueuedQueries {
+			if q.SQL == pre.SQL() && p.ops[i] != nil && errors.As(err, &pgErr) {
+				failed = i
+				break
+			}
+		}
+	}
+	return br.Tx(), failed, err
+}
+
+// raised reports whether err is volt.fail's code.
+func raised(err error, code string) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// pipelined reports whether a step can go to Postgres without Go running
+// between it and the next statement.
+func (h *Handler) pipelined(s step) bool {
+	return s.row != nil && (s.row.m.Op == volt.OpInsert || !h.locks(s.row))
+}
+
+// queueRow queues a pipelined row mutation; an insert's Check runs when
+// its row is read. It reports whether a Check waits for the row.
+func (h *Handler) queueRow(ctx context.Context, p *pipe, op *rowOp) (checked bool, err error) {
+	var sql string
+	var args sqlArgs
+	switch op.m.Op {
+	case volt.OpInsert:
+		if sql, args, err = insertSQL(op); err != nil {
+			return false, err
+		}
+		if h.opts.Check == nil {
+			p.exec(op, sql, args...)
+			return false, nil
+		}
+		p.b.Queue(sql+" RETURNING to_jsonb(r)", args...)
+		p.add(op, func(br pgx.BatchResults) error {
+			var row []byte
+			if err := br.QueryRow().Scan(&row); err != nil {
+				return err
+			}
+			return h.check(ctx, op, nil, row)
+		})
+		return true, nil
+	case volt.OpUpdate:
+		sql, args, err = updateSQL(op)
+	default:
+		sql, args, err = deleteSQL(op)
+	}
+	if err != nil {
+		return false, err
+	}
+	p.exec(op, ifMissing(sql), args...)
+	return false, nil
+}
+
+// execution is how one attempt at a client transaction ended.
+type execution struct {
+	res volt.MutationResult // accepted, when err is nil
+	tx  pgx.Tx              // to roll back after a failure (may be closed); nil once committed
+	err error               // why the transaction failed
+	// notNext: the seq is not the client's next one (err is nil).
+	// ours: err is about volt's own statements, not the write (retry).
+	notNext, ours bool
+}
+
+// execute runs the steps of one client transaction with its seq check and
+// receipt, and commits it.
+func (h *Handler) execute(ctx context.Context, conn batchSender, clientID string, seq int64, steps []step) execution {
+	var x execution
+	var txid, lsn int64
+	var syncCommit *string
+	p := newPipe(true)
+	p.exec(nil, "SET CONSTRAINTS ALL DEFERRED")
+	seqAt := p.scan(nextSeqSQL, []any{clientID, seq}, &txid, &x.res.Xid8, &syncCommit)
+	commitAt, walAt := -1, -1
+	send := func() bool {
+		var failed int
+		var err error
+		if x.tx == nil {
+			x.tx, failed, err = p.send(ctx, conn)
+		} else {
+			_, failed, err = p.send(ctx, x.tx)
+		}
+		switch {
+		case err == nil, failed == walAt:
+			// A failed read of the WAL position comes after the COMMIT:
+			// only the upper bound is missing.
+			return true
+		case failed <= seqAt && raised(err, codeNotNext):
+			x.notNext = true
+		case failed <= seqAt:
+			x.err, x.ours = err, true
+		case p.ops[failed] != nil && raised(err, codeMissing):
+			x.err = missing(p.ops[failed])
+		default:
+			x.err = err
+		}
+		return false
+	}
+	for i := 0; ; {
+		checks := false
+		for ; i < len(steps) && h.pipelined(steps[i]); i++ {
+			c, err := h.queueRow(ctx, p, steps[i].row)
+			if err != nil {
+				x.err = err
+				return x
+			}
+			checks = checks || c
+		}
+		last := i == len(steps)
+		if last && !checks {
+			commitAt = p.commit()
+			walAt = p.scan(walPositionSQL, nil, &lsn)
+		}
+		if !send() {
+			return x
+		}
+		seqAt = -1 // only the first round trip checks the seq
+		if last {
+			if commitAt < 0 {
+				// The Checks of inserted rows passed: COMMIT.
+				p = newPipe(false)
+				commitAt = p.commit()
+				walAt = p.scan(walPositionSQL, nil, &lsn)
+				if !send() {
+					return x
+				}
+			}
+			break
+		}
+		// Go runs between this step and the next statement.
+		var err error
+		if st := steps[i]; st.row != nil {
+			err = h.execRow(ctx, x.tx, st.row)
+		} else {
+			err = st.fn(ctx, x.tx, st.args)
+		}
+		if err != nil {
+			x.err = err
+			return x
+		}
+		i++
+		p = newPipe(false)
+		commitAt, walAt = -1, -1
+	}
+	x.tx = nil // committed
+	x.res.Status, x.res.Txid = volt.StatusAccepted, uint64(txid)
+	if lsn > 0 {
+		x.res.LSN = strconv.FormatInt(lsn, 10)
+	}
+	return x
+}
