@@ -51,6 +51,14 @@ type WriterOptions struct {
 	// MaxBatch bounds the transactions sent in one request
 	// (DefaultMaxBatch).
 	MaxBatch int
+	// NoLSNWait stops asking the server to wait for each accepted
+	// transaction's exact commit LSN ("wait": "lsn"): answers come sooner,
+	// with an upper bound of the commit LSN, which a quiet server may not
+	// pass until another transaction commits. WriteAndAwait and Optimistic
+	// use the LSN for shapes the write does not touch: with NoLSNWait, give
+	// them a receipts shape (NewReceiptShape), whose changes carry the exact
+	// commit LSN.
+	NoLSNWait bool
 	// OnError, if set, is called with every failed request: a network
 	// error, an *Error for a 5xx or 429 answer, or a "retry" result (all
 	// retried), and the errors that end a call: an *UnauthorizedError, an
@@ -435,6 +443,9 @@ func (w *Writer) flush(ctx context.Context, until *wtx) error {
 		w.mu.Lock()
 		batch := append([]*wtx(nil), w.queue[:min(len(w.queue), maxBatch)]...)
 		req := volt.MutationRequest{ClientID: w.opts.ClientID, Transactions: w.pendingLocked(batch)}
+		if !w.opts.NoLSNWait {
+			req.Wait = volt.WaitLSN
+		}
 		firstSend := make([]bool, len(batch))
 		for i, t := range batch {
 			firstSend[i] = !t.sent

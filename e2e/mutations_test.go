@@ -34,8 +34,9 @@ func postMutations(t *testing.T, v *volt, req wire.MutationRequest) []wire.Mutat
 func TestMutationsReceiptAndTxid(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, `CREATE TABLE todos (id text PRIMARY KEY, title text NOT NULL)`)
-	// The exact commit LSN is what this test checks: give replication on a
-	// loaded machine more than the default wait (50 ms) to report it.
+	// The exact commit LSN ("wait": "lsn") is what this test checks: give
+	// replication on a loaded machine more than the default wait (50 ms)
+	// to report it.
 	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_INSECURE_WRITES=true", "VOLT_WRITE_LSN_WAIT=2s")
 
 	todos := newFollower(v, "table", "todos")
@@ -43,7 +44,7 @@ func TestMutationsReceiptAndTxid(t *testing.T) {
 	receipts := newFollower(v, "table", "volt.receipts", "where", "client_id = 'web-1'")
 	receipts.catchUp(t)
 
-	rs := postMutations(t, v, wire.MutationRequest{ClientID: "web-1", Transactions: []wire.ClientTransaction{
+	rs := postMutations(t, v, wire.MutationRequest{ClientID: "web-1", Wait: wire.WaitLSN, Transactions: []wire.ClientTransaction{
 		{Seq: 1, Mutations: []wire.Mutation{{Op: wire.OpInsert, Table: "todos", Values: map[string]any{"id": "a", "title": "hello"}}}},
 		{Seq: 2, Mutations: []wire.Mutation{{Op: wire.OpDelete, Table: "todos", Key: map[string]any{"id": "missing"}}}},
 	}})
