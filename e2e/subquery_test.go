@@ -2,12 +2,14 @@ package e2e
 
 import (
 	"context"
+	"crypto/md5"
 	"fmt"
 	"os"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -117,13 +119,14 @@ func TestSubqueryShapeTagsAndMoves(t *testing.T) {
 		t.Fatalf("snapshot rows %+v, want child 1 only", rows)
 	}
 	tags := sqStrings(t, rows[0], "tags")
-	if len(tags) != 1 || !sqHash.MatchString(tags[0]) {
-		t.Fatalf("snapshot tags %q, want one 32-hex tag", tags)
+	handle, offset := r.Header.Get("electric-handle"), r.Header.Get("electric-offset")
+	// §4.1: md5 of the stack ("volt"), the handle and "v:" + the value.
+	if h1 := fmt.Sprintf("%x", md5.Sum([]byte("volt"+handle+"v:1"))); !slices.Equal(tags, []string{h1}) {
+		t.Fatalf("snapshot tags %q, want [%s]", tags, h1)
 	}
 	if c := sqConds(t, rows[0]); !slices.Equal(c, []bool{true}) {
 		t.Fatalf("snapshot active_conditions %v", c)
 	}
-	handle, offset := r.Header.Get("electric-handle"), r.Header.Get("electric-offset")
 
 	live := func() response {
 		t.Helper()
@@ -176,24 +179,31 @@ func TestSubqueryShapeTagsAndMoves(t *testing.T) {
 	if fmt.Sprint(ev) != want || len(sqRows(r)) != 0 {
 		t.Fatalf("move-out answer %s, want first %s and no rows", r.Body, want)
 	}
-	// A move-in (parent 2 now has value 1): the shape is removed.
-	pgtest.Exec(t, db, `UPDATE parent SET value = 1 WHERE id = 2`)
+	// A move-in (parent 2 now has value 1, §1.2): the event, the rows of
+	// parent 2 marked is_move_in, then snapshot-end.
+	sqQuery(t, db, `WITH u AS (UPDATE parent SET value = 1 WHERE id = 2 RETURNING 1) SELECT pg_current_xact_id()::text::int8 FROM u`, &xid)
 	r = live()
-	for r.Status == 200 { // at most the long-poll timeout's empty answer
-		r = live()
+	if r.Status != 200 || len(r.Msgs) < 4 {
+		t.Fatalf("move-in: %d %s", r.Status, r.Body)
 	}
-	if r.Status != 409 {
-		t.Fatalf("after a move-in: %d %s, want 409", r.Status, r.Body)
+	h2 := fmt.Sprintf("%x", md5.Sum([]byte("volt"+handle+"v:2")))
+	want = fmt.Sprintf(`map[event:move-in patterns:[map[pos:0 value:%s]] txids:[%d]]`, h2, xid)
+	if got := fmt.Sprint(r.Msgs[0].Headers); got != want {
+		t.Fatalf("move-in event %s, want %s", got, want)
 	}
-	r = get(t, v.shapeURL("table", "child", "offset", "-1", "where", sqWhere))
 	var keys []string
-	for _, m := range sqRows(r) {
+	for _, m := range r.Msgs[1:3] {
+		if m.Headers["is_move_in"] != true || fmt.Sprint(m.Headers["tags"]) != "["+h2+"]" || m.Headers["txids"] != nil {
+			t.Fatalf("move-in row %+v", m)
+		}
 		keys = append(keys, m.Key)
 	}
 	slices.Sort(keys)
-	wantKeys := []string{`"public"."child"/"2"`, `"public"."child"/"4"`}
-	if r.Status != 200 || !slices.Equal(keys, wantKeys) {
-		t.Fatalf("refetched snapshot: %d keys %q, want %q", r.Status, keys, wantKeys)
+	if want := []string{`"public"."child"/"2"`, `"public"."child"/"4"`}; !slices.Equal(keys, want) {
+		t.Fatalf("move-in rows %q, want %q", keys, want)
+	}
+	if r.Msgs[3].control() != "snapshot-end" {
+		t.Fatalf("after the move-in rows: %+v, want snapshot-end", r.Msgs[3])
 	}
 }
 
@@ -303,6 +313,7 @@ func TestSubqueryDifferential(t *testing.T) {
 		return fmt.Sprintf(`INSERT INTO parent VALUES (%d, %d, %d) ON CONFLICT (id) DO UPDATE SET value = EXCLUDED.value`, 1+rng.IntN(8), rng.IntN(4), 1+rng.IntN(4))
 	}
 
+	var moveIns, moveOuts, refetches atomic.Int64
 	for c := 0; c < cases; c++ {
 		clause := sqClauses[rng.IntN(len(sqClauses))]
 		if strings.Contains(clause, "%d") {
@@ -313,7 +324,17 @@ func TestSubqueryDifferential(t *testing.T) {
 			t.Fatal(err)
 		}
 		notify := make(chan struct{}, 1)
-		sh.Subscribe(func(client.ShapeChange) {
+		sh.Subscribe(func(sc client.ShapeChange) {
+			if sc.MustRefetch {
+				refetches.Add(1)
+			}
+			for _, m := range sc.Moves {
+				if m.Kind == client.MoveIn {
+					moveIns.Add(1)
+				} else {
+					moveOuts.Add(1)
+				}
+			}
 			select {
 			case notify <- struct{}{}:
 			default:
@@ -336,6 +357,10 @@ func TestSubqueryDifferential(t *testing.T) {
 		}
 		stop()
 		<-done
+	}
+	t.Logf("%d move-ins, %d move-outs, %d refetches", moveIns.Load(), moveOuts.Load(), refetches.Load())
+	if moveIns.Load() == 0 || moveOuts.Load() == 0 {
+		t.Errorf("the run moved too little to test anything: %d move-ins, %d move-outs", moveIns.Load(), moveOuts.Load())
 	}
 }
 

@@ -238,6 +238,16 @@ func (s *Shape) SnapshotColumns() []int {
 // the row is in the shape by those views (the snapshot's SQL decides;
 // this is a consistency check).
 func (s *Shape) SnapshotRowWithViews(raw [][]byte, views []*where.View, prefix string) ([]byte, bool, error) {
+	return s.rowWithViews(raw, views, prefix, false)
+}
+
+// MoveInRow is SnapshotRowWithViews for a move-in query's row: its
+// headers also carry "is_move_in":true (subqueries.md §7.4).
+func (s *Shape) MoveInRow(raw [][]byte, views []*where.View, prefix string) ([]byte, bool, error) {
+	return s.rowWithViews(raw, views, prefix, true)
+}
+
+func (s *Shape) rowWithViews(raw [][]byte, views []*where.View, prefix string, moveIn bool) ([]byte, bool, error) {
 	vals := make([]volt.Value, len(s.Table.Columns))
 	for k, i := range s.SnapshotColumns() {
 		if raw[k] == nil {
@@ -264,6 +274,9 @@ func (s *Shape) SnapshotRowWithViews(raw [][]byte, views []*where.View, prefix s
 	dst = s.appendRow(dst, vals, s.selected)
 	dst = append(dst, `,"headers":{"operation":"insert","relation":`...)
 	dst = append(dst, s.t.relation...)
+	if moveIn {
+		dst = append(dst, `,"is_move_in":true`...)
+	}
 	dst = appendMeta(dst, m.Tags, nil, m.ActiveConditions)
 	return append(dst, "}}"...), m.Included, nil
 }

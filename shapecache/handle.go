@@ -76,8 +76,9 @@ type tableJob struct {
 	// For shapes with subqueries (subquery.go): the views the
 	// transaction's changes are converted with, and the control messages
 	// (move-out events) written before them.
-	views map[*Entry][]*where.View
-	pre   map[*Entry][][]byte
+	views   map[*Entry][]*where.View
+	pre     map[*Entry][][]byte
+	moveIns map[*Entry][]sqMoveIn
 }
 
 // completeLocked marks the transactions at the head of the line handled
@@ -229,6 +230,13 @@ func (c *Cache) runJob(j *tableJob) {
 	for i := range work {
 		w := &work[i]
 		w.appended, w.replayed, w.err = w.e.appendLive(w.entries, tx, w.pre)
+	}
+	// Move-ins run after the transaction's own entries are written, on
+	// this worker: the table's later transactions wait for the splice.
+	for e, mis := range j.moveIns {
+		if len(mis) > 0 && !e.IsGone() {
+			c.runMoveIns(e, tx, mis)
+		}
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()

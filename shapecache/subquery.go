@@ -24,18 +24,29 @@ import (
 //   - the snapshot reads the dependencies' values (the views) and the rows
 //     in one REPEATABLE READ transaction, so they are consistent; every
 //     row carries tags and active_conditions (§4, §5);
-//   - changes to the shape's own table are converted against those views
-//     (§6: tags, removed_tags, active_conditions);
+//   - changes to the shape's own table are converted against the views
+//     as of their transaction (§6: tags, removed_tags, active_conditions);
 //   - each dependency's values are counted (per where.ValueKey) from the
-//     snapshot on, and a change to a dependency's table is applied to the
-//     counts when the replication reader routes it, before any later
-//     transaction: a value entering or leaving a dependency (count 0↔1) is
-//     a move. Moves are not incremental yet: the shape is removed (§8's
-//     fallback), so its clients get 409 and refetch a correct snapshot.
-//     A change to a table of a nested subquery always counts as a move.
+//     snapshot on; a change to a dependency's table is applied to the
+//     counts when the replication reader routes it (commit order), and a
+//     value entering or leaving a dependency (count 0↔1) is a move
+//     (§7.1), handled with the transaction on the shape's table queue:
+//     move-outs are events written before the transaction's changes
+//     (§7.3), move-ins are a query whose rows are spliced in after them
+//     (§7.4, simplified: transactions the query's snapshot already holds
+//     are written after the rows, with the views after, where they
+//     repeat what the rows hold);
+//   - what patterns cannot describe removes the shape (§8), so its
+//     clients get 409 and refetch: a change to a table of a nested
+//     subquery, NULLs entering or leaving a NOT IN set, a NOT IN set
+//     becoming empty or gaining its first value, NOT IN row comparisons,
+//     values whose text is not canonical (numeric, float, bpchar,
+//     interval), and dependency changes routed before the snapshot that
+//     it does not hold.
 //
-// Subquery shapes are not written to the catalog, so a restart drops them
-// (as Electric does): their clients get 409.
+// No dependency shapes are created (the counts live with each outer
+// shape), and subquery shapes are not written to the catalog, so a
+// restart drops them (as Electric does): their clients get 409.
 
 // sqState is the subquery state of a shape (guarded by Cache.mu).
 type sqState struct {
@@ -242,123 +253,35 @@ func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change, moves
 	}
 }
 
-// whyMovedIn is the removal reason of a subquery shape with a move-in.
-const whyMovedIn = "rows move into a subquery shape (move-ins are not incremental yet: experimental)"
+// sqMoveIn is a move-in of an outer shape: values of dependency d that
+// bring rows in, with the views before and after (subqueries.md §7.4).
+type sqMoveIn struct {
+	d             int
+	vals          []*sqMove
+	before, after []*where.View
+}
 
 // finishSubqueryTxLocked handles the moves a transaction caused: per
 // shape, moves of one value that cancel out are dropped; what moves rows
 // out (a positive dependency losing a value, a negated one gaining it) is
-// applied to the shape's routing views and written as one move-out event
-// per dependency before the transaction's own changes (subqueries.md
-// §7.3, §7.5); what moves rows in removes the shape (not incremental yet).
+// applied to the shape's routing views at once and written as one
+// move-out event per dependency before the transaction's own changes
+// (subqueries.md §7.3, §7.5); what moves rows in is queued on the
+// transaction's job, which writes the transaction's changes with the
+// views before and then runs a move-in query per dependency (moveIn).
+// Moves that patterns cannot describe remove the shape (409).
 func (c *Cache) finishSubqueryTxLocked(st *txState, jobs map[uint32]*tableJob, moves map[*Entry][]sqMove) {
 	for e, ms := range moves {
-		if e.IsGone() {
+		if e.IsGone() || len(ms) == 0 {
 			continue
 		}
-		net := map[[2]string]*sqMove{}
-		var order [][2]string
-		for i := range ms {
-			m := &ms[i]
-			k := [2]string{string(rune('0' + m.d)), string(m.key)}
-			if prev, ok := net[k]; ok {
-				if prev.in != m.in {
-					delete(net, k) // out and back in (or in and out): no move
-				}
-				continue
-			}
-			net[k] = m
-			order = append(order, k)
+		if why := c.subqueryMovesLocked(st, jobs, e, ms); why != "" {
+			c.removeLocked(e, why)
 		}
-		byDep := map[int][]*sqMove{}
-		removed := false
-		for _, k := range order {
-			m, ok := net[k]
-			if !ok {
-				continue
-			}
-			neg := e.sq.plan.Negated[m.d]
-			if m.in != neg { // positive move-in or negated move-out
-				c.removeLocked(e, whyMovedIn)
-				removed = true
-				break
-			}
-			if hasNull(m.val) {
-				if neg {
-					// A NULL in a NOT IN set changes every other row.
-					c.removeLocked(e, "a NULL enters a NOT IN subquery (experimental)")
-					removed = true
-					break
-				}
-				continue // a NULL is never a member: nothing moves
-			}
-			byDep[m.d] = append(byDep[m.d], m)
-		}
-		if removed || len(byDep) == 0 {
-			continue
-		}
-		views := append([]*where.View(nil), e.sq.cur...)
-		var events [][]byte
-		for d := range e.sq.plan.Deps {
-			ms := byDep[d]
-			if len(ms) == 0 {
-				continue
-			}
-			if !textStable(e.sq.plan.Deps[d].Types) {
-				c.removeLocked(e, "moves of values whose text is not canonical (experimental)")
-				removed = true
-				break
-			}
-			if e.sq.plan.Negated[d] && (views[d].Len() == 0 || len(e.sq.plan.Deps[d].Types) > 1) {
-				// A value entering a NOT IN set also changes rows whose
-				// left side is (partly) NULL: NULL NOT IN an empty set is
-				// true, NOT IN any other unknown. No pattern names them.
-				c.removeLocked(e, "a value enters an empty or row-comparison NOT IN subquery (experimental)")
-				removed = true
-				break
-			}
-			v := cloneView(views[d], e.sq.plan.Deps[d].Types)
-			for _, m := range ms {
-				var err error
-				if e.sq.plan.Negated[d] {
-					err = v.Add(m.val)
-				} else {
-					err = v.Remove(m.val)
-				}
-				if err != nil {
-					c.removeLocked(e, whyMoved)
-					removed = true
-					break
-				}
-			}
-			if removed {
-				break
-			}
-			views[d] = v
-			events = append(events, moveOutEvent(e.sq, d, ms, st.tx.Xid))
-		}
-		if removed {
-			continue
-		}
-		e.sq.cur = views
-		oid := e.Shape.Table.OID
-		j := jobs[oid]
-		if j == nil {
-			j = &tableJob{st: st, changes: map[*Entry][]int{}}
-			jobs[oid] = j
-		}
-		if _, seen := j.changes[e]; !seen {
-			j.shapes = append(j.shapes, e)
-			j.changes[e] = nil
-		}
-		if j.pre == nil {
-			j.pre = map[*Entry][][]byte{}
-		}
-		j.pre[e] = events
 	}
 	for _, j := range jobs {
 		for _, e := range j.shapes {
-			if e.sq != nil && e.sq.cur != nil {
+			if e.sq != nil && e.sq.cur != nil && j.views[e] == nil {
 				if j.views == nil {
 					j.views = map[*Entry][]*where.View{}
 				}
@@ -366,6 +289,129 @@ func (c *Cache) finishSubqueryTxLocked(st *txState, jobs map[uint32]*tableJob, m
 			}
 		}
 	}
+}
+
+// subqueryMovesLocked is finishSubqueryTxLocked for one shape; it returns
+// why the shape must be removed, or "".
+func (c *Cache) subqueryMovesLocked(st *txState, jobs map[uint32]*tableJob, e *Entry, ms []sqMove) string {
+	plan := e.sq.plan
+	net := map[[2]string]*sqMove{}
+	var order [][2]string
+	for i := range ms {
+		m := &ms[i]
+		k := [2]string{strconv.Itoa(m.d), string(m.key)}
+		prev, ok := net[k]
+		switch {
+		case ok && prev != nil && prev.in != m.in:
+			net[k] = nil // out and back in (or in and out): no move
+		case ok && prev == nil:
+			net[k] = m
+		case !ok:
+			net[k] = m
+			order = append(order, k)
+		}
+	}
+	outs := map[int][]*sqMove{}
+	ins := map[int][]*sqMove{}
+	for _, k := range order {
+		m := net[k]
+		if m == nil {
+			continue
+		}
+		neg := plan.Negated[m.d]
+		if hasNull(m.val) {
+			if neg {
+				// A NULL entering or leaving a NOT IN set changes rows
+				// that no pattern names.
+				return "a NULL enters or leaves a NOT IN subquery (experimental)"
+			}
+			continue // a NULL is never a member: nothing moves
+		}
+		if !textStable(plan.Deps[m.d].Types) {
+			return "moves of values whose text is not canonical (experimental)"
+		}
+		if neg && len(plan.Deps[m.d].Types) > 1 {
+			return "moves of a row-comparison NOT IN subquery (experimental)"
+		}
+		if m.in == neg { // positive move-out or negated move-in
+			outs[m.d] = append(outs[m.d], m)
+		} else {
+			ins[m.d] = append(ins[m.d], m)
+		}
+	}
+	if len(outs) == 0 && len(ins) == 0 {
+		return ""
+	}
+	apply := func(views []*where.View, d int, vals []*sqMove, add bool) ([]*where.View, error) {
+		views = append([]*where.View(nil), views...)
+		v := cloneView(views[d], plan.Deps[d].Types)
+		for _, m := range vals {
+			var err error
+			if add {
+				err = v.Add(m.val)
+			} else {
+				err = v.Remove(m.val)
+			}
+			if err != nil {
+				return nil, err
+			}
+		}
+		views[d] = v
+		return views, nil
+	}
+	views := e.sq.cur
+	var events [][]byte
+	for d := range plan.Deps {
+		if len(outs[d]) == 0 {
+			continue
+		}
+		if plan.Negated[d] && views[d].Len() == 0 {
+			// NULL NOT IN an empty set is true, NOT IN any other unknown:
+			// rows with a NULL leave, and no pattern names them.
+			return "a value enters an empty NOT IN subquery (experimental)"
+		}
+		var err error
+		if views, err = apply(views, d, outs[d], plan.Negated[d]); err != nil {
+			return whyMoved
+		}
+		events = append(events, moveEvent("move-out", e.sq, d, outs[d], st.tx.Xid))
+	}
+	txViews := views
+	var moveIns []sqMoveIn
+	for d := range plan.Deps {
+		if len(ins[d]) == 0 {
+			continue
+		}
+		after, err := apply(views, d, ins[d], !plan.Negated[d])
+		if err != nil {
+			return whyMoved
+		}
+		if plan.Negated[d] && after[d].Len() == 0 {
+			return "a NOT IN subquery becomes empty (experimental)"
+		}
+		moveIns = append(moveIns, sqMoveIn{d: d, vals: ins[d], before: views, after: after})
+		views = after
+	}
+	e.sq.cur = views
+	oid := e.Shape.Table.OID
+	j := jobs[oid]
+	if j == nil {
+		j = &tableJob{st: st, changes: map[*Entry][]int{}}
+		jobs[oid] = j
+	}
+	if _, seen := j.changes[e]; !seen {
+		j.shapes = append(j.shapes, e)
+		j.changes[e] = nil
+	}
+	if j.pre == nil {
+		j.pre = map[*Entry][][]byte{}
+		j.views = map[*Entry][]*where.View{}
+		j.moveIns = map[*Entry][]sqMoveIn{}
+	}
+	j.pre[e] = events
+	j.views[e] = txViews
+	j.moveIns[e] = moveIns
+	return ""
 }
 
 func hasNull(v where.Value) bool {
@@ -398,9 +444,9 @@ func cloneView(v *where.View, types []where.Type) *where.View {
 	return out
 }
 
-// moveOutEvent renders the move-out control message of values ms of
-// dependency d: a pattern per position of d and value, and the txid.
-func moveOutEvent(st *sqState, d int, ms []*sqMove, xid uint32) []byte {
+// moveEvent renders a move-out or move-in control message of values ms
+// of dependency d: a pattern per position of d and value, and the txid.
+func moveEvent(event string, st *sqState, d int, ms []*sqMove, xid uint32) []byte {
 	type pattern struct {
 		Pos   int    `json:"pos"`
 		Value string `json:"value"`
@@ -411,7 +457,7 @@ func moveOutEvent(st *sqState, d int, ms []*sqMove, xid uint32) []byte {
 			pats = append(pats, pattern{Pos: p, Value: where.SlotHash(st.prefix, st.plan.Positions[p].Columns, m.val)})
 		}
 	}
-	b, _ := json.Marshal(map[string]any{"headers": map[string]any{"event": "move-out", "patterns": pats, "txids": []uint32{xid}}})
+	b, _ := json.Marshal(map[string]any{"headers": map[string]any{"event": event, "patterns": pats, "txids": []uint32{xid}}})
 	return b
 }
 
@@ -645,6 +691,125 @@ func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int, views []*wh
 		out = append(out, m...)
 	}
 	return out, nil
+}
+
+// runMoveIns runs e's move-in queries for tx in order and writes each
+// splice; a failure removes the shape (its clients refetch).
+func (c *Cache) runMoveIns(e *Entry, tx *volt.Transaction, mis []sqMoveIn) {
+	for _, mi := range mis {
+		n, err := c.moveIn(e, tx, mi)
+		c.mu.Lock()
+		switch {
+		case e.IsGone():
+		case err != nil:
+			c.Logger.Warn("move-in query failed", "handle", e.Handle, "err", err)
+			c.removeLocked(e, "move-in failed")
+		default:
+			e.rows += n
+			e.ops += n + 2
+			c.dirty[e] = struct{}{}
+		}
+		c.mu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+// moveIn runs one move-in query (subqueries.md §7.4) in a REPEATABLE
+// READ transaction: the rows in the shape with the views after and not
+// with the views before, with their metadata against the views after.
+// It appends the move-in event, the rows (is_move_in) and, when there
+// are rows, a snapshot-end with the query's snapshot. Transactions the
+// query's snapshot holds that come later are converted with the views
+// after and so only repeat what the rows hold (a repeated insert is an
+// upsert for clients).
+func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, error) {
+	s := e.Shape
+	plan := e.sq.plan
+	ps, ok := c.Snapshotter.(*postgres.Snapshotter)
+	if !ok {
+		return 0, errors.New("shapes with subqueries need a postgres.Snapshotter")
+	}
+	var args []any
+	params := func(views []*where.View) where.ViewParams {
+		vp := make(where.ViewParams, len(views))
+		for d, v := range views {
+			vp[d] = len(args) + 1
+			for _, col := range v.Arrays() {
+				args = append(args, col)
+			}
+		}
+		return vp
+	}
+	before := params(mi.before)
+	after := params(mi.after)
+	var cols []string
+	for _, i := range s.SnapshotColumns() {
+		cols = append(cols, postgres.QuoteIdent(s.Table.Columns[i].Name))
+	}
+	sql := "SELECT " + strings.Join(cols, ", ") + " FROM " + quoteQualified(s.Table.Schema, s.Table.Name) +
+		" WHERE " + plan.MoveInWhereSQL(mi.d, before, after)
+
+	ctx := c.ctx
+	pgtx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return 0, fmt.Errorf("begin move-in: %w", err)
+	}
+	defer pgtx.Rollback(context.WithoutCancel(ctx))
+	if _, err := pgtx.Exec(ctx, displaySettings); err != nil {
+		return 0, fmt.Errorf("move-in settings: %w", err)
+	}
+	var snapText string
+	if err := pgtx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snapText); err != nil {
+		return 0, fmt.Errorf("move-in snapshot: %w", err)
+	}
+	snap, err := parseSnapshot(snapText)
+	if err != nil {
+		return 0, err
+	}
+	rs, err := pgtx.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
+	if err != nil {
+		return 0, fmt.Errorf("move-in query: %w", err)
+	}
+	var rows [][]byte
+	for rs.Next() {
+		row, _, err := s.MoveInRow(rs.RawValues(), mi.after, e.sq.prefix)
+		if err != nil {
+			rs.Close()
+			return 0, fmt.Errorf("move-in row metadata: %w", err)
+		}
+		rows = append(rows, row)
+	}
+	rs.Close()
+	if err := rs.Err(); err != nil {
+		return 0, fmt.Errorf("move-in rows: %w", err)
+	}
+	if err := pgtx.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("move-in commit: %w", err)
+	}
+	msgs := [][]byte{moveEvent("move-in", e.sq, mi.d, mi.vals, tx.Xid)}
+	msgs = append(msgs, rows...)
+	if len(rows) > 0 {
+		msgs = append(msgs, shape.SnapshotEnd(snap))
+	}
+	l, err := e.acquire()
+	if err != nil {
+		return 0, err
+	}
+	defer e.release()
+	at := l.Latest()
+	if at.LSN == 0 {
+		at = volt.Offset{LSN: 1, Op: 0}
+	} else {
+		at.Op++
+	}
+	entries := make([]shapelog.Entry, len(msgs))
+	for i, m := range msgs {
+		entries[i] = shapelog.Entry{Offset: at, JSON: m}
+		at.Op++
+	}
+	return int64(len(rows)), e.append(l, entries)
 }
 
 // displaySettings formats values as snapshots do (postgres.Snapshotter).
