@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -458,5 +459,51 @@ func TestSubqueryNotInNullRows(t *testing.T) {
 			t.Fatal(err)
 		}
 		sqAwaitEqual(t, conn, sh, notify, clause, fmt.Sprintf("step %d: %s", i, stmt))
+	}
+}
+
+// TestSubquerySixTransactions runs subqueries.md §1.4's six transactions
+// (a move-out, a move-in, changes to both children, a move-in back, a
+// change to the moved-in child) back to back while a client follows the
+// shape, and checks that it ends with Postgres' rows, having seen both
+// move-ins and the move-out, and no refetch.
+func TestSubquerySixTransactions(t *testing.T) {
+	db := sqParentChild(t)
+	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=1s")
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	sh, notify := sqFollow(t, v, sqWhere)
+	var mu sync.Mutex
+	var kinds []string
+	refetched := false
+	sh.Subscribe(func(sc client.ShapeChange) {
+		mu.Lock()
+		defer mu.Unlock()
+		refetched = refetched || sc.MustRefetch
+		for _, m := range sc.Moves {
+			kinds = append(kinds, string(m.Kind))
+		}
+	})
+	sqAwaitEqual(t, conn, sh, notify, sqWhere, "snapshot")
+	for _, stmt := range []string{
+		`UPDATE parent SET value = 2 WHERE id = 1`,
+		`UPDATE parent SET value = 1 WHERE id = 2`,
+		`UPDATE child SET value = 11 WHERE id = 1`,
+		`UPDATE child SET value = 12 WHERE id = 2`,
+		`UPDATE parent SET value = 1 WHERE id = 1`,
+		`UPDATE child SET value = 13 WHERE id = 1`,
+	} {
+		if _, err := conn.Exec(context.Background(), stmt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sqAwaitEqual(t, conn, sh, notify, sqWhere, "after the six transactions")
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"move-out", "move-in", "move-in"}; !slices.Equal(kinds, want) || refetched {
+		t.Fatalf("moves %q (refetched %v), want %q without a refetch", kinds, refetched, want)
 	}
 }
