@@ -118,12 +118,15 @@ func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID str
 		return h.reject(ctx, conn, nil, clientID, ct, steps, deps, err)
 	}
 	x := h.execute(ctx, conn, clientID, ct.Seq, steps)
-	if x.tx != nil {
-		defer func() { _ = x.tx.Rollback(context.WithoutCancel(ctx)) }()
+	rollback := func() {
+		if x.tx != nil {
+			_ = x.tx.Rollback(context.WithoutCancel(ctx))
+		}
 	}
+	defer rollback()
 	switch {
 	case x.notNext:
-		_ = x.tx.Rollback(ctx)
+		rollback()
 		r, next := h.notNext(ctx, conn, clientID, ct, deps)
 		if next && !again {
 			return h.applyOne(ctx, conn, clientID, ct, deps, true)
@@ -134,7 +137,7 @@ func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID str
 		// unreachable. Never a final answer.
 		return retryResult(x.err)
 	case x.err != nil && catalogStale(x.err) && !again:
-		_ = x.tx.Rollback(ctx)
+		rollback()
 		h.catalog.invalidate()
 		return h.applyOne(ctx, conn, clientID, ct, deps, true)
 	case x.err != nil:

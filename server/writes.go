@@ -32,9 +32,10 @@ func mountMutations(ctx context.Context, pool, writePool *pgxpool.Pool, cfg Conf
 		return writesDisabled{}, nil
 	}
 	// Every accepted transaction writes a receipt: with volt.receipts
-	// published, replication reports each one's exact commit LSN.
+	// published, replication reports each one's exact commit LSN (to
+	// requests that ask for it, and in the receipts' shapes).
 	if err := lsn.publisher.AddTable(ctx, "volt", "receipts"); err != nil {
-		log.Warn("cannot publish volt.receipts; write results carry an upper bound of the commit LSN", "err", err)
+		log.Warn("cannot publish volt.receipts; write results that ask for the exact commit LSN carry an upper bound", "err", err)
 	}
 	opts := policy.Options(mutations.Options{
 		Logger: log, LSN: lsn, LSNWait: cfg.WriteLSNWait, Metrics: metrics,
