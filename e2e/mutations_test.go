@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -79,6 +80,32 @@ func TestMutationsReceiptAndTxid(t *testing.T) {
 	}
 	if !found {
 		t.Fatalf("no insert with txids [%d]", rs[0].Txid)
+	}
+
+	// Without "wait", the answer does not wait for replication: its lsn is
+	// an upper bound, at or after the commit LSN its change arrives at.
+	def := postMutations(t, v, wire.MutationRequest{ClientID: "web-1", Transactions: []wire.ClientTransaction{
+		{Seq: 3, Mutations: []wire.Mutation{{Op: wire.OpInsert, Table: "todos", Values: map[string]any{"id": "b", "title": "default"}}}},
+	}})
+	bound, err := strconv.ParseUint(def[0].LSN, 10, 64)
+	if def[0].Status != wire.StatusAccepted || def[0].Txid == 0 || err != nil {
+		t.Fatalf("default answer %+v", def[0])
+	}
+	found = false
+	for i := 0; i < 20 && !found; i++ {
+		for _, m := range todos.poll(t).Msgs {
+			txids, _ := m.Headers["txids"].([]any)
+			if m.op() == "insert" && len(txids) == 1 && txids[0] == float64(def[0].Txid) {
+				found = true
+				lsn, _ := m.Headers["lsn"].(string)
+				if commit, err := strconv.ParseUint(lsn, 10, 64); err != nil || commit > bound {
+					t.Errorf("default answer's lsn %d, but the change arrived at lsn %v", bound, m.Headers["lsn"])
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("no insert with txids [%d]", def[0].Txid)
 	}
 }
 
