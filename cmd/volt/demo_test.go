@@ -73,7 +73,7 @@ func TestDemoBrowser(t *testing.T) {
 	url := startDemo(t, db, filepath.Join(demoDir, "dist"))
 
 	start = time.Now()
-	out := runNode(t, demoDir, 3*time.Minute,
+	out := runNode(t, demoDir, 6*time.Minute,
 		[]string{"DEMO_URL=" + url, "CHROMIUM=" + chromium, "VOLT_ARTIFACTS=" + artifacts},
 		node, "--test", "--test-force-exit", "--test-reporter=spec", "test/demo.test.mjs")
 	t.Logf("browser test finished in %s; screenshots in %s", time.Since(start).Round(time.Millisecond), artifacts)

@@ -52,7 +52,7 @@ async function openDevice(name) {
 // started waits until every list runs and has synced once. PGlite's
 // start is CPU-bound (seconds on a busy 2-core machine): it gets longer.
 async function started(page) {
-  for (const l of LISTS) await card(page, l).and(page.locator('[data-synced=true]:not(.starting)')).waitFor({ timeout: 60_000 })
+  for (const l of LISTS) await card(page, l).and(page.locator('[data-synced=true]:not(.starting)')).waitFor({ timeout: 150_000 })
 }
 
 const card = (page, list) => page.locator(`section[data-list=${list}]`)
