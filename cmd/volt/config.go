@@ -43,7 +43,7 @@ func settings(c *Config) []setting {
 		{"write-pool-size", []string{"VOLT_WRITE_POOL_SIZE"}, "connections for POST /v1/mutations, separate from -db-pool-size; each client transaction holds one while it runs", integer(&c.WritePoolSize)},
 		{"max-write-transactions", []string{"VOLT_MAX_WRITE_TRANSACTIONS"}, "transactions in one POST /v1/mutations request before 413", integer(&c.MaxWriteTransactions)},
 		{"max-write-mutations", []string{"VOLT_MAX_WRITE_MUTATIONS"}, "mutations (of all transactions) in one POST /v1/mutations request before 413", integer(&c.MaxWriteMutations)},
-		{"write-lsn-wait", []string{"VOLT_WRITE_LSN_WAIT"}, "how long a write's answer waits for replication to report its exact commit LSN before it carries an upper bound (duration, or milliseconds)", duration(&c.WriteLSNWait)},
+		{"write-lsn-wait", []string{"VOLT_WRITE_LSN_WAIT"}, "how long the answer to a write request that asks for it (\"wait\": \"lsn\") waits for replication to report each transaction's exact commit LSN before it carries an upper bound; other answers do not wait (duration, or milliseconds)", duration(&c.WriteLSNWait)},
 		{"schema-check-interval", []string{"VOLT_SCHEMA_CHECK_INTERVAL"}, "how often synced tables are checked for DDL", duration(&c.SchemaCheck)},
 		{"auth-jwt-secret", []string{"VOLT_AUTH_JWT_SECRET"}, "HS256 secret (32 bytes or more) for Authorization: Bearer tokens on POST /v1/mutations", str(&c.AuthJWTSecret)},
 		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
