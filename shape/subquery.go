@@ -95,7 +95,11 @@ func (s *Shape) subMeta(vals []volt.Value, views []*where.View, prefix string) (
 // every message carries tags and active_conditions (updates also
 // removed_tags, and are emitted even when no selected column changed;
 // subqueries.md §6). prefix is TagPrefix of the shape's handle.
-func (s *Shape) ConvertWithViews(ch *volt.Change, op uint64, views []*where.View, prefix string) ([]Message, error) {
+//
+// With upsert, an update of a row in the shape before and after is an
+// insert of the whole row (with removed_tags): for a transaction that a
+// move-in's rows already hold, whose rows the client may not have.
+func (s *Shape) ConvertWithViews(ch *volt.Change, op uint64, views []*where.View, prefix string, upsert bool) ([]Message, error) {
 	if err := s.CheckRelation(ch.Relation); err != nil {
 		return nil, err
 	}
@@ -125,12 +129,12 @@ func (s *Shape) ConvertWithViews(ch *volt.Change, op uint64, views []*where.View
 		if err != nil {
 			return nil, err
 		}
-		return s.updateWithMeta(ch, op, om, nm), nil
+		return s.updateWithMeta(ch, op, om, nm, upsert), nil
 	}
 	return nil, nil
 }
 
-func (s *Shape) updateWithMeta(ch *volt.Change, op uint64, om, nm where.RowMeta) []Message {
+func (s *Shape) updateWithMeta(ch *volt.Change, op uint64, om, nm where.RowMeta, upsert bool) []Message {
 	switch {
 	case om.Included && nm.Included:
 		removed := tagsMinus(om.Tags, nm.Tags)
@@ -143,14 +147,19 @@ func (s *Shape) updateWithMeta(ch *volt.Change, op uint64, om, nm where.RowMeta)
 			ins.meta = appendMeta(nil, nm.Tags, nil, nm.ActiveConditions)
 			return []Message{del, ins}
 		}
+		if removed == nil {
+			removed = []string{} // always present on updates
+		}
+		if upsert {
+			m := s.insert(ch.New, op)
+			m.meta = appendMeta(nil, nm.Tags, removed, nm.ActiveConditions)
+			return []Message{m}
+		}
 		m, ok := s.changed(ch.Old, ch.New, newKey, op)
 		if !ok {
 			// No selected column changed, but the conditions may have:
 			// the update carries the key only.
 			m = Message{Op: op, kind: "update", key: newKey, body: append([]byte(`"value":`), s.appendRow(nil, ch.New, s.keyMask())...)}
-		}
-		if removed == nil {
-			removed = []string{} // always present on updates
 		}
 		m.meta = appendMeta(nil, nm.Tags, removed, nm.ActiveConditions)
 		return []Message{m}

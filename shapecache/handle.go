@@ -174,6 +174,14 @@ func (c *Cache) runJob(j *tableJob) {
 			if views == nil {
 				views = e.sq.views
 			}
+			upsert := false
+			if ms := e.sq.moveInSnap; ms != nil {
+				if tx.CommitLSN < e.sq.moveInLSN {
+					upsert = ms.Visible(tx.Xid)
+				} else {
+					e.sq.moveInSnap = nil
+				}
+			}
 			if views == nil {
 				// Converted against the views once the snapshot reads
 				// them (setSubquerySnapshot).
@@ -183,7 +191,7 @@ func (c *Cache) runJob(j *tableJob) {
 			if views == nil {
 				continue
 			}
-			if msgs, err = e.convertSubquery(tx, j.changes[e], views); err != nil {
+			if msgs, err = e.convertSubquery(tx, j.changes[e], views, upsert); err != nil {
 				conv = append(conv, converted{e: e, err: err})
 			} else if len(msgs) > 0 || len(j.pre[e]) > 0 {
 				entries, d := frame(e, tx, msgs)

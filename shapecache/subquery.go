@@ -65,6 +65,11 @@ type sqState struct {
 	// dependency tables routed meanwhile.
 	raw   []rawTxn
 	early []earlyChange
+	// moveInSnap and moveInLSN are the snapshot and WAL insert position
+	// of the latest move-in query: later transactions it holds are
+	// written as upserts (ConvertWithViews).
+	moveInSnap *volt.Snapshot
+	moveInLSN  uint64
 }
 
 type rawTxn struct {
@@ -661,7 +666,7 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 		if e.skip(l, r.tx.CommitLSN, r.tx.Xid) {
 			continue
 		}
-		msgs, err := e.convertSubquery(r.tx, r.changes, views)
+		msgs, err := e.convertSubquery(r.tx, r.changes, views, false)
 		if err != nil {
 			return err
 		}
@@ -681,10 +686,10 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 }
 
 // convertSubquery converts changes of tx for e against views.
-func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int, views []*where.View) ([]shape.Message, error) {
+func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int, views []*where.View, upsert bool) ([]shape.Message, error) {
 	var out []shape.Message
 	for _, i := range changes {
-		m, err := e.Shape.ConvertWithViews(&tx.Changes[i], uint64(2*i), views, e.sq.prefix)
+		m, err := e.Shape.ConvertWithViews(&tx.Changes[i], uint64(2*i), views, e.sq.prefix, upsert)
 		if err != nil {
 			return nil, err
 		}
@@ -761,13 +766,20 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 		return 0, fmt.Errorf("move-in settings: %w", err)
 	}
 	var snapText string
-	if err := pgtx.QueryRow(ctx, "SELECT pg_current_snapshot()::text").Scan(&snapText); err != nil {
+	var lsn uint64
+	if err := pgtx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snapText, &lsn); err != nil {
 		return 0, fmt.Errorf("move-in snapshot: %w", err)
 	}
 	snap, err := parseSnapshot(snapText)
 	if err != nil {
 		return 0, err
 	}
+	// The transactions after tx that this snapshot holds are already in
+	// the rows; they reach the log after them (runJob) as upserts, so a
+	// row the client lacks arrives whole.
+	c.mu.Lock()
+	e.sq.moveInSnap, e.sq.moveInLSN = &snap, lsn
+	c.mu.Unlock()
 	rs, err := pgtx.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
 	if err != nil {
 		return 0, fmt.Errorf("move-in query: %w", err)
