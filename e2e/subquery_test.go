@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"crypto/md5"
+	"encoding/json"
 	"fmt"
 	"os"
 	"regexp"
@@ -574,5 +575,55 @@ func TestSubqueryMoveInRacesARowChange(t *testing.T) {
 			t.Fatal(err)
 		}
 		sqAwaitEqual(t, conn, sh, notify, sqWhere, fmt.Sprintf("round %d", i))
+	}
+}
+
+// TestSubquerySubset: TanStack's on-demand mode on a subquery shape
+// (log=changes_only, offset=now, then subset snapshots): the subset holds
+// the rows of the base where (live subqueries) that match the subset's
+// where, each with tags, active_conditions and snapshot_mark; a subquery
+// in the subset's own where is refused.
+func TestSubquerySubset(t *testing.T) {
+	db := sqParentChild(t)
+	pgtest.Exec(t, db, `INSERT INTO child VALUES (3, 1, 30), (4, 1, 40)`)
+	v := startVolt(t, db, sqFlag)
+	where := `parent_id IN (SELECT id FROM parent WHERE value = 1) OR value = 20`
+	now := get(t, v.shapeURL("table", "child", "offset", "now", "log", "changes_only", "where", where))
+	if now.Status != 200 {
+		t.Fatalf("changes_only now: %d %s", now.Status, now.Body)
+	}
+	handle := now.Header.Get("electric-handle")
+	r := get(t, v.shapeURL("table", "child", "offset", "now", "log", "changes_only", "where", where,
+		"subset__where", "value >= $1", "subset__params", `{"1":"20"}`, "subset__order_by", "id"))
+	if r.Status != 200 || r.Header.Get("electric-handle") != handle {
+		t.Fatalf("subset: %d %s", r.Status, r.Body)
+	}
+	var sb subsetBody
+	if err := json.Unmarshal(r.Body, &sb); err != nil {
+		t.Fatal(err)
+	}
+	h1 := fmt.Sprintf("%x", md5.Sum([]byte("volt"+handle+"v:1")))
+	h2 := fmt.Sprintf("%x", md5.Sum([]byte("volt"+handle+"v:2")))
+	want := map[string]string{
+		"2": fmt.Sprintf("[%s/ /1] [false true]", h2),
+		"3": fmt.Sprintf("[%s/ /1] [true false]", h1),
+		"4": fmt.Sprintf("[%s/ /1] [true false]", h1),
+	}
+	if len(sb.Data) != len(want) {
+		t.Fatalf("subset rows %s, want children 2, 3, 4", r.Body)
+	}
+	for _, m := range sb.Data {
+		id := *m.Value["id"]
+		if got := fmt.Sprint(m.Headers["tags"], " ", m.Headers["active_conditions"]); got != want[id] {
+			t.Errorf("child %s: tags and conditions %s, want %s", id, got, want[id])
+		}
+		if m.Headers["snapshot_mark"] == nil {
+			t.Errorf("child %s: no snapshot_mark", id)
+		}
+	}
+	r = get(t, v.shapeURL("table", "child", "offset", "now", "log", "changes_only", "where", where,
+		"subset__where", "id IN (SELECT id FROM parent)"))
+	if r.Status != 400 || !strings.Contains(string(r.Body), "Subqueries") {
+		t.Fatalf("subquery in a subset: %d %s, want 400", r.Status, r.Body)
 	}
 }

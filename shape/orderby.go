@@ -59,6 +59,9 @@ func (s *Shape) ParseOrderBy(orderBy string, allowed []string) (string, error) {
 // SubsetRow renders a row of a subset snapshot: an insert tagged with the
 // snapshot's mark.
 func (s *Shape) SubsetRow(raw [][]byte, mark int64) []byte {
+	if s.plan != nil {
+		return s.subqueryRow(raw, mark)
+	}
 	row := s.SnapshotRow(raw)
 	row = row[:len(row)-2] // reopen the headers object
 	row = append(row, `,"snapshot_mark":`...)

@@ -84,6 +84,9 @@ type Shape struct {
 	filter    *where.Expr // nil when the shape has no where clause
 	filterErr error
 	plan      *where.Plan // a where clause with subqueries (NewWithSubqueries)
+	// tagPrefix is the tag prefix of a shape with subqueries, once a
+	// cache has given it a handle (subset rows need it).
+	tagPrefix atomic.Pointer[string]
 }
 
 // tableInfo is what all shapes of one table version share.

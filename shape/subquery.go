@@ -289,3 +289,57 @@ func (s *Shape) rowWithViews(raw [][]byte, views []*where.View, prefix string, m
 	dst = appendMeta(dst, m.Tags, nil, m.ActiveConditions)
 	return append(dst, "}}"...), m.Included, nil
 }
+
+// SubsetConditionColumns returns the SQL of the extra columns a subset
+// query of a shape with subqueries reads after SnapshotColumns: each
+// position's active condition, live (ConditionSQL), in position order.
+func (s *Shape) SubsetConditionColumns() []string {
+	out := make([]string, len(s.plan.Positions))
+	for q := range s.plan.Positions {
+		out[q] = s.plan.ConditionSQL(q, nil)
+	}
+	return out
+}
+
+// SetTagPrefix sets the prefix of the shape's tags in subset rows
+// (TagPrefix of its handle).
+func (s *Shape) SetTagPrefix(prefix string) { s.tagPrefix.Store(&prefix) }
+
+// subqueryRow renders a subset row of a shape with subqueries: raw holds
+// SnapshotColumns then SubsetConditionColumns ("t"/"f"); tags are
+// computed from the row.
+func (s *Shape) subqueryRow(raw [][]byte, mark int64) []byte {
+	cols := s.SnapshotColumns()
+	vals := make([]volt.Value, len(s.Table.Columns))
+	for k, i := range cols {
+		if raw[k] == nil {
+			vals[i].Null = true
+			continue
+		}
+		vals[i].Text = string(raw[k])
+		if s.Table.Columns[i].TypeOID == boolOID && s.Table.Columns[i].Dims == 0 {
+			vals[i].Text = normaliseBool(vals[i].Text)
+		}
+	}
+	conds := make([]bool, len(s.plan.Positions))
+	for q := range conds {
+		if k := len(cols) + q; k < len(raw) && raw[k] != nil {
+			conds[q] = string(raw[k]) == "t" || string(raw[k]) == "true"
+		}
+	}
+	prefix := ""
+	if p := s.tagPrefix.Load(); p != nil {
+		prefix = *p
+	}
+	dst := make([]byte, 0, 256)
+	dst = append(dst, `{"key":`...)
+	dst = appendString(dst, s.rowKey(vals))
+	dst = append(dst, `,"value":`...)
+	dst = s.appendRow(dst, vals, s.selected)
+	dst = append(dst, `,"headers":{"operation":"insert","relation":`...)
+	dst = append(dst, s.t.relation...)
+	dst = appendMeta(dst, s.plan.Tags(row{s, vals}, prefix), nil, conds)
+	dst = append(dst, `,"snapshot_mark":`...)
+	dst = appendUint(dst, uint64(mark))
+	return append(dst, "}}"...)
+}

@@ -341,6 +341,9 @@ func (c *Cache) create(ctx context.Context, s *shape.Shape) (*Entry, error) {
 	c.Logger.Info("shape created", "handle", handle, "table", s.Table.Schema+"."+s.Table.Name, "where", s.Def.Where)
 	e := newEntry(c, handle, s)
 	e.sq = sq
+	if sq != nil {
+		s.SetTagPrefix(sq.prefix)
+	}
 	e.setLog(log)
 	if sq != nil {
 		c.Logger.Info("shape with subqueries created (experimental: it does not survive a restart, and a move removes it)", "handle", handle)

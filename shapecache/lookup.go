@@ -137,10 +137,6 @@ func (c *Cache) Subset(ctx context.Context, e *Entry, sub Subset, info func(s vo
 // subsetQuery builds the query of sub on s, or a *SubsetError.
 func subsetQuery(s *shape.Shape, sub Subset) (postgres.SnapshotQuery, error) {
 	errs := map[string][]string{}
-	if s.Plan() != nil {
-		errs["where"] = append(errs["where"], "subset snapshots of shapes with subqueries are not supported yet (experimental)")
-		return postgres.SnapshotQuery{}, &SubsetError{Fields: errs}
-	}
 	if (sub.Limit != nil || sub.Offset != nil) && sub.OrderBy == "" {
 		errs["order_by"] = append(errs["order_by"], "order_by is required when limit or offset is present")
 	}
@@ -155,7 +151,16 @@ func subsetQuery(s *shape.Shape, sub Subset) (postgres.SnapshotQuery, error) {
 		q.Columns = append(q.Columns, postgres.QuoteIdent(name))
 	}
 	var conds []string
-	if f, _ := s.Filter(); f != nil {
+	if plan := s.Plan(); plan != nil {
+		// The base where with live subqueries; the rows' active
+		// conditions are read live too (shape.SubsetRow computes tags).
+		q.Columns = q.Columns[:0]
+		for _, i := range s.SnapshotColumns() {
+			q.Columns = append(q.Columns, postgres.QuoteIdent(s.Table.Columns[i].Name))
+		}
+		q.Columns = append(q.Columns, s.SubsetConditionColumns()...)
+		conds = append(conds, "("+plan.WhereSQL(nil)+")")
+	} else if f, _ := s.Filter(); f != nil {
 		conds = append(conds, "("+f.SQL()+")")
 	}
 	if sub.Where != "" {
