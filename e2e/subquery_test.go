@@ -627,3 +627,53 @@ func TestSubquerySubset(t *testing.T) {
 		t.Fatalf("subquery in a subset: %d %s, want 400", r.Status, r.Body)
 	}
 }
+
+// TestSubqueryNested: a change two levels down (§7.7) moves rows of the
+// outer shape in and out through the middle dependency, incrementally
+// (no refetch), and a change below that moves no middle value moves
+// nothing.
+func TestSubqueryNested(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE grand (id int PRIMARY KEY, flag bool)`,
+		`CREATE TABLE parent (id int PRIMARY KEY, grand_id int)`,
+		`CREATE TABLE child (id int PRIMARY KEY, parent_id int, value int)`,
+		`INSERT INTO grand VALUES (1, true), (2, false), (3, true)`,
+		`INSERT INTO parent VALUES (1, 1), (2, 2), (3, 2), (4, 3)`,
+		`INSERT INTO child SELECT g, 1 + g % 4, g FROM generate_series(1, 12) g`)
+	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=1s")
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	clause := `parent_id IN (SELECT id FROM parent WHERE grand_id IN (SELECT id FROM grand WHERE flag))`
+	sh, notify := sqFollow(t, v, clause)
+	var mu sync.Mutex
+	var moves, refetches int
+	sh.Subscribe(func(sc client.ShapeChange) {
+		mu.Lock()
+		defer mu.Unlock()
+		moves += len(sc.Moves)
+		if sc.MustRefetch {
+			refetches++
+		}
+	})
+	sqAwaitEqual(t, conn, sh, notify, clause, "snapshot")
+	for i, stmt := range []string{
+		`UPDATE grand SET flag = true WHERE id = 2`,  // parents 2, 3 move in
+		`UPDATE grand SET flag = false WHERE id = 1`, // parent 1 moves out
+		`UPDATE parent SET grand_id = 2 WHERE id = 4; UPDATE grand SET flag = false WHERE id = 3`,
+		`INSERT INTO grand VALUES (4, true)`, // no parent: nothing moves
+		`UPDATE parent SET grand_id = 4 WHERE id = 1`,
+	} {
+		if _, err := conn.Exec(context.Background(), stmt); err != nil {
+			t.Fatal(err)
+		}
+		sqAwaitEqual(t, conn, sh, notify, clause, fmt.Sprintf("step %d: %s", i, stmt))
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if refetches != 0 || moves < 3 {
+		t.Fatalf("%d moves, %d refetches: want the moves incremental", moves, refetches)
+	}
+}

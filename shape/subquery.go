@@ -60,6 +60,9 @@ func (s *Shape) Plan() *where.Plan { return s.plan }
 // Row adapts a replicated row of the shape's table to where.Row.
 func (s *Shape) Row(vals []volt.Value) where.Row { return row{s, vals} }
 
+// RowKey returns the message key of a row of the shape's table.
+func (s *Shape) RowKey(vals []volt.Value) string { return s.rowKey(vals) }
+
 // ColumnIndex returns the index in Table.Columns of the named column.
 func (s *Shape) ColumnIndex(name string) (int, bool) {
 	i, ok := s.t.colIndex[name]

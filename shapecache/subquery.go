@@ -36,16 +36,18 @@ import (
 //     (§7.4, simplified: transactions the query's snapshot already holds
 //     are written after the rows, with the views after, where they
 //     repeat what the rows hold);
+//   - a dependency with subqueries of its own keeps its table's rows and
+//     their membership (its where against its own dependencies' values),
+//     so a change further down moves values level by level (§7.7);
 //   - what patterns cannot describe removes the shape (§8), so its
-//     clients get 409 and refetch: a change to a table of a nested
-//     subquery, NULLs entering or leaving a NOT IN set, a NOT IN set
+//     clients get 409 and refetch: NULLs entering or leaving a NOT IN set, a NOT IN set
 //     becoming empty or gaining its first value, NOT IN row comparisons,
 //     values whose text is not canonical (numeric, float, bpchar,
 //     interval), and dependency changes routed before the snapshot that
 //     it does not hold.
 //
-// No dependency shapes are created (the counts live with each outer
-// shape), and subquery shapes are not written to the catalog, so a
+// No dependency shapes are created (the counts and rows live with each
+// outer shape, not shared), and subquery shapes are not written to the catalog, so a
 // restart drops them (as Electric does): their clients get 409.
 
 // sqState is the subquery state of a shape (guarded by Cache.mu).
@@ -93,6 +95,14 @@ type sqDep struct {
 	// and those of nested subqueries).
 	tables []uint32
 	counts map[where.ValueKey]int
+	// A dependency with subqueries of its own (§7.7) is materialised:
+	// table is its whole table, rows and in its rows and whether each is
+	// in the dependency (its where with subViews, the values of sub).
+	table    *shape.Shape
+	rows     map[string][]volt.Value
+	in       map[string]bool
+	sub      []*sqDep
+	subViews []*where.View
 }
 
 // sqMove is a value entering (in) or leaving dependency d's values.
@@ -144,22 +154,45 @@ func (c *Cache) newSubqueryState(ctx context.Context, s *shape.Shape, handle str
 	plan := s.Plan()
 	st := &sqState{plan: plan, prefix: shape.TagPrefix(handle)}
 	for _, dep := range plan.Deps {
-		t, err := c.Table(ctx, dep.Schema, dep.Table)
+		d, err := c.newSqDep(ctx, dep)
 		if err != nil {
-			return nil, fmt.Errorf("subquery table %s.%s: %w", dep.Schema, dep.Table, err)
-		}
-		d := &sqDep{dep: dep, oid: t.OID, counts: map[where.ValueKey]int{}}
-		if d.tables, err = c.depTables(ctx, dep, t); err != nil {
 			return nil, err
-		}
-		if dep.Plan == nil || len(dep.Plan.Deps) == 0 {
-			if d.inner, err = shape.New(shape.Definition{Schema: t.Schema, Table: t.Name, Where: dep.Where}, t); err != nil {
-				d.inner = nil // evaluated conservatively: every change is a move
-			}
 		}
 		st.deps = append(st.deps, d)
 	}
 	return st, nil
+}
+
+// newSqDep resolves a dependency's table (and those of its own
+// dependencies).
+func (c *Cache) newSqDep(ctx context.Context, dep *where.Dependency) (*sqDep, error) {
+	t, err := c.Table(ctx, dep.Schema, dep.Table)
+	if err != nil {
+		return nil, fmt.Errorf("subquery table %s.%s: %w", dep.Schema, dep.Table, err)
+	}
+	d := &sqDep{dep: dep, oid: t.OID, counts: map[where.ValueKey]int{}}
+	if d.tables, err = c.depTables(ctx, dep, t); err != nil {
+		return nil, err
+	}
+	if dep.Plan == nil || len(dep.Plan.Deps) == 0 {
+		if d.inner, err = shape.New(shape.Definition{Schema: t.Schema, Table: t.Name, Where: dep.Where}, t); err != nil {
+			d.inner = nil // evaluated conservatively: every change is a move
+		}
+		return d, nil
+	}
+	if d.table, err = shape.New(shape.Definition{Schema: t.Schema, Table: t.Name}, t); err != nil {
+		return nil, fmt.Errorf("subquery table %s.%s: %w", dep.Schema, dep.Table, err)
+	}
+	d.rows, d.in = map[string][]volt.Value{}, map[string]bool{}
+	for _, nd := range dep.Plan.Deps {
+		sd, err := c.newSqDep(ctx, nd)
+		if err != nil {
+			return nil, err
+		}
+		d.sub = append(d.sub, sd)
+		d.subViews = append(d.subViews, where.NewView(nd.Types))
+	}
+	return d, nil
 }
 
 // depTables lists the OIDs of the tables dep reads, t (its own) first.
@@ -482,48 +515,160 @@ func (st *sqState) applyMoves(ch *volt.Change) (moves []sqMove, unsure bool) {
 		if !containsOID(d.tables, ch.Relation.ID) {
 			continue
 		}
-		if d.inner == nil || ch.Relation.ID != d.oid || d.inner.CheckRelation(ch.Relation) != nil {
+		ms, unsure := d.apply(ch)
+		if unsure {
 			return nil, true
 		}
-		var before, after *sqMove
-		if ch.Kind == volt.Update || ch.Kind == volt.Delete {
-			if ch.Old != nil && d.inner.Matches(ch.Old) {
-				val := d.dep.ValueOf(d.inner.Row(ch.Old))
-				k, err := where.Key(d.dep.Types, val)
-				if err != nil {
-					return nil, true
-				}
-				before = &sqMove{d: di, val: val, key: k}
-			}
-		}
-		if ch.Kind == volt.Update || ch.Kind == volt.Insert {
-			if ch.New != nil && d.inner.Matches(ch.New) {
-				val := d.dep.ValueOf(d.inner.Row(ch.New))
-				k, err := where.Key(d.dep.Types, val)
-				if err != nil {
-					return nil, true
-				}
-				after = &sqMove{d: di, val: val, key: k, in: true}
-			}
-		}
-		if before != nil && after != nil && before.key == after.key {
-			continue
-		}
-		if before != nil {
-			d.counts[before.key]--
-			if d.counts[before.key] <= 0 {
-				delete(d.counts, before.key)
-				moves = append(moves, *before)
-			}
-		}
-		if after != nil {
-			d.counts[after.key]++
-			if d.counts[after.key] == 1 {
-				moves = append(moves, *after)
-			}
+		for _, m := range ms {
+			m.d = di
+			moves = append(moves, m)
 		}
 	}
 	return moves, false
+}
+
+// apply counts a change to a table d reads and returns the values it
+// moves into or out of d; unsure when that cannot be known.
+func (d *sqDep) apply(ch *volt.Change) (moves []sqMove, unsure bool) {
+	if d.table != nil {
+		return d.applyNested(ch)
+	}
+	if d.inner == nil || ch.Relation.ID != d.oid || d.inner.CheckRelation(ch.Relation) != nil {
+		return nil, true
+	}
+	var before, after *sqMove
+	if ch.Kind == volt.Update || ch.Kind == volt.Delete {
+		if ch.Old != nil && d.inner.Matches(ch.Old) {
+			if before = d.value(d.inner, ch.Old, false); before == nil {
+				return nil, true
+			}
+		}
+	}
+	if ch.Kind == volt.Update || ch.Kind == volt.Insert {
+		if ch.New != nil && d.inner.Matches(ch.New) {
+			if after = d.value(d.inner, ch.New, true); after == nil {
+				return nil, true
+			}
+		}
+	}
+	return d.count(before, after), false
+}
+
+// value returns the move of the value a row of d's table yields (nil if
+// it has no key).
+func (d *sqDep) value(s *shape.Shape, vals []volt.Value, in bool) *sqMove {
+	val := d.dep.ValueOf(s.Row(vals))
+	k, err := where.Key(d.dep.Types, val)
+	if err != nil {
+		return nil
+	}
+	return &sqMove{val: val, key: k, in: in}
+}
+
+// count replaces a row's value before (nil: the row was not in d) by
+// after (nil: it is not now) in d's counts, returning the moves.
+func (d *sqDep) count(before, after *sqMove) []sqMove {
+	if before != nil && after != nil && before.key == after.key {
+		return nil
+	}
+	var moves []sqMove
+	if before != nil {
+		d.counts[before.key]--
+		if d.counts[before.key] <= 0 {
+			delete(d.counts, before.key)
+			moves = append(moves, *before)
+		}
+	}
+	if after != nil {
+		d.counts[after.key]++
+		if d.counts[after.key] == 1 {
+			moves = append(moves, *after)
+		}
+	}
+	return moves
+}
+
+// includes reports whether a row of a materialised dependency's table is
+// in it (its where, with the current values of its own dependencies).
+func (d *sqDep) includes(vals []volt.Value) bool {
+	m, _ := d.dep.Plan.Meta(d.table.Row(vals), d.subViews, "")
+	return m.Included
+}
+
+// applyNested is apply for a dependency with dependencies of its own:
+// their moves change its views and so which of its rows are in; a change
+// to its own table is counted as for a plain one.
+func (d *sqDep) applyNested(ch *volt.Change) (moves []sqMove, unsure bool) {
+	changedViews := false
+	for si, sd := range d.sub {
+		if !containsOID(sd.tables, ch.Relation.ID) {
+			continue
+		}
+		sms, unsure := sd.apply(ch)
+		if unsure {
+			return nil, true
+		}
+		for _, m := range sms {
+			var err error
+			if m.in {
+				err = d.subViews[si].Add(m.val)
+			} else {
+				err = d.subViews[si].Remove(m.val)
+			}
+			if err != nil {
+				return nil, true
+			}
+			changedViews = true
+		}
+	}
+	if changedViews {
+		for key, vals := range d.rows {
+			in := d.includes(vals)
+			if in == d.in[key] {
+				continue
+			}
+			d.in[key] = in
+			m := d.value(d.table, vals, in)
+			if m == nil {
+				return nil, true
+			}
+			if in {
+				moves = append(moves, d.count(nil, m)...)
+			} else {
+				moves = append(moves, d.count(m, nil)...)
+			}
+		}
+	}
+	if ch.Relation.ID != d.oid {
+		return moves, false
+	}
+	if d.table.CheckRelation(ch.Relation) != nil {
+		return nil, true
+	}
+	var before, after *sqMove
+	if (ch.Kind == volt.Update || ch.Kind == volt.Delete) && ch.Old != nil {
+		key := d.table.RowKey(ch.Old)
+		if old, ok := d.rows[key]; ok {
+			if d.in[key] {
+				if before = d.value(d.table, old, false); before == nil {
+					return nil, true
+				}
+			}
+			delete(d.rows, key)
+			delete(d.in, key)
+		}
+	}
+	if (ch.Kind == volt.Update || ch.Kind == volt.Insert) && ch.New != nil {
+		key := d.table.RowKey(ch.New)
+		in := d.includes(ch.New)
+		d.rows[key], d.in[key] = ch.New, in
+		if in {
+			if after = d.value(d.table, ch.New, true); after == nil {
+				return nil, true
+			}
+		}
+	}
+	return append(moves, d.count(before, after)...), false
 }
 
 func containsOID(oids []uint32, oid uint32) bool {
@@ -560,15 +705,15 @@ func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.S
 		return info, 0, 0, err
 	}
 	plan := e.sq.plan
+	// The dependencies' state is filled here and first used by routing
+	// once setSubquerySnapshot has installed the views (under c.mu).
 	views := make([]*where.View, len(plan.Deps))
-	counts := make([]map[where.ValueKey]int, len(plan.Deps))
-	for d, dep := range plan.Deps {
-		views[d], counts[d] = where.NewView(dep.Types), map[where.ValueKey]int{}
-		if err := readDependency(ctx, tx, dep, views[d], counts[d]); err != nil {
+	for i, d := range e.sq.deps {
+		if views[i], err = readSqDep(ctx, tx, d); err != nil {
 			return info, 0, 0, err
 		}
 	}
-	if err := c.setSubquerySnapshot(e, l, info, views, counts); err != nil {
+	if err := c.setSubquerySnapshot(e, l, info, views); err != nil {
 		return info, 0, 0, err
 	}
 	if s.Def.Log == shape.LogChangesOnly {
@@ -602,6 +747,71 @@ func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.S
 		return info, 0, 0, fmt.Errorf("snapshot rows: %w", err)
 	}
 	return info, rows, bytes, tx.Commit(ctx)
+}
+
+// readSqDep reads d's state in the snapshot transaction and returns its
+// values: a plain dependency's canonical query, or for one with
+// dependencies of its own (read first) every row of its table, kept with
+// whether its where holds.
+func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep) (*where.View, error) {
+	view := where.NewView(d.dep.Types)
+	d.counts = map[where.ValueKey]int{}
+	if d.table == nil {
+		return view, readDependency(ctx, tx, d.dep, view, d.counts)
+	}
+	for si, sd := range d.sub {
+		v, err := readSqDep(ctx, tx, sd)
+		if err != nil {
+			return nil, err
+		}
+		d.subViews[si] = v
+	}
+	t := d.table.Table
+	var cols []string
+	var idx []int
+	for i, col := range t.Columns {
+		if !col.Generated {
+			cols = append(cols, postgres.QuoteIdent(col.Name))
+			idx = append(idx, i)
+		}
+	}
+	rs, err := tx.Query(ctx, "SELECT "+strings.Join(cols, ", ")+" FROM "+quoteQualified(t.Schema, t.Name), pgx.QueryResultFormats{pgx.TextFormatCode})
+	if err != nil {
+		return nil, fmt.Errorf("subquery rows: %w", err)
+	}
+	defer rs.Close()
+	for rs.Next() {
+		vals := make([]volt.Value, len(t.Columns))
+		for k, b := range rs.RawValues() {
+			i := idx[k]
+			if b == nil {
+				vals[i].Null = true
+				continue
+			}
+			vals[i].Text = string(b)
+			if t.Columns[i].TypeName == "bool" && t.Columns[i].Dims == 0 {
+				vals[i].Text = map[string]string{"t": "true", "f": "false"}[vals[i].Text]
+			}
+		}
+		key := d.table.RowKey(vals)
+		in := d.includes(vals)
+		d.rows[key], d.in[key] = vals, in
+		if in {
+			val := d.dep.ValueOf(d.table.Row(vals))
+			k, err := where.Key(d.dep.Types, val)
+			if err != nil {
+				return nil, fmt.Errorf("subquery value: %w", err)
+			}
+			if err := view.Add(val); err != nil {
+				return nil, fmt.Errorf("subquery value: %w", err)
+			}
+			d.counts[k]++
+		}
+	}
+	if err := rs.Err(); err != nil {
+		return nil, fmt.Errorf("subquery rows: %w", err)
+	}
+	return view, nil
 }
 
 // readDependency reads dep's values (the rows of its canonical query) into
@@ -643,7 +853,7 @@ func readDependency(ctx context.Context, tx pgx.Tx, dep *where.Dependency, view 
 // installs the views and counts, applies the dependency changes routed
 // meanwhile that the snapshot does not hold (a move removes the shape),
 // and converts the shape's own transactions routed meanwhile.
-func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.SnapshotInfo, views []*where.View, counts []map[where.ValueKey]int) error {
+func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.SnapshotInfo, views []*where.View) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e.IsGone() {
@@ -651,9 +861,6 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 	}
 	e.snap = &si
 	e.sq.views, e.sq.cur = views, views
-	for d, dep := range e.sq.deps {
-		dep.counts = counts[d]
-	}
 	inSnapshot := func(tx *volt.Transaction) bool { return tx.CommitLSN < si.LSN && si.Visible(tx.Xid) }
 	for _, ec := range e.sq.early {
 		if !inSnapshot(ec.tx) && e.sq.apply(ec.ch) {

@@ -49,7 +49,7 @@ func settings(c *Config) []setting {
 		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
 		{"auth-issuer", []string{"VOLT_AUTH_ISSUER"}, "required iss of bearer tokens", str(&c.AuthIssuer)},
 		{"auth-audience", []string{"VOLT_AUTH_AUDIENCE"}, "required aud of bearer tokens", str(&c.AuthAudience)},
-		{"experimental-subqueries", []string{"VOLT_EXPERIMENTAL_SUBQUERIES"}, "accept where clauses with IN (SELECT …) subqueries (experimental, incomplete (issue 16): move-in/move-out of first-level subqueries; nested subqueries and some NULL cases make the shape refetch (409); not kept across restarts)", boolean(&c.ExperimentalSubqueries)},
+		{"experimental-subqueries", []string{"VOLT_EXPERIMENTAL_SUBQUERIES"}, "accept where clauses with IN (SELECT …) subqueries (experimental, incomplete (issue 16): incremental move-in/move-out; some NULL/NOT IN cases make the shape refetch (409); not kept across restarts)", boolean(&c.ExperimentalSubqueries)},
 		{"rules", []string{"VOLT_RULES"}, "rules file (JSON, docs/AUTH.md): who may write and read which tables; with it, tables without a read rule are readable only with -secret", str(&c.Rules)},
 		{"authorized-cache-public", []string{"VOLT_AUTHORIZED_CACHE_PUBLIC"}, "answer bearer-token shape requests with public cache-control plus Vary: Authorization instead of private (only behind a cache keyed by the Authorization header)", boolean(&c.AuthorizedCachePublic)},
 		{"shape-token-ttl", []string{"VOLT_SHAPE_TOKEN_TTL"}, "lifetime of tokens from POST /v1/shape-token (duration, or milliseconds)", duration(&c.ShapeTokenTTL)},
