@@ -5,6 +5,7 @@ import (
 	"unicode/utf8"
 
 	pg "github.com/pganalyze/pg_query_go/v6"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 var nonDeterministic = map[string]bool{
@@ -177,14 +178,20 @@ func (tr *transformer) funcCast(name string, arg node, loc int32) (node, error) 
 	return fold(&castNode{arg: arg, t: to, fn: fn}, loc)
 }
 
-// unify coerces all nodes to their common type (select_common_type).
-func (tr *transformer) unify(what string, args []node, loc int32) ([]node, Type, error) {
+// unify coerces all nodes to their common type (select_common_type);
+// src are the nodes' parse trees, for the position of an error.
+func (tr *transformer) unify(what string, args []node, src []*pg.Node, loc int32) ([]node, Type, error) {
 	types := make([]Type, len(args))
 	for i, a := range args {
 		types[i] = a.typ()
 	}
-	ct, ok := commonType(types)
-	if !ok {
+	ct, bad := commonTypeAt(types)
+	if bad >= 0 {
+		if bad < len(src) {
+			if l, ok := leftmostLocation(src[bad]); ok {
+				loc = l
+			}
+		}
 		return nil, Type{}, errAt(loc, "%s types cannot be matched", what)
 	}
 	out := make([]node, len(args))
@@ -216,7 +223,7 @@ func (tr *transformer) coalesce(c *pg.CoalesceExpr) (node, error) {
 	if err != nil {
 		return nil, err
 	}
-	args, ct, err := tr.unify("COALESCE", args, c.Location)
+	args, ct, err := tr.unify("COALESCE", args, c.Args, c.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -241,7 +248,7 @@ func (tr *transformer) minMax(m *pg.MinMaxExpr) (node, error) {
 	if m.Op == pg.MinMaxOp_IS_LEAST {
 		name = "LEAST"
 	}
-	args, ct, err := tr.unify(name, args, m.Location)
+	args, ct, err := tr.unify(name, args, m.Args, m.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -277,7 +284,7 @@ func (tr *transformer) arrayExpr(a *pg.A_ArrayExpr) (node, error) {
 			return nil, errAt(a.Location, "multidimensional ARRAY[] constructors are not supported")
 		}
 	}
-	elems, ct, err := tr.unify("ARRAY", elems, a.Location)
+	elems, ct, err := tr.unify("ARRAY", elems, a.Elements, a.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -303,4 +310,33 @@ func (n *coalesceNode) eval(r Row) (any, error) {
 }
 func (n *coalesceNode) sql(b *strings.Builder) {
 	(&funcNode{name: "COALESCE", args: n.args}).sql(b)
+}
+
+// leftmostLocation is the smallest location in n's parse tree: where
+// Postgres' exprLocation puts an expression (an operator or a cast
+// reports its leftmost argument's position).
+func leftmostLocation(n *pg.Node) (int32, bool) {
+	best, found := int32(0), false
+	var walk func(m protoreflect.Message)
+	walk = func(m protoreflect.Message) {
+		m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+			switch {
+			case fd.Name() == "location" && fd.Kind() == protoreflect.Int32Kind:
+				if l := int32(v.Int()); l >= 0 && (!found || l < best) {
+					best, found = l, true
+				}
+			case fd.IsList() && fd.Kind() == protoreflect.MessageKind:
+				for i := 0; i < v.List().Len(); i++ {
+					walk(v.List().Get(i).Message())
+				}
+			case fd.Kind() == protoreflect.MessageKind && !fd.IsMap():
+				walk(v.Message())
+			}
+			return true
+		})
+	}
+	if n != nil {
+		walk(n.ProtoReflect())
+	}
+	return best, found
 }

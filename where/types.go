@@ -146,8 +146,16 @@ func canImplicit(from, to Type) bool {
 // commonType implements Postgres' select_common_type (for IN lists, ARRAY[],
 // COALESCE, GREATEST/LEAST). ok is false when the types cannot be unified.
 func commonType(types []Type) (Type, bool) {
+	t, bad := commonTypeAt(types)
+	return t, bad < 0
+}
+
+// commonTypeAt is commonType that also says which type does not fit (-1
+// when all do), for the error's position: Postgres reports it at that
+// expression (select_common_type, coerce_to_common_type).
+func commonTypeAt(types []Type) (Type, int) {
 	p := tUnknown
-	for _, n := range types {
+	for i, n := range types {
 		if n.isUnknown() || n == p {
 			continue
 		}
@@ -155,7 +163,7 @@ func commonType(types []Type) (Type, bool) {
 		case p.isUnknown():
 			p = n
 		case n.category() != p.category():
-			return Type{}, false
+			return Type{}, i
 		case !p.preferred() && canImplicit(p, n) && !canImplicit(n, p):
 			p = n
 		}
@@ -163,12 +171,12 @@ func commonType(types []Type) (Type, bool) {
 	if p.isUnknown() {
 		p = tText
 	}
-	for _, n := range types {
+	for i, n := range types {
 		if !canImplicit(n, p) {
-			return Type{}, false
+			return Type{}, i
 		}
 	}
-	return p, true
+	return p, -1
 }
 
 // resolveTypeName maps a cast's type name (possibly schema-qualified or an

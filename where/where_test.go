@@ -1,6 +1,7 @@
 package where
 
 import (
+	"errors"
 	"fmt"
 	"math/rand"
 	"strings"
@@ -318,5 +319,30 @@ func TestRedacted(t *testing.T) {
 	got := Redacted(errorf("invalid input syntax for type %s: %q", "integer", `secret "x" \ value`))
 	if strings.Contains(got, "secret") || !strings.Contains(got, "invalid input syntax for type integer") {
 		t.Fatalf("Redacted = %q", got)
+	}
+}
+
+// TestCommonTypeErrorPosition: a COALESCE, GREATEST/LEAST or ARRAY whose
+// arguments have no common type is reported at the argument that does not
+// fit, where Postgres reports it (TestDifferential, WHERE_SEED=
+// 1796646185841549079: our error was at 0, Postgres' at 27). The positions
+// were read from Postgres 15 (psql's caret) for `SELECT id FROM t WHERE
+// <clause>` on a table of these columns.
+func TestCommonTypeErrorPosition(t *testing.T) {
+	for _, c := range []struct {
+		clause string
+		want   int
+	}{
+		{"coalesce(coalesce(x, id), least('7', '7')) = 1", 26},
+		{"coalesce(x, name) = 1", 12},
+		{"greatest(1, flag)", 12},
+		{"ARRAY[1, name || 'a'] = ARRAY[1]", 9}, // the leftmost of name || 'a'
+		{"coalesce(x, 1 + flag::int, name) = 1", 27},
+	} {
+		_, err := Parse(c.clause, unitCols, nil)
+		var we *Error
+		if !errors.As(err, &we) || !we.HasLocation || we.Location != c.want {
+			t.Errorf("%q: got %v, want an error at %d", c.clause, err, c.want)
+		}
 	}
 }
