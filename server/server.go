@@ -445,8 +445,11 @@ func (s *Server) startReplication(ctx context.Context, pool *pgxpool.Pool, reade
 	// The cache runs the reader and stops it before it closes, so no
 	// transaction is routed into a closing cache.
 	stopped := s.cache.Follow(func(ctx context.Context) error { return runReplication(ctx, reader, s.cache, s.log) })
-	go func() {
-		if err := <-stopped; err != nil {
+	go func() { // ends when the feed does: the channel is closed then
+		if err, ok := <-stopped; ok {
+			if err == nil {
+				err = errors.New("the replication loop returned")
+			}
 			s.fail(fmt.Errorf("replication stopped: %w", err))
 		}
 	}()

@@ -215,7 +215,8 @@ func (c *Cache) Close() error {
 // owns, with a context that Close cancels. Close waits for feed to return
 // before it flushes and closes any log, so no transaction is routed into a
 // closing cache. The returned channel receives feed's result when it
-// returns on its own (not when Close stopped it). One feed at a time.
+// returns on its own, and is closed without a value when Close stopped it
+// (so a goroutine watching it ends either way). One feed at a time.
 func (c *Cache) Follow(feed func(ctx context.Context) error) <-chan error {
 	c.feedMu.Lock()
 	defer c.feedMu.Unlock()
@@ -231,6 +232,7 @@ func (c *Cache) Follow(feed func(ctx context.Context) error) <-chan error {
 		if ctx.Err() == nil {
 			stopped <- err
 		}
+		close(stopped)
 	}()
 	return stopped
 }

@@ -45,10 +45,8 @@ func TestCloseJoinsTheFeed(t *testing.T) {
 	}
 	close(release)
 	<-closed
-	select {
-	case err := <-stopped:
+	if err, ok := <-stopped; ok {
 		t.Fatalf("a feed stopped by Close reported %v as if it had stopped on its own", err)
-	default:
 	}
 }
 
