@@ -677,3 +677,24 @@ func TestSubqueryNested(t *testing.T) {
 		t.Fatalf("%d moves, %d refetches: want the moves incremental", moves, refetches)
 	}
 }
+
+// TestSubqueryRefusedUnderReadRules: read rules decide the shape's own
+// table only, so a subquery would read another table past them (here one
+// no rule lets alice read, used as a membership oracle). Until rules cover
+// subqueries (issue 16 item 4), the read policy refuses a where clause
+// with one (400, as without the flag), even with the flag on; the API
+// secret, which reads everything, still may.
+func TestSubqueryRefusedUnderReadRules(t *testing.T) {
+	db, v := setupReadAuth(t, "VOLT_EXPERIMENTAL_SUBQUERIES=true", "VOLT_SECRET="+readSecret)
+	pgtest.Exec(t, db, `CREATE TABLE hidden (owner_id text PRIMARY KEY)`, `INSERT INTO hidden VALUES ('alice')`)
+	alice := "Bearer " + authToken(t, "alice", "https://issuer.test", time.Hour)
+	where := `owner_id IN (SELECT owner_id FROM hidden)`
+	r := get(t, v.shapeURL("table", "todos", "offset", "-1", "where", where), "Authorization", alice)
+	if r.Status != 400 || !strings.Contains(string(r.Body), "Subqueries are not supported") || len(r.Msgs) > 0 {
+		t.Fatalf("alice's subquery over a table she may not read: %d %s, want 400 naming subqueries", r.Status, r.Body)
+	}
+	r = get(t, v.shapeURL("table", "todos", "offset", "-1", "where", where, "secret", readSecret))
+	if r.Status != 200 {
+		t.Fatalf("with the API secret: %d %s", r.Status, r.Body)
+	}
+}
