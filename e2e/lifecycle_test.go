@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"math/rand/v2"
 	"strings"
@@ -9,8 +8,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/internal/testseed"
@@ -107,31 +104,12 @@ func TestSigtermKeepsEveryShape(t *testing.T) {
 }
 
 // waitCaughtUp waits (bounded) until volt's slot has confirmed the WAL
-// written so far. Postgres has no notification for slot progress: poll.
+// written so far.
 func waitCaughtUp(t *testing.T, db string, bound time.Duration) {
 	t.Helper()
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var target string
-	if err := conn.QueryRow(ctx, `SELECT pg_current_wal_lsn()::text`).Scan(&target); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(bound)
-	for {
-		var done bool
-		err := conn.QueryRow(ctx, `SELECT bool_and(confirmed_flush_lsn >= $1::pg_lsn) FROM pg_replication_slots WHERE database = current_database()`, target).Scan(&done)
-		if err == nil && done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("volt's slot did not reach %s within %s (%v)", target, bound, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var last string // the last WAL byte written so far
+	sqQuery(t, db, `SELECT (pg_current_wal_lsn() - '0/1'::pg_lsn)::text`, &last)
+	waitSlotBeyond(t, db, last, bound)
 }
 
 // lifecycleWhere is a follower's where clause ("" for the whole table).

@@ -103,20 +103,24 @@ func writeRandomly(t *testing.T, db string, stopped *atomic.Bool, rng *rand.Rand
 	}
 	defer conn.Close(ctx)
 	for !stopped.Load() {
-		id := rng.IntN(300) + 1
-		var sql string
-		switch rng.IntN(3) {
-		case 0:
-			sql = fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new %d', %d) ON CONFLICT (id) DO UPDATE SET n = items.n + 1`, id, id, rng.IntN(10))
-		case 1:
-			sql = fmt.Sprintf(`UPDATE items SET n = n + 1, title = title || '.' WHERE id = %d`, id)
-		default:
-			sql = fmt.Sprintf(`DELETE FROM items WHERE id = %d`, id)
-		}
-		if _, err := conn.Exec(ctx, sql); err != nil {
+		if _, err := conn.Exec(ctx, randomItemWrite(rng)); err != nil {
 			t.Errorf("write: %v", err)
 			return
 		}
+	}
+}
+
+// randomItemWrite is one random change to items(id, title, n): an upsert,
+// an update or a delete of one of 300 ids.
+func randomItemWrite(rng *rand.Rand) string {
+	id := rng.IntN(300) + 1
+	switch rng.IntN(3) {
+	case 0:
+		return fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new %d', %d) ON CONFLICT (id) DO UPDATE SET n = items.n + 1`, id, id, rng.IntN(10))
+	case 1:
+		return fmt.Sprintf(`UPDATE items SET n = n + 1, title = title || '.' WHERE id = %d`, id)
+	default:
+		return fmt.Sprintf(`DELETE FROM items WHERE id = %d`, id)
 	}
 }
 
@@ -149,7 +153,11 @@ func TestResumeAtGlobalLSNAfterRestart(t *testing.T) {
 	}
 }
 
-func waitSlotPast(t *testing.T, db, lsn string) {
+func waitSlotPast(t *testing.T, db, lsn string) { waitSlotBeyond(t, db, lsn, 30*time.Second) }
+
+// waitSlotBeyond waits (bounded) until every slot of db has confirmed past
+// lsn (a decimal WAL position).
+func waitSlotBeyond(t *testing.T, db, lsn string, bound time.Duration) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, db)
@@ -157,7 +165,7 @@ func waitSlotPast(t *testing.T, db, lsn string) {
 		t.Fatal(err)
 	}
 	defer conn.Close(ctx)
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(bound)
 	for {
 		var past bool
 		err := conn.QueryRow(ctx, `SELECT bool_and(confirmed_flush_lsn - '0/0'::pg_lsn > $1::numeric) FROM pg_replication_slots WHERE database = current_database()`, lsn).Scan(&past)
@@ -165,7 +173,7 @@ func waitSlotPast(t *testing.T, db, lsn string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("slot never confirmed past %s (%v)", lsn, err)
+			t.Fatalf("slot never confirmed past %s within %s (%v)", lsn, bound, err)
 		}
 		time.Sleep(50 * time.Millisecond) // polling the slot: Postgres has no notification for it
 	}

@@ -249,19 +249,9 @@ func writeAcrossRestarts(ctx context.Context, db string, rng *rand.Rand) {
 			continue
 		}
 		for ctx.Err() == nil {
-			id := rng.IntN(300) + 1
-			var sql string
-			switch rng.IntN(3) {
-			case 0:
-				sql = fmt.Sprintf(`INSERT INTO items VALUES (%d, 'new %d', %d) ON CONFLICT (id) DO UPDATE SET n = items.n + 1`, id, id, rng.IntN(10))
-			case 1:
-				sql = fmt.Sprintf(`UPDATE items SET n = n + 1, title = title || '.' WHERE id = %d`, id)
-			default:
-				sql = fmt.Sprintf(`DELETE FROM items WHERE id = %d`, id)
-			}
 			// Not ctx: a cancelled statement can still commit after the
 			// writer has given up (see writeRandomly).
-			if _, err := conn.Exec(context.Background(), sql); err != nil {
+			if _, err := conn.Exec(context.Background(), randomItemWrite(rng)); err != nil {
 				break
 			}
 		}

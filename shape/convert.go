@@ -271,17 +271,7 @@ func (s *Shape) Frame(m Message, lsn uint64, xid uint32, last bool) []byte {
 // SnapshotRow renders one snapshot row (the selected columns' text values in
 // table order, nil for NULL) as an insert message without log headers.
 func (s *Shape) SnapshotRow(raw [][]byte) []byte {
-	vals := make([]volt.Value, len(s.Table.Columns))
-	for k, i := range s.Selected {
-		if raw[k] == nil {
-			vals[i].Null = true
-			continue
-		}
-		vals[i].Text = string(raw[k])
-		if s.Table.Columns[i].TypeOID == boolOID && s.Table.Columns[i].Dims == 0 {
-			vals[i].Text = normaliseBool(vals[i].Text)
-		}
-	}
+	vals := s.rawValues(raw, s.Selected)
 	dst := make([]byte, 0, 128)
 	dst = append(dst, `{"key":`...)
 	dst = appendString(dst, s.rowKey(vals))
@@ -302,4 +292,21 @@ func normaliseBool(s string) string {
 		return "false"
 	}
 	return s
+}
+
+// rawValues places a snapshot row's text values (raw[k] is column cols[k],
+// nil for NULL) in table order, with booleans as the live log spells them.
+func (s *Shape) rawValues(raw [][]byte, cols []int) []volt.Value {
+	vals := make([]volt.Value, len(s.Table.Columns))
+	for k, i := range cols {
+		if raw[k] == nil {
+			vals[i].Null = true
+			continue
+		}
+		vals[i].Text = string(raw[k])
+		if s.Table.Columns[i].TypeOID == boolOID && s.Table.Columns[i].Dims == 0 {
+			vals[i].Text = normaliseBool(vals[i].Text)
+		}
+	}
+	return vals
 }

@@ -260,17 +260,7 @@ func (s *Shape) MoveInRow(raw [][]byte, views []*where.View, prefix string) ([]b
 }
 
 func (s *Shape) rowWithViews(raw [][]byte, views []*where.View, prefix string, moveIn bool) ([]byte, bool, error) {
-	vals := make([]volt.Value, len(s.Table.Columns))
-	for k, i := range s.SnapshotColumns() {
-		if raw[k] == nil {
-			vals[i].Null = true
-			continue
-		}
-		vals[i].Text = string(raw[k])
-		if s.Table.Columns[i].TypeOID == boolOID && s.Table.Columns[i].Dims == 0 {
-			vals[i].Text = normaliseBool(vals[i].Text)
-		}
-	}
+	vals := s.rawValues(raw, s.SnapshotColumns())
 	m, err := s.subMeta(vals, views, prefix)
 	if err != nil {
 		return nil, false, err
