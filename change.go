@@ -2,25 +2,29 @@ package volt
 
 import "time"
 
-// ChangeKind is the kind of a replicated change.
+// ChangeKind is the kind of a replicated change, as the replication
+// stream reports it. Its String is the operation's name in the protocol
+// ("insert", "update", "delete": OpInsert, OpUpdate, OpDelete) or
+// "truncate".
 type ChangeKind uint8
 
+// Kinds of a Change.
 const (
-	Insert ChangeKind = iota + 1
-	Update
-	Delete
-	Truncate
+	ChangeInsert ChangeKind = iota + 1
+	ChangeUpdate
+	ChangeDelete
+	ChangeTruncate
 )
 
 func (k ChangeKind) String() string {
 	switch k {
-	case Insert:
+	case ChangeInsert:
 		return "insert"
-	case Update:
+	case ChangeUpdate:
 		return "update"
-	case Delete:
+	case ChangeDelete:
 		return "delete"
-	case Truncate:
+	case ChangeTruncate:
 		return "truncate"
 	}
 	return "unknown"
@@ -52,7 +56,7 @@ type Change struct {
 	// New is the new row for inserts and updates; nil for deletes. Unchanged
 	// TOASTed values are already filled in from Old.
 	New []Value
-	// Truncated lists every relation of a TRUNCATE (Kind == Truncate).
+	// Truncated lists every relation of a TRUNCATE (Kind == ChangeTruncate).
 	Truncated []*Relation
 }
 

@@ -219,7 +219,7 @@ func (d *Decoder) decodeInsert(b *pgoutBuf) error {
 	if unchanged != nil {
 		return fmt.Errorf("INSERT into %s: unchanged TOAST value in a new row", pgoutRelName(rel))
 	}
-	return d.add(b, volt.Change{Kind: volt.Insert, Relation: rel, New: row})
+	return d.add(b, volt.Change{Kind: volt.ChangeInsert, Relation: rel, New: row})
 }
 
 // decodeUpdate: Int32 relation OID, optional Byte1 'K' or 'O' + TupleData
@@ -247,7 +247,7 @@ func (d *Decoder) decodeUpdate(b *pgoutBuf) error {
 	for _, i := range unchanged {
 		row[i] = old[i] // unchanged TOASTed value: the old row holds it
 	}
-	return d.add(b, volt.Change{Kind: volt.Update, Relation: rel, Old: old, New: row})
+	return d.add(b, volt.Change{Kind: volt.ChangeUpdate, Relation: rel, Old: old, New: row})
 }
 
 // decodeDelete: Int32 relation OID, Byte1 'K' or 'O', TupleData.
@@ -263,7 +263,7 @@ func (d *Decoder) decodeDelete(b *pgoutBuf) error {
 	if err != nil {
 		return fmt.Errorf("DELETE from %s: old row: %w", pgoutRelName(rel), err)
 	}
-	return d.add(b, volt.Change{Kind: volt.Delete, Relation: rel, Old: old})
+	return d.add(b, volt.Change{Kind: volt.ChangeDelete, Relation: rel, Old: old})
 }
 
 // decodeTruncate: Int32 relation count, Int8 options, Int32 OID per relation.
@@ -294,7 +294,7 @@ func (d *Decoder) decodeTruncate(b *pgoutBuf) error {
 	if b.err != nil {
 		return b.err
 	}
-	return d.add(b, volt.Change{Kind: volt.Truncate, Relation: rels[0], Truncated: rels})
+	return d.add(b, volt.Change{Kind: volt.ChangeTruncate, Relation: rels[0], Truncated: rels})
 }
 
 // changeRelation reads the relation OID of a row change.

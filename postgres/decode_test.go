@@ -161,12 +161,12 @@ func TestDecodeTransaction(t *testing.T) {
 		Xid: 42, CommitLSN: 1000, EndLSN: 1048,
 		CommitTime: pgoutEpoch.Add(time.Duration(pgoutTestTS+5) * time.Microsecond),
 		Changes: []volt.Change{
-			{Kind: volt.Insert, Relation: items, New: []volt.Value{pgoutTxt("1"), pgoutTxt("true"), pgoutTxt("{t,f}"), pgoutTxt(big)}},
-			{Kind: volt.Update, Relation: items,
+			{Kind: volt.ChangeInsert, Relation: items, New: []volt.Value{pgoutTxt("1"), pgoutTxt("true"), pgoutTxt("{t,f}"), pgoutTxt(big)}},
+			{Kind: volt.ChangeUpdate, Relation: items,
 				Old: []volt.Value{pgoutTxt("1"), pgoutTxt("true"), pgoutTxt("{t,f}"), pgoutTxt(big)},
 				New: []volt.Value{pgoutTxt("1"), pgoutTxt("false"), pgoutNullV, pgoutTxt(big)}},
-			{Kind: volt.Delete, Relation: items, Old: []volt.Value{pgoutTxt("1"), pgoutTxt("false"), pgoutNullV, pgoutTxt(big)}},
-			{Kind: volt.Truncate, Relation: items, Truncated: []*volt.Relation{items, other}},
+			{Kind: volt.ChangeDelete, Relation: items, Old: []volt.Value{pgoutTxt("1"), pgoutTxt("false"), pgoutNullV, pgoutTxt(big)}},
+			{Kind: volt.ChangeTruncate, Relation: items, Truncated: []*volt.Relation{items, other}},
 		},
 	}
 	if !reflect.DeepEqual(tx, want) {

@@ -368,7 +368,7 @@ func TestReaderDecodesTypesLikeTextOutput(t *testing.T) {
 	row1 := replExpectRow(t, conn, rel, "1")
 	row2 := replExpectRow(t, conn, rel, "2")
 	for i, c := range tx.Changes {
-		if c.Kind != volt.Insert || c.Old != nil {
+		if c.Kind != volt.ChangeInsert || c.Old != nil {
 			t.Errorf("change %d = %v with old %v, want an insert", i, c.Kind, c.Old)
 		}
 	}
@@ -385,7 +385,7 @@ func TestReaderDecodesTypesLikeTextOutput(t *testing.T) {
 	tx = h.next(t)
 	delivered = append(delivered, tx)
 	upd := replExpectRow(t, conn, rel, "1")
-	if len(tx.Changes) != 1 || tx.Changes[0].Kind != volt.Update {
+	if len(tx.Changes) != 1 || tx.Changes[0].Kind != volt.ChangeUpdate {
 		t.Fatalf("update transaction = %+v", tx.Changes)
 	}
 	replCompareRow(t, "update old", rel, tx.Changes[0].Old, row1)
@@ -394,14 +394,14 @@ func TestReaderDecodesTypesLikeTextOutput(t *testing.T) {
 	pgtest.Exec(t, url, `DELETE FROM "Types" WHERE id = 2`)
 	tx = h.next(t)
 	delivered = append(delivered, tx)
-	if len(tx.Changes) != 1 || tx.Changes[0].Kind != volt.Delete || tx.Changes[0].New != nil {
+	if len(tx.Changes) != 1 || tx.Changes[0].Kind != volt.ChangeDelete || tx.Changes[0].New != nil {
 		t.Fatalf("delete transaction = %+v", tx.Changes)
 	}
 	replCompareRow(t, "delete old", rel, tx.Changes[0].Old, row2)
 
 	pgtest.Exec(t, url, `TRUNCATE "Types"`)
 	tx = h.next(t)
-	if len(tx.Changes) != 1 || tx.Changes[0].Kind != volt.Truncate || len(tx.Changes[0].Truncated) != 1 ||
+	if len(tx.Changes) != 1 || tx.Changes[0].Kind != volt.ChangeTruncate || len(tx.Changes[0].Truncated) != 1 ||
 		tx.Changes[0].Truncated[0].Name != "Types" {
 		t.Fatalf("truncate transaction = %+v", tx.Changes)
 	}
@@ -446,7 +446,7 @@ func TestReaderFillsUnchangedToast(t *testing.T) {
 		t.Fatalf("raw UPDATE is %d bytes for a %d-byte value: no unchanged TOAST value to test", updateSize, len(big))
 	}
 	c := tx.Changes[0]
-	if c.Kind != volt.Update || c.New[1].Text != big || c.Old[1].Text != big || c.New[2].Text != "2" || c.Old[2].Text != "1" {
+	if c.Kind != volt.ChangeUpdate || c.New[1].Text != big || c.Old[1].Text != big || c.New[2].Text != "2" || c.Old[2].Text != "1" {
 		t.Fatalf("update: kind %v, new big %d bytes, old big %d bytes, n %q -> %q",
 			c.Kind, len(c.New[1].Text), len(c.Old[1].Text), c.Old[2].Text, c.New[2].Text)
 	}

@@ -99,7 +99,7 @@ func newRouter(bi *benchIndex, rel *volt.Relation, n int) *router {
 	}
 	r.old = &benchRow{rel: rel, vals: []volt.Value{{Text: "1"}, {}, {Text: "before"}}}
 	r.new = &benchRow{rel: rel, vals: []volt.Value{{Text: "1"}, {}, {Text: "after"}}}
-	r.ch = volt.Change{Kind: volt.Update, Relation: rel, Old: r.old.vals, New: r.new.vals}
+	r.ch = volt.Change{Kind: volt.ChangeUpdate, Relation: rel, Old: r.old.vals, New: r.new.vals}
 	r.eval = func(s *benchShape) {
 		if m, _ := s.f.Matches(r.old); m {
 			r.matches++
@@ -191,7 +191,7 @@ func BenchmarkMatch(b *testing.B) {
 	for _, n := range []int{100, 10000, 100000} {
 		b.Run("shapes="+strconv.Itoa(n), func(b *testing.B) {
 			bi := buildBenchIndex(b, n)
-			ch := volt.Change{Kind: volt.Update, Relation: rel,
+			ch := volt.Change{Kind: volt.ChangeUpdate, Relation: rel,
 				Old: []volt.Value{{Text: "1"}, {}, {Text: "before"}}, New: []volt.Value{{Text: "1"}, {}, {Text: "after"}}}
 			owners := make([]string, n)
 			for k := range owners {

@@ -130,7 +130,7 @@ func (ix *Index[S]) Match(rel uint32, old, new where.Row, fn func(S)) {
 // reads the change's relation and its Old and New rows. A truncate
 // matches nothing; the caller handles it per relation.
 func (ix *Index[S]) MatchChange(ch *volt.Change, fn func(S)) {
-	if ch.Relation == nil || ch.Kind == volt.Truncate {
+	if ch.Relation == nil || ch.Kind == volt.ChangeTruncate {
 		return
 	}
 	var o, n func(string) (string, bool)

@@ -89,17 +89,17 @@ func TestIndex(t *testing.T) {
 		ch   volt.Change
 		want []string
 	}{
-		{"insert a=5", volt.Change{Kind: volt.Insert, New: row("a=5")}, []string{"a5", "a5too", "all", "in", "like"}},
-		{"insert a=6", volt.Change{Kind: volt.Insert, New: row("a=6")}, []string{"a6", "all", "like"}},
-		{"insert t=x", volt.Change{Kind: volt.Insert, New: row("t=x", "b=t")}, []string{"all", "b", "in", "like"}},
-		{"insert b=false", volt.Change{Kind: volt.Insert, New: row("b=f")}, []string{"all", "like"}},
-		{"delete a=7", volt.Change{Kind: volt.Delete, Old: row("a=7")}, []string{"all", "in", "like"}},
-		{"update 5 to 6", volt.Change{Kind: volt.Update, Old: row("a=5"), New: row("a=6")}, []string{"a5", "a5too", "a6", "all", "in", "like"}},
-		{"update 5 to 7", volt.Change{Kind: volt.Update, Old: row("a=5"), New: row("a=7", "t=x")}, []string{"a5", "a5too", "all", "in", "like"}},
-		{"update 5 stays", volt.Change{Kind: volt.Update, Old: row("a=5", "t=y"), New: row("a=5", "t=z")}, []string{"a5", "a5too", "all", "in", "like"}},
-		{"a is NULL", volt.Change{Kind: volt.Insert, New: row("t=q")}, []string{"all", "like"}},
-		{"unparsable a", volt.Change{Kind: volt.Insert, New: row("a=five")}, []string{"all", "like"}},
-		{"truncate", volt.Change{Kind: volt.Truncate}, nil},
+		{"insert a=5", volt.Change{Kind: volt.ChangeInsert, New: row("a=5")}, []string{"a5", "a5too", "all", "in", "like"}},
+		{"insert a=6", volt.Change{Kind: volt.ChangeInsert, New: row("a=6")}, []string{"a6", "all", "like"}},
+		{"insert t=x", volt.Change{Kind: volt.ChangeInsert, New: row("t=x", "b=t")}, []string{"all", "b", "in", "like"}},
+		{"insert b=false", volt.Change{Kind: volt.ChangeInsert, New: row("b=f")}, []string{"all", "like"}},
+		{"delete a=7", volt.Change{Kind: volt.ChangeDelete, Old: row("a=7")}, []string{"all", "in", "like"}},
+		{"update 5 to 6", volt.Change{Kind: volt.ChangeUpdate, Old: row("a=5"), New: row("a=6")}, []string{"a5", "a5too", "a6", "all", "in", "like"}},
+		{"update 5 to 7", volt.Change{Kind: volt.ChangeUpdate, Old: row("a=5"), New: row("a=7", "t=x")}, []string{"a5", "a5too", "all", "in", "like"}},
+		{"update 5 stays", volt.Change{Kind: volt.ChangeUpdate, Old: row("a=5", "t=y"), New: row("a=5", "t=z")}, []string{"a5", "a5too", "all", "in", "like"}},
+		{"a is NULL", volt.Change{Kind: volt.ChangeInsert, New: row("t=q")}, []string{"all", "like"}},
+		{"unparsable a", volt.Change{Kind: volt.ChangeInsert, New: row("a=five")}, []string{"all", "like"}},
+		{"truncate", volt.Change{Kind: volt.ChangeTruncate}, nil},
 	}
 	for _, tt := range tests {
 		tt.ch.Relation = rel
@@ -107,11 +107,11 @@ func TestIndex(t *testing.T) {
 			t.Errorf("%s: got %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	other := volt.Change{Kind: volt.Insert, Relation: testRelation(2), New: row("a=5")}
+	other := volt.Change{Kind: volt.ChangeInsert, Relation: testRelation(2), New: row("a=5")}
 	if got := matched(t, &ix, &other); !slices.Equal(got, []string{"other"}) {
 		t.Errorf("relation 2: got %v", got)
 	}
-	unknown := volt.Change{Kind: volt.Insert, Relation: testRelation(3), New: row("a=5")}
+	unknown := volt.Change{Kind: volt.ChangeInsert, Relation: testRelation(3), New: row("a=5")}
 	if got := matched(t, &ix, &unknown); got != nil {
 		t.Errorf("relation 3: got %v", got)
 	}
@@ -120,7 +120,7 @@ func TestIndex(t *testing.T) {
 	ix.Remove("like")
 	ix.Remove("nope")
 	ix.Add("a6", 1, mustParse(t, "a = 5")) // replaces
-	ch := volt.Change{Kind: volt.Insert, Relation: rel, New: row("a=5")}
+	ch := volt.Change{Kind: volt.ChangeInsert, Relation: rel, New: row("a=5")}
 	if got, want := matched(t, &ix, &ch), []string{"a5too", "a6", "all", "in"}; !slices.Equal(got, want) {
 		t.Errorf("after removals: got %v, want %v", got, want)
 	}
@@ -155,7 +155,7 @@ func ptr(s string) *string { return &s }
 func TestIndexRemoveDuringMatch(t *testing.T) {
 	clauses := []string{"a = 1", "a IN (1, 2)", "a = 1 OR t = 'x'", "t = 'x'", "t LIKE '%'", "", "b", "a = 2 OR b",
 		"t LIKE 'x%'", "a = 1 AND b", "a = ANY('{1,2,3}')", "t = 'x' OR b"}
-	ch := volt.Change{Kind: volt.Update, Relation: testRelation(1), Old: row("a=1", "t=x"), New: row("a=2", "b=t")}
+	ch := volt.Change{Kind: volt.ChangeUpdate, Relation: testRelation(1), Old: row("a=1", "t=x"), New: row("a=2", "b=t")}
 	for other := range clauses {
 		for _, removeYielded := range []bool{true, false} {
 			var ix Index[string]
@@ -225,7 +225,7 @@ func TestIndexMatchDoesNotAllocate(t *testing.T) {
 		ix.Add(k, 1, mustParse(t, fmt.Sprintf("a = %d", k)))
 	}
 	ix.Add(-1, 1, mustParse(t, "t LIKE 'x%'"))
-	ch := volt.Change{Kind: volt.Update, Relation: testRelation(1), Old: row("a=5"), New: row("a=6")}
+	ch := volt.Change{Kind: volt.ChangeUpdate, Relation: testRelation(1), Old: row("a=5"), New: row("a=6")}
 	n := 0
 	if a := testing.AllocsPerRun(100, func() { n = 0; ix.MatchChange(&ch, func(int) { n++ }) }); a != 0 {
 		t.Errorf("MatchChange allocates %v times", a)
@@ -340,7 +340,7 @@ func TestIndexAgainstBruteForce(t *testing.T) {
 			}
 		}
 		rel := rels[r.Intn(2)]
-		ch := volt.Change{Kind: volt.Update, Relation: rel, Old: randomRow(r), New: randomRow(r)}
+		ch := volt.Change{Kind: volt.ChangeUpdate, Relation: rel, Old: randomRow(r), New: randomRow(r)}
 		got := map[*testShape]int{}
 		fn := func(s *testShape) { got[s]++ }
 		switch step % 3 {

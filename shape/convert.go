@@ -101,19 +101,19 @@ func (s *Shape) Convert(ch *volt.Change, op uint64) ([]Message, error) {
 		return nil, fmt.Errorf("%w: where clause no longer compiles: %v", ErrSchemaChanged, err)
 	}
 	switch ch.Kind {
-	case volt.Insert:
+	case volt.ChangeInsert:
 		in, err := s.match(ch.New)
 		if err != nil || !in {
 			return nil, err
 		}
 		return []Message{s.insert(ch.New, op)}, nil
-	case volt.Delete:
+	case volt.ChangeDelete:
 		in, err := s.match(ch.Old)
 		if err != nil || !in {
 			return nil, err
 		}
 		return []Message{s.delete(ch.Old, op)}, nil
-	case volt.Update:
+	case volt.ChangeUpdate:
 		oldIn, err := s.match(ch.Old)
 		if err != nil {
 			return nil, err

@@ -107,7 +107,7 @@ func (s *Shape) ConvertWithViews(ch *volt.Change, op uint64, views []*where.View
 		return nil, err
 	}
 	switch ch.Kind {
-	case volt.Insert:
+	case volt.ChangeInsert:
 		m, err := s.subMeta(ch.New, views, prefix)
 		if err != nil || !m.Included {
 			return nil, err
@@ -115,7 +115,7 @@ func (s *Shape) ConvertWithViews(ch *volt.Change, op uint64, views []*where.View
 		msg := s.insert(ch.New, op)
 		msg.meta = appendMeta(nil, m.Tags, nil, m.ActiveConditions)
 		return []Message{msg}, nil
-	case volt.Delete:
+	case volt.ChangeDelete:
 		m, err := s.subMeta(ch.Old, views, prefix)
 		if err != nil || !m.Included {
 			return nil, err
@@ -123,7 +123,7 @@ func (s *Shape) ConvertWithViews(ch *volt.Change, op uint64, views []*where.View
 		msg := s.delete(ch.Old, op)
 		msg.meta = appendMeta(nil, m.Tags, nil, m.ActiveConditions)
 		return []Message{msg}, nil
-	case volt.Update:
+	case volt.ChangeUpdate:
 		om, err := s.subMeta(ch.Old, views, prefix)
 		if err != nil {
 			return nil, err

@@ -98,21 +98,21 @@ func TestConvertWithViews(t *testing.T) {
 			}
 		}
 	}
-	check("insert in", conv(volt.Change{Kind: volt.Insert, New: row("1", "1", "10")}, false), []string{"insert"}, func(m []msg) error {
+	check("insert in", conv(volt.Change{Kind: volt.ChangeInsert, New: row("1", "1", "10")}, false), []string{"insert"}, func(m []msg) error {
 		if !slices.Equal(m[0].Headers.Tags, []string{h("1")}) || !slices.Equal(m[0].Headers.ActiveConditions, []bool{true}) || m[0].Headers.RemovedTags != nil {
 			return fmt.Errorf("headers")
 		}
 		return nil
 	})
-	check("insert out", conv(volt.Change{Kind: volt.Insert, New: row("1", "3", "10")}, false), nil, nil)
-	check("insert NULL", conv(volt.Change{Kind: volt.Insert, New: []volt.Value{{Text: "1"}, {Null: true}, {Text: "1"}}}, false), nil, nil)
-	check("delete in", conv(volt.Change{Kind: volt.Delete, Old: row("1", "2", "10")}, false), []string{"delete"}, func(m []msg) error {
+	check("insert out", conv(volt.Change{Kind: volt.ChangeInsert, New: row("1", "3", "10")}, false), nil, nil)
+	check("insert NULL", conv(volt.Change{Kind: volt.ChangeInsert, New: []volt.Value{{Text: "1"}, {Null: true}, {Text: "1"}}}, false), nil, nil)
+	check("delete in", conv(volt.Change{Kind: volt.ChangeDelete, Old: row("1", "2", "10")}, false), []string{"delete"}, func(m []msg) error {
 		if !slices.Equal(m[0].Headers.Tags, []string{h("2")}) {
 			return fmt.Errorf("tags")
 		}
 		return nil
 	})
-	check("update moving between values", conv(volt.Change{Kind: volt.Update, Old: row("1", "1", "10"), New: row("1", "2", "10")}, false), []string{"update"}, func(m []msg) error {
+	check("update moving between values", conv(volt.Change{Kind: volt.ChangeUpdate, Old: row("1", "1", "10"), New: row("1", "2", "10")}, false), []string{"update"}, func(m []msg) error {
 		if !slices.Equal(m[0].Headers.Tags, []string{h("2")}) || !slices.Equal(m[0].Headers.RemovedTags, []string{h("1")}) {
 			return fmt.Errorf("tags")
 		}
@@ -121,21 +121,21 @@ func TestConvertWithViews(t *testing.T) {
 		}
 		return nil
 	})
-	check("update of a selected column", conv(volt.Change{Kind: volt.Update, Old: row("1", "1", "10"), New: row("1", "1", "11")}, false), []string{"update"}, func(m []msg) error {
+	check("update of a selected column", conv(volt.Change{Kind: volt.ChangeUpdate, Old: row("1", "1", "10"), New: row("1", "1", "11")}, false), []string{"update"}, func(m []msg) error {
 		if m[0].Headers.RemovedTags == nil || len(m[0].Headers.RemovedTags) != 0 || m[0].Value["value"] != "11" {
 			return fmt.Errorf("want removed_tags [] and the new value")
 		}
 		return nil
 	})
-	check("update out", conv(volt.Change{Kind: volt.Update, Old: row("1", "1", "10"), New: row("1", "3", "10")}, false), []string{"delete"}, nil)
-	check("update in", conv(volt.Change{Kind: volt.Update, Old: row("1", "3", "10"), New: row("1", "1", "10")}, false), []string{"insert"}, nil)
-	check("update of the key", conv(volt.Change{Kind: volt.Update, Old: row("1", "1", "10"), New: row("2", "2", "10")}, false), []string{"delete", "insert"}, func(m []msg) error {
+	check("update out", conv(volt.Change{Kind: volt.ChangeUpdate, Old: row("1", "1", "10"), New: row("1", "3", "10")}, false), []string{"delete"}, nil)
+	check("update in", conv(volt.Change{Kind: volt.ChangeUpdate, Old: row("1", "3", "10"), New: row("1", "1", "10")}, false), []string{"insert"}, nil)
+	check("update of the key", conv(volt.Change{Kind: volt.ChangeUpdate, Old: row("1", "1", "10"), New: row("2", "2", "10")}, false), []string{"delete", "insert"}, func(m []msg) error {
 		if !slices.Equal(m[0].Headers.Tags, []string{h("2"), h("1")}) || !slices.Equal(m[1].Headers.Tags, []string{h("2")}) {
 			return fmt.Errorf("tags")
 		}
 		return nil
 	})
-	check("upsert", conv(volt.Change{Kind: volt.Update, Old: row("1", "1", "10"), New: row("1", "2", "10")}, true), []string{"insert"}, func(m []msg) error {
+	check("upsert", conv(volt.Change{Kind: volt.ChangeUpdate, Old: row("1", "1", "10"), New: row("1", "2", "10")}, true), []string{"insert"}, func(m []msg) error {
 		if m[0].Value["value"] != "10" || !slices.Equal(m[0].Headers.RemovedTags, []string{h("1")}) {
 			return fmt.Errorf("want the whole row and removed_tags")
 		}

@@ -86,7 +86,7 @@ func BenchmarkHandleTransaction(b *testing.B) {
 		b.Run(fmt.Sprintf("shapes=%d", n), func(b *testing.B) {
 			c := benchCache(b, n)
 			tx := &volt.Transaction{Xid: 100}
-			ch := volt.Change{Kind: volt.Update, Relation: benchRelation,
+			ch := volt.Change{Kind: volt.ChangeUpdate, Relation: benchRelation,
 				Old: []volt.Value{{Text: "1"}, {Text: "7"}, {Text: "a"}},
 				New: []volt.Value{{Text: "1"}, {Text: "7"}, {Text: "b"}}}
 			tx.Changes = []volt.Change{ch}

@@ -71,7 +71,7 @@ func evalShape(t *testing.T, c *Cache, table *volt.Table, where string) *Entry {
 
 func evalInsert(rel *volt.Relation, lsn uint64, id, n string) *volt.Transaction {
 	return &volt.Transaction{Xid: uint32(lsn), CommitLSN: lsn, EndLSN: lsn + 1, Changes: []volt.Change{{
-		Kind: volt.Insert, Relation: rel, New: []volt.Value{{Text: id}, {Text: n}},
+		Kind: volt.ChangeInsert, Relation: rel, New: []volt.Value{{Text: id}, {Text: n}},
 	}}}
 }
 

@@ -112,7 +112,7 @@ func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
 	var moves map[*Entry][]sqMove
 	for i := range st.tx.Changes {
 		ch := &st.tx.Changes[i]
-		if ch.Kind == volt.Truncate {
+		if ch.Kind == volt.ChangeTruncate {
 			for _, rel := range ch.Truncated {
 				c.rotateRelation(rel.ID, "truncate")
 			}

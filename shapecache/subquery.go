@@ -537,14 +537,14 @@ func (d *sqDep) apply(ch *volt.Change) (moves []sqMove, unsure bool) {
 		return nil, true
 	}
 	var before, after *sqMove
-	if ch.Kind == volt.Update || ch.Kind == volt.Delete {
+	if ch.Kind == volt.ChangeUpdate || ch.Kind == volt.ChangeDelete {
 		if ch.Old != nil && d.inner.Matches(ch.Old) {
 			if before = d.value(d.inner, ch.Old, false); before == nil {
 				return nil, true
 			}
 		}
 	}
-	if ch.Kind == volt.Update || ch.Kind == volt.Insert {
+	if ch.Kind == volt.ChangeUpdate || ch.Kind == volt.ChangeInsert {
 		if ch.New != nil && d.inner.Matches(ch.New) {
 			if after = d.value(d.inner, ch.New, true); after == nil {
 				return nil, true
@@ -646,7 +646,7 @@ func (d *sqDep) applyNested(ch *volt.Change) (moves []sqMove, unsure bool) {
 		return nil, true
 	}
 	var before, after *sqMove
-	if (ch.Kind == volt.Update || ch.Kind == volt.Delete) && ch.Old != nil {
+	if (ch.Kind == volt.ChangeUpdate || ch.Kind == volt.ChangeDelete) && ch.Old != nil {
 		key := d.table.RowKey(ch.Old)
 		if old, ok := d.rows[key]; ok {
 			if d.in[key] {
@@ -658,7 +658,7 @@ func (d *sqDep) applyNested(ch *volt.Change) (moves []sqMove, unsure bool) {
 			delete(d.in, key)
 		}
 	}
-	if (ch.Kind == volt.Update || ch.Kind == volt.Insert) && ch.New != nil {
+	if (ch.Kind == volt.ChangeUpdate || ch.Kind == volt.ChangeInsert) && ch.New != nil {
 		key := d.table.RowKey(ch.New)
 		in := d.includes(ch.New)
 		d.rows[key], d.in[key] = ch.New, in

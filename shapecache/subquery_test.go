@@ -37,13 +37,13 @@ func TestSubqueryApplyCountsMoves(t *testing.T) {
 		ch    volt.Change
 		moved bool
 	}{
-		{"insert of a present value", volt.Change{Kind: volt.Insert, New: row("5", "1")}, false},
-		{"update keeping the value", volt.Change{Kind: volt.Update, Old: row("5", "1"), New: row("5", "1.0")}, false},
-		{"delete of one of two", volt.Change{Kind: volt.Delete, Old: row("5", "1.0")}, false},
-		{"insert outside the WHERE", volt.Change{Kind: volt.Insert, New: row("6", "0")}, false},
-		{"insert of a new value", volt.Change{Kind: volt.Insert, New: row("7", "2")}, true},
-		{"delete of the last row of a value", volt.Change{Kind: volt.Delete, Old: row("1", "1")}, true},
-		{"update out of the WHERE", volt.Change{Kind: volt.Update, Old: row("7", "2"), New: row("7", "-2")}, true},
+		{"insert of a present value", volt.Change{Kind: volt.ChangeInsert, New: row("5", "1")}, false},
+		{"update keeping the value", volt.Change{Kind: volt.ChangeUpdate, Old: row("5", "1"), New: row("5", "1.0")}, false},
+		{"delete of one of two", volt.Change{Kind: volt.ChangeDelete, Old: row("5", "1.0")}, false},
+		{"insert outside the WHERE", volt.Change{Kind: volt.ChangeInsert, New: row("6", "0")}, false},
+		{"insert of a new value", volt.Change{Kind: volt.ChangeInsert, New: row("7", "2")}, true},
+		{"delete of the last row of a value", volt.Change{Kind: volt.ChangeDelete, Old: row("1", "1")}, true},
+		{"update out of the WHERE", volt.Change{Kind: volt.ChangeUpdate, Old: row("7", "2"), New: row("7", "-2")}, true},
 	} {
 		ch := step.ch
 		ch.Relation = rel
