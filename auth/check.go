@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/mutations"
@@ -36,7 +37,11 @@ func (r *Rules) allowed(m volt.Mutation) (*tableRule, error) {
 // rolls the client transaction back. An update or delete of a missing row
 // (both rows nil) on a table with a check is refused exactly like one of a
 // row that fails the check, so the answer does not tell whether it exists.
-func (r *Rules) Check(_ context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
+//
+// A check with subqueries is evaluated by Postgres inside the mutation's
+// transaction (mutations.CheckTx; CheckUsesTx makes the handler provide
+// it), so its subqueries see the transaction's own writes.
+func (r *Rules) Check(ctx context.Context, principal any, m volt.Mutation, oldRow, newRow map[string]any) error {
 	t, err := r.allowed(m)
 	if err != nil {
 		return err
@@ -49,14 +54,34 @@ func (r *Rules) Check(_ context.Context, principal any, m volt.Mutation, oldRow,
 		return hiddenRow(m, t)
 	}
 	if oldRow != nil {
-		if ok, err := t.check.holds(claims, oldRow); err != nil || !ok {
+		if ok, err := t.holds(ctx, claims, oldRow); err != nil || !ok {
 			return hiddenRow(m, t)
 		}
 	}
 	if newRow != nil {
-		return t.checkRow(claims, m, newRow, "the new row")
+		return t.checkRow(ctx, claims, m, newRow, "the new row")
 	}
 	return nil
+}
+
+// CheckUsesTx reports whether m's Check queries its transaction (the
+// table's check has subqueries); it is a mutations.Options.CheckUsesTx.
+func (r *Rules) CheckUsesTx(m volt.Mutation) bool {
+	t, err := r.rule(m.Table)
+	return err == nil && t.check != nil && t.check.plans != nil
+}
+
+// holds evaluates the table's check on row: in Go, or with subqueries in
+// Postgres inside the mutation's transaction.
+func (t *tableRule) holds(ctx context.Context, claims Claims, row map[string]any) (bool, error) {
+	if t.check.plans == nil {
+		return t.check.holds(claims, row)
+	}
+	tx := mutations.CheckTx(ctx)
+	if tx == nil {
+		return false, errors.New("a check with subqueries needs the mutation's transaction (mutations.Options.CheckUsesTx)")
+	}
+	return t.check.holdsIn(ctx, tx, claims, row)
 }
 
 // hiddenRow refuses an update or delete of a row that is missing or fails
@@ -99,8 +124,8 @@ func (t *tableRule) checkColumns(m volt.Mutation) error {
 	return nil
 }
 
-func (t *tableRule) checkRow(claims Claims, m volt.Mutation, row map[string]any, which string) error {
-	ok, err := t.check.holds(claims, row)
+func (t *tableRule) checkRow(ctx context.Context, claims Claims, m volt.Mutation, row map[string]any, which string) error {
+	ok, err := t.holds(ctx, claims, row)
 	if err != nil {
 		return forbidden("%s of %s: the check cannot be evaluated on %s: %v", m.Op, t.table, which, err)
 	}

@@ -122,6 +122,7 @@ func (p *Policy) Options(base mutations.Options) mutations.Options {
 	if p.Rules != nil {
 		base.Allow = p.Allow
 		base.Check = p.Check
+		base.CheckUsesTx = p.Rules.CheckUsesTx
 	}
 	return base
 }

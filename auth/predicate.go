@@ -20,6 +20,13 @@ type predicate struct {
 	cols     []where.Column
 	document map[string]bool // json and jsonb columns
 
+	// With subqueries (Rules.subqueries): tables resolves their tables,
+	// ident is the quoted table name, and plans caches parsed clauses
+	// (cache is then unused).
+	tables where.Tables
+	ident  string
+	plans  map[string]*where.Plan
+
 	mu    sync.Mutex
 	cache map[string]*where.Expr
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/voltsync/volt"
@@ -91,33 +92,18 @@ func (p *ReadPolicy) principal(r *http.Request) (claims Claims, bound *boundShap
 // authorize applies the table's read rule to def (Schema and Table set)
 // for claims (nil: anonymous).
 func (p *ReadPolicy) authorize(claims Claims, def *shape.Definition, sub *httpapi.SubsetRequest) error {
-	key := def.Schema + "." + def.Table
-	if key == receiptsTable {
-		return receiptsRule(claims, def, sub)
-	}
-	var rule *readRule
-	if p.Rules != nil {
-		if t := p.Rules.tables[key]; t != nil {
-			rule = t.read
-		}
-	}
-	if rule == nil {
-		return forbiddenRead("table %s is not readable: it has no read rule", key)
-	}
-	if err := rule.checkColumns(def, sub); err != nil {
+	v, err := p.view(claims, def.Schema+"."+def.Table)
+	if err != nil {
 		return err
 	}
-	if rule.check == nil {
-		return nil
+	if v.rule != nil {
+		// With subqueries, the where clause is checked by narrow, which
+		// knows the subqueries' tables.
+		if err := v.rule.checkColumns(def, sub, p.subqueries()); err != nil {
+			return err
+		}
 	}
-	nulls, params, _, err := rule.check.bind(claims)
-	if err == nil {
-		_, err = rule.check.expr(claims)
-	}
-	if err != nil {
-		return forbiddenRead("the read rule of %s does not accept this token's claims: %v", key, err)
-	}
-	return narrow(rule.table, def, rule.check.tmpl.render(nulls), params)
+	return p.narrow(claims, v, def)
 }
 
 // checkColumns defaults the projection to the readable columns and refuses
@@ -125,7 +111,7 @@ func (p *ReadPolicy) authorize(claims Claims, def *shape.Definition, sub *httpap
 // where and order_by clauses, which could otherwise reveal hidden values.
 // The rule's list is the allow-list: a column it does not name is refused
 // even when the rules do not know it (a column added since volt started).
-func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetRequest) error {
+func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetRequest, skipWhere bool) error {
 	if rr.allowed == nil {
 		return nil
 	}
@@ -146,6 +132,9 @@ func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetReque
 		field, name, clause string
 		params              map[string]string
 	}{{"where", "where", def.Where, def.Params}}
+	if skipWhere {
+		clauses = clauses[:0]
+	}
 	if sub != nil {
 		clauses = append(clauses, struct {
 			field, name, clause string
@@ -185,42 +174,79 @@ func (rr *readRule) checkColumns(def *shape.Definition, sub *httpapi.SubsetReque
 	return nil
 }
 
-// narrow ANDs the rule's predicate (clause, with the claims as $1…$n in
-// params) into def. The user's where clause is parsed on its own first and
+// narrow ANDs the rule's predicate (v's clause, with the claims as $1…$n)
+// into def. The user's where clause is parsed on its own first and
 // included as the SQL of its parse tree, parenthesised: nothing the user
 // wrote (an unbalanced parenthesis, "OR true", a comment) can reach the
 // rule's side of the AND. The claims' values stay parameters of the
-// definition, so each set of claims has its own shape (and handle).
-func narrow(t *volt.Table, def *shape.Definition, clause string, params map[string]string) error {
-	combined := "(" + clause + "\n)"
+// definition, so each set of claims has its own shape (and handle). With
+// subqueries, each subquery of the user's clause is narrowed by its own
+// table's rule (narrowedSQL). Without a predicate or subqueries, def is
+// left as requested.
+func (p *ReadPolicy) narrow(claims Claims, v *readView, def *shape.Definition) error {
+	var parts, params []string
+	if v.clause != nil {
+		parts = append(parts, "("+v.clause(1)+"\n)")
+		params = append(params, v.params...)
+	}
+	narrowed := false
 	if def.Where != "" {
-		user, err := where.Parse(def.Where, columnsOf(t), def.Params)
-		if err != nil {
-			return &httpapi.ReadError{Status: http.StatusBadRequest, Field: "where", Message: err.Error()}
+		var user string
+		var pl *where.Plan
+		var err error
+		if p.subqueries() {
+			if pl, err = p.parseRequestWhere(claims, v, def.Where, def.Params); err != nil {
+				return err
+			}
 		}
-		combined += " AND (" + user.SQL() + ")"
+		if pl != nil && len(pl.Deps) > 0 {
+			if user, err = p.narrowedSQL(claims, pl, &params); err != nil {
+				return err
+			}
+			narrowed = true
+		} else {
+			e, err := where.Parse(def.Where, v.cols, def.Params)
+			if err != nil {
+				return badWhere(err)
+			}
+			user = e.SQL()
+		}
+		parts = append(parts, "("+user+")")
 	}
-	if _, err := where.Parse(combined, columnsOf(t), params); err != nil {
-		return forbiddenRead("the where clause cannot be combined with the read rule of %s.%s: %v", t.Schema, t.Name, err)
+	if v.clause == nil && !narrowed {
+		return nil
 	}
-	def.Where, def.Params = combined, params
-	if len(params) == 0 {
+	combined := strings.Join(parts, " AND ")
+	m := map[string]string{}
+	for i, val := range params {
+		m[strconv.Itoa(i+1)] = val
+	}
+	var err error
+	if p.subqueries() {
+		_, err = where.ParsePlan(combined, v.cols, m, p.knownTables())
+	} else {
+		_, err = where.Parse(combined, v.cols, m)
+	}
+	if err != nil {
+		return forbiddenRead("the where clause cannot be combined with the read rule of %s: %v", v.key, err)
+	}
+	def.Where, def.Params = combined, m
+	if len(m) == 0 {
 		def.Params = nil
 	}
 	return nil
 }
 
-// receiptsRule is the built-in read rule of volt.receipts: a token may read
-// the receipts of the client ids bound to its sub claim, the id equal to
-// sub or starting with sub followed by a colon ("alice", "alice:tab-1").
-func receiptsRule(claims Claims, def *shape.Definition, sub *httpapi.SubsetRequest) error {
-	subject, ok := claims["sub"].(string)
-	if claims == nil || !ok || subject == "" {
-		return forbiddenRead("%s is readable only with a token that has a sub claim (or with the API secret)", receiptsTable)
+// knownTables resolves the tables of a narrowed clause's subqueries: those
+// the rules know, and volt.receipts.
+func (p *ReadPolicy) knownTables() where.Tables {
+	known := p.Rules.knownTables()
+	return func(ref where.TableRef) (where.Table, error) {
+		if ref.Schema == "volt" && ref.Name == "receipts" {
+			return whereTable(receiptsSchema(), nil), nil
+		}
+		return known(ref)
 	}
-	t := receiptsSchema()
-	pattern := strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(subject) + ":%"
-	return narrow(t, def, "client_id = $1 OR client_id LIKE $2", map[string]string{"1": subject, "2": pattern})
 }
 
 // receiptsSchema describes volt.receipts for parsing where clauses on it

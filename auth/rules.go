@@ -25,6 +25,21 @@ type TableSource interface {
 type Rules struct {
 	tables    map[string]*tableRule // by "schema.name"
 	mutations map[string]bool
+	// subqueries is RulesOptions.Subqueries: checks, and requests decided
+	// by read rules, may use subqueries.
+	subqueries bool
+	// known are the tables the rules name, as the catalog described them
+	// at start: the rules' own tables and their subqueries' tables.
+	known map[string]*volt.Table
+}
+
+// RulesOptions configure how a rules file is compiled.
+type RulesOptions struct {
+	// Subqueries lets checks use subqueries (`col IN (SELECT c FROM t
+	// WHERE …)`), and requests decided by read rules use them on tables
+	// the caller may read. It is -experimental-subqueries: without it a
+	// check with a subquery is an error.
+	Subqueries bool
 }
 
 // tableRule is a table's compiled write rule.
@@ -47,11 +62,16 @@ type readRule struct {
 // LoadRules reads and compiles the rules file at path. Its errors are one
 // sentence naming the file and the offending key.
 func LoadRules(ctx context.Context, src TableSource, path string) (*Rules, error) {
+	return LoadRulesWith(ctx, src, path, RulesOptions{})
+}
+
+// LoadRulesWith is LoadRules with options.
+func LoadRulesWith(ctx context.Context, src TableSource, path string, opts RulesOptions) (*Rules, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("rules file: %w", err)
 	}
-	r, err := CompileRules(ctx, src, data)
+	r, err := CompileRulesWith(ctx, src, data, opts)
 	if err != nil {
 		return nil, fmt.Errorf("rules file %s: %w", path, err)
 	}
@@ -61,13 +81,19 @@ func LoadRules(ctx context.Context, src TableSource, path string) (*Rules, error
 // CompileRules parses a rules file (docs/AUTH.md) and checks it against the
 // catalog: tables and columns must exist and every check must type-check.
 func CompileRules(ctx context.Context, src TableSource, data []byte) (*Rules, error) {
+	return CompileRulesWith(ctx, src, data, RulesOptions{})
+}
+
+// CompileRulesWith is CompileRules with options.
+func CompileRulesWith(ctx context.Context, src TableSource, data []byte, opts RulesOptions) (*Rules, error) {
 	f, err := parseRuleFile(data)
 	if err != nil {
 		return nil, err
 	}
-	r := &Rules{tables: map[string]*tableRule{}, mutations: map[string]bool{}}
+	r := &Rules{tables: map[string]*tableRule{}, mutations: map[string]bool{}, subqueries: opts.Subqueries, known: map[string]*volt.Table{}}
+	c := &compiler{ctx: ctx, src: src, rules: r}
 	for _, e := range f.tables {
-		tr, err := compileTable(ctx, src, e)
+		tr, err := c.table(e)
 		if err != nil {
 			return nil, err
 		}
@@ -99,7 +125,27 @@ func (r *Rules) UsesClaims() bool {
 // MutationAllowed reports whether the named mutation is in the allow-list.
 func (r *Rules) MutationAllowed(name string) bool { return r.mutations[name] }
 
-func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRule, error) {
+// compiler compiles a rules file's entries against the catalog.
+type compiler struct {
+	ctx   context.Context
+	src   TableSource
+	rules *Rules
+}
+
+// lookup reads a table from the catalog (once) and records it as known.
+func (c *compiler) lookup(schema, name string) (*volt.Table, error) {
+	if t := c.rules.known[schema+"."+name]; t != nil {
+		return t, nil
+	}
+	t, err := c.src.Table(c.ctx, schema, name)
+	if err != nil {
+		return nil, err
+	}
+	c.rules.known[schema+"."+name] = t
+	return t, nil
+}
+
+func (c *compiler) table(e tableEntry) (*tableRule, error) {
 	path := "tables." + e.key
 	schema, name, err := shape.ParseRelation(e.key)
 	if err != nil {
@@ -108,7 +154,7 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 	if schema == "volt" {
 		return nil, fmt.Errorf("%s: schema volt is volt's own and cannot have rules (volt.receipts has a built-in read rule)", path)
 	}
-	t, err := src.Table(ctx, schema, name)
+	t, err := c.lookup(schema, name)
 	if errors.Is(err, postgres.ErrTableNotFound) {
 		return nil, fmt.Errorf("%s: table %s.%s does not exist", path, schema, name)
 	}
@@ -117,7 +163,7 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 	}
 	tr := &tableRule{table: schema + "." + name, ops: map[string]bool{}}
 	if e.read != nil {
-		if tr.read, err = compileRead(t, e.read, path+".read"); err != nil {
+		if tr.read, err = c.read(t, e.read, path+".read"); err != nil {
 			return nil, err
 		}
 	}
@@ -131,7 +177,7 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 		return nil, err
 	}
 	if e.write.check != "" {
-		if tr.check, err = compileCheck(t, e.write.check); err != nil {
+		if tr.check, err = c.check(t, e.write.check); err != nil {
 			return nil, fmt.Errorf("%s.write.check: %w", path, err)
 		}
 	}
@@ -140,7 +186,7 @@ func compileTable(ctx context.Context, src TableSource, e tableEntry) (*tableRul
 
 // compileRead checks a read rule's columns (which must include the row
 // identity, as a shape's columns must) and check.
-func compileRead(t *volt.Table, e *readEntry, path string) (*readRule, error) {
+func (c *compiler) read(t *volt.Table, e *readEntry, path string) (*readRule, error) {
 	rr := &readRule{table: t}
 	if e.columns != nil {
 		rr.allowed = map[string]bool{}
@@ -170,7 +216,7 @@ func compileRead(t *volt.Table, e *readEntry, path string) (*readRule, error) {
 	}
 	if e.check != "" {
 		var err error
-		if rr.check, err = compileCheck(t, e.check); err != nil {
+		if rr.check, err = c.check(t, e.check); err != nil {
 			return nil, fmt.Errorf("%s.check: %w", path, err)
 		}
 	}
@@ -197,24 +243,69 @@ func writableColumns(t *volt.Table, names []string, path string) (map[string]boo
 	return cols, nil
 }
 
-// compileCheck type-checks the clause with every claim as NULL, which types
-// like a parameter (an unknown-typed constant), so the runtime parse with
-// the claims' values differs only in the values.
-func compileCheck(t *volt.Table, clause string) (*predicate, error) {
+// check type-checks a check with every claim as NULL, which types like a
+// parameter (an unknown-typed constant), so the runtime parse with the
+// claims' values differs only in the values. A check with subqueries
+// needs RulesOptions.Subqueries; their tables must exist and the
+// subqueries be of the accepted forms (where.ParsePlan).
+func (c *compiler) check(t *volt.Table, clause string) (*predicate, error) {
 	tmpl, err := parseTemplate(clause)
 	if err != nil {
 		return nil, err
 	}
 	p := &predicate{tmpl: tmpl, document: map[string]bool{}, cache: map[string]*where.Expr{}}
-	for _, c := range t.Columns {
-		p.cols = append(p.cols, where.Column{Name: c.Name, Type: c.TypeName, Dims: c.Dims, IsEnum: c.IsEnum})
-		if c.Dims == 0 && (c.TypeName == "json" || c.TypeName == "jsonb") {
-			p.document[c.Name] = true
+	for _, col := range t.Columns {
+		p.cols = append(p.cols, where.Column{Name: col.Name, Type: col.TypeName, Dims: col.Dims, IsEnum: col.IsEnum})
+		if col.Dims == 0 && (col.TypeName == "json" || col.TypeName == "jsonb") {
+			p.document[col.Name] = true
 		}
 	}
 	nulls := slices.Repeat([]bool{true}, len(tmpl.refs))
-	if _, err := where.Parse(tmpl.render(nulls), p.cols, nil); err != nil {
+	text := tmpl.render(nulls)
+	_, err = where.Parse(text, p.cols, nil)
+	if err == nil || !hasSubquery(text) {
+		return p, err
+	}
+	if !c.rules.subqueries {
+		return nil, errors.New("subqueries in rules need subquery shapes, which are experimental: start volt with -experimental-subqueries (VOLT_EXPERIMENTAL_SUBQUERIES=true)")
+	}
+	p.ident = quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
+	p.tables = c.rules.knownTables()
+	p.plans = map[string]*where.Plan{}
+	if _, err := where.ParsePlan(text, p.cols, nil, c.catalogTables()); err != nil {
 		return nil, err
 	}
 	return p, nil
+}
+
+// catalogTables resolves the tables of the rules' subqueries when they
+// are compiled (an unqualified name is in public, as for shapes), and
+// later from the tables known then.
+func (c *compiler) catalogTables() where.Tables {
+	return func(ref where.TableRef) (where.Table, error) {
+		schema := ref.Schema
+		if schema == "" {
+			schema = "public"
+		}
+		t, err := c.lookup(schema, ref.Name)
+		if errors.Is(err, postgres.ErrTableNotFound) {
+			return where.Table{}, fmt.Errorf("table %s.%s does not exist", schema, ref.Name)
+		}
+		if err != nil {
+			return where.Table{}, err
+		}
+		return whereTable(t, nil), nil
+	}
+}
+
+// whereTable describes t for where.ParsePlan: every column, or those
+// allowed (nil: every column).
+func whereTable(t *volt.Table, allowed map[string]bool) where.Table {
+	wt := where.Table{Schema: t.Schema, Name: t.Name}
+	for _, c := range columnsOf(t) {
+		if allowed == nil || allowed[c.Name] {
+			wt.Columns = append(wt.Columns, c)
+		}
+	}
+	return wt
 }

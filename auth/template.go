@@ -18,9 +18,12 @@ type template struct {
 // render returns the clause with each reference replaced by $n, or by NULL
 // where null[i] is set (a missing claim). Replacements are padded to the
 // reference's length, so error locations still point into the rule.
-func (t *template) render(null []bool) string {
+func (t *template) render(null []bool) string { return t.renderFrom(null, 1) }
+
+// renderFrom is render with the parameters numbered from first.
+func (t *template) renderFrom(null []bool, first int) string {
 	var b strings.Builder
-	n := 0
+	n := first - 1
 	for i, p := range t.parts {
 		b.WriteString(p)
 		if i == len(t.refs) {

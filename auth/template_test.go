@@ -131,7 +131,7 @@ func TestPredicate(t *testing.T) {
 		{"n = $claims.n", Claims{"n": "12 OR true"}, false},
 	}
 	for _, c := range cases {
-		p, err := compileCheck(tbl, c.check)
+		p, err := (&compiler{rules: &Rules{}}).check(tbl, c.check)
 		if err != nil {
 			t.Errorf("%s: %v", c.check, err)
 			continue

@@ -15,6 +15,7 @@ import (
 // execRow applies one row mutation inside tx. With a Check, updates and
 // deletes lock the row and check it before anything is written.
 func (h *Handler) execRow(ctx context.Context, tx pgx.Tx, op *rowOp) error {
+	ctx = withCheckTx(ctx, tx)
 	switch op.m.Op {
 	case volt.OpInsert:
 		newRow, err := h.insert(ctx, tx, op)

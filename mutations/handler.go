@@ -92,6 +92,9 @@ type Options struct {
 	// schema public is then no longer writable by default (Allow and Check
 	// decide every table).
 	Check CheckFunc
+	// CheckUsesTx, when set, tells which row mutations' Check queries
+	// their transaction (CheckTx); those are not pipelined.
+	CheckUsesTx func(m volt.Mutation) bool
 	// MaxBodyBytes bounds the request body (413 above it); default 1 MiB.
 	MaxBodyBytes int64
 	// MaxTransactions and MaxMutations bound the transactions and the

@@ -158,6 +158,9 @@ func raised(err error, code string) bool {
 // pipelined reports whether a step can go to Postgres without Go running
 // between it and the next statement.
 func (h *Handler) pipelined(s step) bool {
+	if s.row != nil && h.opts.CheckUsesTx != nil && h.opts.CheckUsesTx(s.row.m) {
+		return false
+	}
 	return s.row != nil && (s.row.m.Op == volt.OpInsert || !h.locks(s.row))
 }
 

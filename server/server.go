@@ -228,7 +228,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) (_ *Se
 	api.Config.CORSOrigins, _ = cfg.CORSOriginList() // checked by Validate
 	var rules *auth.Rules
 	if cfg.Rules != "" {
-		if rules, err = auth.LoadRules(ctx, inspector, cfg.Rules); err != nil {
+		if rules, err = auth.LoadRulesWith(ctx, inspector, cfg.Rules, auth.RulesOptions{Subqueries: cfg.ExperimentalSubqueries}); err != nil {
 			return nil, err
 		}
 	}
