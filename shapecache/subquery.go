@@ -944,9 +944,14 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 		return 0, errors.New("shapes with subqueries need a postgres.Snapshotter")
 	}
 	var args []any
-	params := func(views []*where.View) where.ViewParams {
+	// params numbers the views of the dependencies used (every one when
+	// used is nil); the others stay 0, as the query must not name them.
+	params := func(views []*where.View, used []bool) where.ViewParams {
 		vp := make(where.ViewParams, len(views))
 		for d, v := range views {
+			if used != nil && !used[d] {
+				continue
+			}
 			vp[d] = len(args) + 1
 			for _, col := range v.Arrays() {
 				args = append(args, col)
@@ -954,8 +959,8 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 		}
 		return vp
 	}
-	before := params(mi.before)
-	after := params(mi.after)
+	before := params(mi.before, nil)
+	after := params(mi.after, plan.MoveInAfterDeps(mi.d))
 	var cols []string
 	for _, i := range s.SnapshotColumns() {
 		cols = append(cols, postgres.QuoteIdent(s.Table.Columns[i].Name))

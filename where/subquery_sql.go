@@ -210,6 +210,22 @@ func (c *sqlConcat) String() string {
 	return "(" + strings.Join(c.parts, " || ") + ")"
 }
 
+// MoveInAfterDeps tells, per dependency, whether MoveInWhereSQL(d, …)
+// renders it against the views after (those of d's disjuncts): only
+// their parameters may be passed, as Postgres refuses a parameter the
+// query does not use.
+func (p *Plan) MoveInAfterDeps(d int) []bool {
+	out := make([]bool, len(p.Deps))
+	for _, i := range p.DepDisjuncts[d] {
+		for _, q := range p.Disjuncts[i] {
+			if dep := p.Positions[q].Dep; dep >= 0 {
+				out[dep] = true
+			}
+		}
+	}
+	return out
+}
+
 // MoveInWhereSQL renders the WHERE of a move-in query for dependency d:
 // the rows in the shape with the views after the move that were not in
 // it with the views before (§7.4 of subqueries.md). Only d's disjuncts
