@@ -113,6 +113,7 @@ test('ShapeStream on a subquery shape: move-out and move-in events reach subscri
   await db.query(`DELETE FROM ${S}.children WHERE id = 2`)
   const want = byID(await expected())
   await waitUntil(h, () => h.shape.isUpToDate && isDeepStrictEqual(byID(applyMoves(h.messages)), want), { what: 'the rows applied with their moves to equal Postgres' })
+  check(h, !h.log.some((e) => e.status === 409), 'volt answered 409 (must-refetch) instead of moving rows')
 })
 
 function isDeepStrictEqualArray(a, b) {

@@ -147,6 +147,9 @@ async function moves(t, env, h, view, extra) {
     assert.equal(!isDeepStrictEqual(sortRows(want, ['id']), sortRows(before, ['id'])), changes, `${what}: the step does not do what the test means`)
     before = want
     await waitEqual(h, view(), want, what)
+    // a collection refetching (409) after a move would also end equal:
+    // volt must move the rows, not give up on the shape
+    assert.ok(!h.log.some((e) => e.status === 409), `${what}: volt answered 409 (must-refetch)\n${describeState(h)}`)
   }
   const has = (name) => view().has(posts[name])
   const setActive = (user, active) => exec(`UPDATE $S.users SET "isActive" = $1 WHERE id = $2`, [active, users[user]])
