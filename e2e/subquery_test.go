@@ -678,23 +678,33 @@ func TestSubqueryNested(t *testing.T) {
 	}
 }
 
-// TestSubqueryRefusedUnderReadRules: read rules decide the shape's own
-// table only, so a subquery would read another table past them (here one
-// no rule lets alice read, used as a membership oracle). Until rules cover
-// subqueries (issue 16 item 4), the read policy refuses a where clause
-// with one (400, as without the flag), even with the flag on; the API
-// secret, which reads everything, still may.
-func TestSubqueryRefusedUnderReadRules(t *testing.T) {
+// TestSubqueryUnderReadRules: with -experimental-subqueries on, a request
+// decided by read rules may use a subquery only on a table the caller may
+// read: one that no rule lets alice read (here used as a membership
+// oracle) is a 403 naming it and serves nothing, while a subquery on a
+// readable table is narrowed by that table's rule (alice's subquery on
+// todos sees only her todos). The API secret, which reads everything,
+// still may use any table.
+func TestSubqueryUnderReadRules(t *testing.T) {
 	db, v := setupReadAuth(t, "VOLT_EXPERIMENTAL_SUBQUERIES=true", "VOLT_SECRET="+readSecret)
 	pgtest.Exec(t, db, `CREATE TABLE hidden (owner_id text PRIMARY KEY)`, `INSERT INTO hidden VALUES ('alice')`)
 	alice := "Bearer " + authToken(t, "alice", "https://issuer.test", time.Hour)
 	where := `owner_id IN (SELECT owner_id FROM hidden)`
 	r := get(t, v.shapeURL("table", "todos", "offset", "-1", "where", where), "Authorization", alice)
-	if r.Status != 400 || !strings.Contains(string(r.Body), "Subqueries are not supported") || len(r.Msgs) > 0 {
-		t.Fatalf("alice's subquery over a table she may not read: %d %s, want 400 naming subqueries", r.Status, r.Body)
+	var body struct{ Message, Code string }
+	_ = json.Unmarshal(r.Body, &body)
+	if r.Status != 403 || body.Code != "forbidden" || !strings.Contains(body.Message, "table public.hidden is not readable") || len(r.Msgs) > 0 {
+		t.Fatalf("alice's subquery over a table she may not read: %d %s, want 403 naming public.hidden", r.Status, r.Body)
 	}
 	r = get(t, v.shapeURL("table", "todos", "offset", "-1", "where", where, "secret", readSecret))
 	if r.Status != 200 {
 		t.Fatalf("with the API secret: %d %s", r.Status, r.Body)
+	}
+	// bob's todo b1 is in a subquery on todos only as far as bob's rule
+	// lets alice see it: not at all.
+	f := newFollower(v, "table", "todos", "where", `id IN (SELECT id FROM todos WHERE owner_id = 'bob' OR title LIKE 'a%')`)
+	f.catchUpAs(t, alice)
+	if d := diffRows(f.rows, ownTodos(t, db, "alice")); d != "" {
+		t.Fatalf("alice's subquery on todos: %s", d)
 	}
 }
