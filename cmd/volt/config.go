@@ -67,7 +67,7 @@ func settings(c *Config) []setting {
 		{"max-queued-snapshots", []string{"VOLT_MAX_QUEUED_SNAPSHOTS"}, "snapshots waiting for a slot before requests for new shapes get 503", integer(&c.MaxQueuedSnapshots)},
 		{"max-open-logs", []string{"VOLT_MAX_OPEN_LOGS"}, "shape logs kept open at once (2 files each, 4 while a snapshot is read); idle ones are closed", integer(&c.MaxOpenLogs)},
 		{"shape-ttl", []string{"VOLT_SHAPE_TTL"}, "remove shapes no client has read for this long, with their files (0: keep them)", duration(&c.ShapeTTL)},
-		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log once it holds this many messages and more than twice its rows (-1: never)", integer(&c.CompactMinOps)},
+		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log as it grows once it holds more than twice its rows and at least this many messages; a log over twice its rows but under this is compacted after 2s without changes (-1: never)", integer(&c.CompactMinOps)},
 		{"metrics-port", []string{"VOLT_METRICS_PORT", "ELECTRIC_PROMETHEUS_PORT"}, "serve Prometheus metrics at /metrics on this port, on the same host as the API (0: off; docs/OPERATIONS.md)", integer(&c.MetricsPort)},
 		{"standby", []string{"VOLT_STANDBY"}, "when another volt holds -storage-dir, wait as a standby (health: 202 waiting) and take over when it exits; false: exit at once naming it", boolean(&c.Standby)},
 		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving its clients before they get 409", duration(&c.CompactGrace)},
