@@ -55,6 +55,9 @@ func (r *Rules) Check(ctx context.Context, principal any, m volt.Mutation, oldRo
 	}
 	if oldRow != nil {
 		if ok, err := t.holds(ctx, claims, oldRow); err != nil || !ok {
+			if transientCheck(err) {
+				return err
+			}
 			return hiddenRow(m, t)
 		}
 	}
@@ -126,6 +129,9 @@ func (t *tableRule) checkColumns(m volt.Mutation) error {
 
 func (t *tableRule) checkRow(ctx context.Context, claims Claims, m volt.Mutation, row map[string]any, which string) error {
 	ok, err := t.holds(ctx, claims, row)
+	if transientCheck(err) {
+		return err
+	}
 	if err != nil {
 		return forbidden("%s of %s: the check cannot be evaluated on %s: %v", m.Op, t.table, which, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	pg "github.com/pganalyze/pg_query_go/v6"
 
 	"github.com/voltsync/volt/httpapi"
@@ -106,9 +107,35 @@ func (p *predicate) holdsIn(ctx context.Context, tx pgx.Tx, claims Claims, row m
 	sql := "SELECT coalesce((" + pl.SQL() + "), false) FROM jsonb_populate_record(NULL::" + p.ident + ", $1::jsonb) AS r"
 	var ok bool
 	if err := tx.QueryRow(ctx, sql, string(js)).Scan(&ok); err != nil {
-		return false, fmt.Errorf("evaluate the check: %w", err)
+		return false, &queryError{err: err}
 	}
 	return ok, nil
+}
+
+// queryError is a failure of the query that evaluates a check.
+type queryError struct{ err error }
+
+func (e *queryError) Error() string { return "evaluate the check: " + e.err.Error() }
+func (e *queryError) Unwrap() error { return e.err }
+
+// transientCheck reports a check that could not be evaluated for reasons
+// that say nothing about the row (a lost connection, a deadlock, a
+// restart): the mutation is then retried rather than refused. Any other
+// failure (a check that no longer fits the table after DDL) refuses.
+func transientCheck(err error) bool {
+	var qe *queryError
+	if !errors.As(err, &qe) {
+		return false
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	switch pgErr.Code[:2] {
+	case "08", "40", "53", "55", "57", "58", "XX":
+		return true
+	}
+	return false
 }
 
 // readView is what a caller may read of one table: its read rule bound to

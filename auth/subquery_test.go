@@ -303,6 +303,11 @@ func TestSubqueryWriteCheck(t *testing.T) {
 	if n := e.count(`SELECT count(*) FROM tasks WHERE id IN (103, 104)`); n != 1 {
 		t.Errorf("task 103 should be there, 104 not: %d rows", n)
 	}
+	// After DDL that the check no longer fits, it refuses (fail closed).
+	if _, err := e.pool.Exec(context.Background(), `ALTER TABLE members RENAME COLUMN user_id TO uid`); err != nil {
+		t.Fatal(err)
+	}
+	wantForbidden(t, e.post(carol, "d", insert("tasks", map[string]any{"id": 105, "project_id": 4, "title": "after DDL"})))
 	if !rules.CheckUsesTx(volt.Mutation{Op: volt.OpInsert, Table: "tasks"}) || rules.CheckUsesTx(volt.Mutation{Op: volt.OpInsert, Table: "members"}) {
 		t.Errorf("CheckUsesTx: only tasks' check has a subquery")
 	}
