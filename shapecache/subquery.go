@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -928,6 +929,53 @@ func (c *Cache) runMoveIns(e *Entry, tx *volt.Transaction, mis []sqMoveIn) {
 	}
 }
 
+// moveInTx begins a move-in query's transaction (REPEATABLE READ, the
+// display settings) once its snapshot holds transaction xid, and returns
+// it with the snapshot and the WAL insert position. Postgres sends a
+// commit to replication before the transaction is visible to new
+// snapshots (a moment; as long as a synchronous standby takes to confirm
+// it): a query in between would read the rows without the transaction's
+// changes, which were written with the views before, so a change to a
+// row moving in would be lost.
+func moveInTx(ctx context.Context, ps *postgres.Snapshotter, xid uint32) (pgx.Tx, volt.Snapshot, uint64, error) {
+	wait := time.Millisecond
+	for {
+		pgtx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+		if err != nil {
+			return nil, volt.Snapshot{}, 0, fmt.Errorf("begin move-in: %w", err)
+		}
+		snap, lsn, err := moveInSnapshot(ctx, pgtx)
+		if err == nil && snap.Visible(xid) {
+			return pgtx, snap, lsn, nil
+		}
+		_ = pgtx.Rollback(context.WithoutCancel(ctx))
+		if err != nil {
+			return nil, volt.Snapshot{}, 0, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, volt.Snapshot{}, 0, fmt.Errorf("move-in waiting for transaction %d to be visible: %w", xid, ctx.Err())
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
+}
+
+// moveInSnapshot applies the display settings in pgtx and reads its
+// snapshot and the WAL insert position.
+func moveInSnapshot(ctx context.Context, pgtx pgx.Tx) (volt.Snapshot, uint64, error) {
+	if _, err := pgtx.Exec(ctx, displaySettings); err != nil {
+		return volt.Snapshot{}, 0, fmt.Errorf("move-in settings: %w", err)
+	}
+	var snapText string
+	var lsn uint64
+	if err := pgtx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snapText, &lsn); err != nil {
+		return volt.Snapshot{}, 0, fmt.Errorf("move-in snapshot: %w", err)
+	}
+	snap, err := parseSnapshot(snapText)
+	return snap, lsn, err
+}
+
 // moveIn runs one move-in query (subqueries.md §7.4) in a REPEATABLE
 // READ transaction: the rows in the shape with the views after and not
 // with the views before, with their metadata against the views after.
@@ -969,23 +1017,11 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 		" WHERE " + plan.MoveInWhereSQL(mi.d, before, after)
 
 	ctx := c.ctx
-	pgtx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return 0, fmt.Errorf("begin move-in: %w", err)
-	}
-	defer pgtx.Rollback(context.WithoutCancel(ctx))
-	if _, err := pgtx.Exec(ctx, displaySettings); err != nil {
-		return 0, fmt.Errorf("move-in settings: %w", err)
-	}
-	var snapText string
-	var lsn uint64
-	if err := pgtx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snapText, &lsn); err != nil {
-		return 0, fmt.Errorf("move-in snapshot: %w", err)
-	}
-	snap, err := parseSnapshot(snapText)
+	pgtx, snap, lsn, err := moveInTx(ctx, ps, tx.Xid)
 	if err != nil {
 		return 0, err
 	}
+	defer pgtx.Rollback(context.WithoutCancel(ctx))
 	// The transactions after tx that this snapshot holds are already in
 	// the rows; they reach the log after them (runJob) as upserts, so a
 	// row the client lacks arrives whole.
