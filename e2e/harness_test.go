@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -131,6 +132,16 @@ func (f *follower) poll(t *testing.T) response {
 		f.handle, f.offset, f.upToDate = r.Header.Get("electric-handle"), "-1", false
 		f.rows = map[string]map[string]*string{}
 		f.violations = nil
+		return r
+	case 503:
+		// The server is briefly unable to serve (its replication stream is
+		// reconnecting): the official clients retry after Retry-After, and
+		// so does the follower (the caller's deadline bounds the retries).
+		wait, err := strconv.Atoi(r.Header.Get("Retry-After"))
+		if err != nil || wait < 0 {
+			t.Fatalf("GET %v: 503 without a usable Retry-After: %s", kv, r.Body)
+		}
+		time.Sleep(min(time.Duration(wait)*time.Second, 500*time.Millisecond))
 		return r
 	default:
 		t.Fatalf("GET %v: %d %s", kv, r.Status, r.Body)
