@@ -15,7 +15,7 @@ import (
 // visible in every shape given, or returns its rejection as a
 // *RejectedError (errors.Is ErrRejected) along with the result.
 //
-// A shape of volt.receipts (NewReceiptShape for this Writer's ClientID)
+// A shape of volt.receipts (Client.ReceiptShape for this Writer's ClientID)
 // is awaited for the transaction's receipt. Every other shape is awaited
 // for the transaction's echo: a change with its txid followed by an
 // up-to-date, or a snapshot that includes it (Shape.AwaitTxid). A write
@@ -52,9 +52,6 @@ func (w *Writer) WriteAndAwait(ctx context.Context, muts []volt.Mutation, shapes
 	res, err := w.Write(ctx, muts)
 	if err != nil {
 		return res, err
-	}
-	if res.Status == volt.StatusRejected {
-		return res, &RejectedError{Result: res}
 	}
 	for _, sh := range receipts {
 		if _, err := sh.AwaitReceipt(ctx, w.ClientID(), res.Seq); err != nil {
@@ -136,7 +133,7 @@ func watchReceipts(sh *Shape, clientID string, then func()) *receiptWatch {
 		found := false
 		rw.mu.Lock()
 		for _, c := range sc.Changes {
-			if c.Operation == Delete || c.LSN == 0 || asString(c.Value["client_id"]) != clientID {
+			if c.Operation == volt.OpDelete || c.LSN == 0 || asString(c.Value["client_id"]) != clientID {
 				continue
 			}
 			if seq, ok := asInt(c.Value["seq"]); ok {

@@ -44,7 +44,7 @@ const (
 type loopGuard struct {
 	times      []time.Time
 	detections int
-	wait       backoff.Backoff // set by NewStream
+	wait       backoff.Backoff // set by newStream
 }
 
 // noProgress records an answer that did not advance the offset and returns

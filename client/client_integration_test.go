@@ -143,9 +143,17 @@ func seedItems(t *testing.T, dbURL string, n int) {
 		FROM generate_series(1, %d) i`, n))
 }
 
-func newShape(t *testing.T, opts client.ShapeOptions) *client.Shape {
-	opts.MaxBackoff = 200 * time.Millisecond
-	sh, err := client.NewShape(opts)
+// newClient returns a Client of url that retries quickly.
+func newClient(t *testing.T, url string, opts ...client.Option) *client.Client {
+	c, err := client.New(url, append([]client.Option{client.WithBackoff(20*time.Millisecond, 200*time.Millisecond)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newShape(t *testing.T, c *client.Client, def client.ShapeDef, opts ...client.ShapeOption) *client.Shape {
+	sh, err := c.Shape(def, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +169,12 @@ func TestIntegrationSyncAndAwaitTxid(t *testing.T) {
 			conn := connect(t, dbURL)
 			ctx := ctxT(t)
 
-			sh := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items", LiveSSE: sse})
+			var sopts []client.ShapeOption
+			if sse {
+				sopts = append(sopts, client.LiveSSE())
+			}
+			c := newClient(t, v.URL)
+			sh := newShape(t, c, client.ShapeDef{Table: "items"}, sopts...)
 			var batches atomic.Int32
 			sh.Subscribe(func(client.ShapeChange) { batches.Add(1) })
 			runShape(t, sh)
@@ -187,7 +200,7 @@ func TestIntegrationSyncAndAwaitTxid(t *testing.T) {
 			// A write made before the shape existed is visible through the
 			// snapshot-end of the initial sync.
 			xid2 := write(t, conn, `INSERT INTO items VALUES (2000, 'other', 1, false, '{}', now())`)
-			sh2 := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items", Where: "id = $1", Params: []string{"2000"}})
+			sh2 := newShape(t, c, client.ShapeDef{Table: "items", Where: "id = $1", Params: []string{"2000"}})
 			runShape(t, sh2)
 			if err := sh2.AwaitTxid(ctx, xid2); err != nil {
 				t.Fatal(err)
@@ -206,7 +219,7 @@ func TestIntegrationMustRefetchAfterDelete(t *testing.T) {
 	conn := connect(t, dbURL)
 	ctx := ctxT(t)
 
-	sh := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items"})
+	sh := newShape(t, newClient(t, v.URL), client.ShapeDef{Table: "items"})
 	refetched := make(chan struct{})
 	resynced := make(chan struct{})
 	var seenRefetch bool
@@ -258,7 +271,7 @@ func TestIntegrationServerRestart(t *testing.T) {
 	conn := connect(t, dbURL)
 	ctx := ctxT(t)
 
-	sh := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items"})
+	sh := newShape(t, newClient(t, v.URL), client.ShapeDef{Table: "items"})
 	var refetches atomic.Int32
 	sh.Subscribe(func(sc client.ShapeChange) {
 		if sc.MustRefetch {
@@ -294,14 +307,14 @@ func TestIntegrationAwaitReceipt(t *testing.T) {
 	v := startVolt(t, dbURL) // volt serve creates volt.receipts at start (mutations.Migrate)
 	conn := connect(t, dbURL)
 	ctx := ctxT(t)
-	opts := client.ShapeOptions{URL: v.URL, MaxBackoff: 200 * time.Millisecond}
+	c := newClient(t, v.URL)
 
-	receipts, err := client.NewReceiptShape(opts, "c1")
+	receipts, err := c.ReceiptShape("c1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	runShape(t, receipts)
-	items := newShape(t, client.ShapeOptions{URL: v.URL, Table: "items"})
+	items := newShape(t, c, client.ShapeDef{Table: "items"})
 	runShape(t, items)
 	if err := items.WaitUpToDate(ctx); err != nil {
 		t.Fatal(err)
@@ -329,7 +342,7 @@ func TestIntegrationAwaitReceipt(t *testing.T) {
 	if _, ok := items.Get(`"public"."items"/"1"`); !ok {
 		t.Error("the accepted write is not in the items shape")
 	}
-	r, err = client.AwaitReceipt(ctx, opts, "c1", 2)
+	r, err = c.AwaitReceipt(ctx, "c1", 2)
 	if err != nil || r.Status != "rejected" || r.Code != "conflict" || r.Message != "row changed" {
 		t.Fatalf("receipt 2: %+v, %v", r, err)
 	}

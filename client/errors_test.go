@@ -46,10 +46,14 @@ func errsCheckDown(t *testing.T, what string, err error) {
 
 func TestErrorsServerDownWrapsCause(t *testing.T) {
 	url := errsClosedURL(t)
-	opts := client.ShapeOptions{URL: url, Table: "items", MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond}
+	c, err := client.New(url, client.WithBackoff(time.Millisecond, 20*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	items := client.ShapeDef{Table: "items"}
 
 	t.Run("Shape.Run", func(t *testing.T) {
-		sh, err := client.NewShape(opts)
+		sh, err := c.Shape(items)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +66,7 @@ func TestErrorsServerDownWrapsCause(t *testing.T) {
 	t.Run("Shape waiters", func(t *testing.T) {
 		// While Run retries, a waiter whose context ends learns why the
 		// shape does not advance.
-		sh, err := client.NewShape(opts)
+		sh, err := c.Shape(items)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -80,9 +84,7 @@ func TestErrorsServerDownWrapsCause(t *testing.T) {
 		}
 	})
 	t.Run("Stream.Run", func(t *testing.T) {
-		o := opts
-		o.LiveSSE = true
-		s, err := client.NewStream(o)
+		s, err := c.Stream(items, client.LiveSSE())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,8 +93,7 @@ func TestErrorsServerDownWrapsCause(t *testing.T) {
 		errsCheckDown(t, "Stream.Run", s.Run(ctx, func(client.Batch) error { return nil }))
 	})
 	t.Run("Writer", func(t *testing.T) {
-		w, err := client.NewWriter(client.WriterOptions{URL: url, ClientID: "down",
-			MinBackoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond})
+		w, err := c.Writer("down")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -190,8 +191,11 @@ func TestErrorsOnErrorEachAttempt(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		r := &errsRecorder{stopAt: 10, cancel: cancel}
-		s, err := client.NewStream(client.ShapeOptions{URL: url, Table: "items",
-			MinBackoff: minB, MaxBackoff: maxB, OnError: r.onError})
+		c, err := client.New(url, client.WithBackoff(minB, maxB), client.WithOnError(r.onError))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := c.Stream(client.ShapeDef{Table: "items"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -206,8 +210,11 @@ func TestErrorsOnErrorEachAttempt(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		r := &errsRecorder{stopAt: 10, cancel: cancel}
-		w, err := client.NewWriter(client.WriterOptions{URL: url, ClientID: "observed",
-			MinBackoff: minB, MaxBackoff: maxB, OnError: r.onError})
+		c, err := client.New(url, client.WithBackoff(minB, maxB), client.WithOnError(r.onError))
+		if err != nil {
+			t.Fatal(err)
+		}
+		w, err := c.Writer("observed")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,8 +234,11 @@ func TestErrorsOnErrorEachAttempt(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		r := &errsRecorder{stopAt: 10, cancel: cancel}
-		sh, err := client.NewShape(client.ShapeOptions{URL: srv.URL, Table: "items",
-			MinBackoff: minB, MaxBackoff: maxB, OnError: r.onError})
+		c, err := client.New(srv.URL, client.WithBackoff(minB, maxB), client.WithOnError(r.onError))
+		if err != nil {
+			t.Fatal(err)
+		}
+		sh, err := c.Shape(client.ShapeDef{Table: "items"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,10 +261,10 @@ func TestErrorsClientErrorNotRetried(t *testing.T) {
 		v := startVolt(t, dbURL)
 		ctx := ctxT(t)
 		var calls []errsEvent
-		sh, err := client.NewShape(client.ShapeOptions{URL: v.URL, Table: "todos", Where: "no_such_column = 1",
-			OnError: func(err error, attempt int, retryIn time.Duration) {
-				calls = append(calls, errsEvent{err, attempt, retryIn})
-			}})
+		c := newClient(t, v.URL, client.WithOnError(func(err error, attempt int, retryIn time.Duration) {
+			calls = append(calls, errsEvent{err, attempt, retryIn})
+		}))
+		sh, err := c.Shape(client.ShapeDef{Table: "todos", Where: "no_such_column = 1"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -281,10 +291,10 @@ func TestErrorsClientErrorNotRetried(t *testing.T) {
 		}))
 		defer srv.Close()
 		var calls []errsEvent
-		w, err := client.NewWriter(client.WriterOptions{URL: srv.URL, ClientID: "c",
-			OnError: func(err error, attempt int, retryIn time.Duration) {
-				calls = append(calls, errsEvent{err, attempt, retryIn})
-			}})
+		c := newClient(t, srv.URL, client.WithOnError(func(err error, attempt int, retryIn time.Duration) {
+			calls = append(calls, errsEvent{err, attempt, retryIn})
+		}))
+		w, err := c.Writer("c")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -303,17 +313,26 @@ func TestErrorsClientErrorNotRetried(t *testing.T) {
 // errsReadmeGo runs README.md's Go snippet, unchanged (TestErrorsReadme
 // checks that).
 func errsReadmeGo(ctx context.Context, url string, nextSeq int64, id string) (volt.MutationResult, error) {
-	todos, _ := client.NewShape(client.ShapeOptions{URL: url, Table: "todos",
-		OnError: func(err error, attempt int, retryIn time.Duration) { log.Println(err, "retry in", retryIn) }})
-	w, _ := client.NewWriter(client.WriterOptions{URL: url, ClientID: "device-1",
-		Seqs: client.NewMemorySeqStore(nextSeq)}) // persist seqs: your own SeqStore
-	opt, _ := client.NewOptimistic(client.OptimisticOptions{Writer: w, Shapes: []*client.Shape{todos}})
+	type Todo struct {
+		ID    string `db:"id"`
+		Title string `db:"title"`
+		Done  bool   `db:"done"`
+	}
+	c, _ := client.New(url, client.WithOnError(func(err error, attempt int, retryIn time.Duration) {
+		log.Println(err, "retry in", retryIn)
+	}))
+	todos, _ := client.ShapeOf[Todo](c, client.ShapeDef{Table: "todos"})
+	w, _ := c.Writer("device-1", client.WithSeqStore(client.NewMemorySeqStore(nextSeq))) // persist seqs: your own SeqStore
+	opt, _ := client.NewOptimistic(client.OptimisticOptions{Writer: w, Shapes: []*client.Shape{todos.Shape}})
 	go todos.Run(ctx)
 	insert := []volt.Mutation{{Op: volt.OpInsert, Table: "todos",
 		Values: map[string]any{"id": id, "title": "buy milk", "done": false}}}
 
-	// Online: returns once accepted and visible in todos (or a *client.RejectedError).
-	res, err := w.WriteAndAwait(ctx, insert, todos)
+	// Online: returns once accepted and visible in todos (a rejection is a *client.RejectedError).
+	res, err := w.WriteAndAwait(ctx, insert, todos.Shape)
+	for _, todo := range todos.All() {
+		log.Println(todo.Title, todo.Done)
+	}
 
 	// Optimistic: shown at once in opt.Rows(todos), kept on top until its echo.
 	opt.OnRollback(func(seq int64, res volt.MutationResult) { log.Println("undone:", res.Code) })

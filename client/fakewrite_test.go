@@ -67,15 +67,15 @@ func (db *fakeDB) commitLocked(muts []volt.Mutation) uint32 {
 		switch m.Op {
 		case volt.OpInsert:
 			db.rows[id] = Row{"id": id, "v": mutV(m)}
-			c.Operation, c.Value = Insert, Row{"id": id, "v": mutV(m)}
+			c.Operation, c.Value = volt.OpInsert, Row{"id": id, "v": mutV(m)}
 		case volt.OpUpdate:
 			r := db.rows[id].clone()
 			r["v"] = mutV(m)
 			db.rows[id] = r
-			c.Operation, c.Value = Update, Row{"id": id, "v": mutV(m)}
+			c.Operation, c.Value = volt.OpUpdate, Row{"id": id, "v": mutV(m)}
 		case volt.OpDelete:
 			delete(db.rows, id)
-			c.Operation, c.Value = Delete, Row{"id": id}
+			c.Operation, c.Value = volt.OpDelete, Row{"id": id}
 		}
 		db.log = append(db.log, c)
 	}

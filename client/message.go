@@ -12,21 +12,12 @@ import (
 // event messages of other kinds are skipped.
 type Event interface{ event() }
 
-// Operation is the kind of a Change.
-type Operation string
-
-// Operations of a Change.
-const (
-	Insert Operation = "insert"
-	Update Operation = "update"
-	Delete Operation = "delete"
-)
-
 // Change is a change message: a row inserted, updated or deleted.
 type Change struct {
 	// Key identifies the row within the shape.
-	Key       string
-	Operation Operation
+	Key string
+	// Operation is volt.OpInsert, volt.OpUpdate or volt.OpDelete.
+	Operation string
 	// Value holds the typed column values: the whole row for inserts; for
 	// updates the primary key and the changed columns (the whole row with
 	// replica=full); for deletes the primary key (the whole old row with
@@ -179,14 +170,14 @@ func decodeMessage(raw []byte, schema Schema) (Event, error) {
 func decodeChange(m *wireMessage, schema Schema) (Event, error) {
 	h := &m.Headers
 	c := &Change{
-		Key: *m.Key, Operation: Operation(h.Operation), Relation: h.Relation,
+		Key: *m.Key, Operation: h.Operation, Relation: h.Relation,
 		OpPosition: h.OpPosition, Last: h.Last,
 		KeyChangeTo: h.KeyChangeTo, KeyChangeFrom: h.KeyChangeFrom,
 		Tags: h.Tags, RemovedTags: h.RemovedTags, ActiveConditions: h.ActiveConditions,
 		IsMoveIn: h.IsMoveIn,
 	}
 	switch c.Operation {
-	case Insert, Update, Delete:
+	case volt.OpInsert, volt.OpUpdate, volt.OpDelete:
 	default:
 		return nil, protocolErrorf("change %q: unknown operation %q", c.Key, h.Operation)
 	}

@@ -21,7 +21,7 @@ type OptimisticOptions struct {
 	// date, so that it sees every batch.
 	Shapes []*Shape
 	// Receipts, optional, is a shape of the Writer's receipts
-	// (NewReceiptShape). With it, a transaction whose rows fall outside a
+	// (Client.ReceiptShape). With it, a transaction whose rows fall outside a
 	// shape leaves the overlay once that shape has passed the
 	// transaction's commit (see Writer.WriteAndAwait); without it, such a
 	// transaction stays until a later up-to-date reports a position past
@@ -122,7 +122,7 @@ type optTx struct {
 type overlayOp struct {
 	m    *mirror
 	key  string
-	op   Operation
+	op   string // volt.OpInsert, …
 	vals Row
 }
 
@@ -244,8 +244,8 @@ func (o *Optimistic) fireRollback(seq int64, res volt.MutationResult) {
 }
 
 // Apply shows the transaction muts at once and sends it. It returns the
-// server's result like Writer.Write; by then a rejected transaction has
-// been rolled back, and an accepted one stays shown until its echo.
+// server's result like Writer.Write (a rejection also as a
+// *RejectedError); by then a rejected transaction has been rolled back, and an accepted one stays shown until its echo.
 func (o *Optimistic) Apply(ctx context.Context, muts []volt.Mutation) (volt.MutationResult, error) {
 	p := &optTx{}
 	o.mu.Lock()
@@ -263,20 +263,20 @@ func (o *Optimistic) Apply(ctx context.Context, muts []volt.Mutation) (volt.Muta
 	o.observeLocked()
 	o.mu.Unlock()
 	o.fire()
-	return o.w.await(ctx, t)
+	return rejection(o.w.await(ctx, t))
 }
 
 // overlayLocked computes the overlay of muts (o.mu held).
 func (o *Optimistic) overlayLocked(p *optTx, muts []volt.Mutation) error {
 	for _, mut := range muts {
-		var op Operation
+		var op string
 		switch mut.Op {
 		case volt.OpInsert:
-			op = Insert
+			op = volt.OpInsert
 		case volt.OpUpdate:
-			op = Update
+			op = volt.OpUpdate
 		case volt.OpDelete:
-			op = Delete
+			op = volt.OpDelete
 		default:
 			if o.opts.Rows == nil {
 				continue // a named mutation: nothing to show
@@ -302,14 +302,14 @@ func (o *Optimistic) overlayLocked(p *optTx, muts []volt.Mutation) error {
 				c, ok := schema[k]
 				vals[k] = typedValue(c, ok, v)
 			}
-			if op == Insert {
+			if op == volt.OpInsert {
 				for k, v := range mut.Key {
 					c, ok := schema[k]
 					vals[k] = typedValue(c, ok, v)
 				}
 			}
 			if op == "" {
-				op = Update
+				op = volt.OpUpdate
 			}
 			p.ops = append(p.ops, overlayOp{m: m, key: ref.Key, op: op, vals: vals})
 			if !slices.Contains(p.mirrors, m) {
@@ -473,15 +473,15 @@ func (o *Optimistic) observeLocked() {
 // applyChangeTo applies a change to rows as Shape does.
 func applyChangeTo(rows map[string]Row, c *Change) {
 	switch c.Operation {
-	case Insert:
+	case volt.OpInsert:
 		rows[c.Key] = c.Value.clone()
-	case Update:
+	case volt.OpUpdate:
 		row := rows[c.Key].clone()
 		for k, v := range c.Value {
 			row[k] = v
 		}
 		rows[c.Key] = row
-	case Delete:
+	case volt.OpDelete:
 		delete(rows, c.Key)
 	}
 }
@@ -505,13 +505,13 @@ func (o *Optimistic) viewLocked(m *mirror) map[string]Row {
 
 func applyOp(view map[string]Row, op overlayOp) {
 	switch op.op {
-	case Insert:
+	case volt.OpInsert:
 		row := view[op.key].clone()
 		for k, v := range op.vals {
 			row[k] = v
 		}
 		view[op.key] = row
-	case Update:
+	case volt.OpUpdate:
 		if old, ok := view[op.key]; ok {
 			row := old.clone()
 			for k, v := range op.vals {
@@ -519,7 +519,7 @@ func applyOp(view map[string]Row, op overlayOp) {
 			}
 			view[op.key] = row
 		}
-	case Delete:
+	case volt.OpDelete:
 		delete(view, op.key)
 	}
 }

@@ -1,6 +1,7 @@
 package client
 
 import (
+	"errors"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -20,7 +21,7 @@ var itemsSchema = Schema{"id": {Type: "text", PKIndex: new(int)}, "v": {Type: "i
 
 // itemsShape is a Shape of items fed by the test (sh.apply) instead of Run.
 func itemsShape(t *testing.T) *Shape {
-	sh, err := NewShape(ShapeOptions{URL: "http://volt.test", Table: "items"})
+	sh, err := newShape(shapeOptions{URL: "http://volt.test", Table: "items"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,7 @@ func optimisticRun(t *testing.T, seed uint64) {
 	db := newFakeDB()
 	db.forbid = func(int64) bool { return r.IntN(8) == 0 }
 	tr := &chanTransport{reqs: make(chan *pendingReq)}
-	w := fakeWriter(t, tr, WriterOptions{})
+	w := fakeWriter(t, tr, writerOptions{})
 	sh := itemsShape(t)
 	sh.apply(Batch{Events: []Event{&SnapshotEnd{volt.Snapshot{Xmin: 100, Xmax: 100}}, &UpToDate{}}})
 	o, err := NewOptimistic(OptimisticOptions{Writer: w, Shapes: []*Shape{sh}})
@@ -106,7 +107,7 @@ func optimisticRun(t *testing.T, seed uint64) {
 		db.mu.Lock()
 		evs := []Event{}
 		for _, id := range slices.Sorted(maps.Keys(db.rows)) {
-			evs = append(evs, &Change{Key: itemKey(id), Operation: Insert, Value: db.rows[id].clone()})
+			evs = append(evs, &Change{Key: itemKey(id), Operation: volt.OpInsert, Value: db.rows[id].clone()})
 		}
 		evs = append(evs, &SnapshotEnd{volt.Snapshot{Xmin: uint64(db.xid) + 1, Xmax: uint64(db.xid) + 1}})
 		delivered.Store(int64(len(db.log)))
@@ -255,7 +256,10 @@ func optimisticRun(t *testing.T, seed uint64) {
 	// Exactly once, and one rollback event per rejected transaction.
 	rollMu.Lock()
 	for _, a := range applies {
-		if a.err != nil {
+		var rej *RejectedError
+		if errors.As(a.err, &rej) != (a.res.Status == volt.StatusRejected) || (rej != nil && rej.Result.Seq != a.res.Seq) {
+			t.Fatalf("Apply: result %+v with error %v", a.res, a.err)
+		} else if a.err != nil && rej == nil {
 			t.Fatalf("Apply: %v", a.err)
 		}
 		code, rolled := rollbacks[a.res.Seq]
@@ -349,8 +353,8 @@ func optimisticRun(t *testing.T, seed uint64) {
 					db.mu.Lock()
 					log := db.log[:s.delivered]
 					db.mu.Unlock()
-					ins := slices.IndexFunc(log, func(c *Change) bool { return c.Key == key && c.Operation == Insert })
-					if ins < 0 || !slices.ContainsFunc(log[ins:], func(c *Change) bool { return c.Key == key && c.Operation == Delete }) {
+					ins := slices.IndexFunc(log, func(c *Change) bool { return c.Key == key && c.Operation == volt.OpInsert })
+					if ins < 0 || !slices.ContainsFunc(log[ins:], func(c *Change) bool { return c.Key == key && c.Operation == volt.OpDelete }) {
 						t.Fatalf("state %d: %s left the overlay before its echo was in the rows", i, key)
 					}
 				}
@@ -369,9 +373,9 @@ func TestOptimisticRollbackEvent(t *testing.T) {
 	db := newFakeDB()
 	db.rows["a"] = Row{"id": "a", "v": int32(0)}
 	tr := &chanTransport{reqs: make(chan *pendingReq)}
-	w := fakeWriter(t, tr, WriterOptions{})
+	w := fakeWriter(t, tr, writerOptions{})
 	sh := itemsShape(t)
-	sh.apply(Batch{Events: []Event{&Change{Key: itemKey("a"), Operation: Insert, Value: Row{"id": "a", "v": int32(0)}}, &UpToDate{}}})
+	sh.apply(Batch{Events: []Event{&Change{Key: itemKey("a"), Operation: volt.OpInsert, Value: Row{"id": "a", "v": int32(0)}}, &UpToDate{}}})
 	o, err := NewOptimistic(OptimisticOptions{Writer: w, Shapes: []*Shape{sh}})
 	if err != nil {
 		t.Fatal(err)

@@ -11,7 +11,7 @@ import (
 	"github.com/voltsync/volt"
 )
 
-// Defaults of ShapeOptions.
+// Defaults of the Client's retries (WithBackoff) and of LiveTimeout.
 const (
 	DefaultMinBackoff = 100 * time.Millisecond
 	DefaultMaxBackoff = 30 * time.Second
@@ -20,8 +20,9 @@ const (
 	DefaultLiveTimeout = 45 * time.Second
 )
 
-// ShapeOptions describe a shape and how to follow it. Only URL is required.
-type ShapeOptions struct {
+// shapeOptions describe a shape and how to follow it (Client.Shape
+// builds them). Only URL is required.
+type shapeOptions struct {
 	// URL is the shape endpoint, e.g. "http://localhost:3000/v1/shape", or
 	// a proxy in front of it. A URL without a path gets "/v1/shape". Query
 	// parameters already in URL are kept (proxies use them).
@@ -44,6 +45,8 @@ type ShapeOptions struct {
 	Secret string
 	// Headers are added to every request.
 	Headers http.Header
+	// tokens gives the bearer token of each request (Client).
+	tokens TokenSource
 	// HTTPClient makes the requests; nil means http.DefaultClient. Its
 	// Timeout, if any, must exceed the server's long-poll timeout (20 s).
 	HTTPClient *http.Client
@@ -80,9 +83,9 @@ type ShapeOptions struct {
 }
 
 // validate checks o and fills in defaults.
-func (o *ShapeOptions) validate() (*url.URL, error) {
+func (o *shapeOptions) validate() (*url.URL, error) {
 	if o.URL == "" {
-		return nil, errors.New("client: ShapeOptions.URL is required")
+		return nil, errors.New("client: the shape URL is required")
 	}
 	u, err := url.Parse(o.URL)
 	if err != nil {
@@ -95,10 +98,10 @@ func (o *ShapeOptions) validate() (*url.URL, error) {
 	case "", "-1", "now":
 	default:
 		if _, err := volt.ParseOffset(o.Offset); err != nil {
-			return nil, errors.New("client: invalid ShapeOptions.Offset " + strconv.Quote(o.Offset))
+			return nil, errors.New("client: invalid Resume offset " + strconv.Quote(o.Offset))
 		}
 		if o.Handle == "" {
-			return nil, errors.New("client: ShapeOptions.Offset needs a Handle")
+			return nil, errors.New("client: Resume needs a handle with an offset")
 		}
 	}
 	if o.Offset == "" {
@@ -120,7 +123,7 @@ func (o *ShapeOptions) validate() (*url.URL, error) {
 }
 
 // shapeQuery adds the shape definition parameters to q.
-func (o *ShapeOptions) shapeQuery(q url.Values) {
+func (o *shapeOptions) shapeQuery(q url.Values) {
 	set := func(k, v string) {
 		if v != "" {
 			q.Set(k, v)

@@ -27,19 +27,8 @@ type Receipt struct {
 	LSN string
 }
 
-// NewReceiptShape returns a Shape of the receipts of one client: table
-// volt.receipts where client_id = clientID. opts gives the URL and the
-// connection settings; its Table, Where, Params and Columns are replaced.
-func NewReceiptShape(opts ShapeOptions, clientID string) (*Shape, error) {
-	opts.Table = ReceiptsTable
-	opts.Where = "client_id = $1"
-	opts.Params = []string{clientID}
-	opts.Columns = nil
-	return NewShape(opts)
-}
-
 // AwaitReceipt waits until the shape, a shape of volt.receipts (see
-// NewReceiptShape), holds the receipt of clientID's transaction seq, and
+// Client.ReceiptShape), holds the receipt of clientID's transaction seq, and
 // returns it.
 func (sh *Shape) AwaitReceipt(ctx context.Context, clientID string, seq int64) (Receipt, error) {
 	var r Receipt
@@ -56,11 +45,10 @@ func (sh *Shape) AwaitReceipt(ctx context.Context, clientID string, seq int64) (
 }
 
 // AwaitReceipt follows the receipts of clientID until the receipt of seq
-// arrives, and returns it. It is NewReceiptShape, Run and
-// Shape.AwaitReceipt for one wait; keep a receipt Shape instead to wait
-// for many.
-func AwaitReceipt(ctx context.Context, opts ShapeOptions, clientID string, seq int64) (Receipt, error) {
-	sh, err := NewReceiptShape(opts, clientID)
+// arrives, and returns it. It is ReceiptShape, Run and Shape.AwaitReceipt
+// for one wait; keep a receipt Shape instead to wait for many.
+func (c *Client) AwaitReceipt(ctx context.Context, clientID string, seq int64) (Receipt, error) {
+	sh, err := c.ReceiptShape(clientID)
 	if err != nil {
 		return Receipt{}, err
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 	"sync"
+
+	"github.com/voltsync/volt"
 )
 
 // ShapeChange tells a subscriber what one batch did to a Shape. It is
@@ -26,7 +29,7 @@ type ShapeChange struct {
 }
 
 // Shape keeps the current rows of a shape, following it with a Stream.
-// Create it with NewShape and call Run; the other methods are safe to call
+// Create it with Client.Shape and call Run; the other methods are safe to call
 // from any goroutine, before, during and after Run.
 type Shape struct {
 	stream *Stream
@@ -39,10 +42,18 @@ type Shape struct {
 	txids    txidTracker
 	changed  chan struct{} // closed and replaced whenever state changes
 	stopErr  error         // why Run returned; nil while it runs or before
+	sink     rowSink       // the typed rows of a TypedShape, or nil
 
 	subMu  sync.Mutex
 	subs   []*subscriber
 	nextID int
+}
+
+// rowSink keeps a second form of the rows, updated under Shape.mu.
+type rowSink interface {
+	put(key string, row Row) error
+	remove(key string)
+	reset()
 }
 
 type subscriber struct {
@@ -50,9 +61,9 @@ type subscriber struct {
 	fn func(ShapeChange)
 }
 
-// NewShape returns a Shape of opts; it syncs nothing until Run.
-func NewShape(opts ShapeOptions) (*Shape, error) {
-	st, err := NewStream(opts)
+// newShape returns a Shape of opts; it syncs nothing until Run.
+func newShape(opts shapeOptions) (*Shape, error) {
+	st, err := newStream(opts)
 	if err != nil {
 		return nil, err
 	}
@@ -80,15 +91,32 @@ func (sh *Shape) Run(ctx context.Context) error {
 	return err
 }
 
-// apply applies one batch, wakes waiters and tells subscribers.
+// apply applies one batch, wakes waiters and tells subscribers. It fails
+// only for a row that a TypedShape cannot decode; the rows then hold the
+// batch up to that row.
 func (sh *Shape) apply(b Batch) error {
 	sc := ShapeChange{Handle: b.Handle, Offset: b.Offset, UpToDate: b.UpToDate()}
 	sh.mu.Lock()
-	for _, ev := range b.Events {
+	err := sh.applyEvents(b.Events, &sc)
+	sh.upToDate = sc.UpToDate && err == nil
+	sh.broadcastLocked()
+	sh.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	sh.notify(sc)
+	return nil
+}
+
+// applyEvents applies a batch's events (sh.mu held).
+func (sh *Shape) applyEvents(events []Event, sc *ShapeChange) error {
+	for _, ev := range events {
 		switch e := ev.(type) {
 		case *Change:
 			sh.moves.Change(e)
-			sh.applyChange(e)
+			if err := sh.applyChange(e); err != nil {
+				return err
+			}
 			sh.txids.change(e.Txids)
 			sc.Changes = append(sc.Changes, e)
 		case *Move:
@@ -102,34 +130,44 @@ func (sh *Shape) apply(b Batch) error {
 			sh.txids.snapshot(e)
 		case *MustRefetch:
 			clear(sh.rows)
+			if sh.sink != nil {
+				sh.sink.reset()
+			}
 			sh.moves.Reset()
 			sh.txids.refetch()
 			sh.lsn = 0
 			sc.MustRefetch = true
 		}
 	}
-	sh.upToDate = sc.UpToDate
-	sh.broadcastLocked()
-	sh.mu.Unlock()
-	sh.notify(sc)
 	return nil
 }
 
 // applyChange applies one change to the rows (sh.mu held): inserts
-// replace, updates merge the columns they carry, deletes remove.
-func (sh *Shape) applyChange(c *Change) {
+// replace, updates merge the columns they carry, deletes remove. Stored
+// rows are never modified in place (All hands them out).
+func (sh *Shape) applyChange(c *Change) error {
 	switch c.Operation {
-	case Insert:
+	case volt.OpInsert:
 		sh.rows[c.Key] = c.Value.clone()
-	case Update:
+	case volt.OpUpdate:
 		row := sh.rows[c.Key].clone()
 		for k, v := range c.Value {
 			row[k] = v
 		}
 		sh.rows[c.Key] = row
-	case Delete:
+	case volt.OpDelete:
 		delete(sh.rows, c.Key)
+		if sh.sink != nil {
+			sh.sink.remove(c.Key)
+		}
+		return nil
 	}
+	if sh.sink != nil {
+		if err := sh.sink.put(c.Key, sh.rows[c.Key]); err != nil {
+			return fmt.Errorf("row %s: %w", c.Key, err)
+		}
+	}
+	return nil
 }
 
 // applyMove applies a move event to the rows (sh.mu held) and returns the
@@ -142,7 +180,10 @@ func (sh *Shape) applyMove(m *Move) []*Change {
 			continue
 		}
 		delete(sh.rows, key)
-		dels = append(dels, &Change{Key: key, Operation: Delete, Value: row.clone(), MovedOut: true})
+		if sh.sink != nil {
+			sh.sink.remove(key)
+		}
+		dels = append(dels, &Change{Key: key, Operation: volt.OpDelete, Value: row.clone(), MovedOut: true})
 	}
 	return dels
 }
@@ -179,7 +220,29 @@ func (sh *Shape) notify(sc ShapeChange) {
 	}
 }
 
-// Rows returns a copy of the current rows ordered by key.
+// All returns an iterator over the current rows, ordered by key, with
+// their keys: the rows as of the call, without copying them. The rows are
+// shared with the Shape: read them, do not modify them. The loop body may
+// call the shape's methods.
+func (sh *Shape) All() iter.Seq2[string, Row] {
+	return func(yield func(string, Row) bool) {
+		sh.mu.Lock()
+		keys := sh.keysLocked()
+		rows := make([]Row, len(keys))
+		for i, k := range keys {
+			rows[i] = sh.rows[k]
+		}
+		sh.mu.Unlock()
+		for i, k := range keys {
+			if !yield(k, rows[i]) {
+				return
+			}
+		}
+	}
+}
+
+// Rows returns a copy of the current rows ordered by key (All iterates
+// without copying).
 func (sh *Shape) Rows() []Row {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()

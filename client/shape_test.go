@@ -15,7 +15,7 @@ import (
 )
 
 func newTestShape(t *testing.T) *Shape {
-	sh, err := NewShape(ShapeOptions{URL: "http://127.0.0.1:1"})
+	sh, err := newShape(shapeOptions{URL: "http://127.0.0.1:1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,19 +39,19 @@ func (m *model) rows() map[string]Row {
 	rows := map[string]Row{}
 	for _, c := range m.log {
 		switch c.Operation {
-		case Insert:
+		case volt.OpInsert:
 			rows[c.Key] = Row{}
 			for k, v := range c.Value {
 				rows[c.Key][k] = v
 			}
-		case Update:
+		case volt.OpUpdate:
 			if rows[c.Key] == nil {
 				rows[c.Key] = Row{}
 			}
 			for k, v := range c.Value {
 				rows[c.Key][k] = v
 			}
-		case Delete:
+		case volt.OpDelete:
 			delete(rows, c.Key)
 		}
 	}
@@ -68,17 +68,17 @@ func randomBatch(r *rand.Rand) []Event {
 		c := &Change{Key: key, Value: Row{"id": key}, Txids: []uint32{r.Uint32N(50)}}
 		switch r.IntN(3) {
 		case 0:
-			c.Operation = Insert
+			c.Operation = volt.OpInsert
 			c.Value["a"], c.Value["b"] = int64(r.IntN(5)), "x"
 		case 1:
-			c.Operation = Update
+			c.Operation = volt.OpUpdate
 			if r.IntN(2) == 0 {
 				c.Value["a"] = int64(r.IntN(5))
 			} else {
 				c.Value["b"] = nil
 			}
 		default:
-			c.Operation = Delete
+			c.Operation = volt.OpDelete
 		}
 		evs = append(evs, c)
 	}
@@ -142,10 +142,10 @@ func TestShapeMatchesModel(t *testing.T) {
 }
 
 func mergeRow(row Row, c *Change) Row {
-	if c.Operation == Delete {
+	if c.Operation == volt.OpDelete {
 		return nil
 	}
-	if row == nil || c.Operation == Insert {
+	if row == nil || c.Operation == volt.OpInsert {
 		row = Row{}
 	}
 	for k, v := range c.Value {
@@ -171,7 +171,7 @@ func rowsMap(sh *Shape) map[string]Row {
 
 func TestShapeRowsAreCopies(t *testing.T) {
 	sh := newTestShape(t)
-	sh.apply(Batch{Events: []Event{&Change{Key: "a", Operation: Insert, Value: Row{"x": int64(1)}}}})
+	sh.apply(Batch{Events: []Event{&Change{Key: "a", Operation: volt.OpInsert, Value: Row{"x": int64(1)}}}})
 	sh.Rows()[0]["x"] = int64(2)
 	row, _ := sh.Get("a")
 	row["x"] = int64(3)
@@ -186,7 +186,7 @@ func TestAwaitTxid(t *testing.T) {
 	defer cancel()
 	done := make(chan error, 1)
 	go func() { done <- sh.AwaitTxid(ctx, 900) }()
-	sh.apply(Batch{Events: []Event{&Change{Key: "a", Operation: Insert, Value: Row{}, Txids: []uint32{900}}}})
+	sh.apply(Batch{Events: []Event{&Change{Key: "a", Operation: volt.OpInsert, Value: Row{}, Txids: []uint32{900}}}})
 	select {
 	case err := <-done:
 		t.Fatalf("resolved before up-to-date: %v", err)
@@ -210,7 +210,7 @@ func TestAwaitTxid(t *testing.T) {
 		t.Errorf("in-progress xid: %v", err)
 	}
 	// Pending txids of a batch cut off by a must-refetch do not count.
-	sh.apply(Batch{Events: []Event{&Change{Key: "b", Operation: Insert, Value: Row{}, Txids: []uint32{950}}}})
+	sh.apply(Batch{Events: []Event{&Change{Key: "b", Operation: volt.OpInsert, Value: Row{}, Txids: []uint32{950}}}})
 	sh.apply(Batch{Events: []Event{&MustRefetch{}}})
 	sh.apply(Batch{Events: []Event{&UpToDate{}}})
 	short, cancel3 := context.WithTimeout(ctx, 20*time.Millisecond)
@@ -222,7 +222,7 @@ func TestAwaitTxid(t *testing.T) {
 
 func TestAwaitFailsWhenRunStops(t *testing.T) {
 	f := newFakeServer(t, answer(400, `{"message":"Invalid request"}`))
-	sh, _ := NewShape(f.opts())
+	sh, _ := newShape(f.opts())
 	errc := make(chan error, 1)
 	go func() { errc <- sh.AwaitTxid(context.Background(), 1) }()
 	if err := sh.Run(context.Background()); !errors.Is(err, ErrBadRequest) {
@@ -246,7 +246,7 @@ func TestAwaitReceiptFromRows(t *testing.T) {
 		done <- r
 	}()
 	row := func(client string, seq int64, status string, txid any) *Change {
-		return &Change{Key: fmt.Sprint(client, seq), Operation: Insert, Value: Row{
+		return &Change{Key: fmt.Sprint(client, seq), Operation: volt.OpInsert, Value: Row{
 			"client_id": client, "seq": seq, "status": status, "code": nil, "message": nil, "txid": txid, "xid8": "77", "lsn": nil}}
 	}
 	sh.apply(Batch{Events: []Event{row("c1", 1, "accepted", int64(76)), row("c2", 2, "accepted", int64(5)), &UpToDate{}}})

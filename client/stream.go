@@ -20,8 +20,8 @@ import (
 type Batch struct {
 	Events []Event
 	// Handle and Offset are the stream's position after this batch: save
-	// them with the batch's effects to resume later (ShapeOptions.Handle
-	// and Offset).
+	// them with the batch's effects to resume later (the Resume
+	// option).
 	Handle, Offset string
 }
 
@@ -34,9 +34,9 @@ func (b Batch) UpToDate() bool {
 	return ok
 }
 
-// Stream follows one shape. Create it with NewStream and call Run.
+// Stream follows one shape. Create it with Client.Stream and call Run.
 type Stream struct {
-	opts ShapeOptions
+	opts shapeOptions
 	base *url.URL
 
 	running atomic.Bool
@@ -61,9 +61,9 @@ type Stream struct {
 	sseWait  backoff.Backoff
 }
 
-// NewStream checks opts and returns a stream positioned at opts.Handle and
+// newStream checks opts and returns a stream positioned at opts.Handle and
 // opts.Offset (or the beginning).
-func NewStream(opts ShapeOptions) (*Stream, error) {
+func newStream(opts shapeOptions) (*Stream, error) {
 	base, err := opts.validate()
 	if err != nil {
 		return nil, err
@@ -110,7 +110,7 @@ func (s *Stream) Schema() Schema {
 // when fn fails (the batch then does not count as delivered), an *Error
 // for a 4xx answer other than 409, or an error wrapping ErrProtocol,
 // ErrInvalidValue or ErrFastLoop. Network errors, 5xx and 429 answers are
-// retried forever (ShapeOptions.OnError sees each); when ctx ends while
+// retried forever (WithOnError sees each); when ctx ends while
 // retrying them, Run returns a *RetryError wrapping both ctx's error and
 // the last attempt's. Run starts no goroutine that outlives it; it must
 // not be called again while it runs.
@@ -222,17 +222,14 @@ func (s *Stream) requestURL(live, sse bool) string {
 
 // send makes one request.
 func (s *Stream) send(ctx context.Context, rawURL string, sse bool) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
-		return nil, err
-	}
-	for k, vs := range s.opts.Headers {
-		req.Header[k] = append([]string(nil), vs...)
-	}
-	if sse {
-		req.Header.Set("Accept", "text/event-stream")
-	}
-	return s.opts.HTTPClient.Do(req)
+	a := authorizer{httpClient: s.opts.HTTPClient, headers: s.opts.Headers, tokens: s.opts.tokens}
+	return a.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
+		if err == nil && sse {
+			req.Header.Set("Accept", "text/event-stream")
+		}
+		return req, err
+	})
 }
 
 // retryWait classifies a failed attempt: it returns how long to wait
@@ -241,6 +238,9 @@ func (s *Stream) retryWait(ctx context.Context, status int, h http.Header, body 
 	if err != nil {
 		if ctx.Err() != nil {
 			return 0, context.Cause(ctx)
+		}
+		if errors.Is(err, errToken) {
+			return 0, err
 		}
 		return s.failed(err, 0), nil
 	}

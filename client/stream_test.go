@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/voltsync/volt"
 )
 
 // fakeServer answers shape requests from a script: the n-th request gets
@@ -56,8 +58,8 @@ func (f *fakeServer) query(i int) url.Values {
 	return f.reqs[i].URL.Query()
 }
 
-func (f *fakeServer) opts() ShapeOptions {
-	return ShapeOptions{URL: f.srv.URL, Table: "items", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
+func (f *fakeServer) opts() shapeOptions {
+	return shapeOptions{URL: f.srv.URL, Table: "items", MinBackoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond}
 }
 
 const testSchema = `{"id":{"type":"int4","pk_index":0},"title":{"type":"text"},"n":{"type":"numeric"}}`
@@ -152,7 +154,7 @@ func TestStreamCatchUpAndLive(t *testing.T) {
 	)
 	opts := f.opts()
 	opts.Where, opts.Params, opts.Columns = "id > $1", []string{"0"}, []string{"id", "title", "n"}
-	s, err := NewStream(opts)
+	s, err := newStream(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +162,7 @@ func TestStreamCatchUpAndLive(t *testing.T) {
 
 	b := recv(t, batches)
 	c := b.Events[0].(*Change)
-	if c.Key != `"public"."items"/"1"` || c.Operation != Insert || c.Value["id"] != int32(1) || c.Value["n"] != Decimal("1.50") || c.LSN != 0 {
+	if c.Key != `"public"."items"/"1"` || c.Operation != volt.OpInsert || c.Value["id"] != int32(1) || c.Value["n"] != Decimal("1.50") || c.LSN != 0 {
 		t.Errorf("first change %+v", c)
 	}
 	if b.Handle != "h1" || b.Offset != "0_0" || b.UpToDate() {
@@ -176,7 +178,7 @@ func TestStreamCatchUpAndLive(t *testing.T) {
 	}
 	b = recv(t, batches)
 	c = b.Events[0].(*Change)
-	if c.Operation != Update || c.LSN != 20 || c.OpPosition != 2 || len(c.Txids) != 1 || c.Txids[0] != 751 || !c.Last || c.Value["title"] != "A" {
+	if c.Operation != volt.OpUpdate || c.LSN != 20 || c.OpPosition != 2 || len(c.Txids) != 1 || c.Txids[0] != 751 || !c.Last || c.Value["title"] != "A" {
 		t.Errorf("live change %+v", c)
 	}
 	waitReq(t, f, 4)
@@ -200,7 +202,7 @@ func TestStreamMustRefetchMidStream(t *testing.T) {
 		answer(409, `[{"headers":{"control":"must-refetch"}}]`, "electric-handle", "h2"),
 		ok200("h2", "0_0", "["+insert(2, "b", "")+"]", "electric-schema", testSchema),
 	)
-	s, _ := NewStream(f.opts())
+	s, _ := newStream(f.opts())
 	batches, _ := collect(t, s)
 	recv(t, batches)
 	recv(t, batches)
@@ -225,7 +227,7 @@ func TestStreamRetriesHonourRetryAfter(t *testing.T) {
 		answer(500, `{"error":"Internal server error"}`),
 		ok200("h1", "0_0", "["+insert(1, "a", "")+"]"),
 	)
-	s, _ := NewStream(f.opts())
+	s, _ := newStream(f.opts())
 	batches, _ := collect(t, s)
 	b := recv(t, batches)
 	if b.Events[0].(*Change).Value["id"] != "1" { // no schema: text
@@ -258,7 +260,7 @@ func TestStreamRetriesNetworkErrors(t *testing.T) {
 		}
 		return http.DefaultTransport.RoundTrip(r)
 	})}
-	s, _ := NewStream(opts)
+	s, _ := newStream(opts)
 	batches, _ := collect(t, s)
 	recv(t, batches)
 }
@@ -269,7 +271,7 @@ func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { retu
 
 func TestStreamBadRequestIsTypedError(t *testing.T) {
 	f := newFakeServer(t, answer(400, `{"message":"Invalid request","errors":{"where":["At location 17: syntax error at or near \"x\""]}}`))
-	s, _ := NewStream(f.opts())
+	s, _ := newStream(f.opts())
 	err := s.Run(context.Background(), func(Batch) error { return nil })
 	var e *Error
 	if !errors.As(err, &e) || !errors.Is(err, ErrBadRequest) || errors.Is(err, ErrUnauthorized) {
@@ -283,7 +285,7 @@ func TestStreamBadRequestIsTypedError(t *testing.T) {
 	}
 
 	f = newFakeServer(t, answer(401, `{"message":"Unauthorized - Invalid API secret"}`))
-	s, _ = NewStream(f.opts())
+	s, _ = newStream(f.opts())
 	if err := s.Run(context.Background(), func(Batch) error { return nil }); !errors.Is(err, ErrUnauthorized) {
 		t.Fatalf("Run = %v, want ErrUnauthorized", err)
 	}
@@ -297,7 +299,7 @@ func TestStreamProtocolErrors(t *testing.T) {
 		"bad value":  ok200("h", "0_0", "["+insert(1, "a", "")+"]", "electric-schema", `{"title":{"type":"int4"}}`),
 	} {
 		f := newFakeServer(t, st)
-		s, _ := NewStream(f.opts())
+		s, _ := newStream(f.opts())
 		err := s.Run(context.Background(), func(Batch) error { return nil })
 		if !errors.Is(err, ErrProtocol) && !errors.Is(err, ErrInvalidValue) {
 			t.Errorf("%s: Run = %v", name, err)
@@ -307,7 +309,7 @@ func TestStreamProtocolErrors(t *testing.T) {
 
 func TestStreamCallbackErrorStopsWithoutAdvancing(t *testing.T) {
 	f := newFakeServer(t, ok200("h1", "0_0", "["+insert(1, "a", "")+"]"))
-	s, _ := NewStream(f.opts())
+	s, _ := newStream(f.opts())
 	boom := errors.New("boom")
 	if err := s.Run(context.Background(), func(Batch) error { return boom }); err != boom {
 		t.Fatalf("Run = %v", err)
@@ -321,13 +323,13 @@ func TestStreamResumesFromSavedPosition(t *testing.T) {
 	f := newFakeServer(t, ok200("h9", "30_0", "["+upToDate(30)+"]", "electric-cursor", "5"))
 	opts := f.opts()
 	opts.Handle, opts.Offset = "h9", "25_4"
-	s, _ := NewStream(opts)
+	s, _ := newStream(opts)
 	batches, _ := collect(t, s)
 	recv(t, batches)
 	waitReq(t, f, 1)
 	expectQuery(t, f.query(0), "offset", "25_4", "handle", "h9", "live", "true")
 	expectQuery(t, f.query(1), "offset", "30_0", "cursor", "5")
-	if _, err := NewStream(ShapeOptions{URL: "http://x", Offset: "7"}); err == nil {
+	if _, err := newStream(shapeOptions{URL: "http://x", Offset: "7"}); err == nil {
 		t.Error("invalid offset accepted")
 	}
 }
@@ -368,7 +370,7 @@ func TestStreamSSE(t *testing.T) {
 	)
 	opts := f.opts()
 	opts.LiveSSE = true
-	s, _ := NewStream(opts)
+	s, _ := newStream(opts)
 	batches, _ := collect(t, s)
 	recv(t, batches)
 	b := recv(t, batches)
@@ -397,7 +399,7 @@ func TestStreamSSEFallsBackToLongPoll(t *testing.T) {
 	)
 	opts := f.opts()
 	opts.LiveSSE = true
-	s, _ := NewStream(opts)
+	s, _ := newStream(opts)
 	collect(t, s)
 	waitReq(t, f, 4)
 	for i := 1; i <= 3; i++ {
@@ -413,7 +415,7 @@ func TestStreamSSEErrorAnswers(t *testing.T) {
 	)
 	opts := f.opts()
 	opts.LiveSSE = true
-	s, _ := NewStream(opts)
+	s, _ := newStream(opts)
 	batches, _ := collect(t, s)
 	recv(t, batches)
 	if b := recv(t, batches); b.Handle != "h2" {
@@ -433,7 +435,7 @@ func TestStreamCancelLeavesNoGoroutines(t *testing.T) {
 		opts.HTTPClient = &http.Client{Transport: tr}
 		opts.LiveSSE = sseMode
 		before := runtime.NumGoroutine()
-		s, _ := NewStream(opts)
+		s, _ := newStream(opts)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error)
 		go func() { done <- s.Run(ctx, func(Batch) error { return nil }) }()
@@ -476,7 +478,7 @@ func TestStreamFastLoopGuard(t *testing.T) {
 		steps = append(steps, ok200("h1", "0_0", "["+insert(1, "a", "")+"]"))
 	}
 	f := newFakeServer(t, append([]step{ok200("h1", "0_0", "[]")}, steps...)...)
-	s, _ := NewStream(f.opts())
+	s, _ := newStream(f.opts())
 	err := s.Run(context.Background(), func(Batch) error { return nil })
 	if !errors.Is(err, ErrFastLoop) {
 		t.Fatalf("Run = %v, want ErrFastLoop", err)
@@ -510,7 +512,7 @@ func TestStreamRetriesEmptyAnswer(t *testing.T) {
 		func(w http.ResponseWriter, r *http.Request) {},
 		ok200("h1", "20_0", "["+upToDate(20)+"]"),
 	)
-	s, _ := NewStream(f.opts())
+	s, _ := newStream(f.opts())
 	batches, _ := collect(t, s)
 	recv(t, batches)
 	if b := recv(t, batches); b.Offset != "20_0" {

@@ -3,6 +3,8 @@ package client
 import (
 	"slices"
 	"strings"
+
+	"github.com/voltsync/volt"
 )
 
 // MoveTracker applies the moves of a shape whose where clause has
@@ -47,7 +49,7 @@ func (t *MoveTracker) Reset() { *t = MoveTracker{} }
 // RemovedTags and stores its ActiveConditions when it carries any (an
 // insert of a known key is an update); a delete forgets the row.
 func (t *MoveTracker) Change(c *Change) {
-	if c.Operation == Delete {
+	if c.Operation == volt.OpDelete {
 		t.forget(c.Key)
 		return
 	}

@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/voltsync/volt"
 )
 
 // The headers and event messages of subquery shapes (§1.2 of the
@@ -33,7 +35,7 @@ func TestDecodeSubqueryMessages(t *testing.T) {
 	if mv, ok := evs[0].(*Move); !ok || !reflect.DeepEqual(*mv, Move{Kind: MoveIn, Patterns: []MovePattern{{0, "h2"}}, Txids: []uint32{772}}) {
 		t.Errorf("event 0 = %#v, want the move-in", evs[0])
 	}
-	if c, ok := evs[1].(*Change); !ok || c.Operation != Insert || !c.IsMoveIn ||
+	if c, ok := evs[1].(*Change); !ok || c.Operation != volt.OpInsert || !c.IsMoveIn ||
 		!reflect.DeepEqual(c.Tags, []string{"h2"}) || !reflect.DeepEqual(c.ActiveConditions, []bool{true}) ||
 		c.RemovedTags != nil || c.Value["value"] != "20" {
 		t.Errorf("event 1 = %#v, want the move-in insert", evs[1])
@@ -41,7 +43,7 @@ func TestDecodeSubqueryMessages(t *testing.T) {
 	if se, ok := evs[2].(*SnapshotEnd); !ok || se.Xmin != 773 {
 		t.Errorf("event 2 = %#v, want the snapshot-end", evs[2])
 	}
-	if c, ok := evs[3].(*Change); !ok || c.Operation != Update || c.IsMoveIn ||
+	if c, ok := evs[3].(*Change); !ok || c.Operation != volt.OpUpdate || c.IsMoveIn ||
 		!reflect.DeepEqual(c.Tags, []string{"h3/", "/1"}) || !reflect.DeepEqual(c.RemovedTags, []string{"h2"}) ||
 		!reflect.DeepEqual(c.ActiveConditions, []bool{false, true}) || !reflect.DeepEqual(c.Txids, []uint32{775}) {
 		t.Errorf("event 3 = %#v, want the update with its tags", evs[3])
@@ -104,7 +106,7 @@ func sqMovedOut(sc ShapeChange) []string {
 	var keys []string
 	for _, c := range sc.Changes {
 		if c.MovedOut {
-			if c.Operation != Delete {
+			if c.Operation != volt.OpDelete {
 				panic("a MovedOut change that is not a delete")
 			}
 			keys = append(keys, c.Key)
@@ -371,7 +373,7 @@ func TestSubqueryTagWidthAndRefetch(t *testing.T) {
 func TestSubqueryOptimisticMirror(t *testing.T) {
 	sh := newTestShape(t)
 	sqFeed(t, sh, sqSnapshot[:len(sqSnapshot)-1]+`,{"headers":{"control":"up-to-date"}}]`)
-	w := fakeWriter(t, &chanTransport{reqs: make(chan *pendingReq)}, WriterOptions{})
+	w := fakeWriter(t, &chanTransport{reqs: make(chan *pendingReq)}, writerOptions{})
 	o, err := NewOptimistic(OptimisticOptions{Writer: w, Shapes: []*Shape{sh}})
 	if err != nil {
 		t.Fatal(err)

@@ -17,11 +17,12 @@ import (
 	"github.com/voltsync/volt/internal/backoff"
 )
 
-// DefaultMaxBatch is the default of WriterOptions.MaxBatch.
+// DefaultMaxBatch is the default of WithMaxBatch.
 const DefaultMaxBatch = 100
 
-// WriterOptions configure a Writer. URL and ClientID are required.
-type WriterOptions struct {
+// writerOptions configure a Writer (Client.Writer builds them). URL and
+// ClientID are required.
+type writerOptions struct {
 	// URL is volt's base URL ("http://localhost:3000") or the write
 	// endpoint itself; a URL without a path gets "/v1/mutations". Query
 	// parameters in URL are kept.
@@ -36,10 +37,9 @@ type WriterOptions struct {
 	Headers http.Header
 	// Secret is sent as the secret parameter (volt serve -secret).
 	Secret string
-	// TokenSource, when set, is called before every request; its token is
-	// sent as "Authorization: Bearer <token>". Refresh the token there
-	// after an *UnauthorizedError, then call Flush.
-	TokenSource func(ctx context.Context) (string, error)
+	// TokenSource, when set, gives the bearer token of every request
+	// (see TokenSource for the refresh after a 401).
+	TokenSource TokenSource
 	// Seqs hands out sequence numbers. nil: NewMemorySeqStore(1), which
 	// is only right for a ClientID used for the first time, or one that
 	// is never reused after the process ends.
@@ -56,7 +56,7 @@ type WriterOptions struct {
 	// with an upper bound of the commit LSN, which a quiet server may not
 	// pass until another transaction commits. WriteAndAwait and Optimistic
 	// use the LSN for shapes the write does not touch: with NoLSNWait, give
-	// them a receipts shape (NewReceiptShape), whose changes carry the exact
+	// them a receipts shape (Client.ReceiptShape), whose changes carry the exact
 	// commit LSN.
 	NoLSNWait bool
 	// OnError, if set, is called with every failed request: a network
@@ -151,7 +151,9 @@ func (e *UnauthorizedError) Error() string {
 // Unwrap returns the HTTP error.
 func (e *UnauthorizedError) Unwrap() error { return e.Err }
 
-// RejectedError is returned by WriteAndAwait for a rejected transaction.
+// RejectedError is the error of a transaction the server rejected, from
+// Writer.Write, Writer.WriteAndAwait and Optimistic.Apply, which also
+// return the result itself. Result.Code says why (volt.CodeConflict, …).
 type RejectedError struct{ Result volt.MutationResult }
 
 func (e *RejectedError) Error() string {
@@ -228,7 +230,7 @@ func (e *SeqError) Is(target error) bool {
 // means the store is behind: it fails with a *SeqError (ErrSeqReused)
 // instead of passing another transaction's result off as its own.
 type Writer struct {
-	opts     WriterOptions
+	opts     writerOptions
 	endpoint string
 	sem      chan struct{} // held by the goroutine that sends
 
@@ -253,13 +255,13 @@ type wtx struct {
 	onDone func(volt.MutationResult, error)
 }
 
-// NewWriter checks opts and returns a Writer.
-func NewWriter(opts WriterOptions) (*Writer, error) {
+// newWriter checks opts and returns a Writer.
+func newWriter(opts writerOptions) (*Writer, error) {
 	if opts.URL == "" {
-		return nil, errors.New("client: WriterOptions.URL is required")
+		return nil, errors.New("client: the write endpoint URL is required")
 	}
 	if opts.ClientID == "" || len(opts.ClientID) > 256 || strings.ContainsRune(opts.ClientID, 0) {
-		return nil, errors.New("client: WriterOptions.ClientID must be 1 to 256 bytes without NUL")
+		return nil, errors.New("client: the client id must be 1 to 256 bytes without NUL")
 	}
 	u, err := url.Parse(opts.URL)
 	if err != nil {
@@ -297,22 +299,35 @@ func NewWriter(opts WriterOptions) (*Writer, error) {
 // ClientID returns the Writer's client id.
 func (w *Writer) ClientID() string { return w.opts.ClientID }
 
-// Write sends one client transaction and returns its result: accepted
-// (with its txid) or rejected (with a code). A rejection is a result, not
-// an error. Errors: the context's, an *UnauthorizedError (the transaction
-// stays queued), a *SeqError, an *Error for a request refused as a whole
-// (4xx other than 401/403: nothing applied, the transaction is dropped), or
-// an error from the SeqStore or TokenSource.
+// Write sends one client transaction and returns its result once the
+// server has decided it. An accepted transaction returns its result (with
+// its txid) and a nil error; a rejected one returns its result and a
+// *RejectedError holding the same result (errors.Is ErrRejected). Other
+// errors: the context's (a *RetryError while retrying), an
+// *UnauthorizedError (the transaction stays queued), a *SeqError, an
+// *Error for a request refused as a whole (4xx other than 401/403:
+// nothing applied, the transaction is dropped), or an error from the
+// SeqStore or TokenSource.
 func (w *Writer) Write(ctx context.Context, muts []volt.Mutation) (volt.MutationResult, error) {
 	t, err := w.enqueue(ctx, muts, nil)
 	if err != nil {
 		return volt.MutationResult{}, err
 	}
-	return w.await(ctx, t)
+	return rejection(w.await(ctx, t))
+}
+
+// rejection turns a rejected result into a *RejectedError.
+func rejection(res volt.MutationResult, err error) (volt.MutationResult, error) {
+	if err == nil && res.Status == volt.StatusRejected {
+		return res, &RejectedError{Result: res}
+	}
+	return res, err
 }
 
 // WriteBatch sends several client transactions, in order, and returns one
-// result per transaction; on error, the results decided so far.
+// result per transaction, rejected ones included (a rejection is not an
+// error here, so that the later transactions' results are returned too);
+// on error, the results decided so far.
 func (w *Writer) WriteBatch(ctx context.Context, txs [][]volt.Mutation) ([]volt.MutationResult, error) {
 	ts := make([]*wtx, 0, len(txs))
 	for _, muts := range txs {
@@ -629,30 +644,20 @@ func (w *Writer) resyncLocked(ctx context.Context, r volt.MutationResult, calls 
 	return nil
 }
 
-var errToken = errors.New("client: TokenSource")
-
 // post makes one request and reads the whole answer.
 func (w *Writer) post(ctx context.Context, body *volt.MutationRequest) (int, http.Header, []byte, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return 0, nil, nil, err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.endpoint, bytes.NewReader(b))
-	if err != nil {
-		return 0, nil, nil, err
-	}
-	for k, vs := range w.opts.Headers {
-		req.Header[k] = append([]string(nil), vs...)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	if w.opts.TokenSource != nil {
-		tok, err := w.opts.TokenSource(ctx)
-		if err != nil {
-			return 0, nil, nil, fmt.Errorf("%w: %w", errToken, err)
+	a := authorizer{httpClient: w.opts.HTTPClient, headers: w.opts.Headers, tokens: w.opts.TokenSource}
+	resp, err := a.do(ctx, func() (*http.Request, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.endpoint, bytes.NewReader(b))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
 		}
-		req.Header.Set("Authorization", "Bearer "+tok)
-	}
-	resp, err := w.opts.HTTPClient.Do(req)
+		return req, err
+	})
 	if err != nil {
 		return 0, nil, nil, err
 	}

@@ -30,9 +30,8 @@ func insertTodo(id, title string) []volt.Mutation {
 	return []volt.Mutation{{Op: volt.OpInsert, Table: "todos", Values: map[string]any{"id": id, "title": title, "done": false}}}
 }
 
-func newWriter(t *testing.T, opts client.WriterOptions) *client.Writer {
-	opts.MinBackoff, opts.MaxBackoff = 20*time.Millisecond, 200*time.Millisecond
-	w, err := client.NewWriter(opts)
+func newWriter(t *testing.T, c *client.Client, clientID string, opts ...client.WriterOption) *client.Writer {
+	w, err := c.Writer(clientID, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +80,7 @@ func TestIntegrationWriterLostResponse(t *testing.T) {
 		}
 		return resp, err
 	})
-	w := newWriter(t, client.WriterOptions{URL: v.URL, ClientID: "lossy", HTTPClient: &http.Client{Transport: lossy}})
+	w := newWriter(t, newClient(t, v.URL, client.WithHTTPClient(&http.Client{Transport: lossy})), "lossy")
 	id := newUUID()
 	res, err := w.Write(ctx, insertTodo(id, "once"))
 	if err != nil {
@@ -105,9 +104,10 @@ func TestIntegrationWriteAndAwait(t *testing.T) {
 	v := startVolt(t, dbURL)
 	ctx := ctxT(t)
 
-	todos := newShape(t, client.ShapeOptions{URL: v.URL, Table: "todos"})
-	open := newShape(t, client.ShapeOptions{URL: v.URL, Table: "todos", Where: "done = true"})
-	receipts, err := client.NewReceiptShape(client.ShapeOptions{URL: v.URL, MaxBackoff: 200 * time.Millisecond}, "online")
+	c := newClient(t, v.URL)
+	todos := newShape(t, c, client.ShapeDef{Table: "todos"})
+	open := newShape(t, c, client.ShapeDef{Table: "todos", Where: "done = true"})
+	receipts, err := c.ReceiptShape("online")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestIntegrationWriteAndAwait(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w := newWriter(t, client.WriterOptions{URL: v.URL, ClientID: "online"})
+	w := newWriter(t, c, "online")
 	id := newUUID()
 	res, err := w.WriteAndAwait(ctx, insertTodo(id, "buy milk"), todos)
 	if err != nil {
@@ -142,15 +142,15 @@ func TestIntegrationWriteAndAwait(t *testing.T) {
 
 // optimisticTodos sets up a todos shape, a receipts shape and an
 // Optimistic for clientID.
-func optimisticTodos(t *testing.T, url, clientID string, wopts client.WriterOptions) (*client.Optimistic, *client.Shape) {
+func optimisticTodos(t *testing.T, url, clientID string, copts ...client.Option) (*client.Optimistic, *client.Shape) {
 	ctx := ctxT(t)
-	todos := newShape(t, client.ShapeOptions{URL: url, Table: "todos"})
-	receipts, err := client.NewReceiptShape(client.ShapeOptions{URL: url, MaxBackoff: 200 * time.Millisecond}, clientID)
+	c := newClient(t, url, copts...)
+	todos := newShape(t, c, client.ShapeDef{Table: "todos"})
+	receipts, err := c.ReceiptShape(clientID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	wopts.URL, wopts.ClientID = url, clientID
-	o, err := client.NewOptimistic(client.OptimisticOptions{Writer: newWriter(t, wopts), Shapes: []*client.Shape{todos}, Receipts: receipts})
+	o, err := client.NewOptimistic(client.OptimisticOptions{Writer: newWriter(t, c, clientID), Shapes: []*client.Shape{todos}, Receipts: receipts})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +190,7 @@ func TestIntegrationOptimisticRejection(t *testing.T) {
 	pgtest.Exec(t, dbURL, todosDDL)
 	v := startVolt(t, dbURL)
 	ctx := ctxT(t)
-	o, todos := optimisticTodos(t, v.URL, "opt-reject", client.WriterOptions{})
+	o, todos := optimisticTodos(t, v.URL, "opt-reject")
 	rollbacks := make(chan volt.MutationResult, 1)
 	o.OnRollback(func(_ int64, res volt.MutationResult) { rollbacks <- res })
 
@@ -199,7 +199,8 @@ func TestIntegrationOptimisticRejection(t *testing.T) {
 		t.Fatalf("%+v %v", res, err)
 	}
 	res, err := o.Apply(ctx, insertTodo(second, "same title"))
-	if err != nil || res.Code != volt.CodeConstraint {
+	var rej *client.RejectedError
+	if !errors.As(err, &rej) || res.Code != volt.CodeConstraint || rej.Result.Seq != res.Seq {
 		t.Fatalf("%+v %v", res, err)
 	}
 	if rb := <-rollbacks; rb.Code != volt.CodeConstraint || rb.Constraint == "" {
@@ -217,8 +218,8 @@ func TestIntegrationOptimisticConcurrentWriters(t *testing.T) {
 	pgtest.Exec(t, dbURL, todosDDL)
 	v := startVolt(t, dbURL)
 	ctx := ctxT(t)
-	a, todosA := optimisticTodos(t, v.URL, "writer-a", client.WriterOptions{})
-	b, todosB := optimisticTodos(t, v.URL, "writer-b", client.WriterOptions{})
+	a, todosA := optimisticTodos(t, v.URL, "writer-a")
+	b, todosB := optimisticTodos(t, v.URL, "writer-b")
 	ids := []string{newUUID(), newUUID(), newUUID()}
 	for i, id := range ids {
 		if _, err := a.Apply(ctx, insertTodo(id, fmt.Sprint("t", i))); err != nil {
@@ -279,7 +280,7 @@ func TestIntegrationOptimisticRestartAndRefetch(t *testing.T) {
 		}
 		return resp, err
 	})
-	o, todos := optimisticTodos(t, v.URL, "opt-restart", client.WriterOptions{HTTPClient: &http.Client{Transport: slow}})
+	o, todos := optimisticTodos(t, v.URL, "opt-restart", client.WithHTTPClient(&http.Client{Transport: slow}))
 
 	// Every state the Optimistic shows: the watched rows must stay visible.
 	var mu sync.Mutex
@@ -376,11 +377,12 @@ func TestIntegrationCancelLeaksNoGoroutine(t *testing.T) {
 	before := runtime.NumGoroutine()
 
 	ctx, cancel := context.WithCancel(context.Background())
-	todos, err := client.NewShape(client.ShapeOptions{URL: v.URL, Table: "todos", HTTPClient: hc})
+	c := newClient(t, v.URL, client.WithHTTPClient(hc))
+	todos, err := c.Shape(client.ShapeDef{Table: "todos"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(t, client.WriterOptions{URL: v.URL, ClientID: "leak", HTTPClient: hc})
+	w := newWriter(t, c, "leak")
 	o, err := client.NewOptimistic(client.OptimisticOptions{Writer: w, Shapes: []*client.Shape{todos}})
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@ func insertItem(id string, v int) []volt.Mutation {
 }
 
 // fakeWriter returns a Writer whose requests go to rt.
-func fakeWriter(t *testing.T, rt http.RoundTripper, opts WriterOptions) *Writer {
+func fakeWriter(t *testing.T, rt http.RoundTripper, opts writerOptions) *Writer {
 	t.Helper()
 	opts.URL = "http://volt.test"
 	if opts.ClientID == "" {
@@ -25,7 +25,7 @@ func fakeWriter(t *testing.T, rt http.RoundTripper, opts WriterOptions) *Writer 
 	}
 	opts.HTTPClient = &http.Client{Transport: rt}
 	opts.MinBackoff, opts.MaxBackoff = time.Millisecond, 5*time.Millisecond
-	w, err := NewWriter(opts)
+	w, err := newWriter(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestWriterRetriesWithSameSeq(t *testing.T) {
 	rt, n := flaky(db, func(i int) string {
 		return map[int]string{1: "lost", 2: "503", 3: "retry", 4: "lost"}[i]
 	})
-	w := fakeWriter(t, rt, WriterOptions{})
+	w := fakeWriter(t, rt, writerOptions{})
 	res, err := w.Write(ctx, insertItem("a", 1))
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func TestWriterRejectionAndDependent(t *testing.T) {
 	db := newFakeDB()
 	db.rows["a"] = Row{"id": "a", "v": int32(0)}
 	rt, _ := flaky(db, func(int) string { return "" })
-	w := fakeWriter(t, rt, WriterOptions{})
+	w := fakeWriter(t, rt, writerOptions{})
 	results, err := w.WriteBatch(ctx, [][]volt.Mutation{
 		insertItem("a", 1), // constraint
 		{{Op: volt.OpUpdate, Table: "items", Key: map[string]any{"id": "a"}, Values: map[string]any{"v": 2}}}, // dependent
@@ -124,7 +124,7 @@ func TestWriterUnauthorizedKeepsQueue(t *testing.T) {
 		req, _ := decodeMutationRequest(r)
 		return jsonResponse(200, db.handle(req)), nil
 	})
-	w := fakeWriter(t, rt, WriterOptions{TokenSource: func(context.Context) (string, error) { return token.Load().(string), nil }})
+	w := fakeWriter(t, rt, writerOptions{TokenSource: TokenFunc(func(context.Context) (string, error) { return token.Load().(string), nil })})
 	_, err := w.Write(ctx, insertItem("a", 1))
 	var ue *UnauthorizedError
 	if !errors.As(err, &ue) || !errors.Is(err, ErrUnauthorized) || len(ue.Pending) != 1 || ue.Pending[0].Seq != 1 {
@@ -151,7 +151,7 @@ func TestWriterOutOfOrder(t *testing.T) {
 		db.lastSeq["c1"] = 4 // seqs 5..9 were reserved by a process that never sent them
 		rt, _ := flaky(db, func(int) string { return "" })
 		store := NewMemorySeqStore(10)
-		w := fakeWriter(t, rt, WriterOptions{Seqs: store})
+		w := fakeWriter(t, rt, writerOptions{Seqs: store})
 		res, err := w.Write(ctx, insertItem("a", 1))
 		if err != nil || res.Seq != 5 || res.Status != volt.StatusAccepted {
 			t.Fatalf("%+v %v", res, err)
@@ -165,7 +165,7 @@ func TestWriterOutOfOrder(t *testing.T) {
 		db.lastSeq["c1"] = 7 // receipts of 1..7 pruned
 		rt, _ := flaky(db, func(int) string { return "" })
 		store := NewMemorySeqStore(3)
-		w := fakeWriter(t, rt, WriterOptions{Seqs: store})
+		w := fakeWriter(t, rt, writerOptions{Seqs: store})
 		_, err := w.Write(ctx, insertItem("a", 1))
 		var se *SeqError
 		if !errors.As(err, &se) || !errors.Is(err, ErrOutOfOrder) || se.Seq != 3 || se.Expected != 8 {
@@ -182,11 +182,11 @@ func TestWriterOutOfOrder(t *testing.T) {
 	t.Run("replayed on first send", func(t *testing.T) {
 		db := newFakeDB()
 		rt, _ := flaky(db, func(int) string { return "" })
-		other := fakeWriter(t, rt, WriterOptions{})
+		other := fakeWriter(t, rt, writerOptions{})
 		if _, err := other.Write(ctx, insertItem("x", 1)); err != nil {
 			t.Fatal(err)
 		}
-		w := fakeWriter(t, rt, WriterOptions{}) // same client id, store from 1
+		w := fakeWriter(t, rt, writerOptions{}) // same client id, store from 1
 		_, err := w.Write(ctx, insertItem("a", 1))
 		if !errors.Is(err, ErrSeqReused) {
 			t.Fatalf("err %v", err)
@@ -200,7 +200,7 @@ func TestWriterOutOfOrder(t *testing.T) {
 func TestWriterCancelKeepsTransactionQueued(t *testing.T) {
 	db := newFakeDB()
 	tr := &chanTransport{reqs: make(chan *pendingReq)}
-	w := fakeWriter(t, tr, WriterOptions{})
+	w := fakeWriter(t, tr, writerOptions{})
 	ctx, cancel := context.WithCancel(context.Background())
 	errc := make(chan error, 1)
 	go func() {

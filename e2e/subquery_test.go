@@ -321,7 +321,7 @@ func TestSubqueryDifferential(t *testing.T) {
 		if strings.Contains(clause, "%d") {
 			clause = fmt.Sprintf(clause, rng.IntN(4))
 		}
-		sh, err := client.NewShape(client.ShapeOptions{URL: v.URL, Table: "child", Where: clause})
+		sh, err := sqClient(t, v).Shape(client.ShapeDef{Table: "child", Where: clause})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -451,11 +451,21 @@ func sqAwaitEqual(t *testing.T, conn *pgx.Conn, sh *client.Shape, notify <-chan 
 	}
 }
 
+// sqClient returns a client.Client of v.
+func sqClient(t *testing.T, v *volt) *client.Client {
+	t.Helper()
+	c, err := client.New(v.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 // sqFollow runs a client.Shape of clause on child and returns it with a
 // channel that its changes signal.
 func sqFollow(t *testing.T, v *volt, clause string) (*client.Shape, <-chan struct{}) {
 	t.Helper()
-	sh, err := client.NewShape(client.ShapeOptions{URL: v.URL, Table: "child", Where: clause})
+	sh, err := sqClient(t, v).Shape(client.ShapeDef{Table: "child", Where: clause})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/voltsync/volt/client"
+
+	"github.com/voltsync/volt"
 )
 
 // applier writes changes of one table's shape to its synced table, with a
@@ -36,7 +38,7 @@ func (a *applier) close() {
 // apply writes one change: inserts and updates are upserts of the columns
 // the change carries, deletes remove the row.
 func (a *applier) apply(c *client.Change) error {
-	if c.Operation == client.Delete {
+	if c.Operation == volt.OpDelete {
 		return a.delete(c.Value)
 	}
 	a.idx, a.args = a.idx[:0], a.args[:0]

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/voltsync/volt/client"
+
+	"github.com/voltsync/volt"
 )
 
 // BenchmarkApplySynced applies a 1000-row batch of inserts to a synced
@@ -28,7 +30,7 @@ func BenchmarkApplySynced(b *testing.B) {
 	}
 	batch := client.Batch{Handle: "h", Offset: "0_0"}
 	for i := 0; i < rows; i++ {
-		batch.Events = append(batch.Events, &client.Change{Operation: client.Insert,
+		batch.Events = append(batch.Events, &client.Change{Operation: volt.OpInsert,
 			Value: client.Row{"id": fmt.Sprint("r", i), "title": "a title", "done": i%2 == 0, "meta": nil}})
 	}
 	b.Run("synced", func(b *testing.B) {

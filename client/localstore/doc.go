@@ -38,6 +38,14 @@
 // and offset (_volt_shapes), in one SQLite transaction, so a restart
 // resumes exactly where it stopped.
 //
+// Sync and NewSyncer take the client.Client that knows the server (its
+// URL, credentials and HTTP client, see client.New):
+//
+//	c, err := client.New("http://localhost:3000", client.WithToken(token))
+//	go db.Sync(ctx, c, client.ShapeDef{Table: "todos"}, "todos")
+//	s, err := db.NewSyncer(c, localstore.SyncerOptions{})
+//	go s.Run(ctx)
+//
 // Durability: the store runs SQLite in WAL mode with synchronous=NORMAL.
 // An Update that returned nil has been written to the WAL file, so it
 // survives the application crashing or being killed. A commit does not

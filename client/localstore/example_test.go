@@ -1,6 +1,7 @@
 package localstore_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -55,4 +56,36 @@ func ExampleDB_Update() {
 	// Output:
 	// buy milk true
 	// pending transactions: 1
+}
+
+// Sync keeps a table in step with a shape of the server; a Syncer sends
+// the local writes. Both use one client.Client. (They need a running volt,
+// so this example has no output.)
+func ExampleDB_Sync() {
+	ctx := context.Background()
+	db, err := localstore.Open("app.db", localstore.Options{ClientID: "device-1"})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer db.Close()
+	c, err := client.New("http://localhost:3000", client.WithToken("my-api-token"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		// The table todos: a view over the synced rows and the local writes.
+		if err := db.Sync(ctx, c, client.ShapeDef{Table: "todos"}, "todos"); err != nil {
+			log.Println("sync:", err)
+		}
+	}()
+	s, err := db.NewSyncer(c, localstore.SyncerOptions{OnError: func(err error) { log.Println("send:", err) }})
+	if err != nil {
+		log.Fatal(err)
+	}
+	go func() { _ = s.Run(ctx) }()
+
+	_ = db.Update(func(tx *localstore.Tx) error {
+		_, err := tx.Exec(`UPDATE todos SET done = true WHERE id = ?`, "t1")
+		return err
+	})
 }

@@ -81,7 +81,7 @@ func running(t *testing.T, db *localstore.DB, url, table string) (stop func()) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		err := db.Sync(ctx, client.ShapeOptions{URL: url, Table: table, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second}, table)
+		err := db.Sync(ctx, lsClient(t, url), client.ShapeDef{Table: table}, table)
 		if err != nil && ctx.Err() == nil {
 			t.Errorf("Sync: %v", err)
 		}
@@ -90,7 +90,11 @@ func running(t *testing.T, db *localstore.DB, url, table string) (stop func()) {
 	if os.Getenv("LS_DEBUG") != "" {
 		hc = &http.Client{Transport: logRT{t}}
 	}
-	s, err := db.NewSyncer(localstore.SyncerOptions{URL: url, HTTPClient: hc, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second,
+	var copts []client.Option
+	if hc != nil {
+		copts = append(copts, client.WithHTTPClient(hc))
+	}
+	s, err := db.NewSyncer(lsClient(t, url, copts...), localstore.SyncerOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second,
 		OnError: func(err error) { t.Logf("syncer: %v", err) }})
 	if err != nil {
 		t.Fatal(err)
@@ -273,14 +277,16 @@ func crashChild() int {
 	fmt.Println("open")
 	url := os.Getenv("LS_URL")
 	ctx := context.Background()
+	c, _ := client.New(url, client.WithBackoff(10*time.Millisecond, 0))
 	go func() {
-		_ = db.Sync(ctx, client.ShapeOptions{URL: url, Table: "todos", MinBackoff: 10 * time.Millisecond}, "todos")
+		_ = db.Sync(ctx, c, client.ShapeDef{Table: "todos"}, "todos")
 	}()
 	hc := http.DefaultClient
 	if os.Getenv("LS_KILL_AFTER_RESPONSE") == "true" {
 		hc = &http.Client{Transport: killAfter{http.DefaultTransport}}
 	}
-	s, _ := db.NewSyncer(localstore.SyncerOptions{URL: url, HTTPClient: hc, MinBackoff: 10 * time.Millisecond, MaxBatch: 5})
+	cw, _ := client.New(url, client.WithBackoff(10*time.Millisecond, 0), client.WithHTTPClient(hc))
+	s, _ := db.NewSyncer(cw, localstore.SyncerOptions{MinBackoff: 10 * time.Millisecond, MaxBatch: 5})
 	go func() { _ = s.Run(ctx) }()
 	for k := start; ; k++ {
 		err := db.Update(func(tx *localstore.Tx) error {

@@ -94,8 +94,8 @@ func applyChanges(t *testing.T, db *DB, events ...client.Event) {
 func TestOverlayAndOutbox(t *testing.T) {
 	db := openTest(t, Options{})
 	applyChanges(t, db,
-		&client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "server a", "done": false}},
-		&client.Change{Key: "b", Operation: client.Insert, Value: client.Row{"id": "b", "title": "server b", "done": true}},
+		&client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "server a", "done": false}},
+		&client.Change{Key: "b", Operation: volt.OpInsert, Value: client.Row{"id": "b", "title": "server b", "done": true}},
 		&client.UpToDate{LSN: 10})
 	exec(t, db, `INSERT INTO todos(id, title, done, meta) VALUES ('c', 'local c', 0, '{"x":1}')`,
 		`UPDATE todos SET done = 1 WHERE id = 'a'`)
@@ -110,7 +110,7 @@ func TestOverlayAndOutbox(t *testing.T) {
 		t.Fatalf("outbox: %s", got)
 	}
 	// a server change to another column of a keeps the local done on top
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Update, Value: client.Row{"id": "a", "title": "server a2"}})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpUpdate, Value: client.Row{"id": "a", "title": "server a2"}})
 	if got := queryRows(t, db, `SELECT title, done FROM todos WHERE id = 'a'`); got != "server a2|1" {
 		t.Fatalf("merge: %s", got)
 	}
@@ -145,7 +145,7 @@ func TestEchoClearsOverlay(t *testing.T) {
 		t.Fatal(err)
 	}
 	// echo of the first write: the overlay stays (its last write is the second)
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "one"}, Txids: []uint32{100}, Last: true})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "one"}, Txids: []uint32{100}, Last: true})
 	if got := queryRows(t, db, `SELECT title FROM todos`); got != "two" {
 		t.Fatalf("after first echo: %s", got)
 	}
@@ -155,7 +155,7 @@ func TestEchoClearsOverlay(t *testing.T) {
 	if got := queryRows(t, db, `SELECT count(*) FROM todos_local`); got != "1" {
 		t.Fatalf("overlay cleared before its echo: %s", got)
 	}
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Update, Value: client.Row{"id": "a", "title": "two"}, Txids: []uint32{101}, Last: true})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpUpdate, Value: client.Row{"id": "a", "title": "two"}, Txids: []uint32{101}, Last: true})
 	if got := queryRows(t, db, `SELECT (SELECT count(*) FROM todos_local), (SELECT count(*) FROM _volt_txns), (SELECT count(*) FROM _volt_outbox), (SELECT title FROM todos)`); got != "0|0|0|two" {
 		t.Fatalf("after echo: %s", got)
 	}
@@ -164,7 +164,7 @@ func TestEchoClearsOverlay(t *testing.T) {
 func TestRejectionRollsBackDependents(t *testing.T) {
 	var rbs []Rollback
 	db := openTest(t, Options{OnRollback: func(r Rollback) { rbs = append(rbs, r) }})
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "server"}})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "server"}})
 	exec(t, db, `UPDATE todos SET title = 'mine' WHERE id = 'a'`)
 	exec(t, db, `INSERT INTO todos(id, title) VALUES ('b', 'b')`)
 	s := &Syncer{db: db, opts: SyncerOptions{MaxBatch: 2}}
@@ -189,7 +189,7 @@ func TestRejectionRollsBackDependents(t *testing.T) {
 
 func TestResetAndDiscard(t *testing.T) {
 	db := openTest(t, Options{})
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "server"}})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "server"}})
 	exec(t, db, `INSERT INTO todos(id, title) VALUES ('b', 'local')`)
 	if err := db.ResetSynced("todos"); err != nil {
 		t.Fatal(err)
@@ -197,7 +197,7 @@ func TestResetAndDiscard(t *testing.T) {
 	if got := queryRows(t, db, `SELECT id FROM todos`); got != "b" {
 		t.Fatalf("after reset: %s", got)
 	}
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "server"}})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "server"}})
 	if err := db.DiscardLocal("todos"); err != nil {
 		t.Fatal(err)
 	}

@@ -91,8 +91,8 @@ func TestLtxNotReused(t *testing.T) {
 	if err := s.record(batch, []volt.MutationResult{{Seq: 1, Status: volt.StatusAccepted, Txid: 7}, {Seq: 2, Status: volt.StatusAccepted, Txid: 8}}); err != nil {
 		t.Fatal(err)
 	}
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "one"}},
-		&client.Change{Key: "b", Operation: client.Insert, Value: client.Row{"id": "b", "title": "two"}, Txids: []uint32{7, 8}, Last: true})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "one"}},
+		&client.Change{Key: "b", Operation: volt.OpInsert, Value: client.Row{"id": "b", "title": "two"}, Txids: []uint32{7, 8}, Last: true})
 	if got := queryRows(t, db, `SELECT (SELECT count(*) FROM _volt_txns), (SELECT count(*) FROM _volt_outbox), (SELECT ltx FROM _volt_flags)`); got != "0|0|2" {
 		t.Fatalf("after echo: %s", got)
 	}

@@ -16,9 +16,9 @@ func TestRollbackTransitive(t *testing.T) {
 	var rbs []Rollback
 	db := openTest(t, Options{OnRollback: func(r Rollback) { rbs = append(rbs, r) }})
 	applyChanges(t, db,
-		&client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a", "title": "server a"}},
-		&client.Change{Key: "b", Operation: client.Insert, Value: client.Row{"id": "b", "title": "server b"}},
-		&client.Change{Key: "x", Operation: client.Insert, Value: client.Row{"id": "x", "title": "server x"}})
+		&client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a", "title": "server a"}},
+		&client.Change{Key: "b", Operation: volt.OpInsert, Value: client.Row{"id": "b", "title": "server b"}},
+		&client.Change{Key: "x", Operation: volt.OpInsert, Value: client.Row{"id": "x", "title": "server x"}})
 	exec(t, db, `UPDATE todos SET title = 'a1' WHERE id = 'a'`, `UPDATE todos SET title = 'x1' WHERE id = 'x'`) // 1
 	exec(t, db, `UPDATE todos SET title = 'a2' WHERE id = 'a'`)                                                 // 2
 	s := &Syncer{db: db, opts: SyncerOptions{MaxBatch: 2}}

@@ -37,11 +37,7 @@ func (s *Syncer) send(ctx context.Context, batch []*outTx) error {
 		seqs.seqs = append(seqs.seqs, t.seq)
 		txs[i] = t.muts
 	}
-	w, err := client.NewWriter(client.WriterOptions{
-		URL: s.opts.URL, ClientID: s.db.clientID, HTTPClient: s.opts.HTTPClient, Headers: s.opts.Headers,
-		Secret: s.opts.Secret, TokenSource: s.opts.TokenSource, Seqs: seqs, MaxBatch: len(batch),
-		MinBackoff: s.opts.MinBackoff, MaxBackoff: s.opts.MaxBackoff,
-	})
+	w, err := s.c.Writer(s.db.clientID, client.WithSeqStore(seqs), client.WithMaxBatch(len(batch)))
 	if err != nil {
 		return err
 	}

@@ -13,29 +13,28 @@ import (
 // Sync follows a shape into table: the rows land in <table>_synced, the
 // application reads the view <table>. Each batch is applied in one SQLite
 // transaction together with the shape's handle and offset, so after a
-// restart Sync resumes where it stopped (opts.Handle and Offset are
-// ignored). The table is created from the shape's electric-schema on the
+// restart Sync resumes where it stopped (a Resume option in opts is
+// overridden). The table is created from the shape's electric-schema on the
 // first batch; when a must-refetch brings another schema, the table, view
 // and triggers are rebuilt and unsent local transactions that no longer
 // fit are rolled back (Rollback.Code "schema"). A must-refetch empties
 // <table>_synced and leaves the overlay alone.
 //
 // Sync returns when ctx ends (ctx's cause) or with the stream's error.
-func (db *DB) Sync(ctx context.Context, opts client.ShapeOptions, table string) error {
-	if opts.Table == "" {
-		opts.Table = table
+func (db *DB) Sync(ctx context.Context, c *client.Client, def client.ShapeDef, table string, opts ...client.ShapeOption) error {
+	if def.Table == "" {
+		def.Table = table
 	}
-	handle, offset, err := db.position(table, opts.Table)
+	handle, offset, err := db.position(table, def.Table)
 	if err != nil {
 		return err
 	}
-	opts.Handle, opts.Offset = handle, offset
-	st, err := client.NewStream(opts)
+	st, err := c.Stream(def, append(opts, client.Resume(handle, offset))...)
 	if err != nil {
 		return err
 	}
 	return st.Run(ctx, func(b client.Batch) error {
-		return db.applyBatch(table, opts.Table, st.Schema(), b)
+		return db.applyBatch(table, def.Table, st.Schema(), b)
 	})
 }
 

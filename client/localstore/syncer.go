@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"time"
 
 	"github.com/voltsync/volt"
@@ -12,16 +11,8 @@ import (
 	"github.com/voltsync/volt/internal/backoff"
 )
 
-// SyncerOptions configure a Syncer. URL is required.
+// SyncerOptions configure a Syncer. All are optional.
 type SyncerOptions struct {
-	// URL is volt's base URL or its write endpoint (see
-	// client.WriterOptions.URL).
-	URL        string
-	HTTPClient *http.Client
-	Headers    http.Header
-	Secret     string
-	// TokenSource, when set, gives the bearer token of each request.
-	TokenSource func(ctx context.Context) (string, error)
 	// MaxBatch bounds the local transactions sent in one request
 	// (client.DefaultMaxBatch).
 	MaxBatch int
@@ -43,15 +34,17 @@ type SyncerOptions struct {
 // goroutine; run one Syncer per DB.
 type Syncer struct {
 	db      *DB
+	c       *client.Client
 	opts    SyncerOptions
 	isolate bool // send one transaction per request (after a 4xx)
 	retry   backoff.Backoff
 }
 
-// NewSyncer returns a Syncer for db.
-func (db *DB) NewSyncer(opts SyncerOptions) (*Syncer, error) {
-	if opts.URL == "" {
-		return nil, errors.New("localstore: SyncerOptions.URL is required")
+// NewSyncer returns a Syncer that sends db's outbox through c (its URL,
+// credentials and HTTP client).
+func (db *DB) NewSyncer(c *client.Client, opts SyncerOptions) (*Syncer, error) {
+	if c == nil {
+		return nil, errors.New("localstore: NewSyncer needs a client.Client")
 	}
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = client.DefaultMaxBatch
@@ -63,7 +56,7 @@ func (db *DB) NewSyncer(opts SyncerOptions) (*Syncer, error) {
 		opts.MaxBackoff = client.DefaultMaxBackoff
 	}
 	retry := backoff.Backoff{Initial: opts.MinBackoff, Max: opts.MaxBackoff, Jitter: backoff.Full}
-	return &Syncer{db: db, opts: opts, retry: retry}, nil
+	return &Syncer{db: db, c: c, opts: opts, retry: retry}, nil
 }
 
 // outTx is a local transaction bound for the server.

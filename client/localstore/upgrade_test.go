@@ -81,7 +81,7 @@ func TestUpgradeFromV1(t *testing.T) {
 	}
 
 	// the echo of transaction 1 clears it and its overlay row
-	applyChanges(t, db, &client.Change{Key: "c", Operation: client.Insert,
+	applyChanges(t, db, &client.Change{Key: "c", Operation: volt.OpInsert,
 		Value: client.Row{"id": "c", "title": "local c", "done": false, "meta": map[string]any{"x": 1}}, Txids: []uint32{100}, Last: true})
 	check(`SELECT count(*) FROM _volt_outbox WHERE ltx = 1`, "0")
 	check(`SELECT group_concat(ltx) FROM _volt_txns`, "2,3,4,6") // 6 has its row from the Syncer

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/voltsync/volt/client"
+
+	"github.com/voltsync/volt"
 )
 
 // TestWatchSignals checks which commits signal a watch of todos: Sync
@@ -57,7 +59,7 @@ func TestWatchSignals(t *testing.T) {
 	if n := WatchSignalled(db); n != 0 {
 		t.Fatalf("an up-to-date batch or a write to notes signalled the watch (%d)", n)
 	}
-	applyChanges(t, db, &client.Change{Key: "a", Operation: client.Insert, Value: client.Row{"id": "a"}}, &client.UpToDate{LSN: 30})
+	applyChanges(t, db, &client.Change{Key: "a", Operation: volt.OpInsert, Value: client.Row{"id": "a"}}, &client.UpToDate{LSN: 30})
 	next("a synced row", 1)
 	applyChanges(t, db, &client.MustRefetch{Handle: "h2"})
 	next("a must-refetch", 0)

@@ -20,14 +20,23 @@ import (
 func follow(t *testing.T, db *localstore.DB, url, table string) (stop func()) {
 	t.Helper()
 	return goUntilStopped(t, func(ctx context.Context) error {
-		return db.Sync(ctx, client.ShapeOptions{URL: url, Table: table, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second}, table)
+		return db.Sync(ctx, lsClient(t, url), client.ShapeDef{Table: table}, table)
 	})
+}
+
+// lsClient returns a Client of url that retries quickly.
+func lsClient(t testing.TB, url string, opts ...client.Option) *client.Client {
+	c, err := client.New(url, append([]client.Option{client.WithBackoff(20*time.Millisecond, time.Second)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // push runs a Syncer for db until the test ends or stop is called.
 func push(t *testing.T, db *localstore.DB, url string) (stop func()) {
 	t.Helper()
-	s, err := db.NewSyncer(localstore.SyncerOptions{URL: url, MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second,
+	s, err := db.NewSyncer(lsClient(t, url), localstore.SyncerOptions{MinBackoff: 20 * time.Millisecond, MaxBackoff: time.Second,
 		OnError: func(err error) { t.Logf("syncer: %v", err) }})
 	if err != nil {
 		t.Fatal(err)

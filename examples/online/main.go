@@ -20,6 +20,13 @@ import (
 	"github.com/voltsync/volt/client"
 )
 
+// Todo is a row of todos: the db tags name its columns.
+type Todo struct {
+	ID    string `db:"id"`
+	Title string `db:"title"`
+	Done  bool   `db:"done"`
+}
+
 func main() {
 	url := flag.String("url", "http://localhost:3000", "volt's base URL")
 	clientID := flag.String("client-id", "", "client id of the write queue (default: a new one)")
@@ -33,7 +40,11 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 
-	todos, err := client.NewShape(client.ShapeOptions{URL: *url, Table: "todos"})
+	c, err := client.New(*url)
+	if err != nil {
+		log.Fatal(err)
+	}
+	todos, err := client.ShapeOf[Todo](c, client.ShapeDef{Table: "todos"})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -41,26 +52,26 @@ func main() {
 	if err := todos.WaitUpToDate(ctx); err != nil {
 		log.Fatal(err)
 	}
-	w, err := client.NewWriter(client.WriterOptions{URL: *url, ClientID: *clientID})
+	w, err := c.Writer(*clientID)
 	if err != nil {
 		log.Fatal(err)
 	}
 
 	id := randomUUID()
 	res, err := w.WriteAndAwait(ctx, []volt.Mutation{{Op: volt.OpInsert, Table: "todos",
-		Values: map[string]any{"id": id, "title": *title, "done": false}}}, todos)
+		Values: map[string]any{"id": id, "title": *title, "done": false}}}, todos.Shape)
 	if err != nil {
 		log.Fatal(err) // a *client.RejectedError says why the server refused it
 	}
 	fmt.Printf("added %s in transaction %d\n", id, res.Txid)
 
 	_, err = w.WriteAndAwait(ctx, []volt.Mutation{{Op: volt.OpUpdate, Table: "todos",
-		Key: map[string]any{"id": id}, Values: map[string]any{"done": true}}}, todos)
+		Key: map[string]any{"id": id}, Values: map[string]any{"done": true}}}, todos.Shape)
 	if err != nil {
 		log.Fatal(err)
 	}
-	for _, row := range todos.Rows() {
-		fmt.Printf("%v  done=%-5v  %v\n", row["id"], row["done"], row["title"])
+	for todo := range todos.Values() {
+		fmt.Printf("%s  done=%-5v  %s\n", todo.ID, todo.Done, todo.Title)
 	}
 }
 

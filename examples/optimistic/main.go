@@ -11,6 +11,7 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"flag"
 	"fmt"
 	"log"
@@ -34,15 +35,19 @@ func main() {
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 
-	todos, err := client.NewShape(client.ShapeOptions{URL: *url, Table: "todos"})
+	c, err := client.New(*url)
 	if err != nil {
 		log.Fatal(err)
 	}
-	receipts, err := client.NewReceiptShape(client.ShapeOptions{URL: *url}, *clientID)
+	todos, err := c.Shape(client.ShapeDef{Table: "todos"})
 	if err != nil {
 		log.Fatal(err)
 	}
-	w, err := client.NewWriter(client.WriterOptions{URL: *url, ClientID: *clientID})
+	receipts, err := c.ReceiptShape(*clientID)
+	if err != nil {
+		log.Fatal(err)
+	}
+	w, err := c.Writer(*clientID)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -104,8 +109,9 @@ func main() {
 	fmt.Printf("toggle: %s, done=%v\n", res.Status, row["done"])
 
 	// A second insert of the same id is rejected and rolled back.
-	if _, err := opt.Apply(ctx, insert); err != nil {
-		log.Fatal(err)
+	var rej *client.RejectedError
+	if _, err := opt.Apply(ctx, insert); !errors.As(err, &rej) {
+		log.Fatalf("the second insert: %v, want a rejection", err)
 	}
 	waitUntil(func() bool { return opt.Pending() == 0 }) // every echo arrived
 	for _, row := range opt.Rows(todos) {

@@ -125,9 +125,13 @@ func (a *app) offline() {
 // retries transient failures itself; on any other error it starts again
 // after a pause.
 func (a *app) follow(ctx context.Context) {
-	opts := client.ShapeOptions{URL: a.cfg.URL, Table: table, MinBackoff: a.cfg.MinBackoff, MaxBackoff: a.cfg.MaxBackoff}
+	c, err := a.client()
+	if err != nil {
+		a.syncError(err)
+		return
+	}
 	for {
-		err := a.db.Sync(ctx, opts, table)
+		err := a.db.Sync(ctx, c, client.ShapeDef{Table: table}, table)
 		if ctx.Err() != nil {
 			return
 		}
@@ -142,13 +146,23 @@ func (a *app) follow(ctx context.Context) {
 
 // send runs the Syncer, which sends the outbox to POST /v1/mutations.
 func (a *app) send(ctx context.Context) {
-	s, err := a.db.NewSyncer(localstore.SyncerOptions{URL: a.cfg.URL, OnError: a.syncError,
+	c, err := a.client()
+	if err != nil {
+		a.syncError(err)
+		return
+	}
+	s, err := a.db.NewSyncer(c, localstore.SyncerOptions{OnError: a.syncError,
 		MinBackoff: a.cfg.MinBackoff, MaxBackoff: a.cfg.MaxBackoff})
 	if err != nil {
 		a.syncError(err)
 		return
 	}
 	_ = s.Run(ctx) // returns when ctx ends
+}
+
+// client returns a client of the server.
+func (a *app) client() (*client.Client, error) {
+	return client.New(a.cfg.URL, client.WithBackoff(a.cfg.MinBackoff, a.cfg.MaxBackoff))
 }
 
 // syncError prints a sync error, once while it repeats.
