@@ -379,11 +379,29 @@ func TestSubqueryRulesRequests(t *testing.T) {
 	b := sqrFollow(v, sqrBearer(t, "bob"), "table", "pubnotes", "where", where)
 	b.catchUp(t)
 	sqrExpect(t, "bob's subquery on members", b, db, mine("bob"))
-	// Her membership changes move rows of her request's shape too.
+	// Nested: projects' own rule (a subquery on members) narrows the
+	// request's subquery on projects.
+	nestedWhere := `project_id IN (SELECT id FROM projects WHERE name LIKE 'p%')`
+	nestedSQL := "SELECT id::text FROM pubnotes WHERE project_id IN (SELECT id FROM projects WHERE name LIKE 'p%' AND id IN (SELECT project_id FROM members WHERE user_id = 'alice'))"
+	n := sqrFollow(v, alice, "table", "pubnotes", "where", nestedWhere)
+	n.catchUp(t)
+	sqrExpect(t, "alice's nested subquery", n, db, nestedSQL)
+	// Her membership changes move rows of her requests' shapes too. A
+	// move two levels down may carry no txid, so the nested shape waits
+	// for a later transaction that it shows (pubnotes of project 1).
+	marker := 1000
+	awaitNested := func() {
+		marker++
+		n.awaitTxid(t, sqrTx(t, db, fmt.Sprintf(`INSERT INTO pubnotes VALUES (%d, 1, 'marker')`, marker)))
+	}
 	s.awaitTxid(t, sqrTx(t, db, `INSERT INTO members VALUES (4, 'alice', 'viewer')`))
 	sqrExpect(t, "alice after joining project 4", s, db, mine("alice"))
+	awaitNested()
+	sqrExpect(t, "alice's nested subquery after joining project 4", n, db, nestedSQL)
 	s.awaitTxid(t, sqrTx(t, db, `DELETE FROM members WHERE project_id = 2 AND user_id = 'alice'`))
 	sqrExpect(t, "alice after leaving project 2", s, db, mine("alice"))
+	awaitNested()
+	sqrExpect(t, "alice's nested subquery after leaving project 2", n, db, nestedSQL)
 	// Another user's membership is not alice's: bob joining project 1
 	// changes her shape by nothing (her next change arrives alone).
 	sqrTx(t, db, `INSERT INTO members VALUES (1, 'bob', 'viewer')`)
