@@ -15,5 +15,7 @@
 // structure), rules.go (compiling against the catalog), template.go
 // ($claims references), predicate.go and values.go (evaluating a check on
 // a row), check.go (the rules as an AllowFunc and a CheckFunc), policy.go (Policy, Claims,
-// named mutations).
+// named mutations), read.go and shapetoken.go (read rules and shape
+// tokens), subquery.go (subqueries in checks and in requests decided by
+// read rules, with RulesOptions.Subqueries).
 package auth
