@@ -408,6 +408,23 @@ func TestSubqueryRulesRequests(t *testing.T) {
 	s.awaitTxid(t, sqrTx(t, db, `INSERT INTO pubnotes VALUES (101, 1, 'new')`))
 	sqrExpect(t, "alice after bob joined project 1", s, db, mine("alice"))
 
+	// A subset of a shape whose rule is a subquery (on-demand mode): the
+	// rule's rows only.
+	r := get(t, v.shapeURL("table", "tasks", "offset", "now", "log", "changes_only",
+		"subset__where", "id > $1", "subset__params", `{"1":"10"}`, "subset__order_by", "id"), "Authorization", alice)
+	var sb subsetBody
+	if r.Status != 200 || json.Unmarshal(r.Body, &sb) != nil {
+		t.Fatalf("subset under a subquery rule: %d %s", r.Status, r.Body)
+	}
+	var got []string
+	for _, m := range sb.Data {
+		got = append(got, *m.Value["id"])
+	}
+	slices.Sort(got)
+	if want := sqrIDs(t, db, sqrMine("alice")+" AND id > 10"); !slices.Equal(got, want) {
+		t.Fatalf("subset under a subquery rule: %v, want %v", got, want)
+	}
+
 	// A shape token bound to a subquery shape.
 	req, _ := http.NewRequest(http.MethodPost, v.URL+"/v1/shape-token", strings.NewReader(`{"table": "pubnotes", "where": "`+where+`"}`))
 	req.Header.Set("Authorization", alice)
