@@ -231,3 +231,56 @@ test('TanStack DB progressive mode on a subquery shape: the full sync completes,
   const h2 = openCollection(t, env, 'progressive')
   await waitEqual(h2, h2.collection, await env.expected(), 'a new progressive sync after the moves')
 })
+
+test('TanStack DB on a subquery shape whose columns leave out the IN column: an update that changes only the reason a row is in (its tags) keeps it through a later move-out of the old reason', async (t) => {
+  const env = await setup(t)
+  const { posts, users, exec, expected } = env
+  const log = []
+  const errors = []
+  const ac = new AbortController()
+  const collection = createCollection(
+    electricCollectionOptions({
+      id: `${env.table}-columns-${randomUUID()}`,
+      getKey: (row) => row.id,
+      startSync: true,
+      shapeOptions: {
+        url: SHAPE_URL,
+        params: { table: env.table, where: env.clause, columns: 'id,title' },
+        signal: ac.signal,
+        fetchClient: loggingFetch(log),
+        onError: (e) => {
+          errors.push(e)
+        },
+      },
+    }),
+  )
+  t.after(async () => {
+    ac.abort()
+    await collection.cleanup().catch(() => {})
+  })
+  const h = { collection, log, errors }
+  const ids = async () => (await expected()).map((r) => r.id).sort()
+  const waitIDs = async (what) => {
+    const want = await ids()
+    const deadline = Date.now() + 10000
+    while (h.errors.length === 0 && Date.now() < deadline) {
+      if (isDeepStrictEqual(collection.toArray.map((r) => r.id).sort(), want)) return
+      await new Promise((r) => setTimeout(r, 20))
+    }
+    assert.fail(capped(`${what}: rows ${collection.toArray.map((r) => r.id).sort()}, Postgres has ${want}\n${describeState(h)}`))
+  }
+  await collection.preload()
+  await waitIDs('the initial snapshot')
+  assert.ok(collection.has(posts.p1) && !('userId' in collection.get(posts.p1)))
+  // p1 moves from u1 to u3 (both active): no selected column changes, only
+  // its tags (an update with the key alone and removed_tags)
+  await exec(`UPDATE $S.posts SET "userId" = $1 WHERE id = $2`, [users.u3, posts.p1])
+  await waitIDs('p1 now in through u3')
+  await exec(`UPDATE $S.users SET "isActive" = false WHERE id = $1`, [users.u1])
+  await waitIDs('u1 moves out: p1 stays (its tags name u3 now)')
+  assert.ok(collection.has(posts.p1))
+  await exec(`UPDATE $S.users SET "isActive" = false WHERE id = $1`, [users.u3])
+  await waitIDs('u3 moves out: p1 leaves')
+  assert.ok(!collection.has(posts.p1))
+  assert.ok(!h.log.some((e) => e.status === 409), `volt answered 409\n${describeState(h)}`)
+})
