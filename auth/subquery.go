@@ -227,10 +227,11 @@ func (p *ReadPolicy) subqueries() bool { return p.Rules != nil && p.Rules.subque
 // subqueries on tables the caller may read, with their columns limited to
 // the readable ones. A table without a read rule is a 403 naming it, a
 // column that is not readable a 403 naming it and its table, anything
-// else invalid a 400. The plan returned knows every column.
+// else invalid a 400. The plan returned knows only the readable columns,
+// which are all it uses.
 func (p *ReadPolicy) parseRequestWhere(claims Claims, v *readView, clause string, params map[string]string) (*where.Plan, error) {
 	readable := v.wt(true).Columns
-	_, err := where.ParsePlan(clause, readable, params, p.readTables(claims, true))
+	pl, err := where.ParsePlan(clause, readable, params, p.readTables(claims, true))
 	if err != nil {
 		var re *httpapi.ReadError
 		if errors.As(err, &re) {
@@ -245,7 +246,7 @@ func (p *ReadPolicy) parseRequestWhere(claims Claims, v *readView, clause string
 		}
 		return nil, badWhere(err)
 	}
-	return where.ParsePlan(clause, v.cols, params, p.readTables(claims, false))
+	return pl, nil
 }
 
 // hiddenColumn names a column of pl (of v's table) or of its subqueries
