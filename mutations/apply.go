@@ -7,65 +7,52 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 )
 
 // Apply runs the request's transactions in order and returns one result
 // per transaction. It never fails as a whole: when Postgres is unreachable
-// every result is volt.StatusRetry. Each transaction takes a connection of
-// the pool for its own duration only, and a free connection goes first to
-// the request that has run the fewest transactions (slots), so a long
-// request does not keep other writers waiting for more than one
-// transaction. An accepted result carries an upper bound of its commit
-// LSN read right after its COMMIT; with req.Wait volt.WaitLSN, Apply then
-// waits (holding no connection) for the exact ones. Apply does not check
+// every result is volt.StatusRetry. The transactions are applied in
+// batches (batch.go): one Postgres transaction for a chunk of up to
+// requestChunk of them, together with the transactions of other requests
+// queued meanwhile, each in a savepoint of its own, with one COMMIT; a
+// chunk is answered once its batch has committed. Accepted results carry
+// the batch's txid and an upper bound of its commit LSN read right after
+// its COMMIT; with req.Wait volt.WaitLSN, Apply then waits (holding no
+// connection) for the exact ones. Apply does not check
 // Options.ClientAllowed nor serialise requests of one client (ServeHTTP
-// does): its caller is trusted.
+// does): its caller is trusted. Cancelling ctx does not stop a batch
+// that has started: Apply waits for it.
 func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRequest) []volt.MutationResult {
-	ctx = context.WithValue(ctx, principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
+	ctx = context.WithValue(context.WithoutCancel(ctx), principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
 	results := make([]volt.MutationResult, 0, len(req.Transactions))
 	deps := newDependencies()
-	// accepted are the results this request committed; their exact LSNs
-	// are looked up, when asked for, once all of them are committed.
-	var accepted []int
-	for i, ct := range req.Transactions {
-		r := h.applyTxn(ctx, req.ClientID, ct, deps, i)
-		r.Seq = ct.Seq
-		if r.Status == volt.StatusAccepted && !r.Replayed && r.Xid8 != "" {
-			accepted = append(accepted, len(results))
-		}
-		results = append(results, r)
+	for start := 0; start < len(req.Transactions); start += requestChunk {
+		txs := req.Transactions[start:min(start+requestChunk, len(req.Transactions))]
+		j := &job{ctx: ctx, clientID: req.ClientID, txs: txs, deps: deps, done: make(chan struct{})}
+		h.submit(j)
+		results = append(results, j.results...)
+		last := results[len(results)-1]
 		switch {
-		case r.Status == volt.StatusRetry:
-			// Later seqs must not overtake this one.
-			results = fillRest(results, req.Transactions[i+1:], volt.MutationResult{Status: volt.StatusRetry, Message: "an earlier transaction must be retried first"})
-		case r.Code == volt.CodeOutOfOrder:
-			results = fillRest(results, req.Transactions[i+1:], r)
+		case last.Status == volt.StatusRetry:
+			results = fillRest(results, req.Transactions[len(results):], volt.MutationResult{Status: volt.StatusRetry, Message: "an earlier transaction must be retried first"})
+		case last.Code == volt.CodeOutOfOrder:
+			results = fillRest(results, req.Transactions[len(results):], last)
 		default:
 			continue
 		}
 		break
 	}
 	if req.Wait == volt.WaitLSN {
+		var accepted []int
+		for i, r := range results {
+			if r.Status == volt.StatusAccepted && !r.Replayed && r.Xid8 != "" {
+				accepted = append(accepted, i)
+			}
+		}
 		h.commitLSNs(ctx, results, accepted)
 	}
 	return results
-}
-
-// applyTxn decides one client transaction on a connection of its own;
-// turns is how many the request has run before it (see slots).
-func (h *Handler) applyTxn(ctx context.Context, clientID string, ct volt.ClientTransaction, deps *dependencies, turns int) volt.MutationResult {
-	if err := h.slots.acquire(ctx, turns); err != nil {
-		return retryResult(err)
-	}
-	defer h.slots.release()
-	conn, err := h.pool.Acquire(ctx)
-	if err != nil {
-		return retryResult(err)
-	}
-	defer conn.Release()
-	return h.applyOne(ctx, conn, clientID, ct, deps, false)
 }
 
 // commitLSNs replaces the upper bounds of the transactions this request
@@ -100,57 +87,11 @@ func fillRest(results []volt.MutationResult, rest []volt.ClientTransaction, r vo
 	return results
 }
 
-// applyOne decides one client transaction: replay, out of order,
-// dependent, applied or rejected. Its steps are validated and ordered
-// (Allow included) before any statement runs, then sent with the seq
-// check, the receipt and COMMIT in as few round trips as they allow
-// (execute). again is set on a second attempt: after a stale catalog, or
-// for a client without a row yet.
-func (h *Handler) applyOne(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies, again bool) volt.MutationResult {
-	steps, err := h.prepare(ctx, conn, ct)
-	if err == nil {
-		if dep, ok := deps.blocking(steps); ok {
-			err = Reject(volt.CodeDependent, "depends on rejected seq %d", dep)
-		}
-	}
-	if err != nil {
-		// storeRejection answers a replay or out_of_order instead.
-		return h.reject(ctx, conn, nil, clientID, ct, steps, deps, err)
-	}
-	x := h.execute(ctx, conn, clientID, ct.Seq, steps)
-	rollback := func() {
-		if x.tx != nil {
-			_ = x.tx.Rollback(context.WithoutCancel(ctx))
-		}
-	}
-	defer rollback()
-	switch {
-	case x.notNext:
-		rollback()
-		r, next := h.notNext(ctx, conn, clientID, ct, deps)
-		if next && !again {
-			return h.applyOne(ctx, conn, clientID, ct, deps, true)
-		}
-		return r
-	case x.ours:
-		// Nothing about the write: volt's own tables are missing or
-		// unreachable. Never a final answer.
-		return retryResult(x.err)
-	case x.err != nil && catalogStale(x.err) && !again:
-		rollback()
-		h.catalog.invalidate()
-		return h.applyOne(ctx, conn, clientID, ct, deps, true)
-	case x.err != nil:
-		return h.reject(ctx, conn, x.tx, clientID, ct, steps, deps, x.err)
-	}
-	return x.res // Apply fills in the exact commit LSN when asked (commitLSNs)
-}
-
 // notNext answers a seq that execute found is not the client's next one:
 // the stored result of its earlier delivery, or out_of_order. next is set
 // when it is the next one after all: the client had no row yet, and now
 // has one.
-func (h *Handler) notNext(ctx context.Context, conn *pgxpool.Conn, clientID string, ct volt.ClientTransaction, deps *dependencies) (r volt.MutationResult, next bool) {
+func (h *Handler) notNext(ctx context.Context, conn txQuerier, clientID string, ct volt.ClientTransaction, deps *dependencies) (r volt.MutationResult, next bool) {
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		last, err := lockClient(ctx, tx, clientID)
 		if err != nil {
@@ -179,7 +120,7 @@ func (h *Handler) notNext(ctx context.Context, conn *pgxpool.Conn, clientID stri
 
 // reject rolls back the failed attempt and records the rejection in a
 // transaction of its own; transient failures record nothing.
-func (h *Handler) reject(ctx context.Context, conn *pgxpool.Conn, tx pgx.Tx, clientID string, ct volt.ClientTransaction, steps []step, deps *dependencies, cause error) volt.MutationResult {
+func (h *Handler) reject(ctx context.Context, conn txQuerier, tx pgx.Tx, clientID string, ct volt.ClientTransaction, steps []step, deps *dependencies, cause error) volt.MutationResult {
 	if tx != nil {
 		_ = tx.Rollback(ctx)
 	}

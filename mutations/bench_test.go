@@ -34,3 +34,29 @@ func BenchmarkMutationRoundTrip(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkRequestOf100 compares a request of one transaction with a
+// request of 100 (one row each): issue 18 wants the second at most 3× the
+// first. Each reports ns per request.
+func BenchmarkRequestOf100(b *testing.B) {
+	e := newEnv(b, mutations.Options{}, `CREATE TABLE bench (id bigint PRIMARY KEY, title text)`)
+	var ids atomic.Int64
+	for _, n := range []int{1, 100} {
+		b.Run(fmt.Sprintf("transactions-%d", n), func(b *testing.B) {
+			client := fmt.Sprintf("bench-%d", n)
+			seq := int64(0)
+			for i := 0; i < b.N; i++ {
+				txs := make([]volt.ClientTransaction, n)
+				for k := range txs {
+					seq++
+					txs[k] = txn(seq, ins("bench", row{"id": ids.Add(1), "title": "t"}))
+				}
+				for _, r := range e.post(client, txs...) {
+					if r.Status != volt.StatusAccepted {
+						b.Fatalf("%+v", r)
+					}
+				}
+			}
+		})
+	}
+}

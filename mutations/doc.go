@@ -19,9 +19,11 @@
 // it.
 //
 // Files: handler.go (HTTP, options, caps, the per-client lock), decode.go
-// (strict field names), slots.go (connections for client transactions,
-// fewest turns first), apply.go (one transaction's life), pipeline.go
-// (its statements in as few round trips as possible),
+// (strict field names), apply.go (a request's life, one
+// transaction's rejection or replay), batch.go (client transactions of
+// one or many requests in one Postgres transaction, a savepoint each, one
+// COMMIT: group commit), pipeline.go (statements in as few round trips as
+// possible),
 // receipts.go (volt.clients, volt.receipts, LSN), steps.go (validation,
 // dependencies), rows.go and exec.go (row mutations as SQL), order.go
 // (foreign-key order), catalog.go (cached table definitions and FK graph),

@@ -128,7 +128,11 @@ type Handler struct {
 	named map[string]NamedFunc
 
 	clients clientLocks
-	slots   *slots // one per connection of pool
+	commits committer // batches, at most one per connection of pool
+
+	// beforeCommit, set by tests, runs in each batch's transaction before
+	// its COMMIT.
+	beforeCommit func(ctx context.Context, tx pgx.Tx)
 }
 
 // New returns a Handler writing through pool. Run Migrate first.
@@ -156,7 +160,7 @@ func New(pool *pgxpool.Pool, opts Options) *Handler {
 	}
 	h := &Handler{pool: pool, opts: opts, catalog: newCatalog(), named: map[string]NamedFunc{}, clients: clientLocks{m: map[string]*clientLock{}}}
 	if pool != nil {
-		h.slots = newSlots(int(pool.Config().MaxConns))
+		h.commits.max = int(pool.Config().MaxConns)
 	}
 	return h
 }

@@ -3,7 +3,6 @@ package mutations
 import (
 	"context"
 	"errors"
-	"strconv"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -64,13 +63,15 @@ func ifMissing(sql string) string {
 
 // pipe is the statements of one round trip and how to read each result.
 type pipe struct {
-	b     pgx.Batch
-	reads []func(pgx.BatchResults) error
-	ops   []*rowOp // each statement's row mutation, or nil
+	b      pgx.Batch
+	reads  []func(pgx.BatchResults) error
+	ops    []*rowOp // each statement's row mutation, or nil
+	owners []int    // each statement's member of the batch, or -1
+	cur    int      // the member whose statements are being queued
 }
 
 func newPipe(begin bool) *pipe {
-	p := &pipe{}
+	p := &pipe{cur: -1}
 	if begin {
 		p.b.BeginTx(pgx.TxOptions{})
 		p.add(nil, nil)
@@ -83,7 +84,7 @@ func (p *pipe) add(op *rowOp, read func(pgx.BatchResults) error) {
 	if read == nil {
 		read = func(br pgx.BatchResults) error { _, err := br.Exec(); return err }
 	}
-	p.reads, p.ops = append(p.reads, read), append(p.ops, op)
+	p.reads, p.ops, p.owners = append(p.reads, read), append(p.ops, op), append(p.owners, p.cur)
 }
 
 func (p *pipe) exec(op *rowOp, sql string, args ...any) int {
@@ -110,43 +111,6 @@ func (p *pipe) commit() int {
 		return err
 	})
 	return len(p.reads) - 1
-}
-
-type batchSender interface {
-	SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults
-}
-
-// send sends the statements and reads their results in order. failed is
-// the index of the first statement that failed (its error err; Postgres
-// skipped the later ones), or -1. tx is the transaction a pipe made with
-// begin started.
-func (p *pipe) send(ctx context.Context, s batchSender) (tx pgx.Tx, failed int, err error) {
-	br := s.SendBatch(ctx, &p.b)
-	failed = -1
-	for i, read := range p.reads {
-		if err = read(br); err != nil {
-			failed = i
-			break
-		}
-	}
-	// Once every result is read, a failure to read the final sync says
-	// nothing about them (a broken connection is not reused).
-	_ = br.Close()
-	var pre pgx.ErrPreprocessingBatch
-	if errors.As(err, &pre) {
-		// Nothing ran: the statements could not be prepared. The one that
-		// Postgres refused is the failing one of a mutation; anything else
-		// (a broken connection) is the first statement's failure.
-		failed = 0
-		var pgErr *pgconn.PgError
-		for i, q := range p.b.QueuedQueries {
-			if q.SQL == pre.SQL() && p.ops[i] != nil && errors.As(err, &pgErr) {
-				failed = i
-				break
-			}
-		}
-	}
-	return br.Tx(), failed, err
 }
 
 // raised reports whether err is volt.fail's code.
@@ -197,102 +161,4 @@ func (h *Handler) queueRow(ctx context.Context, p *pipe, op *rowOp) (checked boo
 	}
 	p.exec(op, ifMissing(sql), args...)
 	return false, nil
-}
-
-// execution is how one attempt at a client transaction ended.
-type execution struct {
-	res volt.MutationResult // accepted, when err is nil
-	tx  pgx.Tx              // to roll back after a failure (may be closed); nil once committed
-	err error               // why the transaction failed
-	// notNext: the seq is not the client's next one (err is nil).
-	// ours: err is about volt's own statements, not the write (retry).
-	notNext, ours bool
-}
-
-// execute runs the steps of one client transaction with its seq check and
-// receipt, and commits it.
-func (h *Handler) execute(ctx context.Context, conn batchSender, clientID string, seq int64, steps []step) execution {
-	var x execution
-	var txid, lsn int64
-	var syncCommit *string
-	p := newPipe(true)
-	p.exec(nil, "SET CONSTRAINTS ALL DEFERRED")
-	seqAt := p.scan(nextSeqSQL, []any{clientID, seq}, &txid, &x.res.Xid8, &syncCommit)
-	commitAt, walAt := -1, -1
-	send := func() bool {
-		var failed int
-		var err error
-		if x.tx == nil {
-			x.tx, failed, err = p.send(ctx, conn)
-		} else {
-			_, failed, err = p.send(ctx, x.tx)
-		}
-		switch {
-		case err == nil, failed == walAt:
-			// A failed read of the WAL position comes after the COMMIT:
-			// only the upper bound is missing.
-			return true
-		case failed <= seqAt && raised(err, codeNotNext):
-			x.notNext = true
-		case failed <= seqAt:
-			x.err, x.ours = err, true
-		case p.ops[failed] != nil && raised(err, codeMissing):
-			x.err = missing(p.ops[failed])
-		default:
-			x.err = err
-		}
-		return false
-	}
-	for i := 0; ; {
-		checks := false
-		for ; i < len(steps) && h.pipelined(steps[i]); i++ {
-			c, err := h.queueRow(ctx, p, steps[i].row)
-			if err != nil {
-				x.err = err
-				return x
-			}
-			checks = checks || c
-		}
-		last := i == len(steps)
-		if last && !checks {
-			commitAt = p.commit()
-			walAt = p.scan(walPositionSQL, nil, &lsn)
-		}
-		if !send() {
-			return x
-		}
-		seqAt = -1 // only the first round trip checks the seq
-		if last {
-			if commitAt < 0 {
-				// The Checks of inserted rows passed: COMMIT.
-				p = newPipe(false)
-				commitAt = p.commit()
-				walAt = p.scan(walPositionSQL, nil, &lsn)
-				if !send() {
-					return x
-				}
-			}
-			break
-		}
-		// Go runs between this step and the next statement.
-		var err error
-		if st := steps[i]; st.row != nil {
-			err = h.execRow(ctx, x.tx, st.row)
-		} else {
-			err = st.fn(ctx, x.tx, st.args)
-		}
-		if err != nil {
-			x.err = err
-			return x
-		}
-		i++
-		p = newPipe(false)
-		commitAt, walAt = -1, -1
-	}
-	x.tx = nil // committed
-	x.res.Status, x.res.Txid = volt.StatusAccepted, uint64(txid)
-	if lsn > 0 {
-		x.res.LSN = strconv.FormatInt(lsn, 10)
-	}
-	return x
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 )
 
@@ -39,6 +38,14 @@ WITH r AS (
 )
 SELECT 1`
 
+// txQuerier is a connection or a transaction: rejections and replays are
+// read and recorded in a transaction of their own, or in a savepoint of a
+// batch.
+type txQuerier interface {
+	querier
+	Begin(ctx context.Context) (pgx.Tx, error)
+}
+
 // receiptDetail holds what a rejection returns beyond code and message.
 type receiptDetail struct {
 	Constraint string          `json:"constraint,omitempty"`
@@ -47,7 +54,7 @@ type receiptDetail struct {
 
 // storeRejection records r for seq in a transaction of its own. When seq
 // was decided meanwhile (a concurrent request), the stored result wins.
-func (h *Handler) storeRejection(ctx context.Context, conn *pgxpool.Conn, clientID string, seq int64, r volt.MutationResult) volt.MutationResult {
+func (h *Handler) storeRejection(ctx context.Context, conn txQuerier, clientID string, seq int64, r volt.MutationResult) volt.MutationResult {
 	var out volt.MutationResult
 	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
 		last, err := lockClient(ctx, tx, clientID)

@@ -261,40 +261,45 @@ func onePoolEnv(t *testing.T, opts mutations.Options, schema ...string) *env {
 	return e
 }
 
-// waitForAcquire waits until a goroutine waits for a write connection.
-func waitForAcquire(t *testing.T) {
+// waitForQueued waits until n goroutines wait for their transactions to be
+// applied.
+func waitForQueued(t *testing.T, n int) {
 	t.Helper()
 	buf := make([]byte, 1<<20)
 	for deadline := time.Now().Add(10 * time.Second); ; {
-		if strings.Contains(string(buf[:runtime.Stack(buf, true)]), "mutations.(*slots).acquire") {
+		if strings.Count(string(buf[:runtime.Stack(buf, true)]), "mutations.(*Handler).submit(") >= n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("nobody waits for a connection")
+			t.Fatalf("fewer than %d requests wait", n)
 		}
 		time.Sleep(time.Millisecond)
 	}
 }
 
-// TestConnectionPerTransaction: a request holds a connection only while
-// one of its transactions runs, so another client's write on a
-// one-connection pool goes between the transactions of a long request.
-func TestConnectionPerTransaction(t *testing.T) {
-	e := onePoolEnv(t, mutations.Options{}, todos)
+// TestLongRequestYieldsBetweenChunks: a request applies its transactions
+// in chunks, one batch each, so on a one-connection pool another client's
+// write that arrives during a chunk goes in before the next chunk (in the
+// same batch), not after the whole request.
+func TestLongRequestYieldsBetweenChunks(t *testing.T) {
+	e := onePoolEnv(t, mutations.Options{MaxTransactions: 1000}, todos)
 	started, release := block(e)
+	long := []volt.ClientTransaction{txn(1, named("block", `"long-1"`))}
+	for i := 2; i <= 150; i++ {
+		long = append(long, txn(int64(i), ins("todos", row{"id": fmt.Sprint("l", i), "title": "t"})))
+	}
+	long = append(long, txn(151, named("block", `"long-2"`)))
 	done := make(chan []volt.MutationResult)
-	go func() {
-		done <- e.post("long", txn(1, named("block", `"long-1"`)), txn(2, named("block", `"long-2"`)))
-	}()
+	go func() { done <- e.post("long", long...) }()
 	if got := <-started; got != `"long-1"` {
 		t.Fatalf("started %s", got)
 	}
 	other := make(chan []volt.MutationResult)
 	go func() { other <- e.post("other", txn(1, named("block", `"other"`))) }()
-	waitForAcquire(t)
-	release <- struct{}{} // long-1 commits
+	waitForQueued(t, 2)
+	release <- struct{}{} // long's first chunk commits
 	if got := <-started; got != `"other"` {
-		t.Fatalf("after long-1, %s ran: the long request kept its connection", got)
+		t.Fatalf("after long's first chunk, %s ran: the long request kept its connection", got)
 	}
 	close(release)
 	for _, rs := range [][]volt.MutationResult{<-other, <-done} {

@@ -131,3 +131,11 @@ func (d *dependencies) blocking(steps []step) (int64, bool) {
 	}
 	return 0, false
 }
+
+func (d *dependencies) clone() *dependencies {
+	c := newDependencies()
+	for id, seq := range d.rejected {
+		c.rejected[id] = seq
+	}
+	return c
+}
