@@ -71,32 +71,39 @@ func methodLabel(m string) string {
 // duration. The query string is never logged: it may carry the secret.
 func (s *Server) observe(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		m, debug := s.Metrics, s.Logger.Enabled(r.Context(), slog.LevelDebug)
-		if m == nil && !debug {
+		if s.Metrics == nil && !s.Logger.Enabled(r.Context(), slog.LevelDebug) {
 			h.ServeHTTP(w, r)
 			return
 		}
+		// The request is served in this small frame and recorded in
+		// another: a parked long-poll waits below this frame, whose size
+		// counts in its stack (serveShape).
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w}
 		h.ServeHTTP(rec, r)
-		d := time.Since(start)
-		status := rec.status
-		if status == 0 {
-			status = http.StatusOK
-		}
-		if m != nil {
-			route := routeLabel(r)
-			live := strconv.FormatBool(route == "/v1/shape" && boolish(r.URL.Query(), volt.ParamLive))
-			m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
-			m.duration.WithLabelValues(route, live).Observe(d.Seconds())
-		}
-		if debug {
-			s.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request",
-				slog.String("method", r.Method), slog.String("path", normalisePath(r.URL)),
-				slog.String("handle", r.URL.Query().Get(volt.ParamHandle)), slog.Int("status", status),
-				slog.Int64("bytes", rec.bytes), slog.Duration("duration", d))
-		}
+		s.record(r, rec, start)
 	})
+}
+
+// record counts a served request and logs it at debug level.
+func (s *Server) record(r *http.Request, rec *statusRecorder, start time.Time) {
+	d := time.Since(start)
+	status := rec.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	if m := s.Metrics; m != nil {
+		route := routeLabel(r)
+		live := strconv.FormatBool(route == "/v1/shape" && boolish(r.URL.Query(), volt.ParamLive))
+		m.requests.WithLabelValues(route, methodLabel(r.Method), strconv.Itoa(status)).Inc()
+		m.duration.WithLabelValues(route, live).Observe(d.Seconds())
+	}
+	if s.Logger.Enabled(r.Context(), slog.LevelDebug) {
+		s.Logger.LogAttrs(r.Context(), slog.LevelDebug, "http request",
+			slog.String("method", r.Method), slog.String("path", normalisePath(r.URL)),
+			slog.String("handle", r.URL.Query().Get(volt.ParamHandle)), slog.Int("status", status),
+			slog.Int64("bytes", rec.bytes), slog.Duration("duration", d))
+	}
 }
 
 // statusRecorder notes a response's status and size.

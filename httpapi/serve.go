@@ -16,13 +16,34 @@ import (
 	"github.com/voltsync/volt/shapelog"
 )
 
-// serveShape answers GET/HEAD /v1/shape.
+// serveShape answers GET/HEAD/POST /v1/shape.
+//
+// A long-poll with nothing to send yet waits here, in this shallow frame,
+// once the request's parsing, lookup and first read have returned: the
+// goroutine's stack, grown by those helpers, is then mostly unused while
+// it waits, and the runtime shrinks it at the next GC (it halves a stack
+// less than a quarter used), so parked polls hold small stacks.
 func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 	p, admitted := s.admit(w, r)
 	if !admitted {
 		return
 	}
 	defer p.release()
+	lr, ss := s.startShape(w, r, p)
+	for lr != nil {
+		lr = s.resumeLog(lr, s.wait(lr.r, lr.e, lr.changed, lr.timeoutC, lr.boundsC))
+	}
+	if ss != nil {
+		for s.sendSSE(ss) && s.awaitSSE(ss) {
+		}
+		ss.stop()
+	}
+}
+
+// startShape parses, authorizes and resolves a request and answers it,
+// except for what must wait: a read of the log or an SSE stream, which it
+// returns for serveShape to wait on.
+func (s *Server) startShape(w http.ResponseWriter, r *http.Request, p *permit) (*logRead, *sseStream) {
 	if p.kind == kindInitial {
 		w = &admittedWriter{ResponseWriter: w, p: p, limit: s.Config.MaxConcurrentExisting}
 	}
@@ -31,7 +52,7 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 	if r.Method == http.MethodPost {
 		var ok bool
 		if sub, ok = readPostBody(w, r); !ok {
-			return
+			return nil, nil
 		}
 	}
 	if sub == nil {
@@ -39,44 +60,43 @@ func (s *Server) serveShape(w http.ResponseWriter, r *http.Request) {
 		sub, subErrs = subsetFromQuery(q)
 		if len(subErrs) > 0 {
 			writeError(w, r, http.StatusBadRequest, map[string]any{"message": "Invalid request", "errors": map[string]any{"subset": subErrs}})
-			return
+			return nil, nil
 		}
 	}
 	req, errs := parseRequest(q)
 	if len(errs) > 0 {
 		writeInvalid(w, r, errs)
-		return
+		return nil, nil
 	}
 	w, ok := s.authorizeRead(w, r, req, sub)
 	if !ok {
-		return
+		return nil, nil
 	}
 	if req.ruled {
 		r = withRuled(r)
 	}
 	sh, ok := s.resolveShape(w, r, req)
 	if !ok {
-		return
+		return nil, nil
 	}
 	e, ok := s.resolveEntry(w, r, req, sh)
 	if !ok {
-		return
+		return nil, nil
 	}
 	if sub != nil {
 		if s.awaitReady(w, r, e) {
 			s.serveSubset(w, r, req, e, sub)
 		}
-		return
+		return nil, nil
 	}
 	if req.now {
 		s.serveNow(w, r, req, e)
-		return
+		return nil, nil
 	}
 	if req.sse {
-		s.serveSSE(w, r, req, e)
-		return
+		return nil, s.serveSSE(w, r, req, e)
 	}
-	s.serveLog(w, r, req, e)
+	return s.serveLog(w, r, req, e), nil
 }
 
 // resolveShape builds the requested shape, writing the 400/503 itself.
@@ -284,17 +304,60 @@ type readResult struct {
 // slowly (or stops) then pins a bounded buffer, not a chunk of the log.
 const streamThreshold = 128 << 10
 
-// read reads after offset, waiting for snapshot chunks and, for live
-// requests, for new entries until timeout. ok=false: a response was written.
+// logRead is a read of a shape's log that may wait: for snapshot chunks,
+// for an offset the server has not reached yet and, for a live request,
+// for new entries until the long-poll timeout.
+type logRead struct {
+	w    http.ResponseWriter
+	r    *http.Request
+	req  *request
+	e    *shapecache.Entry
+	live bool
+
+	deadline      *time.Timer // the long-poll timeout (live requests)
+	bounds        *time.Timer // started once the offset is out of bounds
+	boundsExpired bool
+	last          shapelog.ReadResult // the last read, answered on timeout
+
+	// What the next wait is for (set by step).
+	changed           <-chan struct{}
+	timeoutC, boundsC <-chan time.Time
+}
+
+func (s *Server) newLogRead(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry, live bool, timeout time.Duration) *logRead {
+	return &logRead{w: w, r: r, req: req, e: e, live: live, deadline: time.NewTimer(timeout)}
+}
+
+func (lr *logRead) stop() {
+	lr.deadline.Stop()
+	if lr.bounds != nil {
+		lr.bounds.Stop()
+	}
+}
+
+// read reads after offset, waiting in this frame (see logRead) until
+// there is something to answer. ok=false: a response was written.
 func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry, live bool, timeout time.Duration) (readResult, bool) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	var boundsWait <-chan time.Time
-	boundsExpired := false
+	lr := s.newLogRead(w, r, req, e, live, timeout)
+	defer lr.stop()
+	for {
+		if res, ok, done := s.step(lr); done {
+			return res, ok
+		}
+		if res, ok, done := s.afterWait(lr, s.wait(r, e, lr.changed, lr.timeoutC, lr.boundsC)); done {
+			return res, ok
+		}
+	}
+}
+
+// step reads after lr's offset. done: the result to answer (ok=false: a
+// response was written); otherwise lr's channels say what to wait for.
+func (s *Server) step(lr *logRead) (res readResult, ok, done bool) {
+	w, r, req, e := lr.w, lr.r, lr.req, lr.e
 	for {
 		if e.IsGone() {
 			s.goneResponse(w, r, e)
-			return readResult{}, false
+			return readResult{}, false, true
 		}
 		changed := e.Changed()
 		var res shapelog.ReadResult
@@ -305,12 +368,15 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 			// as one read shared with identical requests.
 			res, err = s.readShared(e, req.offset, changed, nil)
 		case p.Bytes > streamThreshold:
-			return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release}, true
+			return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release}, true, true
 		default:
 			res, err = s.readShared(e, req.offset, changed, &p)
 			release()
 		}
-		var timeoutC <-chan time.Time
+		lr.changed, lr.timeoutC, lr.boundsC, lr.last = changed, nil, nil, res
+		if lr.bounds != nil {
+			lr.boundsC = lr.bounds.C
+		}
 		switch {
 		case errors.Is(err, shapelog.ErrSnapshotPending):
 		case err != nil:
@@ -319,33 +385,37 @@ func (s *Server) read(w http.ResponseWriter, r *http.Request, req *request, e *s
 			}
 			s.Logger.Error("read shape log", "handle", e.Handle, "err", err)
 			writeError(w, r, http.StatusInternalServerError, map[string]string{"error": "Internal server error"})
-			return readResult{}, false
+			return readResult{}, false, true
 		case s.outOfBounds(req.offset, e):
-			if boundsExpired {
+			if lr.boundsExpired {
 				writeInvalid(w, r, fieldErrors{"offset": {"out of bounds for this shape"}})
-				return readResult{}, false
+				return readResult{}, false, true
 			}
-			if boundsWait == nil {
-				t := time.NewTimer(s.Config.LongPollTimeout / 2)
-				defer t.Stop()
-				boundsWait = t.C
+			if lr.bounds == nil {
+				lr.bounds = time.NewTimer(s.Config.LongPollTimeout / 2)
+				lr.boundsC = lr.bounds.C
 			}
-		case live && len(res.Entries) == 0:
-			timeoutC = deadline.C
+		case lr.live && len(res.Entries) == 0:
+			lr.timeoutC = lr.deadline.C
 		default:
-			return readResult{ReadResult: res}, true
+			return readResult{ReadResult: res}, true, true
 		}
-		switch s.wait(r, e, changed, timeoutC, boundsWait) {
-		case woke:
-		case timedOut:
-			return readResult{ReadResult: res, timedOut: true}, true
-		case boundsTimedOut:
-			boundsExpired = true
-		case cancelled:
-			s.interrupted(w, r)
-			return readResult{}, false
-		}
+		return readResult{}, false, false
 	}
+}
+
+// afterWait applies the outcome of a wait: done when it ends the read.
+func (s *Server) afterWait(lr *logRead, outcome int) (res readResult, ok, done bool) {
+	switch outcome {
+	case timedOut:
+		return readResult{ReadResult: lr.last, timedOut: true}, true, true
+	case boundsTimedOut:
+		lr.boundsExpired = true
+	case cancelled:
+		s.interrupted(lr.w, lr.r)
+		return readResult{}, false, true
+	}
+	return readResult{}, false, false
 }
 
 // Outcomes of wait.
@@ -460,11 +530,39 @@ func (s *Server) globalLSN(e *shapecache.Entry) uint64 {
 }
 
 // serveLog answers a non-SSE request (initial, catch-up or long-poll).
-func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry) {
-	res, ok := s.read(w, r, req, e, req.live, s.Config.LongPollTimeout)
-	if !ok {
-		return
+// When the read must wait it returns it, for serveShape to wait on and
+// resume with resumeLog; nil once answered.
+func (s *Server) serveLog(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry) *logRead {
+	return s.advanceLog(s.newLogRead(w, r, req, e, req.live, s.Config.LongPollTimeout))
+}
+
+// resumeLog carries on with a read after its wait.
+func (s *Server) resumeLog(lr *logRead, outcome int) *logRead {
+	if res, ok, done := s.afterWait(lr, outcome); done {
+		lr.stop()
+		if ok {
+			s.answerLog(lr.w, lr.r, lr.req, lr.e, res)
+		}
+		return nil
 	}
+	return s.advanceLog(lr)
+}
+
+// advanceLog reads again: it answers, or returns lr to wait on.
+func (s *Server) advanceLog(lr *logRead) *logRead {
+	res, ok, done := s.step(lr)
+	if !done {
+		return lr
+	}
+	lr.stop()
+	if ok {
+		s.answerLog(lr.w, lr.r, lr.req, lr.e, res)
+	}
+	return nil
+}
+
+// answerLog writes the response of a log read.
+func (s *Server) answerLog(w http.ResponseWriter, r *http.Request, req *request, e *shapecache.Entry, res readResult) {
 	if res.release != nil {
 		defer res.release()
 	}
