@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 )
 
@@ -74,9 +75,13 @@ func WithBackoff(min, max time.Duration) Option {
 	return func(c *Client) { c.minBackoff, c.maxBackoff = min, max }
 }
 
-// New returns a Client of the server at rawURL: its base URL
-// ("http://localhost:3000") or a proxy in front of it. Query parameters
-// in rawURL are kept on every request (proxies use them).
+// New returns a Client of the server at rawURL, its base URL
+// ("http://localhost:3000"): shapes are read from <base>/v1/shape and
+// writes sent to <base>/v1/mutations, a path in rawURL being a prefix
+// ("https://example.com/sync" reads https://example.com/sync/v1/shape).
+// A proxy that serves shapes at another path is given per shape
+// (ShapeURL). Query parameters in rawURL are kept on every request
+// (proxies use them).
 func New(rawURL string, opts ...Option) (*Client, error) {
 	if rawURL == "" {
 		return nil, errors.New("client: New needs the server's URL")
@@ -127,13 +132,12 @@ func (c *Client) observer() func(error, int, time.Duration) {
 	}
 }
 
-// endpoint returns the URL of path on c's server: c's base URL with path
-// when the base has none.
+// endpoint returns the URL of path on c's server: path after c's base
+// URL's path.
 func (c *Client) endpoint(path string) *url.URL {
 	u := *c.base
-	if u.Path == "" || u.Path == "/" {
-		u.Path = path
-	}
+	u.Path = strings.TrimSuffix(u.Path, "/") + path
+	u.RawPath = ""
 	return &u
 }
 
@@ -147,6 +151,15 @@ func (c *Client) shapeOptions(def ShapeDef, opts []ShapeOption) shapeOptions {
 	}
 	for _, opt := range opts {
 		opt(&o)
+	}
+	if o.proxy != "" {
+		ref, err := url.Parse(o.proxy)
+		if err != nil {
+			o.URL = "" // newStream reports it
+			o.proxyErr = fmt.Errorf("client: ShapeURL %q: %w", o.proxy, err)
+		} else {
+			o.URL = c.base.ResolveReference(ref).String()
+		}
 	}
 	return o
 }
@@ -216,6 +229,14 @@ type ShapeOption func(*shapeOptions)
 // beginning. offset "-1" is the beginning, "now" skips the existing rows.
 func Resume(handle, offset string) ShapeOption {
 	return func(o *shapeOptions) { o.Handle, o.Offset = handle, offset }
+}
+
+// ShapeURL reads the shape from rawURL instead of <base>/v1/shape: a
+// proxy in front of the shape API, which may set the table and where
+// clause itself. A relative URL ("/api/todos") is resolved against the
+// Client's base URL; query parameters in it are kept.
+func ShapeURL(rawURL string) ShapeOption {
+	return func(o *shapeOptions) { o.proxy = rawURL }
 }
 
 // LiveSSE follows live changes with Server-Sent Events instead of long

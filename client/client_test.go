@@ -5,11 +5,16 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/client"
 )
 
@@ -65,5 +70,54 @@ func TestLoggerAndOnErrorSeeTheCause(t *testing.T) {
 	}
 	if n := strings.Count(buf.String(), "volt client: retrying"); n != 3 || !strings.Contains(buf.String(), "connection refused") {
 		t.Errorf("log (%d retries):\n%s", n, buf.String())
+	}
+}
+
+// TestClientURLs: shapes are read from <base>/v1/shape and writes sent to
+// <base>/v1/mutations, the base's path a prefix; ShapeURL names a proxy.
+func TestClientURLs(t *testing.T) {
+	var mu sync.Mutex
+	var got []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		got = append(got, r.Method+" "+r.URL.Path+" table="+r.URL.Query().Get("table")+" key="+r.URL.Query().Get("key"))
+		mu.Unlock()
+		w.WriteHeader(http.StatusBadRequest) // ends each call at once
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	c, err := client.New(srv.URL + "/sync/?key=k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(opts ...client.ShapeOption) {
+		sh, err := c.Shape(client.ShapeDef{Table: "todos"}, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sh.Run(ctx); !errors.Is(err, client.ErrBadRequest) {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+	run()
+	run(client.ShapeURL("/api/todos"))
+	run(client.ShapeURL("http://" + srv.Listener.Addr().String() + "/other?key=p"))
+	w, _ := c.Writer("urls")
+	if _, err := w.Write(ctx, []volt.Mutation{{Op: volt.OpDelete, Table: "todos", Key: map[string]any{"id": 1}}}); !errors.Is(err, client.ErrBadRequest) {
+		t.Fatalf("Write: %v", err)
+	}
+	want := []string{
+		"GET /sync/v1/shape table=todos key=k",
+		"GET /api/todos table=todos key=",
+		"GET /other table=todos key=p",
+		"POST /sync/v1/mutations table= key=k",
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Equal(got, want) {
+		t.Fatalf("requests\n%q\nwant\n%q", got, want)
+	}
+	if _, err := c.Shape(client.ShapeDef{Table: "todos"}, client.ShapeURL("http://[::1")); err == nil {
+		t.Error("a ShapeURL that does not parse was accepted")
 	}
 }

@@ -12,6 +12,9 @@
 //
 //	c, err := client.New("http://localhost:3000", client.WithToken(token))
 //
+// A proxy in front of the shape API that serves a shape at a path of its
+// own is named per shape with the ShapeURL option.
+//
 // # Rows
 //
 // ShapeOf follows a shape (ShapeDef: a table, a where clause, columns) and

@@ -47,6 +47,9 @@ type shapeOptions struct {
 	Headers http.Header
 	// tokens gives the bearer token of each request (Client).
 	tokens TokenSource
+	// proxy is the ShapeURL option; proxyErr tells why it does not parse.
+	proxy    string
+	proxyErr error
 	// HTTPClient makes the requests; nil means http.DefaultClient. Its
 	// Timeout, if any, must exceed the server's long-poll timeout (20 s).
 	HTTPClient *http.Client
@@ -84,6 +87,9 @@ type shapeOptions struct {
 
 // validate checks o and fills in defaults.
 func (o *shapeOptions) validate() (*url.URL, error) {
+	if o.proxyErr != nil {
+		return nil, o.proxyErr
+	}
 	if o.URL == "" {
 		return nil, errors.New("client: the shape URL is required")
 	}

@@ -216,3 +216,33 @@ func TestRejectionIsAnError(t *testing.T) {
 		t.Fatalf("WriteBatch: %+v, %v", results, err)
 	}
 }
+
+func TestRefreshingTokenCachesUntilExpiry(t *testing.T) {
+	n := 0
+	rt := client.NewRefreshingToken(func(context.Context) (string, time.Time, error) {
+		n++
+		exp := time.Now().Add(time.Hour)
+		if n == 1 {
+			exp = time.Now().Add(5 * time.Second) // within the 10 s margin: stale at once
+		}
+		return fmt.Sprint("t", n), exp, nil
+	})
+	ctx := context.Background()
+	var got []string
+	for range 3 {
+		tok, err := rt.Token(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, tok)
+	}
+	rt.Invalidate("t1") // an old token: ignored
+	tok, _ := rt.Token(ctx)
+	got = append(got, tok)
+	rt.Invalidate("t2")
+	tok, _ = rt.Token(ctx)
+	got = append(got, tok)
+	if want := []string{"t1", "t2", "t2", "t2", "t3"}; fmt.Sprint(got) != fmt.Sprint(want) || n != 3 {
+		t.Fatalf("tokens %v after %d fetches, want %v after 3", got, n, want)
+	}
+}
