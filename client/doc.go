@@ -33,8 +33,9 @@
 //
 // Client.Shape keeps the rows as maps (Row: column name to a typed value,
 // see Column.Parse) for code that does not know the columns in advance;
-// a TypedShape embeds that Shape, so both forms are at hand. All iterates
-// over the rows without copying them; Rows and Get copy.
+// a TypedShape embeds that Shape, so both forms are at hand. Shape.All
+// iterates over the rows without cloning them (read, do not modify); Rows
+// and Get clone each row.
 //
 // # Live updates
 //

@@ -55,8 +55,8 @@ func (ts *TypedShape[T]) remove(key string) { delete(ts.rows, key) }
 func (ts *TypedShape[T]) reset() { clear(ts.rows) }
 
 // All returns an iterator over the current rows, ordered by key, with
-// their keys. It reads the rows as of the call, without copying them into
-// a slice first; the loop body may call the shape's methods.
+// their keys: the rows as of the call. The loop body may call the shape's
+// methods.
 func (ts *TypedShape[T]) All() iter.Seq2[string, T] {
 	return func(yield func(string, T) bool) {
 		ts.mu.Lock()
