@@ -295,3 +295,53 @@ func TestParsePlanDisjunctLimit(t *testing.T) {
 		t.Errorf("10^40 disjuncts: %v", err)
 	}
 }
+
+// TestMoveInWhereNamesEveryParameter: a move-in query is given the
+// views before for every dependency and the views after for those
+// MoveInAfterDeps names, and its WHERE must use each of those parameters
+// and no other (Postgres refuses a query with a parameter it does not
+// use; with two subqueries ORed, the other one's view after once was).
+func TestMoveInWhereNamesEveryParameter(t *testing.T) {
+	for _, clause := range []string{
+		"parent_id IN (SELECT id FROM parent WHERE flag) OR team_id IN (SELECT team_id FROM memberships)",
+		"parent_id IN (SELECT id FROM parent WHERE flag) AND (team_id IN (SELECT team_id FROM memberships) OR value = 1)",
+		"x NOT IN (SELECT id FROM parent) OR ((user_id, team_id) IN (SELECT user_id, team_id FROM memberships) AND y IN (SELECT value FROM parent))",
+	} {
+		p, err := sqParse(clause, nil)
+		if err != nil {
+			t.Fatalf("%s: %v", clause, err)
+		}
+		for d := range p.Deps {
+			n := 0
+			var want []int
+			number := func(used []bool) ViewParams {
+				vp := make(ViewParams, len(p.Deps))
+				for dep := range p.Deps {
+					if used != nil && !used[dep] {
+						continue
+					}
+					vp[dep] = n + 1
+					for range p.Deps[dep].Types {
+						n++
+						want = append(want, n)
+					}
+				}
+				return vp
+			}
+			before := number(nil)
+			after := number(p.MoveInAfterDeps(d))
+			sql := p.MoveInWhereSQL(d, before, after)
+			for _, k := range want {
+				if !strings.Contains(sql, fmt.Sprintf("$%d::", k)) {
+					t.Errorf("%s, move-in of dependency %d: $%d is passed but not used: %s", clause, d, k, sql)
+				}
+			}
+			if strings.Contains(sql, fmt.Sprintf("$%d::", n+1)) {
+				t.Errorf("%s, move-in of dependency %d: uses $%d, beyond the %d passed: %s", clause, d, n+1, n, sql)
+			}
+			if strings.Contains(sql, `FROM "`) {
+				t.Errorf("%s, move-in of dependency %d: a subquery is rendered live instead of against a view: %s", clause, d, sql)
+			}
+		}
+	}
+}
