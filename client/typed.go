@@ -2,7 +2,9 @@ package client
 
 import (
 	"iter"
+	"maps"
 	"reflect"
+	"slices"
 )
 
 // TypedShape is a Shape whose rows are also kept as values of the struct
@@ -60,7 +62,7 @@ func (ts *TypedShape[T]) reset() { clear(ts.rows) }
 func (ts *TypedShape[T]) All() iter.Seq2[string, T] {
 	return func(yield func(string, T) bool) {
 		ts.mu.Lock()
-		keys := ts.keysLocked()
+		keys := slices.Sorted(maps.Keys(ts.rows))
 		vals := make([]T, len(keys))
 		for i, k := range keys {
 			vals[i] = ts.rows[k]

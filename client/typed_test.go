@@ -208,6 +208,9 @@ func TestTypedShapeMoveOut(t *testing.T) {
 	if keys, _ := typedIDs(ts); !reflect.DeepEqual(keys, []string{"b"}) {
 		t.Fatalf("rows after the move-out %v, want [b]", keys)
 	}
+	if _, ok := ts.Get("a"); ok || len(ts.Rows()) != 1 {
+		t.Fatalf("typed row a after the move-out: %v, rows %+v", ok, ts.Rows())
+	}
 	if err := ts.apply(Batch{Events: []Event{&Move{Kind: MoveIn, Patterns: []MovePattern{{Pos: 0, Value: "p1"}}}, ins("a", 1, "p1"), &UpToDate{}}}); err != nil {
 		t.Fatal(err)
 	}
