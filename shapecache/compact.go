@@ -221,6 +221,10 @@ func (c *Cache) compact(old *Entry, quiet bool) {
 	}
 	old.retired = true
 	ops, rows := old.ops, old.rows
+	// The changes that reached the successor while it was snapshotting
+	// may already put it over the thresholds: check now rather than at
+	// its next change.
+	c.maybeCompactLocked(ne)
 	c.mu.Unlock()
 	c.Metrics.compacted(true)
 	c.Logger.Info("shape compacted", "handle", old.Handle, "successor", ne.Handle, "messages", ops, "rows", rows)
