@@ -173,3 +173,25 @@ func TestGroupCommitManyClients(t *testing.T) {
 	}
 	t.Logf("%d accepted in %d Postgres transactions, %d of them shared by several clients", accepted, txns, shared)
 }
+
+// TestFirstWriteOneRoundTrip: a client's first write (no volt.clients row
+// yet) goes in the same single round trip as any other; a new client's
+// seq other than 1 is out_of_order and leaves its queue at 0.
+func TestFirstWriteOneRoundTrip(t *testing.T) {
+	e, rt := tracedEnv(t, mutations.Options{}, `CREATE TABLE items (id int PRIMARY KEY)`)
+	wantAccepted(t, e.one("warm", 1, ins("items", row{"id": 0})))
+	rt.reset()
+	wantAccepted(t, e.one("new", 1, ins("items", row{"id": 1})))
+	if q, b := rt.queries.Load(), rt.batches.Load(); q != 0 || b != 1 {
+		t.Fatalf("a client's first write: %d statements and %d batches, want 0 and 1", q, b)
+	}
+	if r := e.one("newer", 3, ins("items", row{"id": 3})); r.Code != volt.CodeOutOfOrder || r.ExpectedSeq != 1 {
+		t.Fatalf("seq 3 of a new client: %+v", r)
+	}
+	if n := e.count(`SELECT count(*) FROM volt.clients WHERE client_id = 'newer' AND last_seq <> 0`) + e.count(`SELECT count(*) FROM items WHERE id = 3`); n != 0 {
+		t.Fatal("an out_of_order first write advanced the queue or left its row")
+	}
+	if n := e.count(`SELECT last_seq FROM volt.clients WHERE client_id = 'new'`); n != 1 {
+		t.Fatalf("last_seq %d", n)
+	}
+}

@@ -28,22 +28,26 @@ const (
 
 // nextSeqSQL advances the client's last_seq to $2 when $2 is the next
 // seq, and writes the accepted receipt, returning the 32-bit xid (as in
-// the shape stream's txids) and the 64-bit xid8. The UPDATE holds the
-// client's volt.clients row until the transaction ends (requests for one
-// client are serialised per transaction) and, under READ COMMITTED,
-// re-checks last_seq on the newest row version once it has the lock. Any
-// other seq, or a client without a row, raises codeNotNext: the slow path
-// (notNext) then tells a replay from out_of_order. Where
-// synchronous_commit is off it is raised to local for the transaction: an
-// accepted write is durable when it is answered (the client then forgets
-// it), and its commit record reaches replication at once.
+// the shape stream's txids) and the 64-bit xid8. A client without a row
+// gets one when $2 is 1 (its first write takes no slower path). The
+// upsert holds the client's volt.clients row until the transaction ends
+// (requests for one client are serialised per transaction) and, under
+// READ COMMITTED, re-checks last_seq on the newest row version once it
+// has the lock. Any other seq raises codeNotNext, and the row it may have
+// inserted goes with the rolled-back savepoint: the slow path (notNext)
+// then tells a replay from out_of_order. Where synchronous_commit is off
+// it is raised to local for the transaction: an accepted write is durable
+// when it is answered (the client then forgets it), and its commit record
+// reaches replication at once.
 const nextSeqSQL = `
 WITH c AS (
-  UPDATE volt.clients SET last_seq = $2 WHERE client_id = $1 AND last_seq = $2 - 1
+  INSERT INTO volt.clients AS c (client_id, last_seq) VALUES ($1, $2)
+  ON CONFLICT (client_id) DO UPDATE SET last_seq = $2 WHERE c.last_seq = $2 - 1
   RETURNING client_id
 ), r AS (
   INSERT INTO volt.receipts (client_id, seq, status, txid, xid8)
   SELECT client_id, $2, 'accepted', pg_current_xact_id()::xid::text::bigint, pg_current_xact_id()::text FROM c
+  WHERE $2 = 1 OR EXISTS (SELECT FROM volt.clients WHERE client_id = $1)
   RETURNING txid, xid8
 )
 SELECT coalesce((SELECT txid FROM r), volt.fail('` + codeNotNext + `', 'the seq is not the next one of the client')),
