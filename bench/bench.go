@@ -11,7 +11,7 @@
 // Run starts a throwaway Postgres (pgembed, fsync on) and `volt serve` as a
 // child process on a free loopback port, runs the scenarios of
 // ../shared/performance.md §6 that this version covers (S1, S4, S5, S10,
-// S8, S11, S2, S3, S13, S12) with bounded counts, and returns one Row per measurement and one
+// S8, S11, S2, S3, S13, S14, S12) with bounded counts, and returns one Row per measurement and one
 // Plot per sweep. `volt bench` prints the rows as a table and writes them,
 // with the plots as PNGs, to bench/results/.
 package bench
@@ -68,6 +68,14 @@ type Sizes struct {
 	S13Rows        int
 	S13Rounds      int
 	S13CompactWait time.Duration
+	// S14Users are the users with one live subquery shape each, S14Joins
+	// the timed members INSERTs, S14Rate and S14Duration the keep-up run,
+	// S14Settle how long Postgres' statistics are given to arrive.
+	S14Users    int
+	S14Joins    int
+	S14Rate     int
+	S14Duration time.Duration
+	S14Settle   time.Duration
 }
 
 // QuickSizes finish in under 3 minutes on a 2-core machine.
@@ -78,7 +86,8 @@ func QuickSizes() Sizes {
 		S11Shapes: []int{500, 10_000}, S11Parked: 1_000,
 		S2Clients: []int{50, 450}, S3Shapes: []int{50, 500},
 		S12Rows: 8_000, S12Clients: 20, S12Watch: 6 * time.Second,
-		S13Updates: 200, S13Rows: 2_000, S13Rounds: 5, S13CompactWait: 5 * time.Second}
+		S13Updates: 200, S13Rows: 2_000, S13Rounds: 5, S13CompactWait: 5 * time.Second,
+		S14Users: 1_000, S14Joins: 100, S14Rate: 1_000, S14Duration: 3 * time.Second, S14Settle: 11 * time.Second}
 }
 
 // FullSizes add the large sizes.
@@ -92,6 +101,7 @@ func FullSizes() Sizes {
 		S2Clients: []int{50, 450, 850, 1_250, 1_650, 2_050}, S3Shapes: []int{50, 500, 1_850, 3_650},
 		S12Rows: 12_000, S12Clients: 100, S12Watch: 15 * time.Second,
 		S13Updates: 1_000, S13Rows: 10_000, S13Rounds: 5, S13CompactWait: 10 * time.Second,
+		S14Users: 10_000, S14Joins: 100, S14Rate: 1_000, S14Duration: 5 * time.Second, S14Settle: 11 * time.Second,
 	}
 }
 
@@ -103,7 +113,8 @@ func TinySizes() Sizes {
 		S11Shapes: []int{10}, S11Parked: 5,
 		S2Clients: []int{5}, S3Shapes: []int{5},
 		S12Rows: 500, S12Clients: 3, S12Watch: time.Second,
-		S13Updates: 20, S13Rows: 200, S13Rounds: 2, S13CompactWait: time.Second}
+		S13Updates: 20, S13Rows: 200, S13Rounds: 2, S13CompactWait: time.Second,
+		S14Users: 20, S14Joins: 10, S14Rate: 200, S14Duration: 500 * time.Millisecond}
 }
 
 // Config is one benchmark run.
@@ -230,6 +241,9 @@ func scenarios(sz Sizes) []scenario {
 		{"s3", func(ctx context.Context, env *Env) ([]Row, error) { return runS3(ctx, env, sz.S3Shapes) }},
 		{"s13", func(ctx context.Context, env *Env) ([]Row, error) {
 			return runS13(ctx, env, sz.S13Updates, sz.S13Rows, sz.S13Rounds, sz.S13CompactWait)
+		}},
+		{"s14", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS14(ctx, env, sz.S14Users, sz.S14Joins, sz.S14Rate, sz.S14Duration, sz.S14Settle)
 		}},
 		{"s12", func(ctx context.Context, env *Env) ([]Row, error) {
 			return runS12(ctx, env, sz.S12Rows, sz.S12Clients, sz.S12Watch)
