@@ -122,7 +122,7 @@ func TestLoadConfigShapeUpkeep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.SnapshotConcurrency != 0 || c.MaxOpenLogs != 4000 || c.ShapeTTL != 0 || c.CompactMinOps != 4096 || c.CompactGrace != time.Minute {
+	if c.SnapshotConcurrency != 0 || c.MaxOpenLogs != 4000 || c.ShapeTTL != 0 || c.CompactMinOps != 32 || c.CompactGrace != time.Minute {
 		t.Fatalf("defaults: %+v", c)
 	}
 	c, err = LoadConfig([]string{"-snapshot-concurrency", "3", "-max-open-logs", "10", "-shape-ttl", "1h", "-compact-min-ops", "-1", "-compact-grace", "5s"}, env(nil))
