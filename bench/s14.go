@@ -18,10 +18,11 @@ const (
 	s14Items          = "s14_projects_items"
 	s14Members        = "s14_members"
 	s14Plain          = "s14_plain"
-	s14ItemsPer       = 10     // items of every project
-	s14Joined         = 3      // projects each user is a member of at the start
-	s14ExtraValues    = 20_000 // values added across the memory users
-	s14MemoryUsers    = 500    // at most
+	s14ItemsPer       = 10        // items of every project
+	s14Joined         = 3         // projects each user is a member of at the start
+	s14ExtraValues    = 20_000    // values the memory users have beyond the others
+	s14MemoryUsers    = 500       // at most
+	s14MemoryBase     = 1_000_000 // the memory users are s14MemoryBase+1…
 	s14Writers        = 8
 	s14AwaitTimeout   = 30 * time.Second
 	s14Where          = "project_id IN (SELECT project_id FROM s14_members WHERE user_id = $1)"
@@ -79,7 +80,7 @@ func runS14(ctx context.Context, env *Env, n, inserts, rate int, d, settle time.
 	if err != nil {
 		return nil, err
 	}
-	took, err := w.follow(ctx, env)
+	took, err := w.follow(ctx, env, 1, n)
 	if err != nil {
 		return nil, err
 	}
@@ -127,8 +128,11 @@ type s14World struct {
 }
 
 // newS14World creates the tables: projects 1..projects with s14ItemsPer
-// items each, and user k (1..n) a member of s14Joined projects.
+// items each, and user k (1..n) a member of s14Joined projects; the
+// memory users (past s14MemoryBase) are members of as many projects with
+// items and of further projects without.
 func newS14World(ctx context.Context, env *Env, n, projects int) (*s14World, error) {
+	memUsers := min(n, s14MemoryUsers)
 	stmts := []string{
 		`CREATE TABLE s14_projects_items (id bigserial PRIMARY KEY, project_id int NOT NULL, name text NOT NULL, title text NOT NULL)`,
 		`CREATE INDEX ON s14_projects_items (project_id)`,
@@ -137,6 +141,14 @@ func newS14World(ctx context.Context, env *Env, n, projects int) (*s14World, err
 		`CREATE TABLE s14_members (user_id int NOT NULL, project_id int NOT NULL, PRIMARY KEY (user_id, project_id))`,
 		fmt.Sprintf(`INSERT INTO s14_members (user_id, project_id)
 			SELECT k, (k * %d + j) %% %d + 1 FROM generate_series(1, %d) k, generate_series(0, %d) j`, s14Joined, projects, n, s14Joined-1),
+		// The memory users: the same s14Joined projects with items as
+		// the others, and perUser projects without items (past projects).
+		fmt.Sprintf(`INSERT INTO s14_members (user_id, project_id)
+			SELECT %d + u, (u * %d + j) %% %d + 1 FROM generate_series(1, %d) u, generate_series(0, %d) j`,
+			s14MemoryBase, s14Joined, projects, memUsers, s14Joined-1),
+		fmt.Sprintf(`INSERT INTO s14_members (user_id, project_id)
+			SELECT %d + u, %d + g FROM generate_series(1, %d) u, generate_series(1, %d) g`,
+			s14MemoryBase, projects, memUsers, s14ExtraValues/memUsers),
 		`VACUUM (ANALYZE) s14_projects_items, s14_members`,
 	}
 	for _, s := range stmts {
@@ -167,18 +179,18 @@ func newS14World(ctx context.Context, env *Env, n, projects int) (*s14World, err
 	return w, nil
 }
 
-// follow creates the n shapes with s4CreateWorkers concurrent initial
+// follow creates the shapes of users from..to with s4CreateWorkers concurrent initial
 // syncs and leaves each long-polling; it returns how long creation took.
-func (w *s14World) follow(ctx context.Context, env *Env) (time.Duration, error) {
-	client := newClient(w.n + 16)
+func (w *s14World) follow(ctx context.Context, env *Env, from, to int) (time.Duration, error) {
+	client := newClient(to - from + 16)
 	var next atomic.Int64
-	next.Store(1)
+	next.Store(int64(from))
 	errc := make(chan error, s4CreateWorkers)
 	var wg sync.WaitGroup
 	start := time.Now()
 	for range s4CreateWorkers {
 		wg.Go(func() {
-			for k := int(next.Add(1) - 1); k <= w.n; k = int(next.Add(1) - 1) {
+			for k := int(next.Add(1) - 1); k <= to; k = int(next.Add(1) - 1) {
 				q := s14Shape(env.URL, k)
 				res, err := syncShape(ctx, client, q)
 				if err != nil {
@@ -328,8 +340,8 @@ type s14MemResult struct {
 }
 
 func (m s14MemResult) String() string {
-	return fmt.Sprintf("%d values added: heap %+.0f B/value, RSS %+.0f B/value; at creation (with each shape's own cost) heap %.0f B, RSS %.0f B per value of %d",
-		m.values, m.heapPer, m.rssPer, m.createdHeap, m.createdRSS, m.createdValues)
+	return fmt.Sprintf("%d shapes of %d values more than the others: heap %+.0f B/value, RSS %+.0f B/value; the N shapes' growth over their %d values (with each shape's own cost): heap %.0f B, RSS %.0f B per value",
+		m.users, m.perUser, m.heapPer, m.rssPer, m.createdValues, m.createdHeap, m.createdRSS)
 }
 
 // s14Memory reads volt's heap in use (its /metrics) and RSS.
@@ -364,9 +376,9 @@ func s14Memory(ctx context.Context, metrics string, env *Env) (s14Mem, error) {
 	return s14Mem{}, fmt.Errorf("no go_memstats_heap_inuse_bytes in %s", metrics)
 }
 
-// memory adds s14ExtraValues values to the views of up to
-// s14MemoryUsers users (projects without items, so the move-ins bring no rows)
-// and divides volt's growth by them.
+// memory creates the shapes of the memory users, which hold
+// s14ExtraValues values more than as many of the others, and divides the
+// difference in volt's growth per shape by the extra values per shape.
 func (w *s14World) memory(ctx context.Context, env *Env, metrics string, before, created s14Mem) (s14MemResult, error) {
 	users := min(w.n, s14MemoryUsers)
 	perUser := s14ExtraValues / users
@@ -377,23 +389,16 @@ func (w *s14World) memory(ctx context.Context, env *Env, metrics string, before,
 	if err != nil {
 		return r, err
 	}
-	for k := 1; k <= users; k++ {
-		// Projects past w.projects have no items.
-		_, err := env.Pool.Exec(ctx, `INSERT INTO s14_members (user_id, project_id)
-			SELECT $1, $2 + g FROM generate_series(1, $3) g`, k, w.projects, perUser)
-		if err != nil {
-			return r, fmt.Errorf("add values of user %d: %w", k, err)
-		}
-	}
-	if _, err := w.join(ctx, env, users); err != nil {
+	if _, err := w.follow(ctx, env, s14MemoryBase+1, s14MemoryBase+users); err != nil {
 		return r, err
 	}
 	m1, err := s14Memory(ctx, metrics, env)
 	if err != nil {
 		return r, err
 	}
-	r.heapPer = float64(m1.heap-m0.heap) / float64(r.values)
-	r.rssPer = float64(m1.rss-m0.rss) / float64(r.values)
+	perShape := func(a, b int64, n int) float64 { return float64(b-a) / float64(n) }
+	r.heapPer = (perShape(m0.heap, m1.heap, users) - perShape(before.heap, created.heap, w.n)) / float64(perUser)
+	r.rssPer = (perShape(m0.rss, m1.rss, users) - perShape(before.rss, created.rss, w.n)) / float64(perUser)
 	return r, nil
 }
 
@@ -456,8 +461,9 @@ func (w *s14World) keepUp(ctx context.Context, env *Env, rate int, d time.Durati
 	ku.achieved = float64(total) / last.Sub(start).Seconds()
 	ds := make([]time.Duration, 0, total)
 	var lastAt time.Time
+	deadline := last.Add(s14AwaitTimeout)
 	for _, j := range jobs {
-		at, err := w.seen.await(ctx, j.user, w.items[j.project], s14AwaitTimeout)
+		at, err := w.seen.await(ctx, j.user, w.items[j.project], time.Until(deadline))
 		if err != nil {
 			ku.missing++
 			continue
@@ -466,6 +472,9 @@ func (w *s14World) keepUp(ctx context.Context, env *Env, rate int, d time.Durati
 		lastAt = later(lastAt, at)
 	}
 	ku.lag = max(0, lastAt.Sub(last))
+	if ku.missing > 0 {
+		ku.lag = max(ku.lag, time.Since(last)) // at least: the rest never arrived
+	}
 	ku.lat = summarize(ds)
 	if ku.missing == total {
 		return ku, fmt.Errorf("keep-up: no moved-in rows received")
@@ -612,7 +621,7 @@ func s14CostRow(n, inserts int, c s14Cost, plainCPU time.Duration) Row {
 func s14MemoryRow(n int, m s14MemResult) Row {
 	return Row{
 		Scenario: "S14 memory per dependency value",
-		Params: fmt.Sprintf("N=%s; %d users join %d projects without items each (heap in use from /metrics, VmRSS)",
+		Params: fmt.Sprintf("N=%s; %d more shapes whose users are members of %d more projects (without items); heap in use from /metrics, VmRSS; per-shape growth difference ÷ extra values",
 			count(n), m.users, m.perUser),
 		Volt:     m.String(),
 		Baseline: "–", Target: s14MemoryTarget,
