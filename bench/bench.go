@@ -40,6 +40,10 @@ type Sizes struct {
 	// S10Duration each.
 	S10Writers  []int
 	S10Duration time.Duration
+	// S15Clients each write one transaction per second for S15Duration
+	// (the write storm).
+	S15Clients  int
+	S15Duration time.Duration
 	// S8Shapes are the shape counts of the replication keep-up test (sizes
 	// beyond the open-files limit give a FAILED row), S8Rates its target
 	// commit rates (0: as fast as the writers go), S8Duration each rate's.
@@ -81,7 +85,7 @@ type Sizes struct {
 // QuickSizes finish in under 3 minutes on a 2-core machine.
 func QuickSizes() Sizes {
 	return Sizes{S1Rows: []int{10_000}, S4Shapes: []int{100, 1_000}, S4Commits: 50, S5Clients: []int{100, 1_000},
-		S10Writers: []int{1, 8}, S10Duration: 3 * time.Second,
+		S10Writers: []int{1, 8, 32, 256}, S10Duration: 3 * time.Second, S15Clients: 1_000, S15Duration: 3 * time.Second,
 		S8Shapes: []int{1_000, 10_000}, S8Rates: []int{500, 1_000, 0}, S8Duration: 3 * time.Second,
 		S11Shapes: []int{500, 10_000}, S11Parked: 1_000,
 		S2Clients: []int{50, 450}, S3Shapes: []int{50, 500},
@@ -95,7 +99,7 @@ func FullSizes() Sizes {
 	return Sizes{
 		S1Rows: []int{10_000, 100_000, 1_000_000}, S4Shapes: []int{100, 1_000, 10_000, 100_000},
 		S4Commits: 50, S5Clients: []int{100, 1_000, 5_000},
-		S10Writers: []int{1, 8, 32}, S10Duration: 5 * time.Second,
+		S10Writers: []int{1, 8, 32, 256}, S10Duration: 5 * time.Second, S15Clients: 1_000, S15Duration: 10 * time.Second,
 		S8Shapes: []int{1_000, 100_000}, S8Rates: []int{250, 500, 1_000, 2_000, 5_000, 0}, S8Duration: 8 * time.Second,
 		S11Shapes: []int{1_000, 10_000, 100_000}, S11Parked: 5_000,
 		S2Clients: []int{50, 450, 850, 1_250, 1_650, 2_050}, S3Shapes: []int{50, 500, 1_850, 3_650},
@@ -108,7 +112,7 @@ func FullSizes() Sizes {
 // TinySizes only check that every scenario runs (tests).
 func TinySizes() Sizes {
 	return Sizes{S1Rows: []int{1_000}, S4Shapes: []int{5}, S4Commits: 5, S5Clients: []int{5},
-		S10Writers: []int{1, 2}, S10Duration: 200 * time.Millisecond,
+		S10Writers: []int{1, 2}, S10Duration: 200 * time.Millisecond, S15Clients: 20, S15Duration: time.Second,
 		S8Shapes: []int{20}, S8Rates: []int{200, 0}, S8Duration: 300 * time.Millisecond,
 		S11Shapes: []int{10}, S11Parked: 5,
 		S2Clients: []int{5}, S3Shapes: []int{5},
@@ -230,6 +234,9 @@ func scenarios(sz Sizes) []scenario {
 		{"s5", func(ctx context.Context, env *Env) ([]Row, error) { return runS5(ctx, env, sz.S5Clients) }},
 		{"s10", func(ctx context.Context, env *Env) ([]Row, error) {
 			return runS10(ctx, env, sz.S10Writers, sz.S10Duration)
+		}},
+		{"s15", func(ctx context.Context, env *Env) ([]Row, error) {
+			return runS15(ctx, env, sz.S15Clients, sz.S15Duration)
 		}},
 		{"s8", func(ctx context.Context, env *Env) ([]Row, error) {
 			return runS8(ctx, env, sz.S8Shapes, sz.S8Rates, sz.S8Duration)

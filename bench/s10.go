@@ -51,7 +51,7 @@ func runS10(ctx context.Context, env *Env, writers []int, d time.Duration) ([]Ro
 
 // s10Level runs the three phases for w writers, each for d.
 func s10Level(ctx context.Context, env *Env, ids *atomic.Int64, w int, d time.Duration) ([]Row, error) {
-	plain, err := drive(ctx, w, d, func(ctx context.Context, i int) (writeFunc, func(), error) {
+	plain, err := drive(ctx, env, w, d, func(ctx context.Context, i int) (writeFunc, func(), error) {
 		return plainWriter(ctx, env, ids, fmt.Sprintf("w%d-plain-%d", w, i))
 	})
 	if err != nil {
@@ -60,14 +60,14 @@ func s10Level(ctx context.Context, env *Env, ids *atomic.Int64, w int, d time.Du
 	env.progress("S10: W=%d INSERT %s, %s", w, plain.lat.full(), rate(plain.perSec(), "inserts"))
 	client := newClient(w)
 	defer client.CloseIdleConnections()
-	post, err := drive(ctx, w, d, func(ctx context.Context, i int) (writeFunc, func(), error) {
+	post, err := drive(ctx, env, w, d, func(ctx context.Context, i int) (writeFunc, func(), error) {
 		return postWriter(env, client, ids, fmt.Sprintf("w%d-post-%d", w, i)), func() {}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("POST alone: %w", err)
 	}
 	env.progress("S10: W=%d POST alone %s, %s", w, post.lat.full(), rate(post.perSec(), "writes"))
-	rt, err := drive(ctx, w, d, func(ctx context.Context, i int) (writeFunc, func(), error) {
+	rt, err := drive(ctx, env, w, d, func(ctx context.Context, i int) (writeFunc, func(), error) {
 		return roundTripWriter(ctx, env, client, ids, fmt.Sprintf("w%d-rt-%d", w, i))
 	})
 	if err != nil {
@@ -94,13 +94,14 @@ func s10RoundTripRow(w int, d time.Duration, rt, post, plain s10Run) Row {
 		Scenario: "S10 write→echo round trip",
 		Params: fmt.Sprintf("W=%d writers, each its own client_id and live shape `owner = '<writer>'`; "+
 			"1-insert transactions for %s, the next sent when the echo arrives; timed from sending the POST", w, d),
-		Volt:     volt + retriesText(rt.retries),
+		Volt:     volt + retriesText(rt.retries) + pgText(rt),
 		Baseline: plainText(plain),
 		Ratio:    ratio(msf(rt.lat.p50), msf(plain.lat.p50)), RatioOf: "p50",
 		MoreRatios: []ExtraRatio{
 			{Of: "p99", Value: ratio(msf(rt.lat.p99), msf(plain.lat.p99))},
 			{Of: "writes/s", Value: ratio(rt.perSec(), plain.perSec())},
 			{Of: "p50 ÷ POST alone", Value: ratio(msf(rt.lat.p50), msf(post.lat.p50))},
+			{Of: "Postgres CPU per write", Value: ratio(rt.pgPerWrite(), plain.pgPerWrite())},
 		},
 		Target:    s10Target,
 		VoltValue: msf(rt.lat.p50), BaselineValue: msf(plain.lat.p50),
@@ -112,12 +113,13 @@ func s10PostRow(w int, d time.Duration, post, plain s10Run) Row {
 		Scenario: "S10 POST alone (answer, no echo)",
 		Params:   fmt.Sprintf("W=%d writers, each its own client_id; 1-insert transactions for %s, the next sent when the answer arrives", w, d),
 		Volt: fmt.Sprintf("%s; %s accepted (%d in %s)", post.lat.full(), rate(post.perSec(), "writes"),
-			post.writes, post.elapsed.Round(time.Millisecond)) + retriesText(post.retries),
+			post.writes, post.elapsed.Round(time.Millisecond)) + retriesText(post.retries) + pgText(post),
 		Baseline: plainText(plain),
 		Ratio:    ratio(msf(post.lat.p50), msf(plain.lat.p50)), RatioOf: "p50",
 		MoreRatios: []ExtraRatio{
 			{Of: "p99", Value: ratio(msf(post.lat.p99), msf(plain.lat.p99))},
 			{Of: "writes/s", Value: ratio(post.perSec(), plain.perSec())},
+			{Of: "Postgres CPU per write", Value: ratio(post.pgPerWrite(), plain.pgPerWrite())},
 		},
 		Target:    s10PostTarget,
 		VoltValue: msf(post.lat.p50), BaselineValue: msf(plain.lat.p50),
@@ -125,7 +127,7 @@ func s10PostRow(w int, d time.Duration, post, plain s10Run) Row {
 }
 
 func plainText(plain s10Run) string {
-	return fmt.Sprintf("INSERT over pgx: %s; %s (%d)", plain.lat.full(), rate(plain.perSec(), "inserts"), plain.writes)
+	return fmt.Sprintf("INSERT over pgx: %s; %s (%d)", plain.lat.full(), rate(plain.perSec(), "inserts"), plain.writes) + pgText(plain)
 }
 
 func retriesText(n int) string {
@@ -168,14 +170,25 @@ type s10Run struct {
 	elapsed   time.Duration
 	echoFirst int
 	retries   int
+	pgCPU     time.Duration // Postgres' CPU time over the phase
 }
 
 func (r s10Run) perSec() float64 { return float64(r.writes) / r.elapsed.Seconds() }
 
+// pgPerWrite is Postgres' CPU time per write of the phase, in µs.
+func (r s10Run) pgPerWrite() float64 {
+	return float64(r.pgCPU) / float64(time.Microsecond) / float64(max(1, r.writes))
+}
+
+func pgText(r s10Run) string {
+	return fmt.Sprintf("; Postgres CPU %.0f µs per write", r.pgPerWrite())
+}
+
 // drive sets up w writers (not timed), warms each up with one untimed
 // write, then lets them write back to back for d (each at most
-// s10MaxWrites) and pools their samples. The first error stops them all.
-func drive(ctx context.Context, w int, d time.Duration, setup func(ctx context.Context, i int) (writeFunc, func(), error)) (s10Run, error) {
+// s10MaxWrites) and pools their samples, with Postgres' CPU time over
+// the timed part. The first error stops them all.
+func drive(ctx context.Context, env *Env, w int, d time.Duration, setup func(ctx context.Context, i int) (writeFunc, func(), error)) (s10Run, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	writes := make([]writeFunc, 0, w)
@@ -203,6 +216,7 @@ func drive(ctx context.Context, w int, d time.Duration, setup func(ctx context.C
 		return s10Run{}, fmt.Errorf("warm-up: %w", err)
 	}
 	samples := make([][]s10Sample, w)
+	pg := env.postgresCPU()
 	start := time.Now()
 	deadline := start.Add(d)
 	each(func(i int, wf writeFunc) error {
@@ -219,7 +233,9 @@ func drive(ctx context.Context, w int, d time.Duration, setup func(ctx context.C
 	if err := context.Cause(ctx); err != nil {
 		return s10Run{}, err
 	}
-	return pool(samples, elapsed), nil
+	r := pool(samples, elapsed)
+	r.pgCPU = max(0, env.postgresCPU()-pg)
+	return r, nil
 }
 
 func pool(samples [][]s10Sample, elapsed time.Duration) s10Run {
@@ -304,16 +320,21 @@ type mutationWriter struct {
 	client   *http.Client
 	url      string
 	clientID string
-	seq      int64 // last accepted
+	table    string // default s10Table
+	seq      int64  // last accepted
 	buf      bytes.Buffer
 }
 
 // insert sends one transaction inserting row id until it is accepted,
 // resending the same seq after a "retry" answer; it returns the resends.
 func (w *mutationWriter) insert(ctx context.Context, id int64, owner string) (int, error) {
+	table := w.table
+	if table == "" {
+		table = s10Table
+	}
 	body, err := json.Marshal(volt.MutationRequest{ClientID: w.clientID, Transactions: []volt.ClientTransaction{{
 		Seq: w.seq + 1,
-		Mutations: []volt.Mutation{{Op: volt.OpInsert, Table: s10Table, Values: map[string]any{
+		Mutations: []volt.Mutation{{Op: volt.OpInsert, Table: table, Values: map[string]any{
 			"id": id, "owner": owner, "title": s10Title, "n": w.seq + 1,
 		}}},
 	}}})
