@@ -47,19 +47,20 @@ func TestQuickScenariosRun(t *testing.T) {
 		"S10 write→echo round trip", "S10 POST alone (answer, no echo)",
 		"S4 vs naive poller", "S5 fan-out vs LISTEN/NOTIFY", "S8 replication keep-up", "S8 decoding limit",
 		"S11 memory per idle shape", "S11 memory per parked live request", "S11 restart-to-ready",
-		"S2 many clients, one small shape", "S3 concurrent shape creation", "S12 stalled clients", "S13 log growth and compaction"} {
+		"S2 many clients, one small shape", "S3 concurrent shape creation", "S12 stalled clients", "S13 log growth and compaction",
+		"S15 write storm"} {
 		if !hasScenario(rep.Rows, s) {
 			t.Errorf("no %q row", s)
 		}
 	}
 	checkS10(t, rep.Rows, len(TinySizes().S10Writers))
-	for _, name := range []string{"s1", "s4", "s5", "s10", "s8", "s11", "s2", "s3", "s13", "s12"} {
+	for _, name := range []string{"s1", "s4", "s5", "s10", "s15", "s8", "s11", "s2", "s3", "s13", "s12"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name+".pprof")); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}
 	}
-	if len(rep.Phases) != 10 {
-		t.Errorf("%d phases, want 10: %+v", len(rep.Phases), rep.Phases)
+	if n := len(scenarios(TinySizes())); len(rep.Phases) != n {
+		t.Errorf("%d phases, want %d: %+v", len(rep.Phases), n, rep.Phases)
 	}
 	// A phase of a few tens of milliseconds may honestly show no CPU:
 	// /proc counts whole 10 ms ticks. What must hold is that it ran.
