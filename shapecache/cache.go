@@ -348,7 +348,7 @@ func (c *Cache) create(ctx context.Context, s *shape.Shape) (*Entry, error) {
 	}
 	e.setLog(log)
 	if sq != nil {
-		c.Logger.Info("shape with subqueries created (experimental: it does not survive a restart, and a move removes it)", "handle", handle)
+		c.Logger.Info("shape with subqueries created (experimental)", "handle", handle)
 	}
 	return e, nil
 }

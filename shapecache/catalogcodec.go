@@ -19,6 +19,9 @@ import (
 const (
 	bodyAdd byte = 0x01
 	bodyDel byte = 0x02
+	// bodyAddSub is an add record of a shape with subqueries
+	// (Definition.Subqueries): the same layout as bodyAdd.
+	bodyAddSub byte = 0x03
 )
 
 var errBadRecord = errors.New("shapecache: bad catalog record")
@@ -27,7 +30,11 @@ func encodeRecord(rec catalogRecord) []byte {
 	var b []byte
 	switch rec.Op {
 	case "add":
-		b = append(b, bodyAdd)
+		if rec.Definition.Subqueries {
+			b = append(b, bodyAddSub)
+		} else {
+			b = append(b, bodyAdd)
+		}
 		b = binary.AppendUvarint(b, uint64(rec.ID))
 		b = appendStr(b, rec.Handle)
 		d := rec.Definition
@@ -104,11 +111,11 @@ func decodeRecord(body []byte, rec *catalogRecord) error {
 	}
 	r := reader{b: body[1:]}
 	switch body[0] {
-	case bodyAdd:
+	case bodyAdd, bodyAddSub:
 		rec.Op = "add"
 		rec.ID = int(r.uvarint())
 		rec.Handle = r.str()
-		d := &shape.Definition{Schema: r.str(), Table: r.str(), Where: r.str()}
+		d := &shape.Definition{Schema: r.str(), Table: r.str(), Where: r.str(), Subqueries: body[0] == bodyAddSub}
 		if n := r.count(); n > 0 {
 			d.Params = make(map[string]string, n)
 			for range n {

@@ -19,6 +19,8 @@ func sampleRecords() []catalogRecord {
 			Terms:    []where.Term{{Column: "owner_id", Kind: where.KeyInt, Key: "7"}}, Indexed: true, Rows: 5, Ops: -2},
 		{Op: "add", Handle: "h", Key: "k", Definition: &shape.Definition{Schema: "s", Table: "t", Replica: "default", Log: "changes_only"},
 			Snapshot: &postgres.SnapshotInfo{}},
+		{Op: "add", Handle: "sq", Key: "k2", Definition: &shape.Definition{Schema: "s", Table: "t", Where: "a IN (SELECT b FROM u)", Replica: "default", Log: "full", Subqueries: true},
+			Snapshot: &postgres.SnapshotInfo{}},
 		{Op: "del", Handle: "123-456"},
 		{Op: "table", ID: 2, Table: &volt.Table{OID: 9, Schema: "public", Name: "items", PrimaryKey: []string{"id"}}},
 	}

@@ -439,9 +439,7 @@ func (c *Cache) catalogue(entries []*Entry) error {
 	}
 	c.mu.Lock()
 	for _, e := range entries {
-		if e.IsGone() || e.sq != nil {
-			// Shapes with subqueries are not kept across a restart
-			// (experimental, like Electric).
+		if e.IsGone() {
 			continue
 		}
 		rec := &catalogRecord{Handle: e.Handle, Table: e.Shape.Table, Definition: &e.Shape.Def, Key: e.Shape.Key, Snapshot: e.snap, Rows: e.rows, Ops: e.ops}

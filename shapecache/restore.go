@@ -25,14 +25,28 @@ func (c *Cache) restore() error {
 	c.catalog = cat
 	c.byHandle = make(map[string]*Entry, len(recs))
 	c.byKey = make(map[string]*Entry, len(recs))
-	var retired []*Entry
+	var retired, resync []*Entry
+	kept := recs[:0:0]
 	for _, r := range recs {
-		s, err := c.shapes.Restore(*r.Definition, r.Table, r.Key)
-		if err != nil {
-			c.Logger.Warn("discarding shape", "handle", r.Handle, "err", err)
-			continue
+		var e *Entry
+		if r.Definition.Subqueries {
+			// Its dependency state is rebuilt by a resync (subquery_restore.go).
+			if e, err = c.restoreSubquery(r); err != nil {
+				c.Logger.Warn("discarding shape with subqueries", "handle", r.Handle, "err", err)
+				c.catalog.remove(r.Handle)
+				continue
+			}
+			resync = append(resync, e)
+		} else {
+			s, err := c.shapes.Restore(*r.Definition, r.Table, r.Key)
+			if err != nil {
+				c.Logger.Warn("discarding shape", "handle", r.Handle, "err", err)
+				continue
+			}
+			e = newEntry(c, r.Handle, s)
 		}
-		e := newEntry(c, r.Handle, s)
+		kept = append(kept, r)
+		s := e.Shape
 		e.ready = closedChan
 		e.snap = r.Snapshot
 		e.rows, e.ops = r.Rows, r.Ops
@@ -48,9 +62,12 @@ func (c *Cache) restore() error {
 		c.retire(e)
 	}
 	if cat.removes > cat.adds/2 {
-		if err := cat.rewrite(recs); err != nil {
+		if err := cat.rewrite(kept); err != nil {
 			return err
 		}
+	}
+	for _, e := range resync {
+		c.startResync(e)
 	}
 	if len(c.byHandle) > 0 {
 		c.Logger.Info("shapes restored", "count", len(c.byHandle))

@@ -48,8 +48,11 @@ import (
 //     it does not hold.
 //
 // No dependency shapes are created (the counts and rows live with each
-// outer shape, not shared), and subquery shapes are not written to the catalog, so a
-// restart drops them (as Electric does): their clients get 409.
+// outer shape, not shared). Subquery shapes are written to the catalog
+// and survive a restart or a crash with their handles: their dependency
+// state is rebuilt by a resync that appends what changed while volt was
+// down (subquery_restore.go); log=changes_only ones are dropped at
+// restart (their clients get 409).
 
 // sqState is the subquery state of a shape (guarded by Cache.mu).
 type sqState struct {
@@ -760,6 +763,7 @@ func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep) (*where.View, error) {
 	if d.table == nil {
 		return view, readDependency(ctx, tx, d.dep, view, d.counts)
 	}
+	d.rows, d.in = map[string][]volt.Value{}, map[string]bool{} // read again by a resync
 	for si, sd := range d.sub {
 		v, err := readSqDep(ctx, tx, sd)
 		if err != nil {
