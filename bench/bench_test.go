@@ -48,13 +48,14 @@ func TestQuickScenariosRun(t *testing.T) {
 		"S4 vs naive poller", "S5 fan-out vs LISTEN/NOTIFY", "S8 replication keep-up", "S8 decoding limit",
 		"S11 memory per idle shape", "S11 memory per parked live request", "S11 restart-to-ready",
 		"S2 many clients, one small shape", "S3 concurrent shape creation", "S12 stalled clients", "S13 log growth and compaction",
+		"S14 members INSERT→moved-in rows at client", "S14 keep-up, members INSERTs",
 		"S15 write storm"} {
 		if !hasScenario(rep.Rows, s) {
 			t.Errorf("no %q row", s)
 		}
 	}
 	checkS10(t, rep.Rows, len(TinySizes().S10Writers))
-	for _, name := range []string{"s1", "s4", "s5", "s10", "s15", "s8", "s11", "s2", "s3", "s13", "s12"} {
+	for _, name := range []string{"s1", "s4", "s5", "s10", "s15", "s8", "s11", "s2", "s3", "s13", "s14", "s12"} {
 		if fi, err := os.Stat(filepath.Join(profiles, name+".pprof")); err != nil || fi.Size() == 0 {
 			t.Errorf("profile %s: %v", name, err)
 		}
