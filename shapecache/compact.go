@@ -9,11 +9,19 @@ import (
 // A shape's log grows with every change, so a new client would download
 // the whole history. When the messages a new client downloads exceed
 // Ratio × the shape's current rows, the cache compacts the shape: it
-// takes a fresh snapshot into a new log under a new handle, switches new
-// clients to it once it is complete, and keeps serving the old log to the
-// clients already on it for Grace. After that the old log is removed; its
-// remaining clients get 409 must-refetch pointing at the new handle and
-// download only the current rows.
+// takes a fresh snapshot into a new log under a new handle and switches new
+// clients to it once it is complete. The old log is retired: it keeps
+// receiving the shape's changes and serving the clients already on it for
+// as long as they read it (long-polls, SSE, catch-up requests), so a live
+// client, which holds the state already, never re-downloads the shape
+// because of compaction. A retired log no client has read for Grace is
+// removed; a client that comes back to it later gets 409 must-refetch
+// pointing at the new handle and downloads only the current rows. Clients
+// parked in a long-poll or an SSE stream count as readers: before removing
+// a log idle for Grace, the cache wakes them and keeps the log if they
+// read it again. At most two retired generations of a shape are kept: a
+// compaction that would make a third removes the oldest retired log at
+// once (its clients get the 409).
 //
 // When compaction starts bounds its cost. While changes arrive, a log is
 // compacted as soon as it holds more than max(Ratio × rows, MinOps - 1)
@@ -38,8 +46,8 @@ type Compaction struct {
 	// Quiet is how long a log over Ratio × rows but under MinOps must go
 	// without a change before it is compacted (default 2 s).
 	Quiet time.Duration
-	// Grace is how long a replaced log keeps serving its clients (default
-	// one minute).
+	// Grace is how long a replaced log keeps serving its clients after
+	// their last read (default one minute).
 	Grace time.Duration
 	// Retry is how long to wait before compacting a shape again after a
 	// failed attempt (default one minute).
@@ -51,7 +59,13 @@ type Compaction struct {
 	// it started, on first use.
 	quiet     map[*Entry]int64
 	quietBusy bool
+	// retired holds each shape's retired logs still serving, oldest first,
+	// by shape key (at most maxRetired each); guarded by Cache.mu.
+	retired map[string][]*Entry
 }
+
+// maxRetired is how many retired generations of a shape readers may keep.
+const maxRetired = 2
 
 // Compaction defaults.
 const (
@@ -231,14 +245,80 @@ func (c *Cache) compact(old *Entry, quiet bool) {
 	c.retire(old)
 }
 
-// retire removes a replaced shape after the grace period.
+// retire keeps a replaced shape serving its clients until none has read
+// it for Grace, and removes the oldest retired generation of the shape at
+// once when there are more than maxRetired.
 func (c *Cache) retire(old *Entry) {
-	time.AfterFunc(c.Compaction.Grace, func() {
-		if c.ctx.Err() != nil {
-			return // closing: the next start retires it again
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old.IsGone() {
+		return
+	}
+	cfg := &c.Compaction
+	if cfg.retired == nil {
+		cfg.retired = map[string][]*Entry{}
+	}
+	key := old.Shape.Key
+	gens := append(liveEntries(cfg.retired[key]), old)
+	for len(gens) > maxRetired {
+		c.removeLocked(gens[0], "compacted")
+		gens = gens[1:]
+	}
+	cfg.retired[key] = gens
+	c.checkRetiredAfter(old, cfg.Grace, false)
+}
+
+// checkRetiredAfter runs checkRetired for old after d.
+func (c *Cache) checkRetiredAfter(old *Entry, d time.Duration, probed bool) {
+	time.AfterFunc(d, func() { c.checkRetired(old, probed) })
+}
+
+// checkRetired removes the retired shape old if no client has read it for
+// Grace, or checks again when that may be the case. Clients parked waiting
+// for a change have not read it lately, yet are still there: unless probed
+// already, they are woken first (they read again at once) and old is
+// checked again shortly after.
+func (c *Cache) checkRetired(old *Entry, probed bool) {
+	if c.ctx.Err() != nil {
+		return // closing: the next start retires it again
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	defer c.forgetRetiredLocked(old.Shape.Key)
+	if old.IsGone() {
+		return
+	}
+	grace := c.Compaction.Grace
+	if idle := time.Since(time.UnixMilli(old.lastUsed.Load())); idle < grace {
+		c.checkRetiredAfter(old, grace-idle, false)
+		return
+	}
+	if !probed && old.waited() {
+		old.notify()
+		c.checkRetiredAfter(old, min(max(grace/2, 200*time.Millisecond), 5*time.Second), true)
+		return
+	}
+	c.removeLocked(old, "compacted")
+}
+
+// forgetRetiredLocked drops the removed entries from the retired
+// generations of the shape with key (c.mu held).
+func (c *Cache) forgetRetiredLocked(key string) {
+	cfg := &c.Compaction
+	if gens := liveEntries(cfg.retired[key]); len(gens) > 0 {
+		cfg.retired[key] = gens
+	} else {
+		delete(cfg.retired, key)
+	}
+}
+
+// liveEntries returns es without the removed entries, in place.
+func liveEntries(es []*Entry) []*Entry {
+	out := es[:0]
+	for _, e := range es {
+		if !e.IsGone() {
+			out = append(out, e)
 		}
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		c.removeLocked(old, "compacted")
-	})
+	}
+	return out
 }

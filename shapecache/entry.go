@@ -28,7 +28,8 @@ type Entry struct {
 	goneOnce sync.Once
 	ready    chan struct{} // closed when the snapshot completed or failed
 	snapErr  atomic.Pointer[error]
-	// lastUsed is when a client last read the shape (unix milliseconds).
+	// lastUsed is when a client last read the shape (unix milliseconds):
+	// for expiry, and for removing a retired log once idle (compact.go).
 	lastUsed atomic.Int64
 
 	// Guarded by Cache.mu.
@@ -296,6 +297,14 @@ func (e *Entry) notify() {
 		e.changed = nil
 	}
 	e.nmu.Unlock()
+}
+
+// waited reports whether a channel from Changed was handed out since the
+// log last changed: a client may be parked waiting on it.
+func (e *Entry) waited() bool {
+	e.nmu.Lock()
+	defer e.nmu.Unlock()
+	return e.changed != nil
 }
 
 // Changed returns a channel that is closed when the shape's log changes or

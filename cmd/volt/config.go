@@ -49,7 +49,8 @@ func settings(c *Config) []setting {
 		{"auth-jwt-public-key", []string{"VOLT_AUTH_JWT_PUBLIC_KEY"}, "PEM file of RS256/ES256 public keys for bearer tokens on POST /v1/mutations", str(&c.AuthJWTPublicKey)},
 		{"auth-issuer", []string{"VOLT_AUTH_ISSUER"}, "required iss of bearer tokens", str(&c.AuthIssuer)},
 		{"auth-audience", []string{"VOLT_AUTH_AUDIENCE"}, "required aud of bearer tokens", str(&c.AuthAudience)},
-		{"experimental-subqueries", []string{"VOLT_EXPERIMENTAL_SUBQUERIES"}, "accept where clauses with IN (SELECT …) subqueries (experimental, incomplete (issue 16): incremental move-in/move-out; some NULL/NOT IN cases make the shape refetch (409); not kept across restarts)", boolean(&c.ExperimentalSubqueries)},
+		{"experimental-subqueries", []string{"VOLT_EXPERIMENTAL_SUBQUERIES"}, "accept where clauses with IN (SELECT …) subqueries (experimental, incomplete (issue 16): incremental move-in/move-out; some NULL/NOT IN cases make the shape refetch (409); log=changes_only ones are not kept across restarts)", boolean(&c.ExperimentalSubqueries)},
+		{"max-subquery-values", []string{"VOLT_MAX_SUBQUERY_VALUES"}, "values (and rows of nested subqueries' tables) one shape's subqueries may hold: a new shape over it gets 400, a shape that grows past it is removed (409); 0 for no limit", integer(&c.MaxSubqueryValues)},
 		{"rules", []string{"VOLT_RULES"}, "rules file (JSON, docs/AUTH.md): who may write and read which tables; with it, tables without a read rule are readable only with -secret", str(&c.Rules)},
 		{"authorized-cache-public", []string{"VOLT_AUTHORIZED_CACHE_PUBLIC"}, "answer bearer-token shape requests with public cache-control plus Vary: Authorization instead of private (only behind a cache keyed by the Authorization header)", boolean(&c.AuthorizedCachePublic)},
 		{"shape-token-ttl", []string{"VOLT_SHAPE_TOKEN_TTL"}, "lifetime of tokens from POST /v1/shape-token (duration, or milliseconds)", duration(&c.ShapeTokenTTL)},
@@ -70,7 +71,7 @@ func settings(c *Config) []setting {
 		{"compact-min-ops", []string{"VOLT_COMPACT_MIN_OPS"}, "compact a shape log as it grows once it holds more than twice its rows and at least this many messages; a log over twice its rows but under this is compacted after 2s without changes (-1: never)", integer(&c.CompactMinOps)},
 		{"metrics-port", []string{"VOLT_METRICS_PORT", "ELECTRIC_PROMETHEUS_PORT"}, "serve Prometheus metrics at /metrics on this port, on the same host as the API (0: off; docs/OPERATIONS.md)", integer(&c.MetricsPort)},
 		{"standby", []string{"VOLT_STANDBY"}, "when another volt holds -storage-dir, wait as a standby (health: 202 waiting) and take over when it exits; false: exit at once naming it", boolean(&c.Standby)},
-		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving its clients before they get 409", duration(&c.CompactGrace)},
+		{"compact-grace", []string{"VOLT_COMPACT_GRACE"}, "how long a compacted shape's old log keeps serving after its last client request (then its clients get 409; at most 2 old logs per shape are kept)", duration(&c.CompactGrace)},
 	}
 }
 
