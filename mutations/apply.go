@@ -14,7 +14,7 @@ import (
 // per transaction. It never fails as a whole: when Postgres is unreachable
 // every result is volt.StatusRetry. The transactions are applied in
 // batches (batch.go): one Postgres transaction for a chunk of up to
-// requestChunk of them, together with the transactions of other requests
+// chunkTransactions of them (chunkMutations mutations), together with the transactions of other requests
 // queued meanwhile, each in a savepoint of its own, with one COMMIT; a
 // chunk is answered once its batch has committed. Accepted results carry
 // the batch's txid and an upper bound of its commit LSN read right after
@@ -27,9 +27,10 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 	ctx = context.WithValue(context.WithoutCancel(ctx), principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
 	results := make([]volt.MutationResult, 0, len(req.Transactions))
 	deps := newDependencies()
-	for start := 0; start < len(req.Transactions); start += requestChunk {
-		txs := req.Transactions[start:min(start+requestChunk, len(req.Transactions))]
-		j := &job{ctx: ctx, clientID: req.ClientID, txs: txs, deps: deps, done: make(chan struct{})}
+	for start := 0; start < len(req.Transactions); {
+		txs, size := chunk(req.Transactions[start:])
+		start += len(txs)
+		j := &job{ctx: ctx, clientID: req.ClientID, txs: txs, size: size, deps: deps, done: make(chan struct{})}
 		h.submit(j)
 		results = append(results, j.results...)
 		last := results[len(results)-1]

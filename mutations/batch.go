@@ -3,6 +3,7 @@ package mutations
 import (
 	"context"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -27,12 +28,20 @@ import (
 // answered before its COMMIT: when the COMMIT (or the connection) fails,
 // every member whose answer depended on it is answered retry.
 
-// batchTransactions bounds the client transactions of one batch; a request
-// with more goes in chunks of requestChunk, each one after the previous
-// one is committed.
+// batchTransactions and batchMutations bound one batch (it holds at
+// least one job). A request goes in chunks of at most chunkTransactions
+// transactions and chunkMutations mutations (at least one transaction),
+// each one after the previous one is committed, so that a large request
+// holds a connection for one chunk at a time. Jobs of at most
+// smallMutations mutations go first, and a batch that starts with one
+// takes no larger job: a single-row write waits for at most one running
+// batch, not for a large request's chunk in its own batch.
 const (
 	batchTransactions = 256
-	requestChunk      = 100
+	batchMutations    = 1000
+	chunkTransactions = 100
+	chunkMutations    = 100
+	smallMutations    = 10
 )
 
 const savepointSQL = "SAVEPOINT volt_txn"
@@ -43,6 +52,7 @@ type job struct {
 	clientID string
 	txs      []volt.ClientTransaction
 	deps     *dependencies
+	size     int // mutations of txs
 	results  []volt.MutationResult
 	stop     *volt.MutationResult // set: the rest of txs get this answer
 	done     chan struct{}
@@ -96,25 +106,39 @@ func (h *Handler) drain() {
 	}
 }
 
-// take removes the jobs of the next batch from the queue: in order, up to
-// batchTransactions transactions (at least one job), and one job per
-// client, so that a replay read in a batch never sees a receipt that the
-// same batch wrote.
+// take removes the jobs of the next batch from the queue: the smallest
+// first (then in order of arrival), up to batchTransactions transactions
+// and batchMutations mutations (at least one job), only small ones after a
+// small one, and one job per client, so that a replay read in a batch
+// never sees a receipt that the same batch wrote.
 func (c *committer) take() []*job {
+	slices.SortStableFunc(c.queue, func(a, b *job) int { return a.size - b.size })
 	var jobs, rest []*job
-	n := 0
+	n, m := 0, 0
 	clients := map[string]bool{}
 	for _, j := range c.queue {
-		if clients[j.clientID] || (len(jobs) > 0 && n+len(j.txs) > batchTransactions) {
+		full := len(jobs) > 0 && (n+len(j.txs) > batchTransactions || m+j.size > batchMutations ||
+			jobs[0].size <= smallMutations && j.size > smallMutations)
+		if clients[j.clientID] || full {
 			rest = append(rest, j)
 			continue
 		}
 		clients[j.clientID] = true
 		jobs = append(jobs, j)
-		n += len(j.txs)
+		n, m = n+len(j.txs), m+j.size
 	}
 	c.queue = rest
 	return jobs
+}
+
+// chunk returns the first chunk of txs and its mutations.
+func chunk(txs []volt.ClientTransaction) ([]volt.ClientTransaction, int) {
+	n, m := 0, 0
+	for n < len(txs) && n < chunkTransactions && (n == 0 || m+len(txs[n].Mutations) <= chunkMutations) {
+		m += len(txs[n].Mutations)
+		n++
+	}
+	return txs[:n], m
 }
 
 // member is one client transaction of a batch.

@@ -37,19 +37,19 @@ func TestRequestOf100RejectionInTheMiddle(t *testing.T) {
 			t.Fatalf("seq %d: txid %d, xid8 %s, lsn %s; seq %d: %d, %s, %s", r.Seq, r.Txid, r.Xid8, r.LSN, rs[0].Seq, rs[0].Txid, rs[0].Xid8, rs[0].LSN)
 		}
 	}
-	// Seq 150 (row 150) violates the check; seqs 151 and 180 touch its row
-	// and are dependent; seq 151 would also have been fine alone.
+	// Seq 152 (row 150) violates the check; the transactions of rows 151
+	// and 180 update row 150 instead of inserting theirs, and are
+	// dependent. (100 mutations: one chunk, one batch.)
 	txs = nil
 	for i := 101; i <= 200; i++ {
-		v := 1
-		if i == 150 {
-			v = -1
+		m := ins("items", row{"id": i, "v": 1})
+		switch i {
+		case 150:
+			m = ins("items", row{"id": i, "v": -1})
+		case 151, 180:
+			m = upd("items", row{"id": 150}, row{"v": 5})
 		}
-		ms := []volt.Mutation{ins("items", row{"id": i, "v": v})}
-		if i == 151 || i == 180 {
-			ms = append(ms, upd("items", row{"id": 150}, row{"v": 5}))
-		}
-		txs = append(txs, txn(int64(i+2), ms...))
+		txs = append(txs, txn(int64(i+2), m))
 	}
 	rt.reset()
 	rs = e.post("c", txs...)
