@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -268,4 +269,54 @@ func TestSubqueryNestedSurvivesRestart(t *testing.T) {
 		t.Fatalf("%d refetches across the restart, want 0", r)
 	}
 	sqsLogResyncs(t, v)
+}
+
+// TestSubqueryValuesLimit: with VOLT_MAX_SUBQUERY_VALUES=5, a shape whose
+// subquery selects more values is refused with a 400 naming the limit
+// (and leaves nothing behind: the same request is refused again, a
+// narrower one works); a shape whose subquery grows past the limit is
+// removed (409 for its clients) and its re-creation gets the 400.
+func TestSubqueryValuesLimit(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE parent (id int PRIMARY KEY, value int)`,
+		`CREATE TABLE child (id int PRIMARY KEY, parent_id int, value int)`,
+		`INSERT INTO parent SELECT g, CASE WHEN g <= 3 THEN 1 ELSE 2 END FROM generate_series(1, 10) g`,
+		`INSERT INTO child SELECT g, g, g FROM generate_series(1, 10) g`)
+	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=1s", "VOLT_MAX_SUBQUERY_VALUES=5")
+	big := `parent_id IN (SELECT id FROM parent)`
+	for i := range 2 {
+		r := get(t, v.shapeURL("table", "child", "where", big, "offset", "-1"))
+		if r.Status != 400 || !bytes.Contains(r.Body, []byte("more than 5 values")) || !bytes.Contains(r.Body, []byte("VOLT_MAX_SUBQUERY_VALUES")) {
+			t.Fatalf("request %d over the limit: %d %s, want 400 naming the limit", i, r.Status, r.Body)
+		}
+	}
+	small := `parent_id IN (SELECT id FROM parent WHERE value = 1)`
+	f := newFollower(v, "table", "child", "where", small)
+	f.catchUp(t)
+	if len(f.rows) != 3 {
+		t.Fatalf("narrow shape has %d rows, want 3", len(f.rows))
+	}
+	conn := sqsConn(t, db)
+	sqsExec(t, conn, `UPDATE parent SET value = 1 WHERE id IN (4, 5)`) // 5 values: at the limit
+	f.pollUntil(t, "two moves in", func(rows map[string]map[string]*string) bool { return len(rows) == 5 })
+	sqsExec(t, conn, `UPDATE parent SET value = 1 WHERE id = 6`) // 6: past it
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r := get(t, v.shapeURL("table", "child", "where", small, "handle", f.handle, "offset", f.offset, "live", "true"))
+		if r.Status == 409 {
+			break
+		}
+		if r.Status != 200 && r.Status != 204 {
+			t.Fatalf("live request: %d %s", r.Status, r.Body)
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the shape past the limit was not removed")
+		}
+	}
+	if r := get(t, v.shapeURL("table", "child", "where", small, "offset", "-1")); r.Status != 400 || !bytes.Contains(r.Body, []byte("more than 5 values")) {
+		t.Fatalf("re-creation past the limit: %d %s, want 400", r.Status, r.Body)
+	}
+	if !strings.Contains(v.Log(), "subqueries hold more values than the limit") {
+		t.Fatal("no log line for the removal")
+	}
 }

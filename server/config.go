@@ -67,6 +67,9 @@ type Config struct {
 	// ExperimentalSubqueries accepts where clauses with IN (SELECT …)
 	// subqueries (shapecache.Cache.Subqueries; incomplete, issue 16).
 	ExperimentalSubqueries bool
+	// MaxSubqueryValues bounds the values one shape's subqueries hold
+	// (shapecache.Cache.MaxSubqueryValues; 0: no limit).
+	MaxSubqueryValues int
 	// MetricsPort serves Prometheus metrics at /metrics on a listener of
 	// its own, on the same host as the API (0: off).
 	MetricsPort int
@@ -118,6 +121,7 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:         256,
 
 		MaxQueuedSnapshots: shapecache.DefaultMaxQueuedSnapshots,
+		MaxSubqueryValues:  shapecache.DefaultMaxSubqueryValues,
 		MaxOpenLogs:        shapecache.DefaultMaxOpenLogs,
 		CompactMinOps:      shapecache.DefaultCompactMinOps,
 		CompactGrace:       shapecache.DefaultCompactGrace,
@@ -168,6 +172,9 @@ func (c *Config) Validate() []string {
 	}
 	if (c.AuthIssuer != "" || c.AuthAudience != "") && c.AuthJWTSecret == "" && c.AuthJWTPublicKey == "" {
 		p = append(p, "The token issuer and audience need a JWT key: set -auth-jwt-secret or -auth-jwt-public-key.")
+	}
+	if c.MaxSubqueryValues < 0 {
+		p = append(p, fmt.Sprintf("The subquery value limit must be 0 (none) or more, not %d.", c.MaxSubqueryValues))
 	}
 	if c.MaxShapes < 0 {
 		p = append(p, fmt.Sprintf("The shape limit must be 0 (none) or more, not %d.", c.MaxShapes))

@@ -412,7 +412,7 @@ func (s *Server) openCache(ctx context.Context, pool *pgxpool.Pool, inspector *p
 		Store: store, Inspector: inspector, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher,
 		Logger: s.log, SchemaCheckInterval: cfg.SchemaCheck,
 		SnapshotConcurrency: cfg.SnapshotConcurrency, MaxQueuedSnapshots: cfg.MaxQueuedSnapshots,
-		MaxOpenLogs: cfg.MaxOpenLogs, ShapeTTL: cfg.ShapeTTL, Subqueries: cfg.ExperimentalSubqueries,
+		MaxOpenLogs: cfg.MaxOpenLogs, ShapeTTL: cfg.ShapeTTL, Subqueries: cfg.ExperimentalSubqueries, MaxSubqueryValues: cfg.MaxSubqueryValues,
 		Compaction: shapecache.Compaction{MinOps: int64(cfg.CompactMinOps), Grace: cfg.CompactGrace},
 	}
 	if reg != nil {

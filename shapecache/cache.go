@@ -69,6 +69,10 @@ type Cache struct {
 	// Subqueries lets NewShape accept where clauses with subqueries
 	// (experimental, incomplete: subquery.go, issue 16).
 	Subqueries bool
+	// MaxSubqueryValues bounds the values (and rows of nested subqueries'
+	// tables) one shape's subqueries hold: past it a new shape fails with
+	// a client error and a live one is removed (0: no limit).
+	MaxSubqueryValues int
 
 	// shapes is the table state the shapes share and their handles' clock.
 	shapes shape.Registry
@@ -134,6 +138,7 @@ type Cache struct {
 const (
 	DefaultSnapshotConcurrency = 8
 	DefaultMaxQueuedSnapshots  = 5000
+	DefaultMaxSubqueryValues   = 100_000
 )
 
 // Open restores the shapes found in the store and starts the background

@@ -115,6 +115,8 @@ func removalReason(why string) string {
 		return "where_error"
 	case strings.HasPrefix(why, "replication slot"):
 		return "slot_lost"
+	case why == whyTooManyValues:
+		return "subquery_values_limit"
 	}
 	return "other"
 }

@@ -2,6 +2,7 @@ package shapecache
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -29,9 +30,27 @@ func ClientError(err error) (pe *pgconn.PgError, ok bool) {
 	if !errors.As(err, &pe) || len(pe.Code) != 5 {
 		return nil, false
 	}
+	var le *subqueryLimitError
+	if errors.As(err, &le) {
+		return pe, true
+	}
 	switch pe.Code[:2] {
 	case "22", "42", "0A", "21":
 		return pe, true
 	}
 	return nil, false
+}
+
+// subqueryLimitError is a shape whose subqueries hold more values than
+// Cache.MaxSubqueryValues: the request's fault, so ClientError reports it
+// (as program_limit_exceeded, 54000) and its clients get a 400 naming the
+// limit.
+type subqueryLimitError struct{ pe *pgconn.PgError }
+
+func (e *subqueryLimitError) Error() string { return e.pe.Message }
+func (e *subqueryLimitError) Unwrap() error { return e.pe }
+
+func errTooManyValues(limit int) error {
+	return &subqueryLimitError{pe: &pgconn.PgError{Severity: "ERROR", Code: "54000",
+		Message: fmt.Sprintf("The shape's subqueries select more than %d values, the server's limit (-max-subquery-values, VOLT_MAX_SUBQUERY_VALUES); narrow the subqueries", limit)}}
 }

@@ -261,6 +261,50 @@ func (c *Cache) unregisterSubqueryLocked(e *Entry) {
 	}
 }
 
+// whyTooManyValues is the removal reason of a subquery shape whose
+// subqueries came to hold more than Cache.MaxSubqueryValues values.
+const whyTooManyValues = "subquery values over the limit"
+
+// sqBudget counts the values (and nested rows) a shape's subqueries hold
+// against Cache.MaxSubqueryValues; a nil budget has no limit.
+type sqBudget struct{ left, limit int }
+
+func (c *Cache) subqueryBudget() *sqBudget {
+	if c.MaxSubqueryValues <= 0 {
+		return nil
+	}
+	return &sqBudget{left: c.MaxSubqueryValues, limit: c.MaxSubqueryValues}
+}
+
+// take counts one more value.
+func (b *sqBudget) take() error {
+	if b == nil {
+		return nil
+	}
+	if b.left--; b.left < 0 {
+		return errTooManyValues(b.limit)
+	}
+	return nil
+}
+
+// size is the number of values and nested rows st's dependencies hold
+// (what sqBudget counts).
+func (st *sqState) size() int {
+	n := 0
+	for _, d := range st.deps {
+		n += d.size()
+	}
+	return n
+}
+
+func (d *sqDep) size() int {
+	n := len(d.counts) + len(d.rows)
+	for _, sd := range d.sub {
+		n += sd.size()
+	}
+	return n
+}
+
 // whyMoved is the removal reason of a subquery shape whose dependency
 // moved.
 const whyMoved = "subquery dependency changed (moves are not incremental yet: experimental)"
@@ -287,6 +331,11 @@ func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change, moves
 		m, unsure := e.sq.applyMoves(ch)
 		if unsure {
 			c.removeLocked(e, whyMoved)
+			continue
+		}
+		if n := c.MaxSubqueryValues; n > 0 && e.sq.size() > n {
+			c.Logger.Warn("shape with subqueries removed: its subqueries hold more values than the limit", "handle", e.Handle, "limit", n)
+			c.removeLocked(e, whyTooManyValues)
 			continue
 		}
 		if len(m) > 0 || moves[e] != nil {
@@ -712,8 +761,9 @@ func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.S
 	// The dependencies' state is filled here and first used by routing
 	// once setSubquerySnapshot has installed the views (under c.mu).
 	views := make([]*where.View, len(plan.Deps))
+	b := c.subqueryBudget()
 	for i, d := range e.sq.deps {
-		if views[i], err = readSqDep(ctx, tx, d); err != nil {
+		if views[i], err = readSqDep(ctx, tx, d, b); err != nil {
 			return info, 0, 0, err
 		}
 	}
@@ -757,15 +807,15 @@ func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.S
 // values: a plain dependency's canonical query, or for one with
 // dependencies of its own (read first) every row of its table, kept with
 // whether its where holds.
-func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep) (*where.View, error) {
+func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep, b *sqBudget) (*where.View, error) {
 	view := where.NewView(d.dep.Types)
 	d.counts = map[where.ValueKey]int{}
 	if d.table == nil {
-		return view, readDependency(ctx, tx, d.dep, view, d.counts)
+		return view, readDependency(ctx, tx, d.dep, view, d.counts, b)
 	}
 	d.rows, d.in = map[string][]volt.Value{}, map[string]bool{} // read again by a resync
 	for si, sd := range d.sub {
-		v, err := readSqDep(ctx, tx, sd)
+		v, err := readSqDep(ctx, tx, sd, b)
 		if err != nil {
 			return nil, err
 		}
@@ -800,6 +850,9 @@ func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep) (*where.View, error) {
 		}
 		key := d.table.RowKey(vals)
 		in := d.includes(vals)
+		if err := b.take(); err != nil {
+			return nil, err
+		}
 		d.rows[key], d.in[key] = vals, in
 		if in {
 			val := d.dep.ValueOf(d.table.Row(vals))
@@ -809,6 +862,11 @@ func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep) (*where.View, error) {
 			}
 			if err := view.Add(val); err != nil {
 				return nil, fmt.Errorf("subquery value: %w", err)
+			}
+			if d.counts[k] == 0 {
+				if err := b.take(); err != nil {
+					return nil, err
+				}
 			}
 			d.counts[k]++
 		}
@@ -821,7 +879,7 @@ func readSqDep(ctx context.Context, tx pgx.Tx, d *sqDep) (*where.View, error) {
 
 // readDependency reads dep's values (the rows of its canonical query) into
 // view and counts them per key.
-func readDependency(ctx context.Context, tx pgx.Tx, dep *where.Dependency, view *where.View, counts map[where.ValueKey]int) error {
+func readDependency(ctx context.Context, tx pgx.Tx, dep *where.Dependency, view *where.View, counts map[where.ValueKey]int, b *sqBudget) error {
 	rs, err := tx.Query(ctx, dep.SQL(), pgx.QueryResultFormats{pgx.TextFormatCode})
 	if err != nil {
 		return fmt.Errorf("subquery values: %w", err)
@@ -845,6 +903,11 @@ func readDependency(ctx context.Context, tx pgx.Tx, dep *where.Dependency, view 
 		}
 		if err := view.Add(val); err != nil {
 			return fmt.Errorf("subquery value: %w", err)
+		}
+		if counts[k] == 0 {
+			if err := b.take(); err != nil {
+				return err
+			}
 		}
 		counts[k]++
 	}

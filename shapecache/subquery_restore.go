@@ -125,6 +125,7 @@ func (c *Cache) resync(e *Entry) error {
 		if !errors.Is(err, errResyncMoved) {
 			return err
 		}
+		c.Logger.Debug("resync overtaken by a dependency move: starting over", "handle", e.Handle)
 	}
 	return fmt.Errorf("%w %d times", errResyncMoved, maxResyncAttempts)
 }
@@ -155,8 +156,9 @@ func (c *Cache) readResync(e *Entry) (info postgres.SnapshotInfo, views []*where
 	s := e.Shape
 	plan := e.sq.plan
 	views = make([]*where.View, len(plan.Deps))
+	b := c.subqueryBudget()
 	for i, d := range e.sq.deps {
-		if views[i], err = readSqDep(ctx, tx, d); err != nil {
+		if views[i], err = readSqDep(ctx, tx, d, b); err != nil {
 			return info, nil, nil, err
 		}
 	}
