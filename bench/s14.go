@@ -23,7 +23,9 @@ const (
 	s14ExtraValues    = 20_000    // values the memory users have beyond the others
 	s14MemoryUsers    = 500       // at most
 	s14MemoryBase     = 1_000_000 // the memory users are s14MemoryBase+1…
+	s14ControlBase    = 2_000_000 // and their control group s14ControlBase+1…
 	s14Writers        = 8
+	s14MemSamples     = 6
 	s14AwaitTimeout   = 30 * time.Second
 	s14Where          = "project_id IN (SELECT project_id FROM s14_members WHERE user_id = $1)"
 	s14LatencyTarget  = "p99 ≤ 50 ms at 10k shapes"
@@ -131,8 +133,9 @@ type s14World struct {
 
 // newS14World creates the tables: projects 1..projects with s14ItemsPer
 // items each, and user k (1..n) a member of s14Joined projects; the
-// memory users (past s14MemoryBase) are members of as many projects with
-// items and of further projects without.
+// memory users (past s14MemoryBase) and their control group (past
+// s14ControlBase) are members of as many projects with items, the memory
+// users also of further projects without.
 func newS14World(ctx context.Context, env *Env, n, projects int) (*s14World, error) {
 	memUsers := min(n, s14MemoryUsers)
 	stmts := []string{
@@ -146,8 +149,9 @@ func newS14World(ctx context.Context, env *Env, n, projects int) (*s14World, err
 		// The memory users: the same s14Joined projects with items as
 		// the others, and perUser projects without items (past projects).
 		fmt.Sprintf(`INSERT INTO s14_members (user_id, project_id)
-			SELECT %d + u, (u * %d + j) %% %d + 1 FROM generate_series(1, %d) u, generate_series(0, %d) j`,
-			s14MemoryBase, s14Joined, projects, memUsers, s14Joined-1),
+			SELECT b + u, (u * %d + j) %% %d + 1 FROM generate_series(1, %d) u, generate_series(0, %d) j,
+				(VALUES (%d), (%d)) AS base(b)`,
+			s14Joined, projects, memUsers, s14Joined-1, s14MemoryBase, s14ControlBase),
 		fmt.Sprintf(`INSERT INTO s14_members (user_id, project_id)
 			SELECT %d + u, %d + g FROM generate_series(1, %d) u, generate_series(1, %d) g`,
 			s14MemoryBase, projects, memUsers, s14ExtraValues/memUsers),
@@ -261,7 +265,7 @@ type s14Cost struct {
 
 func (c s14Cost) String() string {
 	return fmt.Sprintf("per members change: %.2f Postgres transactions besides the INSERT, %.2f scans of %s, %.0f tuples returned; volt CPU %s (a change for a user without a shape: %s)",
-		c.xacts, c.scans, s14Items, c.tuples, c.serverCPU, c.routeOnlyCPU)
+		c.xacts, c.scans, s14Items, c.tuples, c.serverCPU.Round(100*time.Microsecond), c.routeOnlyCPU.Round(100*time.Microsecond))
 }
 
 type s14PGStats struct{ xacts, tuples, scans int64 }
@@ -342,12 +346,35 @@ type s14MemResult struct {
 }
 
 func (m s14MemResult) String() string {
-	return fmt.Sprintf("%d shapes of %d values more than the others: heap %+.0f B/value, RSS %+.0f B/value; the N shapes' growth over their %d values (with each shape's own cost): heap %.0f B, RSS %.0f B per value",
-		m.users, m.perUser, m.heapPer, m.rssPer, m.createdValues, m.createdHeap, m.createdRSS)
+	return fmt.Sprintf("%d shapes of %d values more than %d others: heap %+.0f B/value, RSS %+.0f B/value; the N shapes' growth over their %d values (with each shape's own cost): heap %.0f B, RSS %.0f B per value",
+		m.users, m.perUser, m.users, m.heapPer, m.rssPer, m.createdValues, m.createdHeap, m.createdRSS)
 }
 
-// s14Memory reads volt's heap in use (its /metrics) and RSS.
+// s14Memory is the least of s14MemSamples readings of volt's heap in
+// use and RSS, 200 ms apart: the heap in use includes garbage not yet
+// collected, the least reading the least of it.
 func s14Memory(ctx context.Context, metrics string, env *Env) (s14Mem, error) {
+	var low s14Mem
+	for i := range s14MemSamples {
+		if i > 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+		m, err := s14ReadMemory(ctx, metrics, env)
+		if err != nil {
+			return m, err
+		}
+		if i == 0 || m.heap < low.heap {
+			low.heap = m.heap
+		}
+		if i == 0 || m.rss < low.rss {
+			low.rss = m.rss
+		}
+	}
+	return low, nil
+}
+
+// s14ReadMemory reads volt's heap in use (its /metrics) and RSS.
+func s14ReadMemory(ctx context.Context, metrics string, env *Env) (s14Mem, error) {
 	rss, _, err := env.ServerMemory()
 	if err != nil {
 		return s14Mem{}, err
@@ -378,29 +405,31 @@ func s14Memory(ctx context.Context, metrics string, env *Env) (s14Mem, error) {
 	return s14Mem{}, fmt.Errorf("no go_memstats_heap_inuse_bytes in %s", metrics)
 }
 
-// memory creates the shapes of the memory users, which hold
-// s14ExtraValues values more than as many of the others, and divides the
-// difference in volt's growth per shape by the extra values per shape.
+// memory creates the shapes of a control group of users, then as many
+// of the memory users, which hold s14ExtraValues values more, and divides
+// the difference in volt's growth by the extra values.
 func (w *s14World) memory(ctx context.Context, env *Env, metrics string, before, created s14Mem) (s14MemResult, error) {
 	users := min(w.n, s14MemoryUsers)
 	perUser := s14ExtraValues / users
 	r := s14MemResult{users: users, perUser: perUser, values: users * perUser, createdValues: w.n * s14Joined}
 	r.createdHeap = float64(created.heap-before.heap) / float64(r.createdValues)
 	r.createdRSS = float64(created.rss-before.rss) / float64(r.createdValues)
-	m0, err := s14Memory(ctx, metrics, env)
-	if err != nil {
-		return r, err
+	var ms [3]s14Mem
+	for i, base := range []int{0, s14ControlBase, s14MemoryBase} {
+		if base > 0 {
+			if _, err := w.follow(ctx, env, base+1, base+users); err != nil {
+				return r, err
+			}
+		}
+		var err error
+		if ms[i], err = s14Memory(ctx, metrics, env); err != nil {
+			return r, err
+		}
 	}
-	if _, err := w.follow(ctx, env, s14MemoryBase+1, s14MemoryBase+users); err != nil {
-		return r, err
-	}
-	m1, err := s14Memory(ctx, metrics, env)
-	if err != nil {
-		return r, err
-	}
-	perShape := func(a, b int64, n int) float64 { return float64(b-a) / float64(n) }
-	r.heapPer = (perShape(m0.heap, m1.heap, users) - perShape(before.heap, created.heap, w.n)) / float64(perUser)
-	r.rssPer = (perShape(m0.rss, m1.rss, users) - perShape(before.rss, created.rss, w.n)) / float64(perUser)
+	control, mem := ms[1].heap-ms[0].heap, ms[2].heap-ms[1].heap
+	r.heapPer = float64(mem-control) / float64(r.values)
+	control, mem = ms[1].rss-ms[0].rss, ms[2].rss-ms[1].rss
+	r.rssPer = float64(mem-control) / float64(r.values)
 	return r, nil
 }
 
@@ -623,8 +652,8 @@ func s14CostRow(n, inserts int, c s14Cost, plainCPU time.Duration) Row {
 func s14MemoryRow(n int, m s14MemResult) Row {
 	return Row{
 		Scenario: "S14 memory per dependency value",
-		Params: fmt.Sprintf("N=%s; %d more shapes whose users are members of %d more projects (without items); heap in use from /metrics, VmRSS; per-shape growth difference ÷ extra values",
-			count(n), m.users, m.perUser),
+		Params: fmt.Sprintf("N=%s; %d more shapes, then %d whose users are members of %d more projects (without items); heap in use from /metrics, VmRSS (least of %d readings); growth difference ÷ extra values",
+			count(n), m.users, m.users, m.perUser, s14MemSamples),
 		Volt:     m.String(),
 		Baseline: "–", Target: s14MemoryTarget,
 		VoltValue: m.heapPer,
