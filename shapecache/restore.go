@@ -16,7 +16,10 @@ import (
 // opening their logs, listing their directories or parsing their where
 // clauses (each happens on first use). Directories the catalog does not
 // list (a shape whose snapshot never completed, or a store from an older
-// version) are deleted in the background (removeOrphans).
+// version) are deleted in the background (removeOrphans). Shapes with
+// subqueries are the exception: their where clause is compiled (its
+// tables looked up) here, and a resync started for each
+// (subquery_restore.go).
 func (c *Cache) restore() error {
 	cat, recs, err := loadCatalog(filepath.Join(c.Store.Dir(), catalogFile))
 	if err != nil {
