@@ -68,6 +68,7 @@ type committer struct {
 	mu      sync.Mutex
 	queue   []*job
 	running int
+	large   int // running batches that started with a large job
 	max     int
 }
 
@@ -98,10 +99,19 @@ func (h *Handler) drain() {
 			c.mu.Unlock()
 			return
 		}
+		large := jobs[0].size > smallMutations
+		if large {
+			c.large++
+		}
 		c.mu.Unlock()
 		h.runBatch(jobs)
 		for _, j := range jobs {
 			close(j.done)
+		}
+		if large {
+			c.mu.Lock()
+			c.large--
+			c.mu.Unlock()
 		}
 	}
 }
@@ -110,9 +120,14 @@ func (h *Handler) drain() {
 // first (then in order of arrival), up to batchTransactions transactions
 // and batchMutations mutations (at least one job), only small ones after a
 // small one, and one job per client, so that a replay read in a batch
-// never sees a receipt that the same batch wrote.
+// never sees a receipt that the same batch wrote. Large jobs keep one
+// connection free for small ones: they wait while max-1 batches of large
+// jobs run (one of which takes them when it ends).
 func (c *committer) take() []*job {
 	slices.SortStableFunc(c.queue, func(a, b *job) int { return a.size - b.size })
+	if len(c.queue) > 0 && c.queue[0].size > smallMutations && c.max > 1 && c.large >= c.max-1 {
+		return nil
+	}
 	var jobs, rest []*job
 	n, m := 0, 0
 	clients := map[string]bool{}

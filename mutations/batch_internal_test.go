@@ -142,3 +142,27 @@ func TestSharedCommitFailureAnswersRetry(t *testing.T) {
 		t.Fatalf("%d rows after resending", n)
 	}
 }
+
+// TestTakeKeepsAConnectionForSmallJobs: the smallest queued jobs go first,
+// a small one only with small ones, one job per client; large jobs wait
+// while all connections but one run large batches.
+func TestTakeKeepsAConnectionForSmallJobs(t *testing.T) {
+	mk := func(client string, size int) *job {
+		return &job{clientID: client, size: size, txs: make([]volt.ClientTransaction, 1)}
+	}
+	big, small1, small2, again := mk("big", 100), mk("s1", 1), mk("s2", 2), mk("s1", 1)
+	c := &committer{max: 4, large: 3, queue: []*job{big, small1, small2, again}}
+	if got := c.take(); len(got) != 2 || got[0] != small1 || got[1] != small2 {
+		t.Fatalf("first batch %v", got)
+	}
+	if got := c.take(); len(got) != 1 || got[0] != again {
+		t.Fatalf("second batch %v (the same client's next job)", got)
+	}
+	if got := c.take(); got != nil {
+		t.Fatalf("a large job took the last connection while 3 large batches run: %v", got)
+	}
+	c.large = 2
+	if got := c.take(); len(got) != 1 || got[0] != big {
+		t.Fatalf("third batch %v", got)
+	}
+}
