@@ -297,6 +297,11 @@ type readResult struct {
 	timedOut bool
 	page     *shapelog.Page
 	release  func() // set with page: lets the log close again
+	// processed is the cache's processed LSN read before the log: every
+	// transaction up to it is in the log as read, so a live answer may
+	// report it as global_last_seen_lsn even when its last entry's offset
+	// is lower (a move's entries sit at the previous entry's LSN).
+	processed uint64
 }
 
 // streamThreshold is the page size above which a response streams the
@@ -360,6 +365,7 @@ func (s *Server) step(lr *logRead) (res readResult, ok, done bool) {
 			return readResult{}, false, true
 		}
 		changed := e.Changed()
+		processed := s.Cache.LastProcessedLSN()
 		var res shapelog.ReadResult
 		p, release, err := e.Locate(req.offset)
 		switch {
@@ -368,7 +374,7 @@ func (s *Server) step(lr *logRead) (res readResult, ok, done bool) {
 			// as one read shared with identical requests.
 			res, err = s.readShared(e, req.offset, changed, nil)
 		case p.Bytes > streamThreshold:
-			return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release}, true, true
+			return readResult{ReadResult: shapelog.ReadResult{End: p.End, AtHead: p.AtHead}, page: &p, release: release, processed: processed}, true, true
 		default:
 			res, err = s.readShared(e, req.offset, changed, &p)
 			release()
@@ -398,7 +404,7 @@ func (s *Server) step(lr *logRead) (res readResult, ok, done bool) {
 		case lr.live && len(res.Entries) == 0:
 			lr.timeoutC = lr.deadline.C
 		default:
-			return readResult{ReadResult: res}, true, true
+			return readResult{ReadResult: res, processed: processed}, true, true
 		}
 		return readResult{}, false, false
 	}
@@ -580,7 +586,7 @@ func (s *Server) answerLog(w http.ResponseWriter, r *http.Request, req *request,
 	body := res.Entries
 	var tail []byte
 	if upToDate {
-		g := res.End.LSN
+		g := max(res.End.LSN, res.processed)
 		if !req.live && s.Cache.LastProcessedLSN() > g {
 			g = s.Cache.LastProcessedLSN()
 		}

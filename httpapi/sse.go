@@ -67,7 +67,7 @@ func (s *Server) serveSSE(w http.ResponseWriter, r *http.Request, req *request, 
 	bw, sw := s.bodyWriter(w, sseBuffer)
 	ss := &sseStream{w: w, r: r, e: e, bw: bw, sw: sw, offset: req.offset}
 	if len(res.Entries) > 0 {
-		ss.send(res.Entries, atHead, res.End.LSN)
+		ss.send(res.Entries, atHead, max(res.End.LSN, res.processed))
 		return nil
 	}
 	if sw.Flush() != nil {
@@ -86,11 +86,12 @@ func (s *Server) sendSSE(ss *sseStream) bool {
 			return false
 		}
 		ss.changed = ss.e.Changed()
+		processed := s.Cache.LastProcessedLSN() // see readResult.processed
 		res, err := s.readShared(ss.e, ss.offset, ss.changed, nil)
 		if err != nil || len(res.Entries) == 0 {
 			return true
 		}
-		if !ss.send(res.Entries, res.AtHead, res.End.LSN) {
+		if !ss.send(res.Entries, res.AtHead, max(res.End.LSN, processed)) {
 			return false
 		}
 		ss.offset = res.End
