@@ -12,10 +12,12 @@ import (
 // TestCompactSmallShapes: a small shape whose rows are updated many times
 // is compacted, so a fresh client downloads at most twice its live rows
 // (plus control messages), while a client that followed it all along
-// keeps its rows right: it reads the old log, changes included, for the
-// grace period (-compact-grace, 2 s here); when that log is removed it
-// gets one 409 must-refetch with the new handle, downloads the live rows
-// and follows on. Compaction is bounded: while the updates
+// keeps its rows right: it reads the old log, changes included, as long
+// as it keeps reading it, and gets a 409 must-refetch with the new handle
+// only when a compaction makes a third retired generation of the shape
+// (the oldest is removed) or, once it stops reading, after the grace
+// period (-compact-grace, 2 s here); it then downloads the live rows and
+// follows on. Compaction is bounded: while the updates
 // arrive a log is compacted only once it holds 32 messages (the default
 // -compact-min-ops), the rest is done once the shape is quiet.
 //
@@ -107,26 +109,25 @@ func csRun(t *testing.T, rows, updates int) {
 			t.Fatalf("%s has %s, Postgres %s", name, got, exp)
 		}
 	}
-	// The follower, still on the first handle if the grace period has not
-	// run out, is sent to the compacted shape once it does: one 409
-	// must-refetch, then the live rows from the new handle.
-	deadline = time.Now().Add(30 * time.Second)
-	for f.handle == first {
-		if time.Now().After(deadline) {
-			t.Fatalf("the follower still reads the replaced log %s", first)
+	// While it kept reading, the follower was sent to a newer log only
+	// when a compaction made a third retired generation (two are kept).
+	if bound := max(compactions-2, 0); refetches > bound {
+		t.Fatalf("the reading follower got %d 409s for %d compactions, want at most %d", refetches, compactions, bound)
+	}
+	// It stops reading: a log that is not the current one is removed
+	// after the grace period, and its next request gets one 409 with the
+	// current handle, then the live rows.
+	if f.handle != fresh.handle {
+		left := f.handle
+		clWaitLog(t, v, "removal of the log the follower left", func(log string) bool { return clRemoved(log, left) })
+		if r := f.poll(t); r.Status != 409 {
+			t.Fatalf("the follower's request to its removed log %s got %d, want 409", left, r.Status)
 		}
-		if f.poll(t).Status == 409 {
-			refetches++
-		}
+		refetches++
 	}
 	f.catchUp(t)
 	if f.handle != fresh.handle || !csSameRows(f.rows, want) || len(f.violations) > 0 {
-		t.Fatalf("after its 409 the follower reads %s (fresh client: %s) with %s, violations %v", f.handle, fresh.handle, dump(f.rows), f.violations)
-	}
-	// It refetched once per compaction at most (its old log removed after
-	// the grace period), never for another reason.
-	if refetches < 1 || refetches > compactions {
-		t.Fatalf("the follower got %d 409s for %d compactions", refetches, compactions)
+		t.Fatalf("the follower reads %s (fresh client: %s) with %s, violations %v", f.handle, fresh.handle, dump(f.rows), f.violations)
 	}
 	t.Logf("%d rows × %d updates: %d compactions; a fresh client downloads %d row messages; the follower got %d 409s", rows, updates, compactions, data, refetches)
 }

@@ -265,20 +265,21 @@ func (c *Cache) retire(old *Entry) {
 		gens = gens[1:]
 	}
 	cfg.retired[key] = gens
-	c.checkRetiredAfter(old, cfg.Grace, false)
+	c.checkRetiredAfter(old, cfg.Grace, 0)
 }
 
 // checkRetiredAfter runs checkRetired for old after d.
-func (c *Cache) checkRetiredAfter(old *Entry, d time.Duration, probed bool) {
+func (c *Cache) checkRetiredAfter(old *Entry, d time.Duration, probed int64) {
 	time.AfterFunc(d, func() { c.checkRetired(old, probed) })
 }
 
 // checkRetired removes the retired shape old if no client has read it for
 // Grace, or checks again when that may be the case. Clients parked waiting
-// for a change have not read it lately, yet are still there: unless probed
-// already, they are woken first (they read again at once) and old is
-// checked again shortly after.
-func (c *Cache) checkRetired(old *Entry, probed bool) {
+// for a change have not read it lately, yet are still there: they are
+// woken (they read again at once) and old is checked again shortly after;
+// probed is the unix ms of that wake-up, 0 if none, and old is removed
+// when no client read it since.
+func (c *Cache) checkRetired(old *Entry, probed int64) {
 	if c.ctx.Err() != nil {
 		return // closing: the next start retires it again
 	}
@@ -288,15 +289,21 @@ func (c *Cache) checkRetired(old *Entry, probed bool) {
 	if old.IsGone() {
 		return
 	}
-	grace := c.Compaction.Grace
-	if idle := time.Since(time.UnixMilli(old.lastUsed.Load())); idle < grace {
-		c.checkRetiredAfter(old, grace-idle, false)
-		return
-	}
-	if !probed && old.waited() {
-		old.notify()
-		c.checkRetiredAfter(old, min(max(grace/2, 200*time.Millisecond), 5*time.Second), true)
-		return
+	last := old.lastUsed.Load()
+	if probed == 0 || last >= probed {
+		grace := c.Compaction.Grace
+		if idle := time.Since(time.UnixMilli(last)); idle < grace {
+			c.checkRetiredAfter(old, grace-idle, 0)
+			return
+		}
+		if old.waited() {
+			now := time.Now()
+			old.notify()
+			// Woken readers read again within milliseconds; the wait is
+			// generous for a loaded machine (a miss costs them a 409).
+			c.checkRetiredAfter(old, min(max(grace, time.Second), 5*time.Second), now.UnixMilli())
+			return
+		}
 	}
 	c.removeLocked(old, "compacted")
 }
