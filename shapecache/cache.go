@@ -89,8 +89,14 @@ type Cache struct {
 	// index finds the shapes a change can affect (routing).
 	index routing.Index[*Entry]
 	// sqByTable lists, per table, the subquery shapes with a dependency
-	// that reads it (subquery.go).
+	// that reads it (subquery.go), for table-wide operations; sqIndex
+	// files their dependencies by the keys of their inner where clauses,
+	// so that a change reaches only the dependencies it can affect.
 	sqByTable map[uint32]map[*Entry]struct{}
+	sqIndex   routing.Index[sqRef]
+	sqRel     map[uint32]*volt.Relation // relation of the last change routed to sqIndex, per table
+	sqCands   []sqRef                   // reused by routeSubqueryLocked
+	sqApplies int                       // dependency evaluations (tests)
 	dirty     map[*Entry]struct{}
 	creating  map[string]*creation
 	// completed holds shapes whose snapshot finished and that are not in

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -234,8 +235,21 @@ func (st *sqState) tables() []uint32 {
 	return out
 }
 
+// sqRef is one dependency (d, an index into e.sq.deps) of a subquery
+// shape as filed in Cache.sqIndex under table oid.
+type sqRef struct {
+	e   *Entry
+	d   int
+	oid uint32
+}
+
 // registerSubqueryLocked makes changes to e's dependency tables reach
-// checkSubqueryLocked.
+// routeSubqueryLocked: e is listed under each table, and each dependency
+// is filed in the routing index under the keys its inner where requires
+// (`user_id = 'k'` under key k of user_id), so that a change reaches only
+// the dependencies whose where it can match. A dependency whose where is
+// not indexable, has none, or has subqueries of its own (under each table
+// it reads) is in the index's scan list: every change evaluates it.
 func (c *Cache) registerSubqueryLocked(e *Entry) {
 	if c.sqByTable == nil {
 		c.sqByTable = map[uint32]map[*Entry]struct{}{}
@@ -248,6 +262,19 @@ func (c *Cache) registerSubqueryLocked(e *Entry) {
 		}
 		m[e] = struct{}{}
 	}
+	for i, d := range e.sq.deps {
+		if d.inner != nil && d.table == nil {
+			terms, ok := routeTerms(d.inner)
+			if rel := c.sqRel[d.oid]; rel != nil && d.inner.CheckRelation(rel) != nil {
+				ok = false // every change reaches it: apply finds it unsure
+			}
+			c.sqIndex.AddTerms(sqRef{e: e, d: i, oid: d.oid}, d.oid, terms, ok)
+			continue
+		}
+		for _, oid := range d.tables {
+			c.sqIndex.AddTerms(sqRef{e: e, d: i, oid: oid}, oid, nil, false)
+		}
+	}
 }
 
 func (c *Cache) unregisterSubqueryLocked(e *Entry) {
@@ -257,6 +284,11 @@ func (c *Cache) unregisterSubqueryLocked(e *Entry) {
 			if len(m) == 0 {
 				delete(c.sqByTable, oid)
 			}
+		}
+	}
+	for i, d := range e.sq.deps {
+		for _, oid := range d.tables {
+			c.sqIndex.Remove(sqRef{e: e, d: i, oid: oid})
 		}
 	}
 }
@@ -310,14 +342,48 @@ func (d *sqDep) size() int {
 const whyMoved = "subquery dependency changed (moves are not incremental yet: experimental)"
 
 // routeSubqueryLocked applies a change of tx to the dependencies of the
-// subquery shapes that read its table, collecting their moves in moves
-// (finishSubqueryTxLocked handles them once the whole transaction is
-// routed); a shape whose moves cannot be known is removed.
+// subquery shapes that read its table and that it can affect (sqIndex),
+// collecting their moves in moves (finishSubqueryTxLocked handles them
+// once the whole transaction is routed); a shape whose moves cannot be
+// known is removed. The first change with a new relation definition of a
+// table reaches every dependency on it, so that those the new definition
+// no longer fits are found (sqDep.apply checks the relation).
 func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change, moves map[*Entry][]sqMove) {
 	if ch.Relation == nil {
 		return
 	}
-	for e := range c.sqByTable[ch.Relation.ID] {
+	oid := ch.Relation.ID
+	cands := c.sqCands[:0]
+	if c.sqRel[oid] != ch.Relation {
+		if c.sqRel == nil {
+			c.sqRel = map[uint32]*volt.Relation{}
+		}
+		c.sqRel[oid] = ch.Relation
+		for e := range c.sqByTable[oid] {
+			for i, d := range e.sq.deps {
+				if containsOID(d.tables, oid) {
+					cands = append(cands, sqRef{e: e, d: i, oid: oid})
+				}
+			}
+		}
+	} else {
+		cands = c.sqIndex.AppendChange(cands, ch)
+	}
+	// Per shape, its dependencies in order (as sqState.applyMoves).
+	slices.SortFunc(cands, func(a, b sqRef) int {
+		if a.e != b.e {
+			return strings.Compare(a.e.Handle, b.e.Handle)
+		}
+		return a.d - b.d
+	})
+	for i := 0; i < len(cands); {
+		e := cands[i].e
+		j := i + 1
+		for j < len(cands) && cands[j].e == e {
+			j++
+		}
+		refs := cands[i:j]
+		i = j
 		if e.IsGone() {
 			continue
 		}
@@ -328,7 +394,8 @@ func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change, moves
 		if tx.CommitLSN < e.snap.LSN && e.snap.Visible(tx.Xid) {
 			continue // the snapshot's views hold it
 		}
-		m, unsure := e.sq.applyMoves(ch)
+		c.sqApplies += len(refs)
+		m, unsure := e.sq.applyRefs(ch, refs)
 		if unsure {
 			c.removeLocked(e, whyMoved)
 			continue
@@ -342,6 +409,8 @@ func (c *Cache) routeSubqueryLocked(tx *volt.Transaction, ch *volt.Change, moves
 			moves[e] = append(moves[e], m...)
 		}
 	}
+	clear(cands)
+	c.sqCands = cands[:0]
 }
 
 // sqMoveIn is a move-in of an outer shape: values of dependency d that
@@ -574,6 +643,22 @@ func (st *sqState) applyMoves(ch *volt.Change) (moves []sqMove, unsure bool) {
 		}
 		for _, m := range ms {
 			m.d = di
+			moves = append(moves, m)
+		}
+	}
+	return moves, false
+}
+
+// applyRefs is applyMoves for the dependencies refs (of st's shape, in
+// order) only: those the routing index found for the change.
+func (st *sqState) applyRefs(ch *volt.Change, refs []sqRef) (moves []sqMove, unsure bool) {
+	for _, r := range refs {
+		ms, unsure := st.deps[r.d].apply(ch)
+		if unsure {
+			return nil, true
+		}
+		for _, m := range ms {
+			m.d = r.d
 			moves = append(moves, m)
 		}
 	}
