@@ -37,8 +37,8 @@ type Rules struct {
 type RulesOptions struct {
 	// Subqueries lets checks use subqueries (`col IN (SELECT c FROM t
 	// WHERE …)`), and requests decided by read rules use them on tables
-	// the caller may read. It is -experimental-subqueries: without it a
-	// check with a subquery is an error.
+	// the caller may read. It is volt's -subqueries (on by default): without
+	// it a check with a subquery is an error.
 	Subqueries bool
 }
 
@@ -267,7 +267,7 @@ func (c *compiler) check(t *volt.Table, clause string) (*predicate, error) {
 		return p, err
 	}
 	if !c.rules.subqueries {
-		return nil, errors.New("subqueries in rules need subquery shapes, which are experimental: start volt with -experimental-subqueries (VOLT_EXPERIMENTAL_SUBQUERIES=true)")
+		return nil, errors.New("subqueries in rules need subquery shapes, which this server has turned off: start volt without -subqueries=false (VOLT_SUBQUERIES)")
 	}
 	p.ident = quoteIdent(t.Schema) + "." + quoteIdent(t.Name)
 	p.tables = c.rules.knownTables()

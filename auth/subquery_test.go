@@ -108,7 +108,7 @@ func TestSubqueryRulesRefused(t *testing.T) {
 	// with the flag's name, whatever else is wrong with it.
 	for _, rules := range []string{read(member), write(member), read(`project_id IN (SELECT project_id FROM nosuch)`)} {
 		_, err := auth.CompileRules(context.Background(), src, []byte(rules))
-		if err == nil || !strings.Contains(err.Error(), "-experimental-subqueries (VOLT_EXPERIMENTAL_SUBQUERIES=true)") ||
+		if err == nil || !strings.Contains(err.Error(), "start volt without -subqueries=false (VOLT_SUBQUERIES)") ||
 			!strings.Contains(err.Error(), "tables.tasks.") {
 			t.Errorf("rules %s without the flag: %v, want the rule and the flag named", rules, err)
 		}

@@ -49,7 +49,7 @@ func runS14(ctx context.Context, env *Env, n, inserts, rate int, d, settle time.
 		return nil, err
 	}
 	// Every shape has a parked live request: room for them all.
-	env.extraArgs = []string{"-experimental-subqueries", "-metrics-port", strconv.Itoa(mport),
+	env.extraArgs = []string{"-metrics-port", strconv.Itoa(mport),
 		"-max-concurrent-existing", strconv.Itoa(2*(n+s14MemoryUsers) + 1000)}
 	defer func() { env.extraArgs = nil }()
 	if err := env.RestartServer(ctx); err != nil {

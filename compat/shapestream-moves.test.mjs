@@ -1,5 +1,5 @@
 // The official @electric-sql/client's ShapeStream on a subquery shape (volt
-// -experimental-subqueries, subqueries.md): it passes volt's move events
+// subqueries on by default, subqueries.md): it passes volt's move events
 // through to subscribers untouched. A subscriber sees every row with `tags`
 // and `active_conditions`, a `move-out` event with `patterns` matching the
 // tags of the rows that leave, and a `move-in` event followed by the new rows

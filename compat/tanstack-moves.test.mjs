@@ -1,5 +1,5 @@
 // TanStack DB's Electric collection (the pinned @tanstack/electric-db-collection)
-// on a subquery shape (volt -experimental-subqueries, subqueries.md): rows move
+// on a subquery shape (subqueries.md): rows move
 // in and out of the shape when rows of the tables its subqueries read change,
 // and the collection must follow from volt's move-in / move-out events,
 // `tags` and `active_conditions` alone (§9). Eager, on-demand (changes_only +

@@ -39,7 +39,7 @@ func TestOfficialTypeScriptClient(t *testing.T) {
 	// Subquery shapes are on for tanstack-moves and shapestream-moves (no
 	// other file uses a subquery).
 	const sseTimeout = "3s"
-	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_SSE_TIMEOUT="+sseTimeout, "VOLT_CHUNK_BYTES=10000", "VOLT_INSECURE_WRITES=true", "VOLT_EXPERIMENTAL_SUBQUERIES=true")
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=2s", "VOLT_SSE_TIMEOUT="+sseTimeout, "VOLT_CHUNK_BYTES=10000", "VOLT_INSECURE_WRITES=true")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

@@ -17,8 +17,7 @@ import (
 )
 
 // Read and write rules with subqueries (issue 16 items 4 and 6,
-// docs/AUTH.md "Subqueries in rules"), against the binary with
-// -experimental-subqueries.
+// docs/AUTH.md "Subqueries in rules"), against the binary.
 
 // sqrRules: tasks and projects are readable by the members of their
 // project (membership followed live), members by the user they name
@@ -481,15 +480,15 @@ func TestSubqueryRulesWriteCheck(t *testing.T) {
 	}
 }
 
-// TestSubqueryRulesNeedFlag: without -experimental-subqueries, a rules
-// file whose read rule has a subquery does not start, and says which rule
-// and which flag.
+// TestSubqueryRulesNeedFlag: with -subqueries=false, a rules file whose
+// read rule has a subquery does not start, and says which rule and which
+// flag.
 func TestSubqueryRulesNeedFlag(t *testing.T) {
 	db := pgtest.NewDB(t)
 	pgtest.Exec(t, db, sqrSchema...)
 	rules := writeFile(t, "rules.json", sqrRules)
-	out := serveFails(t, db, "VOLT_AUTH_JWT_SECRET="+authSecret, "VOLT_RULES="+rules)
-	if want := "volt: rules file " + rules + ": tables.projects.read.check: subqueries in rules need subquery shapes, which are experimental: start volt with -experimental-subqueries (VOLT_EXPERIMENTAL_SUBQUERIES=true)"; !strings.Contains(out, want) {
+	out := serveFails(t, db, "VOLT_SUBQUERIES=false", "VOLT_AUTH_JWT_SECRET="+authSecret, "VOLT_RULES="+rules)
+	if want := "volt: rules file " + rules + ": tables.projects.read.check: subqueries in rules need subquery shapes, which this server has turned off: start volt without -subqueries=false (VOLT_SUBQUERIES)"; !strings.Contains(out, want) {
 		t.Fatalf("output lacks %q:\n%s", want, out)
 	}
 }

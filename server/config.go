@@ -64,9 +64,10 @@ type Config struct {
 	ShapeTTL            time.Duration
 	CompactMinOps       int
 	CompactGrace        time.Duration
-	// ExperimentalSubqueries accepts where clauses with IN (SELECT …)
-	// subqueries (shapecache.Cache.Subqueries; incomplete, issue 16).
-	ExperimentalSubqueries bool
+	// Subqueries accepts where clauses with IN (SELECT …) subqueries in
+	// shapes and rules (shapecache.Cache.Subqueries, auth.RulesOptions);
+	// on by default.
+	Subqueries bool
 	// MaxSubqueryValues bounds the values one shape's subqueries hold
 	// (shapecache.Cache.MaxSubqueryValues; 0: no limit).
 	MaxSubqueryValues int
@@ -121,6 +122,7 @@ func DefaultConfig() Config {
 		MaxConnsPerIP:         256,
 
 		MaxQueuedSnapshots: shapecache.DefaultMaxQueuedSnapshots,
+		Subqueries:         true,
 		MaxSubqueryValues:  shapecache.DefaultMaxSubqueryValues,
 		MaxOpenLogs:        shapecache.DefaultMaxOpenLogs,
 		CompactMinOps:      shapecache.DefaultCompactMinOps,

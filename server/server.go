@@ -228,7 +228,7 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger, hooks Hooks) (_ *Se
 	api.Config.CORSOrigins, _ = cfg.CORSOriginList() // checked by Validate
 	var rules *auth.Rules
 	if cfg.Rules != "" {
-		if rules, err = auth.LoadRulesWith(ctx, inspector, cfg.Rules, auth.RulesOptions{Subqueries: cfg.ExperimentalSubqueries}); err != nil {
+		if rules, err = auth.LoadRulesWith(ctx, inspector, cfg.Rules, auth.RulesOptions{Subqueries: cfg.Subqueries}); err != nil {
 			return nil, err
 		}
 	}
@@ -412,7 +412,7 @@ func (s *Server) openCache(ctx context.Context, pool *pgxpool.Pool, inspector *p
 		Store: store, Inspector: inspector, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher,
 		Logger: s.log, SchemaCheckInterval: cfg.SchemaCheck,
 		SnapshotConcurrency: cfg.SnapshotConcurrency, MaxQueuedSnapshots: cfg.MaxQueuedSnapshots,
-		MaxOpenLogs: cfg.MaxOpenLogs, ShapeTTL: cfg.ShapeTTL, Subqueries: cfg.ExperimentalSubqueries, MaxSubqueryValues: cfg.MaxSubqueryValues,
+		MaxOpenLogs: cfg.MaxOpenLogs, ShapeTTL: cfg.ShapeTTL, Subqueries: cfg.Subqueries, MaxSubqueryValues: cfg.MaxSubqueryValues,
 		Compaction: shapecache.Compaction{MinOps: int64(cfg.CompactMinOps), Grace: cfg.CompactGrace},
 	}
 	if reg != nil {
