@@ -215,3 +215,35 @@ func (t *MoveTracker) reindex(key string, r *tagRow) {
 		}
 	}
 }
+
+// Row returns the tags and active conditions the tracker holds for key
+// (to persist them and feed them back with Change after a restart); ok is
+// false when it holds nothing for key.
+func (t *MoveTracker) Row(key string) (tags []string, conds []bool, ok bool) {
+	r := t.rows[key]
+	if r == nil {
+		return nil, nil, false
+	}
+	for tag := range r.tags {
+		tags = append(tags, tag)
+	}
+	slices.Sort(tags)
+	return tags, slices.Clone(r.ac), true
+}
+
+// Matching returns the keys of the rows whose tags a move's patterns
+// match, sorted: the rows Move may change.
+func (t *MoveTracker) Matching(m *Move) []string {
+	seen := map[string]struct{}{}
+	var keys []string
+	for _, p := range m.Patterns {
+		for key := range t.index[tagSlot{p.Pos, p.Value}] {
+			if _, ok := seen[key]; !ok {
+				seen[key] = struct{}{}
+				keys = append(keys, key)
+			}
+		}
+	}
+	slices.Sort(keys)
+	return keys
+}

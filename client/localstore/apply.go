@@ -36,7 +36,8 @@ func (a *applier) close() {
 }
 
 // apply writes one change: inserts and updates are upserts of the columns
-// the change carries, deletes remove the row.
+// the change carries (so an insert that a move-in brings for a row that
+// is already there updates it), deletes remove the row.
 func (a *applier) apply(c *client.Change) error {
 	if c.Operation == volt.OpDelete {
 		return a.delete(c.Value)
@@ -89,6 +90,15 @@ func (a *applier) upsert(key string) (*sql.Stmt, error) {
 }
 
 func (a *applier) delete(row client.Row) error {
+	pk := make([]any, 0, len(a.def.pk()))
+	for _, c := range a.def.pk() {
+		pk = append(pk, toSQL(c.col, row[c.name]))
+	}
+	return a.deletePK(pk)
+}
+
+// deletePK deletes the synced row with primary key pk (SQLite values).
+func (a *applier) deletePK(pk []any) error {
 	if a.del == nil {
 		where := list(a.def.pk(), " AND ", func(c colDef) string { return q(c.name) + " = ?" })
 		s, err := a.tx.tx.Prepare("DELETE FROM " + a.def.synced() + " WHERE " + where)
@@ -97,10 +107,6 @@ func (a *applier) delete(row client.Row) error {
 		}
 		a.del = s
 	}
-	a.args = a.args[:0]
-	for _, c := range a.def.pk() {
-		a.args = append(a.args, toSQL(c.col, row[c.name]))
-	}
-	_, err := a.del.Exec(a.args...)
+	_, err := a.del.Exec(pk...)
 	return err
 }

@@ -76,6 +76,8 @@ type DB struct {
 
 	clientID string
 
+	moveStates map[string]*moveState // by local table; guarded by wmu (see moves.go)
+
 	watchMu  sync.Mutex
 	watchers map[*watcher]struct{}
 	outbox   chan struct{} // signalled when the outbox may have grown
@@ -217,7 +219,7 @@ func randomID() string {
 // schemaVersion is the version of the store's own tables, kept in
 // _volt_meta under 'schema' (stores without it are version 1); upgrade
 // brings older stores to it.
-const schemaVersion = 3
+const schemaVersion = 4
 
 // metaDDL creates the store's bookkeeping tables.
 var metaDDL = []string{
@@ -239,6 +241,7 @@ var metaDDL = []string{
 	// echo: txids seen (as the last change of their transaction) in a
 	// table's shape while writes of ours were in flight.
 	`CREATE TABLE IF NOT EXISTS _volt_echo (tbl TEXT NOT NULL, txid INTEGER NOT NULL, PRIMARY KEY (tbl, txid)) WITHOUT ROWID`,
+	rowTagsDDL,
 }
 
 // outboxDDL: the mutations of local transactions, in order: clustered by

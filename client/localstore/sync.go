@@ -33,6 +33,9 @@ func (db *DB) Sync(ctx context.Context, c *client.Client, def client.ShapeDef, t
 	if err != nil {
 		return err
 	}
+	db.wmu.Lock()
+	db.forgetMoves(table) // loaded from the store by the first batch
+	db.wmu.Unlock()
 	return st.Run(ctx, func(b client.Batch) error {
 		return db.applyBatch(table, def.Table, st.Schema(), b)
 	})
@@ -59,6 +62,7 @@ func (db *DB) applyBatch(table, source string, schema client.Schema, b client.Ba
 			return err
 		}
 		if err := db.applyEvents(tx, table, source, schema, b); err != nil {
+			db.forgetMoves(table) // the transaction rolls back
 			return err
 		}
 		if _, err := tx.tx.Exec(`UPDATE _volt_flags SET syncing = 0`); err != nil {
@@ -87,6 +91,10 @@ func (db *DB) applyEvents(tx *Tx, table, source string, schema client.Schema, b 
 	if def == nil {
 		return fmt.Errorf("localstore: %s: a batch without electric-schema", table)
 	}
+	moves, err := db.moves(tx, table)
+	if err != nil {
+		return err
+	}
 	a := newApplier(tx, def)
 	defer a.close()
 	var lsn uint64
@@ -97,9 +105,20 @@ func (db *DB) applyEvents(tx *Tx, table, source string, schema client.Schema, b 
 			if err := a.apply(ev); err != nil {
 				return err
 			}
+			if err := moves.change(a, ev); err != nil {
+				return fmt.Errorf("localstore: %s: row tags: %w", table, err)
+			}
 			tx.touch(table)
 			if ev.Last {
 				echoes = append(echoes, ev.Txids...)
+			}
+		case *client.Move:
+			n, err := moves.move(a, ev)
+			if err != nil {
+				return err
+			}
+			if n > 0 {
+				tx.touch(table)
 			}
 		case *client.UpToDate:
 			lsn = ev.LSN
@@ -132,6 +151,10 @@ func refetch(tx *Tx, table, handle string) error {
 	if _, err := tx.tx.Exec(`DELETE FROM _volt_echo WHERE tbl = ?`, table); err != nil {
 		return err
 	}
+	if _, err := tx.tx.Exec(`DELETE FROM _volt_row_tags WHERE tbl = ?`, table); err != nil {
+		return err
+	}
+	tx.db.forgetMoves(table)
 	_, err = tx.tx.Exec(`UPDATE _volt_shapes SET handle = ?, "offset" = '-1', lsn = 0 WHERE tbl = ?`, handle, table)
 	return err
 }

@@ -136,6 +136,10 @@ func (db *DB) rebuild(tx *Tx, old, def *tableDef, schema client.Schema) error {
 	if err := execAll(tx, old.drop()); err != nil {
 		return err
 	}
+	if _, err := tx.tx.Exec(`DELETE FROM _volt_row_tags WHERE tbl = ?`, def.name); err != nil {
+		return err
+	}
+	db.forgetMoves(def.name)
 	if err := migrateOverlay(tx, old, def, samePK); err != nil {
 		return err
 	}

@@ -26,6 +26,9 @@ func upgrade(tx *Tx) error {
 	}
 	// Version 2 had the same tables, and a _volt_txns row for every local
 	// transaction: rows of unsent transactions are still read as such.
+	// Version 3 lacked _volt_row_tags, which init creates: its synced rows
+	// of shapes with subqueries have no tags until the shape is fetched
+	// again.
 	return nil
 }
 

@@ -44,7 +44,7 @@ func TestUpgradeFromV1(t *testing.T) {
 			t.Fatalf("%s:\n got %s\nwant %s", query, got, want)
 		}
 	}
-	check(`SELECT v FROM _volt_meta WHERE k = 'schema'`, "3")
+	check(`SELECT v FROM _volt_meta WHERE k = 'schema'`, "4")
 	check(`SELECT ltx, id, tbl, op, key, coalesce(vals, '') FROM _volt_outbox ORDER BY ltx, id`,
 		`1|1|todos|insert|{"id":"c"}|{"id":"c","done":false,"meta":{"x":1},"title":"local c"}; `+
 			`1|2|todos|update|{"id":"a"}|{"done":true}; 2|3|notes|insert|{"n":7}|{"n":7,"body":"seven"}; `+
