@@ -16,10 +16,11 @@ const benchUsage = `Usage: volt bench [-quick] [-only s2,s3,…] [-out dir] [-cp
 Starts a throwaway PostgreSQL and "volt serve" (this binary, as a child
 process) on 127.0.0.1, runs the scenarios S1 (initial sync), S4 (commit to
 client with N unrelated shapes), S5 (fan-out), S10 (write round trip
-through POST /v1/mutations), S8 (replication keep-up at rising commit
+through POST /v1/mutations), S15 (a write storm of 1,000 clients), S8 (replication keep-up at rising commit
 rates), S11 (memory per idle shape and per parked request, restart to
 ready), S2 (many clients, one new small shape), S3 (concurrent shape
-creation), S13 (log growth and compaction) and S12 (stalled clients) with
+creation), S13 (log growth and compaction), S14 (membership subquery
+shapes: moves at scale) and S12 (stalled clients) with
 baselines measured in the same run (COPY, LISTEN/NOTIFY, a naive 100 ms
 poller, plain INSERTs, the writers without volt, pg_recvlogical to
 /dev/null, the shapes' queries over pgx, one client, the idle server, a
@@ -40,7 +41,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() { fmt.Fprint(stderr, benchUsage); printFlags(stderr, fs) }
 	quick := fs.Bool("quick", false, "small sizes only (under 3 minutes on 2 cores)")
 	out := fs.String("out", "bench/results", "directory for the results file (empty: do not write one)")
-	only := fs.String("only", "", "comma-separated scenarios to run (s1,s4,s5,s10,s8,s11,s2,s3,s13,s12); empty runs all")
+	only := fs.String("only", "", "comma-separated scenarios to run (s1,s4,s5,s10,s15,s8,s11,s2,s3,s13,s14,s12); empty runs all")
 	cpuprofile := fs.String("cpuprofile", "", "write one CPU profile of the bench process (the load clients, not the server) per scenario into this directory")
 	if err := fs.Parse(args); err != nil {
 		return err
