@@ -262,6 +262,15 @@ func WithSeqStore(s SeqStore) WriterOption { return func(o *writerOptions) { o.S
 // (DefaultMaxBatch).
 func WithMaxBatch(n int) WriterOption { return func(o *writerOptions) { o.MaxBatch = n } }
 
+// WithSentBefore tells the Writer which seqs an earlier Writer or process
+// may have sent already (a store that resends its queue after a crash):
+// the server's replayed answer for such a seq is the transaction's own
+// result from that earlier delivery and is returned as its result, where
+// it would otherwise be ErrSeqReused.
+func WithSentBefore(f func(seq int64) bool) WriterOption {
+	return func(o *writerOptions) { o.SentBefore = f }
+}
+
 // NoLSNWait stops asking the server to wait for each accepted
 // transaction's exact commit LSN ("wait": "lsn"): answers come sooner,
 // with an upper bound of the commit LSN, which a quiet server may not

@@ -51,6 +51,10 @@ type writerOptions struct {
 	// MaxBatch bounds the transactions sent in one request
 	// (DefaultMaxBatch).
 	MaxBatch int
+	// SentBefore reports the seqs an earlier Writer (or process) may have
+	// sent already: a replayed answer for one of them is its own earlier
+	// result, not a reused seq (WithSentBefore).
+	SentBefore func(seq int64) bool
 	// NoLSNWait stops asking the server to wait for each accepted
 	// transaction's exact commit LSN ("wait": "lsn"): answers come sooner,
 	// with an upper bound of the commit LSN, which a quiet server may not
@@ -561,7 +565,7 @@ func (w *Writer) settle(ctx context.Context, batch []*wtx, firstSend []bool, res
 			}
 			return nil, true, w.resyncLocked(ctx, r, &calls)
 		case r.Status == volt.StatusAccepted || r.Status == volt.StatusRejected:
-			if r.Replayed && firstSend[i] {
+			if r.Replayed && firstSend[i] && (w.opts.SentBefore == nil || !w.opts.SentBefore(t.seq)) {
 				w.finishLocked(t, volt.MutationResult{}, &SeqError{Seq: t.seq, Result: r, reused: true}, &calls)
 				continue
 			}

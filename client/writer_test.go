@@ -195,6 +195,27 @@ func TestWriterOutOfOrder(t *testing.T) {
 			t.Errorf("applied %d", db.applied)
 		}
 	})
+	t.Run("replayed, sent before by another process", func(t *testing.T) {
+		db := newFakeDB()
+		rt, _ := flaky(db, func(int) string { return "" })
+		crashed := fakeWriter(t, rt, writerOptions{})
+		if _, err := crashed.WriteBatch(ctx, [][]volt.Mutation{insertItem("a", 1), insertItem("b", 2)}); err != nil {
+			t.Fatal(err)
+		}
+		// The process that sent seqs 1 and 2 died before it recorded the
+		// answers; its successor sends them again with seq 3, new.
+		w := fakeWriter(t, rt, writerOptions{SentBefore: func(seq int64) bool { return seq <= 2 }})
+		res, err := w.WriteBatch(ctx, [][]volt.Mutation{insertItem("a", 1), insertItem("b", 2), insertItem("c", 3)})
+		if err != nil || len(res) != 3 {
+			t.Fatalf("%+v %v", res, err)
+		}
+		if !res[0].Replayed || !res[1].Replayed || res[2].Replayed || res[2].Status != volt.StatusAccepted {
+			t.Fatalf("results %+v, want seqs 1 and 2 replayed, 3 accepted", res)
+		}
+		if db.applied != 3 {
+			t.Errorf("applied %d, want 3", db.applied)
+		}
+	})
 }
 
 func TestWriterCancelKeepsTransactionQueued(t *testing.T) {

@@ -37,7 +37,17 @@ func (s *Syncer) send(ctx context.Context, batch []*outTx) error {
 		seqs.seqs = append(seqs.seqs, t.seq)
 		txs[i] = t.muts
 	}
-	w, err := s.c.Writer(s.db.clientID, client.WithSeqStore(seqs), client.WithMaxBatch(len(batch)))
+	sent := map[int64]bool{}
+	for _, t := range batch {
+		if t.sentBefore {
+			sent[t.seq] = true
+		}
+	}
+	// A transaction sent in an earlier round or process may have been
+	// applied then: its replayed answer is its result, so a whole batch
+	// resent after a crash is decided in one round trip.
+	w, err := s.c.Writer(s.db.clientID, client.WithSeqStore(seqs), client.WithMaxBatch(len(batch)),
+		client.WithSentBefore(func(seq int64) bool { return sent[seq] }))
 	if err != nil {
 		return err
 	}
