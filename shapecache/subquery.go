@@ -1022,6 +1022,13 @@ func (c *Cache) setSubquerySnapshot(e *Entry, l *shapelog.Log, si postgres.Snaps
 		}
 	}
 	e.sq.early = nil
+	return c.appendRawLocked(e, l, views)
+}
+
+// appendRawLocked converts and appends the shape's own transactions
+// buffered before its views were known (sqState.raw), skipping those its
+// log already holds, against views (c.mu held).
+func (c *Cache) appendRawLocked(e *Entry, l *shapelog.Log, views []*where.View) error {
 	for _, r := range e.sq.raw {
 		if e.skip(l, r.tx.CommitLSN, r.tx.Xid) {
 			continue

@@ -225,27 +225,7 @@ func (c *Cache) installResync(e *Entry, l *shapelog.Log, si postgres.SnapshotInf
 	}
 	e.snap = &si
 	e.sq.views, e.sq.cur = views, views
-	for _, r := range e.sq.raw {
-		if e.skip(l, r.tx.CommitLSN, r.tx.Xid) {
-			continue
-		}
-		msgs, err := e.convertSubquery(r.tx, r.changes, views, false)
-		if err != nil {
-			return err
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		entries, d := frame(e, r.tx, msgs)
-		if err := e.append(l, entries); err != nil {
-			return err
-		}
-		e.rows += d.rows
-		e.ops += d.ops
-		c.dirty[e] = struct{}{}
-	}
-	e.sq.raw = nil
-	return nil
+	return c.appendRawLocked(e, l, views)
 }
 
 // sqsMsg is what the resync reads of a log entry.
