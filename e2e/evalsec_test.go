@@ -103,14 +103,22 @@ func TestCostlyShapesDoNotStallReplication(t *testing.T) {
 	worst := measure("10")
 	slices.Sort(base)
 	slices.Sort(loaded)
+	p50 := func(d []time.Duration) time.Duration { return d[len(d)/2] }
 	p99 := func(d []time.Duration) time.Duration { return d[(len(d)*99+99)/100-1] }
-	t.Logf("follower latency: baseline p99 %v (max %v), with the costly table's rows p99 %v (max %v); after a too-costly row %v",
-		p99(base), base[len(base)-1], p99(loaded), loaded[len(loaded)-1], worst)
-	// 100 ms, or three times the baseline when the machine is so loaded
-	// that the baseline itself is slow.
-	limit := max(100*time.Millisecond, 3*p99(base))
-	if p99(loaded) > limit || worst > limit {
-		t.Errorf("the costly table held up the other table's follower: p99 %v, after the too-costly row %v; limit %v", p99(loaded), worst, limit)
+	t.Logf("follower latency: baseline p50 %v p99 %v (max %v), with the costly table's rows p50 %v p99 %v (max %v); after a too-costly row %v",
+		p50(base), p99(base), base[len(base)-1], p50(loaded), p99(loaded), loaded[len(loaded)-1], worst)
+	// Before, the too-costly row held every other table for seconds (300
+	// evaluations of a 30,000-digit power on the replication loop). The
+	// bounds are wide enough for a loaded machine, whose scheduling
+	// delays reach the tail of 100 samples (CI saw p99 203 ms against a
+	// baseline p99 of 45 ms there), and far below the old stall: the
+	// cheap rows' median within 5× the baseline's (at least 100 ms), the
+	// too-costly row within 10× the baseline's p99 (at least 1 s).
+	if limit := max(100*time.Millisecond, 5*p50(base)); p50(loaded) > limit {
+		t.Errorf("the costly table held up the other table's follower: p50 %v, limit %v", p50(loaded), limit)
+	}
+	if limit := max(time.Second, 10*p99(base)); worst > limit {
+		t.Errorf("a too-costly row held up the other table's follower for %v; limit %v", worst, limit)
 	}
 	if len(f.violations) > 0 {
 		t.Errorf("follower saw %v", f.violations)
