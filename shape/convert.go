@@ -271,15 +271,92 @@ func (s *Shape) Frame(m Message, lsn uint64, xid uint32, last bool) []byte {
 // SnapshotRow renders one snapshot row (the selected columns' text values in
 // table order, nil for NULL) as an insert message without log headers.
 func (s *Shape) SnapshotRow(raw [][]byte) []byte {
-	vals := s.rawValues(raw, s.Selected)
-	dst := make([]byte, 0, 128)
-	dst = append(dst, `{"key":`...)
-	dst = appendString(dst, s.rowKey(vals))
-	dst = append(dst, `,"value":`...)
-	dst = s.appendRow(dst, vals, s.selected)
-	dst = append(dst, `,"headers":{"operation":"insert","relation":`...)
-	dst = append(dst, s.t.relation...)
-	return append(dst, "}}"...)
+	return s.SnapshotEncoder().Append(make([]byte, 0, 128), raw)
+}
+
+// SnapshotEncoder renders snapshot rows of one shape straight from their
+// text values into a caller's buffer: the JSON pieces that do not depend
+// on the row are built once, and no value is copied but into the output.
+type SnapshotEncoder struct {
+	head  []byte   // `{"key":"` and the key prefix, escaped as in a JSON string
+	keys  []int    // for each key column its index in the row (-1: not selected)
+	names [][]byte // for each selected column `"name":`, with a leading comma after the first
+	bools []bool   // the selected column is a boolean (t/f spelled true/false)
+	tail  []byte   // `},"headers":{"operation":"insert","relation":…}}`
+}
+
+// SnapshotEncoder returns the shape's snapshot row encoder (Append only
+// reads it, so goroutines may share one).
+func (s *Shape) SnapshotEncoder() *SnapshotEncoder {
+	enc := &SnapshotEncoder{}
+	enc.head = append([]byte(`{"key":`), appendString(nil, s.t.keyPrefix)...)
+	enc.head = enc.head[:len(enc.head)-1] // the key goes on inside the string
+	for _, k := range s.KeyCols {
+		at := -1
+		for j, i := range s.Selected {
+			if i == k {
+				at = j
+			}
+		}
+		enc.keys = append(enc.keys, at)
+	}
+	for j, i := range s.Selected {
+		c := s.Table.Columns[i]
+		var name []byte
+		if j > 0 {
+			name = append(name, ',')
+		}
+		name = append(appendString(name, c.Name), ':')
+		enc.names = append(enc.names, name)
+		enc.bools = append(enc.bools, c.TypeOID == boolOID && c.Dims == 0)
+	}
+	enc.tail = append([]byte(`},"headers":{"operation":"insert","relation":`), s.t.relation...)
+	enc.tail = append(enc.tail, "}}"...)
+	return enc
+}
+
+// Append appends the insert message of one row (raw[k] is the text value
+// of the k-th selected column, nil for NULL) to dst. The message is the
+// one SnapshotRow built from the same values before: key, value and
+// headers in that order.
+func (enc *SnapshotEncoder) Append(dst []byte, raw [][]byte) []byte {
+	dst = append(dst, enc.head...)
+	for _, k := range enc.keys {
+		if k < 0 || raw[k] == nil {
+			dst = append(dst, "/_"...)
+			continue
+		}
+		dst = append(dst, `/\"`...)
+		dst = appendBoolOr(dst, raw[k], enc.bools[k], true)
+		dst = append(dst, `\"`...)
+	}
+	dst = append(dst, `","value":{`...)
+	for k, name := range enc.names {
+		dst = append(dst, name...)
+		v := raw[k]
+		if v == nil {
+			dst = append(dst, "null"...)
+			continue
+		}
+		dst = append(dst, '"')
+		dst = appendBoolOr(dst, v, enc.bools[k], false)
+		dst = append(dst, '"')
+	}
+	return append(dst, enc.tail...)
+}
+
+// appendBoolOr appends v escaped by appendJSONBytes, or, for a boolean
+// column, t and f as the live log spells them (normaliseBool).
+func appendBoolOr(dst, v []byte, isBool, slash bool) []byte {
+	if isBool && len(v) == 1 {
+		switch v[0] {
+		case 't':
+			return append(dst, "true"...)
+		case 'f':
+			return append(dst, "false"...)
+		}
+	}
+	return appendJSONBytes(dst, v, slash)
 }
 
 const boolOID = 16

@@ -95,10 +95,12 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	if f != nil {
 		q.Where = f.SQL()
 	}
+	enc := s.SnapshotEncoder()
+	var row []byte
 	err = c.Snapshotter.Snapshot(c.ctx, q,
 		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, l, si) },
 		func(raw [][]byte) error {
-			row := s.SnapshotRow(raw)
+			row = enc.Append(row[:0], raw)
 			rows++
 			bytes += int64(len(row))
 			return l.AppendSnapshot(row)
