@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -297,6 +298,9 @@ type readResult struct {
 	timedOut bool
 	page     *shapelog.Page
 	release  func() // set with page: lets the log close again
+	// written: page is the written part of the snapshot chunk being
+	// written; the response goes on with the rest as it is written.
+	written bool
 	// processed is the cache's processed LSN read before the log: every
 	// transaction up to it is in the log as read, so a live answer may
 	// report it as global_last_seen_lsn even when its last entry's offset
@@ -370,6 +374,11 @@ func (s *Server) step(lr *logRead) (res readResult, ok, done bool) {
 		p, release, err := e.Locate(req.offset)
 		switch {
 		case err != nil:
+			if errors.Is(err, shapelog.ErrSnapshotPending) {
+				if res, ok := s.locateWritten(lr); ok {
+					return res, true, true
+				}
+			}
 			// Read fails the same way (ErrSnapshotPending, a gone shape),
 			// as one read shared with identical requests.
 			res, err = s.readShared(e, req.offset, changed, nil)
@@ -408,6 +417,26 @@ func (s *Server) step(lr *logRead) (res readResult, ok, done bool) {
 		}
 		return readResult{}, false, false
 	}
+}
+
+// locateWritten returns, for a request of a snapshot chunk that is still
+// being written, the part of it written so far, when there is some: the
+// response starts with it and follows the snapshot (writeWritten) instead
+// of waiting for the whole chunk. Not for SSE or live requests.
+func (s *Server) locateWritten(lr *logRead) (readResult, bool) {
+	o := lr.req.offset
+	if lr.live || lr.req.sse || !(o.IsBeforeAll() || o.InSnapshot() && o.Op != volt.OpInf) {
+		return readResult{}, false
+	}
+	p, release, err := lr.e.LocateWritten(o, 0)
+	if err != nil {
+		return readResult{}, false
+	}
+	if p.Bytes == 0 {
+		release()
+		return readResult{}, false
+	}
+	return readResult{ReadResult: shapelog.ReadResult{End: p.End}, page: &p, release: release, written: true}, true
 }
 
 // afterWait applies the outcome of a wait: done when it ends the read.
@@ -600,6 +629,10 @@ func (s *Server) answerLog(w http.ResponseWriter, r *http.Request, req *request,
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	if res.written {
+		s.writeWritten(w, r, e, req.offset, res.page)
+		return
+	}
 	if res.page != nil {
 		s.writeStream(w, r, res.page, tail)
 		return
@@ -645,6 +678,94 @@ func (s *Server) writeStream(w http.ResponseWriter, r *http.Request, p *shapelog
 	}
 	_ = bw.WriteByte(']')
 	_ = bw.Flush()
+}
+
+// writeWritten writes a snapshot chunk that is still being written,
+// starting with the located part p: each further part is sent as the
+// snapshot writer makes it readable, and the array is closed once the
+// chunk is sealed. If the shape goes (its snapshot failed) or the
+// server stops before that, the response is cut short, so the client
+// sees a failed request and retries; it never gets a partial chunk as a
+// whole one.
+func (s *Server) writeWritten(w http.ResponseWriter, r *http.Request, e *shapecache.Entry, after volt.Offset, p *shapelog.Page) {
+	w.Header().Set("content-type", "application/json; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return
+	}
+	bw, sw := s.bodyWriter(w, bodyBuffer)
+	abort := func(err error) {
+		if sw.err == nil {
+			if err != nil && !errors.Is(err, shapecache.ErrShapeGone) {
+				s.Logger.Warn("stream snapshot chunk", "handle", e.Handle, "err", err)
+			}
+			panic(http.ErrAbortHandler)
+		}
+	}
+	_ = bw.WriteByte('[')
+	buf := make([]byte, bodyBuffer)
+	n := 0
+	write := func(m []byte) error {
+		if n > 0 {
+			_ = bw.WriteByte(',')
+		}
+		n++
+		_, err := bw.Write(m)
+		return err
+	}
+	page, release := *p, func() {} // the caller releases p
+	for {
+		err := page.Each(buf, write)
+		release()
+		if err != nil {
+			abort(err)
+			return
+		}
+		if !page.Partial {
+			break
+		}
+		next, err := s.nextWritten(e, r, bw, sw, after, page.Resume())
+		if err != nil {
+			abort(err)
+			return
+		}
+		page, release = next.page, next.release
+	}
+	_ = bw.WriteByte(']')
+	_ = bw.Flush()
+}
+
+// writtenPart is a further part of a chunk being written.
+type writtenPart struct {
+	page    shapelog.Page
+	release func()
+}
+
+// nextWritten waits until more of the snapshot chunk after `after` than
+// what ends at file position from is readable, and locates it; what the
+// response buffered is sent to the client before waiting.
+func (s *Server) nextWritten(e *shapecache.Entry, r *http.Request, bw *bufio.Writer, sw *stallWriter, after volt.Offset, from int64) (writtenPart, error) {
+	for {
+		changed := e.Changed()
+		p, release, err := e.LocateWritten(after, from)
+		if err != nil {
+			return writtenPart{}, err
+		}
+		if p.Bytes > 0 || !p.Partial {
+			return writtenPart{page: p, release: release}, nil
+		}
+		release()
+		if bw.Flush() != nil || sw.Flush() != nil {
+			return writtenPart{}, sw.err
+		}
+		select {
+		case <-changed:
+		case <-e.Gone():
+			return writtenPart{}, shapecache.ErrShapeGone
+		case <-r.Context().Done():
+			return writtenPart{}, r.Context().Err()
+		}
+	}
 }
 
 func (s *Server) uniqueETag(handle, reqOffset string, end volt.Offset) string {

@@ -47,6 +47,13 @@ func (c countingInspector) Table(ctx context.Context, schema, name string) (*vol
 
 func startStack(t *testing.T, db string, cfg Config) *stack {
 	t.Helper()
+	return startStackWith(t, db, cfg, nil)
+}
+
+// startStackWith is startStack with the cache's Snapshotter wrapped by
+// wrap (nil: not wrapped).
+func startStackWith(t *testing.T, db string, cfg Config, wrap func(shapecache.Snapshotter) shapecache.Snapshotter) *stack {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	pool, err := pgxpool.New(ctx, db)
@@ -61,7 +68,11 @@ func startStack(t *testing.T, db string, cfg Config) *stack {
 	inspector := &postgres.Inspector{Pool: pool}
 	publisher := postgres.NewPublisher(pool, "volt_publication_"+name)
 	lookups := &atomic.Int64{}
-	cache := &shapecache.Cache{Store: store, Inspector: countingInspector{inspector, lookups}, Snapshotter: &postgres.Snapshotter{Pool: pool}, Publisher: publisher, Logger: quiet}
+	var snapshotter shapecache.Snapshotter = &postgres.Snapshotter{Pool: pool}
+	if wrap != nil {
+		snapshotter = wrap(snapshotter)
+	}
+	cache := &shapecache.Cache{Store: store, Inspector: countingInspector{inspector, lookups}, Snapshotter: snapshotter, Publisher: publisher, Logger: quiet}
 	if err := cache.Open(ctx); err != nil {
 		t.Fatal(err)
 	}

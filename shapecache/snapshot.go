@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/postgres"
 	"github.com/voltsync/volt/shape"
 	"github.com/voltsync/volt/shapelog"
@@ -191,4 +192,24 @@ func nestedDeps(dep *where.Dependency) []*where.Dependency {
 
 func quoteQualified(schema, name string) string {
 	return postgres.QuoteIdent(schema) + "." + postgres.QuoteIdent(name)
+}
+
+// LocateWritten is Locate for a snapshot chunk that may still be being
+// written (shapelog.Log.LocateWritten): the caller streams the page and
+// then calls release.
+func (e *Entry) LocateWritten(after volt.Offset, from int64) (p shapelog.Page, release func(), err error) {
+	e.Touch()
+	l, err := e.acquire()
+	if err != nil {
+		return shapelog.Page{}, nil, err
+	}
+	p, err = l.LocateWritten(after, from)
+	if err != nil {
+		e.release()
+		if e.IsGone() {
+			err = ErrShapeGone
+		}
+		return shapelog.Page{}, nil, err
+	}
+	return p, e.release, nil
 }

@@ -105,6 +105,11 @@
 // byte ranges that the writers never modify again; entries become visible
 // when Append returns. Read returns a page's entries in memory; Locate
 // returns where they are, for Page.Each to stream them through a small
-// buffer. OnChange registers a callback for every change (new snapshot
+// buffer. LocateWritten also returns the rows of the open snapshot chunk
+// that are written to snapshot.dat (in batches of 64 KiB) before the
+// chunk is sealed, marked Partial: a reader carries on at Resume until
+// the chunk is sealed, so what it gets in the end is the sealed chunk,
+// and it never takes a part of an unfinished snapshot for a whole chunk
+// (after a crash that part is truncated away on Open). OnChange registers a callback for every change (new snapshot
 // chunk, snapshot end, new live entries), for long polling.
 package shapelog

@@ -64,6 +64,11 @@ type view struct {
 	closed       bool
 	snapChunks   int64 // sealed snapshot chunks
 	snapComplete bool
+	// snapOpen is the file position where the open snapshot chunk starts
+	// and snapWritten the end of the snapshot rows written to the file so
+	// far (whole records): [snapOpen, snapWritten) is readable before the
+	// chunk is sealed (LocateWritten).
+	snapOpen, snapWritten int64
 
 	liveEnd    int64      // readable bytes of the live file
 	idxCount   int64      // sealed live chunks recorded in the live index file

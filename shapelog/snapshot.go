@@ -10,9 +10,10 @@ import (
 var ErrSnapshotDone = errors.New("shapelog: snapshot already complete")
 
 // snapFlushBytes bounds the snapshot rows buffered in memory before they
-// are written to the file (rows become readable only when their chunk is
-// sealed, so buffering is invisible to readers).
-const snapFlushBytes = 256 << 10
+// are written to the file. Written rows of the open chunk are readable
+// through LocateWritten (a client can receive a chunk while it is being
+// written), so this is also the granularity at which they reach it.
+const snapFlushBytes = 64 << 10
 
 // snapWriter is the snapshot writer's private state (guarded by smu).
 type snapWriter struct {
@@ -43,7 +44,11 @@ func (l *Log) AppendSnapshot(row []byte) error {
 		return l.sealSnap(false)
 	}
 	if len(l.sw.buf) >= snapFlushBytes {
-		return l.flushSnap()
+		if err := l.flushSnap(); err != nil {
+			return err
+		}
+		written := l.sw.size
+		l.publish(func(v *view) { v.snapWritten = written })
 	}
 	return nil
 }
@@ -142,10 +147,11 @@ func (l *Log) sealSnap(final bool) error {
 	l.sw.sealed++
 	l.sw.chunkBytes = 0
 	l.sw.complete = final
-	sealed := l.sw.sealed
+	sealed, end := l.sw.sealed, l.sw.size
 	l.publish(func(v *view) {
 		v.snapChunks = sealed
 		v.snapComplete = final
+		v.snapOpen, v.snapWritten = end, end
 	})
 	return nil
 }
@@ -172,6 +178,7 @@ func (l *Log) recoverSnapshot() error {
 		if ok && complete && end <= dataSize {
 			l.sw = snapWriter{size: end, sealed: n, complete: true}
 			l.v.snapChunks, l.v.snapComplete = n, true
+			l.v.snapOpen, l.v.snapWritten = end, end
 			return l.truncateIfLonger(l.snapIdx, idxSize, n*snapIdxSize, l.truncateIfLonger(l.snap, dataSize, end, nil))
 		}
 	}

@@ -20,6 +20,9 @@ type Page struct {
 	// Bytes is the size of the page's records on disk: an upper bound of
 	// the entries' total size.
 	Bytes int64
+	// Partial marks a page of LocateWritten that ends before its chunk
+	// does: the chunk goes on at Resume() once more of it is written.
+	Partial bool
 
 	f          *os.File
 	live       bool
@@ -49,6 +52,53 @@ func (l *Log) Locate(after volt.Offset) (Page, error) {
 		return l.locateLive(&v, after)
 	}
 }
+
+// LocateWritten is Locate for a snapshot chunk (after is -1 or 0_k with k
+// not inf) that may still be being written. It returns the chunk's
+// records from file position from on (0: from its start): up to its end
+// when it is sealed, or, when it is the open chunk of an unfinished
+// snapshot, those written so far, marked Partial (possibly none: wait
+// for OnChange's callback and call again with from = Resume()). A
+// client that concatenates the pages of one chunk gets exactly the
+// chunk Locate returns once it is sealed; if the snapshot is never
+// finished (its shape is removed, the process dies) the chunk never
+// ends, so no partial chunk can pass for a whole one. Later chunks give
+// ErrSnapshotPending, like Locate.
+func (l *Log) LocateWritten(after volt.Offset, from int64) (Page, error) {
+	v := l.load()
+	if v.closed {
+		return Page{}, ErrClosed
+	}
+	var k int64
+	switch {
+	case after.IsBeforeAll():
+	case after.InSnapshot() && after.Op != volt.OpInf:
+		k = int64(after.Op + 1)
+	default:
+		return Page{}, fmt.Errorf("shapelog: LocateWritten(%v): not a snapshot chunk", after)
+	}
+	if k < v.snapChunks {
+		p, err := l.locateSnap(&v, k)
+		if err == nil && from > p.start {
+			p.start, p.Bytes = from, p.end-from
+		}
+		return p, err
+	}
+	if k > v.snapChunks || v.snapComplete {
+		return Page{}, ErrSnapshotPending
+	}
+	snap, _, err := l.snapReader()
+	if err != nil {
+		return Page{}, err
+	}
+	start := max(v.snapOpen, from)
+	end := max(v.snapWritten, start)
+	return Page{End: volt.Offset{LSN: 0, Op: uint64(k)}, Bytes: end - start, Partial: true, f: snap, start: start, end: end}, nil
+}
+
+// Resume is the file position after the page: where the next
+// LocateWritten of the same chunk starts.
+func (p Page) Resume() int64 { return p.end }
 
 func (l *Log) locateSnap(v *view, k int64) (Page, error) {
 	if k >= v.snapChunks {
