@@ -2,11 +2,13 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 )
@@ -42,31 +44,92 @@ type Snapshotter struct {
 // info once with the snapshot's identity before any row, then row for each
 // row with every column's text output (nil for NULL). The slices passed to
 // row are only valid during the call.
-func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(SnapshotInfo) error, row func([][]byte) error) error {
-	tx, err := s.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+//
+// Three round trips: BEGIN, the display settings and the snapshot's
+// identity as one simple-protocol query string (fixed text); the row query
+// alone, through the extended protocol (one unnamed statement: no
+// prepare round trip, and no way for a clause to end the statement and
+// start another); COMMIT. Before, it took one round trip per statement
+// plus a prepare per query, which is much of a small shape's snapshot.
+func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(SnapshotInfo) error, row func([][]byte) error) (err error) {
+	conn, err := s.Pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("begin snapshot: %w", err)
 	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, localDisplaySettings()); err != nil {
-		return fmt.Errorf("snapshot settings: %w", err)
+	defer conn.Release()
+	pc := conn.Conn().PgConn()
+	defer func() {
+		// After an error the transaction may still be open: end it before
+		// the connection is reused.
+		if pc.TxStatus() != 'I' && !pc.IsClosed() {
+			if _, rerr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll(); rerr != nil && err == nil {
+				err = fmt.Errorf("end snapshot: %w", rerr)
+			}
+		}
+	}()
+	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + localDisplaySettings() +
+		"; SELECT pg_current_snapshot()::text, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text"
+	mrr := pc.Exec(ctx, begin)
+	haveInfo, ierr := false, error(nil)
+	for ierr == nil && mrr.NextResult() {
+		rr := mrr.ResultReader()
+		if len(rr.FieldDescriptions()) > 0 && !haveInfo {
+			haveInfo = true
+			ierr = readIdentity(rr, info)
+		}
+		if _, err := rr.Close(); err != nil && ierr == nil {
+			ierr = fmt.Errorf("begin snapshot: %w", err)
+		}
 	}
-	var snap string
-	var lsn uint64
-	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snap, &lsn); err != nil {
-		return fmt.Errorf("read snapshot identity: %w", err)
+	if err := mrr.Close(); err != nil && ierr == nil {
+		ierr = fmt.Errorf("begin snapshot: %w", err)
 	}
-	si, err := parseSnapshot(snap)
+	if ierr == nil && !haveInfo {
+		ierr = errors.New("begin snapshot: no snapshot identity")
+	}
+	if ierr != nil {
+		return ierr
+	}
+	if !q.InfoOnly {
+		rr := pc.ExecParams(ctx, q.sql(), nil, nil, nil, []int16{pgx.TextFormatCode})
+		var rowErr error
+		for rowErr == nil && rr.NextRow() {
+			rowErr = row(rr.Values())
+		}
+		if _, err := rr.Close(); err != nil && rowErr == nil {
+			rowErr = fmt.Errorf("snapshot query: %w", err)
+		}
+		if rowErr != nil {
+			return rowErr
+		}
+	}
+	if _, err := pc.Exec(ctx, "COMMIT").ReadAll(); err != nil {
+		return fmt.Errorf("end snapshot: %w", err)
+	}
+	return nil
+}
+
+// readIdentity reads the snapshot identity row and passes it to info.
+func readIdentity(rr *pgconn.ResultReader, info func(SnapshotInfo) error) error {
+	if !rr.NextRow() {
+		return errors.New("read snapshot identity: no row")
+	}
+	vals := rr.Values()
+	if len(vals) != 2 {
+		return fmt.Errorf("read snapshot identity: %d columns", len(vals))
+	}
+	si, err := parseSnapshot(string(vals[0]))
 	if err != nil {
 		return err
 	}
-	si.LSN = lsn
-	if err := info(si); err != nil {
-		return err
+	if si.LSN, err = strconv.ParseUint(string(vals[1]), 10, 64); err != nil {
+		return fmt.Errorf("snapshot LSN %q: %w", vals[1], err)
 	}
-	if q.InfoOnly {
-		return tx.Commit(ctx)
-	}
+	return info(si)
+}
+
+// sql is the row query.
+func (q SnapshotQuery) sql() string {
 	sql := "SELECT " + strings.Join(q.Columns, ", ") + " FROM " + q.Table
 	if q.Where != "" {
 		sql += " WHERE " + q.Where
@@ -80,20 +143,7 @@ func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(S
 	if q.Offset > 0 {
 		sql += " OFFSET " + strconv.Itoa(q.Offset)
 	}
-	rows, err := tx.Query(ctx, sql, pgx.QueryResultFormats{pgx.TextFormatCode})
-	if err != nil {
-		return fmt.Errorf("snapshot query: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		if err := row(rows.RawValues()); err != nil {
-			return err
-		}
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("snapshot rows: %w", err)
-	}
-	return tx.Commit(ctx)
+	return sql
 }
 
 // parseSnapshot parses pg_current_snapshot()'s text form xmin:xmax:xip,….
