@@ -66,6 +66,7 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	if err := c.publish(s.Table.OID, s.Table.Schema, s.Table.Name); err != nil {
 		return err
 	}
+	ph := snapPhases{start: start, published: time.Since(start)}
 	var info postgres.SnapshotInfo
 	var rows, bytes int64
 	if e.sq != nil {
@@ -83,7 +84,7 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 		if info, rows, bytes, err = c.takeSubquerySnapshot(e, l); err != nil {
 			return err
 		}
-		return c.finishSnapshot(e, l, info, rows, bytes, start)
+		return c.finishSnapshot(e, l, info, rows, bytes, ph)
 	}
 	q := postgres.SnapshotQuery{Table: quoteQualified(s.Table.Schema, s.Table.Name), InfoOnly: s.Def.Log == shape.LogChangesOnly}
 	for _, name := range s.SelectedNames() {
@@ -101,6 +102,9 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	err = c.Snapshotter.Snapshot(c.ctx, q,
 		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, l, si) },
 		func(raw [][]byte) error {
+			if rows == 0 {
+				ph.firstRow = time.Since(start)
+			}
 			row = enc.Append(row[:0], raw)
 			rows++
 			bytes += int64(len(row))
@@ -109,12 +113,19 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	if err != nil {
 		return err
 	}
-	return c.finishSnapshot(e, l, info, rows, bytes, start)
+	return c.finishSnapshot(e, l, info, rows, bytes, ph)
+}
+
+// snapPhases times a snapshot for its log line: from its start to the
+// table being published and to the first row.
+type snapPhases struct {
+	start               time.Time
+	published, firstRow time.Duration
 }
 
 // finishSnapshot writes snapshot-end and queues the shape for the
 // catalog.
-func (c *Cache) finishSnapshot(e *Entry, l *shapelog.Log, info postgres.SnapshotInfo, rows, bytes int64, start time.Time) error {
+func (c *Cache) finishSnapshot(e *Entry, l *shapelog.Log, info postgres.SnapshotInfo, rows, bytes int64, ph snapPhases) error {
 	s := e.Shape
 	// FinishSnapshot makes the snapshot durable. The shape enters the
 	// catalog (and so survives a restart) at the next flush, after its
@@ -130,10 +141,10 @@ func (c *Cache) finishSnapshot(e *Entry, l *shapelog.Log, info postgres.Snapshot
 	}
 	c.mu.Unlock()
 	c.requestFlush()
-	if d := time.Since(start); d > c.slowSnapshot {
-		c.Logger.Info("snapshot complete", "handle", e.Handle, "table", s.Table.Schema+"."+s.Table.Name, "rows", rows, "bytes", bytes, "duration", d)
+	if d := time.Since(ph.start); d > c.slowSnapshot {
+		c.Logger.Info("snapshot complete", "handle", e.Handle, "table", s.Table.Schema+"."+s.Table.Name, "rows", rows, "bytes", bytes, "duration", d, "published_after", ph.published, "first_row_after", ph.firstRow)
 	} else {
-		c.Logger.Debug("snapshot complete", "handle", e.Handle, "rows", rows, "bytes", bytes, "duration", d)
+		c.Logger.Debug("snapshot complete", "handle", e.Handle, "rows", rows, "bytes", bytes, "duration", d, "published_after", ph.published, "first_row_after", ph.firstRow)
 	}
 	return nil
 }

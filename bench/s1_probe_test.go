@@ -1,0 +1,77 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// TestS1ColdProbe is a manual measurement (VOLT_S1_PROBE=<rows>, with
+// VOLT_S1_BIN naming the volt binary to run, else one is built): the
+// cold syncs of five tables of that many rows in one volt serve, each
+// next to its COPY, to tell a shape's fixed cost from the first shape's
+// (new connections).
+func TestS1ColdProbe(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("VOLT_S1_PROBE"))
+	if n <= 0 {
+		t.Skip("set VOLT_S1_PROBE=<rows> to run this measurement")
+	}
+	bin := os.Getenv("VOLT_S1_BIN")
+	if bin == "" {
+		bin = buildVolt(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	args := []string{bin, "serve"}
+	if os.Getenv("VOLT_S1_PROBE_STEPS") != "" {
+		args = append(args, "-log-level", "debug")
+	}
+	env, err := StartEnv(ctx, Config{Mode: "probe", ServerCmd: args, Progress: testLog{t}, WorkDir: os.Getenv("VOLT_S1_PROBE_DIR")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer env.Close()
+	for i := range 5 {
+		table := fmt.Sprintf("probe_%d_%d", n, i)
+		if err := createItems(ctx, env, table, n); err != nil {
+			t.Fatal(err)
+		}
+		base, err := copyTable(ctx, env, table)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if os.Getenv("VOLT_S1_PROBE_STEPS") != "" {
+			q := newShapeReq(env.URL, table, "")
+			client := newClient(1)
+			var buf bytes.Buffer
+			st := startState()
+			start := time.Now()
+			t.Logf("%s: start %s", table, start.Format("15:04:05.000000"))
+			for k := 0; k < 5; k++ {
+				p, err := get(ctx, client, q.url(st, false), &buf)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s request %d: %v, %d bytes", table, k, time.Since(start), len(p.body))
+				st.advance(p)
+				if p.upToDate() {
+					break
+				}
+			}
+			continue
+		}
+		cold, err := timedSync(ctx, newShapeReq(env.URL, table, ""), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		warm, err := timedSync(ctx, newShapeReq(env.URL, table, ""), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: COPY %v, cold %v (%.2f×), warm %v", table, base.dur, cold.dur, cold.rowsPerSec()/base.rowsPerSec(), warm.dur)
+	}
+}
