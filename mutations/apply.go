@@ -2,11 +2,9 @@ package mutations
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt"
 )
 
@@ -27,13 +25,27 @@ func (h *Handler) Apply(ctx context.Context, principal any, req *volt.MutationRe
 	ctx = context.WithValue(context.WithoutCancel(ctx), principalKey{}, principalValue{principal: principal, clientID: req.ClientID})
 	results := make([]volt.MutationResult, 0, len(req.Transactions))
 	deps := newDependencies()
+	known := map[int64]volt.MutationResult{} // stored results a batch read for the whole request
 	for start := 0; start < len(req.Transactions); {
-		txs, size := chunk(req.Transactions[start:])
-		start += len(txs)
-		j := &job{ctx: ctx, clientID: req.ClientID, txs: txs, size: size, deps: deps, done: make(chan struct{})}
-		h.submit(j)
-		results = append(results, j.results...)
-		last := results[len(results)-1]
+		var last volt.MutationResult
+		if r, ok := known[req.Transactions[start].Seq]; ok {
+			// A replay: answered from the receipts, read with the first
+			// chunk's (or an earlier one's).
+			ct := req.Transactions[start]
+			if r.Status == volt.StatusRejected && r.Replayed {
+				deps.reject(ct.Seq, h.identities(ctx, h.pool, ct))
+			}
+			results = append(results, r)
+			start++
+			last = r
+		} else {
+			txs, size := chunk(req.Transactions[start:])
+			j := &job{ctx: ctx, clientID: req.ClientID, txs: txs, rest: req.Transactions[start:], known: known, size: size, deps: deps, done: make(chan struct{})}
+			start += len(txs)
+			h.submit(j)
+			results = append(results, j.results...)
+			last = results[len(results)-1]
+		}
 		switch {
 		case last.Status == volt.StatusRetry:
 			results = fillRest(results, req.Transactions[len(results):], volt.MutationResult{Status: volt.StatusRetry, Message: "an earlier transaction must be retried first"})
@@ -86,58 +98,6 @@ func fillRest(results []volt.MutationResult, rest []volt.ClientTransaction, r vo
 		results = append(results, r)
 	}
 	return results
-}
-
-// notNext answers a seq that execute found is not the client's next one:
-// the stored result of its earlier delivery, or out_of_order. next is set
-// when it is the next one after all: the client had no row yet, and now
-// has one.
-func (h *Handler) notNext(ctx context.Context, conn txQuerier, clientID string, ct volt.ClientTransaction, deps *dependencies) (r volt.MutationResult, next bool) {
-	err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-		last, err := lockClient(ctx, tx, clientID)
-		if err != nil {
-			return err
-		}
-		switch {
-		case ct.Seq <= last:
-			r, err = storedResult(ctx, tx, clientID, ct.Seq, last)
-			return err
-		case ct.Seq != last+1:
-			r = outOfOrder(ct.Seq, last)
-		default:
-			next = true
-			r = retryResult(errors.New("the client's queue changed while the transaction was applied"))
-		}
-		return nil
-	})
-	if err != nil {
-		return retryResult(err), false
-	}
-	if r.Replayed && r.Status == volt.StatusRejected {
-		deps.reject(ct.Seq, h.identities(ctx, conn, ct))
-	}
-	return r, next
-}
-
-// reject rolls back the failed attempt and records the rejection in a
-// transaction of its own; transient failures record nothing.
-func (h *Handler) reject(ctx context.Context, conn txQuerier, tx pgx.Tx, clientID string, ct volt.ClientTransaction, steps []step, deps *dependencies, cause error) volt.MutationResult {
-	if tx != nil {
-		_ = tx.Rollback(ctx)
-	}
-	r, final := outcome(cause)
-	if !final {
-		return r
-	}
-	r = h.storeRejection(ctx, conn, clientID, ct.Seq, r)
-	switch {
-	case r.Status != volt.StatusRejected:
-	case r.Replayed:
-		deps.reject(ct.Seq, h.identities(ctx, conn, ct))
-	default:
-		deps.reject(ct.Seq, idsOf(steps))
-	}
-	return r
 }
 
 func retryResult(err error) volt.MutationResult {

@@ -2,31 +2,43 @@ package mutations
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"slices"
 	"strconv"
 	"sync"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 )
 
 // Client transactions are applied in batches: one Postgres transaction
 // holds the transactions of one request, and those of every other request
-// that arrived while the pool's connections were busy (group commit). Each
-// client transaction runs inside its own savepoint, with its seq check and
-// its receipt, and ends with SET CONSTRAINTS ALL IMMEDIATE (its deferred
-// constraints are checked there, not at the shared COMMIT), so a rejected
-// one rolls back alone; the batch ends with one COMMIT, one WAL flush for
-// all. The statements of consecutive client transactions are sent
-// together: a failure makes Postgres skip the rest of the round trip, and
-// after the failed transaction is rolled back to its savepoint and decided,
-// the transactions after it are sent again.
+// that arrived while the pool's connections were busy (group commit).
+//
+// A batch is one round trip when nothing fails: BEGIN; the claim (one
+// statement advancing every client's last_seq over the seqs of the batch,
+// which locks the clients' rows until COMMIT, and fails unless each first
+// seq is the next one of its client); each client transaction inside its
+// own savepoint (when the batch has more than one), with SET CONSTRAINTS
+// ALL DEFERRED and IMMEDIATE around it when the database has deferrable
+// constraints; one INSERT of every receipt, accepted and rejected; COMMIT,
+// one WAL flush for all. A statement that fails makes Postgres skip the
+// rest of the round trip: the failed transaction is rolled back to its
+// savepoint and decided, and the transactions after it are sent again.
+// When the claim fails (a resent seq, or one out of order), the receipts
+// of every seq of the batch's requests are read with one query, the
+// replays are answered from them, and the batch starts over with the
+// fresh seqs.
 //
 // Every member of a batch shares its txid and xid8. Nothing of a batch is
-// answered before its COMMIT: when the COMMIT (or the connection) fails,
-// every member whose answer depended on it is answered retry.
+// answered before its COMMIT: when the connection fails, every member
+// whose answer depended on it is answered retry; when the COMMIT itself
+// fails (a deferred constraint), every member is applied again in a
+// Postgres transaction of its own, so that the guilty one is rejected and
+// the others are applied.
 
 // batchTransactions and batchMutations bound one batch (it holds at
 // least one job). A request goes in chunks of at most chunkTransactions
@@ -57,7 +69,14 @@ type job struct {
 	stop     *volt.MutationResult // set: the rest of txs get this answer
 	done     chan struct{}
 
-	depsAtStart *dependencies // to start the batch over
+	// rest is txs and the request's transactions after them: when the
+	// batch reads receipts, it reads those of all of them (one query
+	// answers a resent queue), into known.
+	rest  []volt.ClientTransaction
+	known map[int64]volt.MutationResult // stored results by seq, shared by the request's jobs
+	// lastSeq is the client's last_seq as read with the receipts, -1 when
+	// not read (the batch then assumes the first seq is the next one).
+	lastSeq int64
 }
 
 // committer hands queued jobs to batches, at most max at a time (one
@@ -162,61 +181,227 @@ type member struct {
 	i       int // in j.txs
 	steps   []step
 	prepErr error
-	again   bool // a second attempt (stale catalog, new client)
+	again   bool // tried again after a stale catalog
+	claimed bool // the batch's claim advances last_seq over its seq
+	settled bool // decided by plan, without SQL
 
-	txid    int64
-	sync    *string
 	res     volt.MutationResult
 	decided bool // res is its answer (pending: once the batch commits)
-	pending bool // res depends on the batch's COMMIT (accepted, or a new rejection receipt)
+	pending bool // res is recorded by the batch's receipts and stands once it commits
 }
 
-// batchRun is one batch on one connection.
+// jobState is what a batch restores when it starts over.
+type jobState struct {
+	stop *volt.MutationResult
+	deps *dependencies
+}
+
+// batchRun is one Postgres transaction on one connection.
 type batchRun struct {
-	h         *Handler
-	ctx       context.Context
-	conn      *pgxpool.Conn
-	tx        pgx.Tx
-	ms        []*member
-	p         *pipe
-	seqAt     map[int]int // member → index of its seq check in p
-	restarted bool
-	lsn       int64
+	h     *Handler
+	ctx   context.Context
+	conn  *pgxpool.Conn
+	tx    pgx.Tx
+	ms    []*member
+	saved map[*job]jobState
+	p     *pipe
+
+	// The claim: for each client, the seqs first..last of its claimed
+	// members.
+	claimJobs             []*job
+	claimIDs              []string
+	claimFirst, claimLast []int64
+	recorded              map[*job]int64 // each claimed job's last recorded seq
+	savepoints            bool           // more than one member may run SQL
+	deferrable            bool           // the database has deferrable constraints
+
+	txid int64
+	xid8 string
+	sync *string
+	lsn  int64
+
+	// Why run ended early: the claim failed, a statement could not be
+	// prepared, or the COMMIT failed.
+	unclaimed bool
+	stale     error
+	commitErr error
 }
 
 func (h *Handler) runBatch(jobs []*job) {
 	ctx := context.Background()
-	b := &batchRun{h: h, ctx: ctx}
+	var ms []*member
 	for _, j := range jobs {
-		j.depsAtStart = j.deps.clone()
+		j.lastSeq = -1
 		for i := range j.txs {
-			b.ms = append(b.ms, &member{j: j, i: i})
+			ms = append(ms, &member{j: j, i: i})
 		}
 	}
-	defer b.finish()
+	defer finish(ms)
 	conn, err := h.pool.Acquire(ctx)
 	if err != nil {
-		b.dead(err)
+		h.newBatch(ctx, nil, ms).dead(err)
 		return
 	}
 	defer conn.Release()
-	b.conn = conn
-	b.begin()
-	b.run()
+	for _, m := range ms {
+		m.steps, m.prepErr = h.prepare(m.j.ctx, conn, m.j.txs[m.i])
+	}
+	h.applyBatch(ctx, conn, ms)
 }
 
-// begin prepares every member (validation, Allow, FK order) and starts a
-// pipe with BEGIN.
-func (b *batchRun) begin() {
-	for _, m := range b.ms {
-		m.steps, m.prepErr = b.h.prepare(m.j.ctx, b.conn, m.j.txs[m.i])
+func (h *Handler) newBatch(ctx context.Context, conn *pgxpool.Conn, ms []*member) *batchRun {
+	b := &batchRun{h: h, ctx: ctx, conn: conn, ms: ms, saved: map[*job]jobState{}}
+	for _, j := range jobsOf(ms) {
+		b.saved[j] = jobState{stop: j.stop, deps: j.deps.clone()}
 	}
+	return b
+}
+
+// applyBatch decides ms in one Postgres transaction. When its COMMIT
+// fails, each member is applied again in a transaction of its own: the
+// one whose COMMIT then fails is rejected (in another transaction that
+// records its rejection), and the others are applied.
+func (h *Handler) applyBatch(ctx context.Context, conn *pgxpool.Conn, ms []*member) {
+	b := h.newBatch(ctx, conn, ms)
+	restarted := false
+	for tries := 0; ; tries++ {
+		b.run()
+		switch {
+		case b.unclaimed && tries < 3:
+			// A seq was not the next one: read the receipts and start over.
+			if !b.resolve() {
+				return
+			}
+		case b.unclaimed:
+			b.dead(errors.New("the client's queue changed while the transaction was applied"))
+			return
+		case b.stale != nil && !restarted:
+			// A statement could not be prepared, normally because a table
+			// changed since the catalog was read: read it again, once.
+			restarted = true
+			h.catalog.invalidate()
+			for _, m := range ms {
+				m.steps, m.prepErr = h.prepare(m.j.ctx, conn, m.j.txs[m.i])
+			}
+		case b.stale != nil:
+			b.dead(b.stale)
+			return
+		case b.commitErr != nil && len(ms) > 1:
+			b.reset()
+			for _, m := range ms {
+				h.applyBatch(ctx, conn, []*member{m})
+			}
+			return
+		case b.commitErr != nil:
+			// Alone, this member's COMMIT fails: its rejection is recorded
+			// in a transaction of its own (a transient failure is retry).
+			if _, final := outcome(b.commitErr); !final {
+				b.dead(b.commitErr)
+				return
+			}
+			ms[0].prepErr = b.commitErr
+		default:
+			return
+		}
+		b.reset()
+	}
+}
+
+// reset forgets every decision of the batch, to start it over.
+func (b *batchRun) reset() {
+	if b.tx != nil {
+		_ = b.tx.Rollback(b.ctx)
+		b.tx = nil
+	}
+	for _, m := range b.ms {
+		m.claimed, m.settled, m.res, m.decided, m.pending = false, false, volt.MutationResult{}, false, false
+	}
+	for j, s := range b.saved {
+		j.stop = s.stop
+		j.deps.restore(s.deps)
+	}
+}
+
+// plan decides the members that need no transaction (replays, seqs out of
+// order, the rest of a job after a retry) and claims the others' seqs. It
+// reports whether any member is claimed.
+func (b *batchRun) plan() bool {
+	b.claimJobs, b.claimIDs, b.claimFirst, b.claimLast = nil, nil, nil, nil
+	b.unclaimed, b.stale, b.commitErr = false, nil, nil
+	claimed := 0
+	for _, j := range jobsOf(b.ms) {
+		next := int64(-1)
+		if j.lastSeq >= 0 {
+			next = j.lastSeq + 1
+		}
+		first := int64(-1)
+		stop := j.stop // plan's out_of_order stops only the members after it
+		for _, m := range b.ms {
+			if m.j != j || m.decided {
+				continue
+			}
+			ct := j.txs[m.i]
+			m.settled = true
+			switch {
+			case j.stop != nil:
+				r := *j.stop
+				b.decide(m, r, false)
+			case j.lastSeq >= 0 && ct.Seq <= j.lastSeq:
+				r, ok := j.known[ct.Seq]
+				if !ok {
+					r = retryResult(errors.New("the receipt was not read"))
+				}
+				b.decide(m, r, false)
+				if r.Status == volt.StatusRejected && r.Replayed {
+					j.deps.reject(ct.Seq, b.h.identities(j.ctx, b.conn, ct))
+				}
+			case next >= 0 && ct.Seq != next:
+				b.decide(m, outOfOrder(ct.Seq, next-1), false)
+			default:
+				if first < 0 {
+					first = ct.Seq
+				}
+				next = ct.Seq + 1
+				m.claimed, m.settled = true, false
+				claimed++
+			}
+		}
+		j.stop = stop
+		if first >= 0 {
+			b.claimJobs, b.claimIDs = append(b.claimJobs, j), append(b.claimIDs, j.clientID)
+			b.claimFirst, b.claimLast = append(b.claimFirst, first), append(b.claimLast, next-1)
+		}
+	}
+	b.savepoints = claimed > 1
+	if claimed == 0 {
+		return false
+	}
+	d, err := b.h.catalog.deferrable(b.ctx, b.conn)
+	b.deferrable = d || err != nil
+	// resolve reads the receipts right after the ROLLBACK of a failed
+	// claim, in the same round trip: its statement must be prepared
+	// before (once per connection; pgx keeps it).
+	if _, err := b.conn.Conn().Prepare(b.ctx, resolveSQL, resolveSQL); err != nil {
+		b.dead(err)
+		return false
+	}
+	return true
+}
+
+// start begins the transaction: BEGIN and the claim.
+func (b *batchRun) start() {
 	b.tx = nil
 	b.p = newPipe(true)
-	b.seqAt = map[int]int{}
+	b.p.claim = b.p.scan(claimSQL, []any{b.claimIDs, b.claimFirst, b.claimLast}, &b.txid, &b.xid8, &b.sync)
 }
 
+// run applies the batch once; it returns early (unclaimed, stale or
+// commitErr set) when the batch must start over.
 func (b *batchRun) run() {
+	if !b.plan() {
+		return
+	}
+	b.start()
 	for k := 0; ; {
 		for k < len(b.ms) {
 			var ok bool
@@ -224,6 +409,8 @@ func (b *batchRun) run() {
 				return
 			}
 		}
+		b.p.cur = -1
+		b.queueReceipts()
 		if hook := b.h.beforeCommit; hook != nil {
 			resume, ok := b.flush()
 			if !ok {
@@ -247,8 +434,12 @@ func (b *batchRun) run() {
 		}
 		k = resume
 	}
+	for j, last := range b.recorded {
+		j.lastSeq = last
+	}
 	for _, m := range b.ms {
 		if m.pending && m.res.Status == volt.StatusAccepted {
+			m.res.Txid, m.res.Xid8 = uint64(b.txid), b.xid8
 			if b.lsn > 0 {
 				m.res.LSN = strconv.FormatInt(b.lsn, 10)
 			}
@@ -256,16 +447,64 @@ func (b *batchRun) run() {
 	}
 }
 
+// queueReceipts queues the receipts of every member decided so far (one
+// statement), and sets back the last_seq of a client whose claimed seqs
+// were not all decided (a retry stopped its request).
+func (b *batchRun) queueReceipts() {
+	var ids, statuses, codes, messages, details []string
+	var seqs []int64
+	recorded := map[*job]int64{}
+	for _, m := range b.ms {
+		if !m.pending {
+			continue
+		}
+		r := m.res
+		detail := ""
+		if r.Constraint != "" || r.Row != nil {
+			d, _ := json.Marshal(receiptDetail{Constraint: r.Constraint, Row: r.Row})
+			detail = string(d)
+		}
+		code, message := r.Code, r.Message
+		if r.Status == volt.StatusAccepted {
+			code, message = "", ""
+		}
+		ids, seqs, statuses = append(ids, m.j.clientID), append(seqs, r.Seq), append(statuses, r.Status)
+		codes, messages, details = append(codes, code), append(messages, message), append(details, detail)
+		recorded[m.j] = r.Seq
+	}
+	if len(ids) > 0 {
+		b.p.exec(nil, receiptsSQL, ids, seqs, statuses, codes, messages, details)
+	}
+	var backIDs []string
+	var backSeqs []int64
+	b.recorded = map[*job]int64{}
+	for i, j := range b.claimJobs {
+		last, ok := recorded[j]
+		if !ok {
+			last = b.claimFirst[i] - 1
+		}
+		b.recorded[j] = last
+		if last != b.claimLast[i] {
+			backIDs, backSeqs = append(backIDs, j.clientID), append(backSeqs, last)
+		}
+	}
+	if len(backIDs) > 0 {
+		b.p.exec(nil, setLastSeqSQL, backIDs, backSeqs)
+	}
+}
+
 // queue queues member k's statements, sending what is queued when Go must
 // run between two statements. It returns the member to queue next; ok is
-// false once the batch is over.
+// false once the batch is over (or must start over).
 func (b *batchRun) queue(k int) (next int, ok bool) {
 	h, m := b.h, b.ms[k]
+	if m.settled {
+		return k + 1, true
+	}
 	j, ct := m.j, m.j.txs[m.i]
 	ctx := j.ctx
 	if j.stop != nil {
 		r := *j.stop
-		r.Seq = ct.Seq
 		b.decide(m, r, false)
 		return k + 1, true
 	}
@@ -275,19 +514,18 @@ func (b *batchRun) queue(k int) (next int, ok bool) {
 		}
 	}
 	if m.prepErr != nil {
-		// Rejected before any SQL: record it once what is queued has run.
-		if resume, ok := b.flush(); !ok || resume >= 0 {
-			return resume, ok
-		}
-		r := h.reject(ctx, b.tx, nil, j.clientID, ct, m.steps, j.deps, m.prepErr)
-		b.decide(m, r, r.Status == volt.StatusRejected && !r.Replayed && r.Code != volt.CodeOutOfOrder)
+		// Rejected before any SQL: its receipt goes with the others.
+		b.decideErr(m, m.prepErr)
 		return k + 1, true
 	}
 	p := b.p
 	p.cur = k
-	p.exec(nil, savepointSQL)
-	p.exec(nil, "SET CONSTRAINTS ALL DEFERRED")
-	b.seqAt[k] = p.scan(nextSeqSQL, []any{j.clientID, ct.Seq}, &m.txid, &m.res.Xid8, &m.sync)
+	if b.savepoints {
+		p.exec(nil, savepointSQL)
+	}
+	if b.deferrable {
+		p.exec(nil, "SET CONSTRAINTS ALL DEFERRED")
+	}
 	steps := m.steps
 	for i := 0; ; {
 		checks := false
@@ -299,9 +537,11 @@ func (b *batchRun) queue(k int) (next int, ok bool) {
 			checks = checks || c
 		}
 		if i == len(steps) {
-			// Deferred constraints are checked here, for this client
-			// transaction alone.
-			b.p.exec(nil, "SET CONSTRAINTS ALL IMMEDIATE")
+			if b.deferrable {
+				// Deferred constraints are checked here, for this client
+				// transaction alone.
+				b.p.exec(nil, "SET CONSTRAINTS ALL IMMEDIATE")
+			}
 			if checks {
 				// The Checks of inserted rows run as their rows are read:
 				// before the savepoint is released.
@@ -310,7 +550,9 @@ func (b *batchRun) queue(k int) (next int, ok bool) {
 				}
 				b.p.cur = k
 			}
-			b.p.exec(nil, "RELEASE "+savepointSQL)
+			if b.savepoints {
+				b.p.exec(nil, "RELEASE "+savepointSQL)
+			}
 			m.res.Status, m.res.Seq = volt.StatusAccepted, ct.Seq
 			m.decided, m.pending = true, true
 			return k + 1, true
@@ -326,7 +568,7 @@ func (b *batchRun) queue(k int) (next int, ok bool) {
 			err = st.fn(ctx, b.tx, st.args)
 		}
 		if err != nil {
-			return b.fail(k, err, false, false)
+			return b.fail(k, err)
 		}
 		i++
 		b.p.cur = k
@@ -349,22 +591,18 @@ func (b *batchRun) failAfterFlush(k int, err error) (int, bool) {
 	if resume, ok := b.flush(); !ok || resume >= 0 {
 		return resume, ok
 	}
-	m := b.ms[k]
-	r := b.h.reject(m.j.ctx, b.tx, nil, m.j.clientID, m.j.txs[m.i], m.steps, m.j.deps, err)
-	b.decide(m, r, r.Status == volt.StatusRejected && !r.Replayed && r.Code != volt.CodeOutOfOrder)
+	b.decideErr(b.ms[k], err)
 	return k + 1, true
 }
 
 // flush sends what is queued. resume is -1 when every statement
 // succeeded; after a member failed, it was decided (or is to be tried
 // again) and resume is the member to queue next. ok is false once the
-// batch is over: its connection or COMMIT failed, and every member that
-// depended on it is answered retry.
+// batch is over (its connection failed, and every member that depended on
+// it is answered retry) or must start over.
 func (b *batchRun) flush() (resume int, ok bool) {
 	p := b.p
 	b.p = newPipe(false)
-	seqAt := b.seqAt
-	b.seqAt = map[int]int{}
 	if len(p.reads) == 0 {
 		return -1, true
 	}
@@ -391,59 +629,75 @@ func (b *batchRun) flush() (resume int, ok bool) {
 	case err == nil:
 		return -1, true
 	case errors.As(err, &pre):
-		// Nothing of the round trip ran, and the transaction is aborted:
-		// a statement could not be prepared, normally because a table
-		// changed since the catalog was read.
-		return b.restart(err)
+		// Nothing of the round trip ran, and the transaction is aborted.
+		b.stale = err
+		return 0, false
 	case b.tx == nil:
 		return b.dead(err)
+	case failed == p.claim && raised(err, codeNotNext):
+		b.unclaimed = true
+		return 0, false
 	}
 	k := p.owners[failed]
 	if k < 0 {
-		if p.b.QueuedQueries[failed].SQL == walPositionSQL {
+		var pgErr *pgconn.PgError
+		switch sql := p.b.QueuedQueries[failed].SQL; {
+		case sql == walPositionSQL:
 			return -1, true // after the COMMIT: only the upper bound is missing
+		case sql == "COMMIT" && errors.As(err, &pgErr) && final(err) && !b.conn.Conn().IsClosed():
+			// Postgres refused the COMMIT (a deferred constraint): the
+			// transaction is rolled back.
+			b.commitErr, b.tx = err, nil
+			return 0, false
 		}
-		return b.dead(err) // BEGIN or COMMIT
-	}
-	if at, ok := seqAt[k]; ok && failed <= at {
-		return b.fail(k, err, raised(err, codeNotNext), !raised(err, codeNotNext))
+		return b.dead(err) // BEGIN, the claim, the receipts, COMMIT
 	}
 	if p.ops[failed] != nil && raised(err, codeMissing) {
 		err = missing(p.ops[failed])
 	}
-	return b.fail(k, err, false, false)
+	return b.fail(k, err)
 }
 
-// fail rolls member k back to its savepoint and decides it: notNext, its
-// seq is not the client's next one; ours, volt's own statements failed.
-func (b *batchRun) fail(k int, cause error, notNext, ours bool) (int, bool) {
+// fail undoes member k's statements and decides it: a member that ran
+// without a savepoint (the only one of its batch) takes the transaction
+// with it, and the batch begins again.
+func (b *batchRun) fail(k int, cause error) (int, bool) {
 	h, m := b.h, b.ms[k]
 	j, ct := m.j, m.j.txs[m.i]
-	// One round trip, unprepared: the transaction is aborted.
-	if _, err := b.tx.Exec(b.ctx, "ROLLBACK TO "+savepointSQL+"; RELEASE "+savepointSQL); err != nil {
-		return b.dead(cause)
+	if b.savepoints {
+		// One round trip, unprepared: the transaction is aborted.
+		if _, err := b.tx.Exec(b.ctx, "ROLLBACK TO "+savepointSQL+"; RELEASE "+savepointSQL); err != nil {
+			return b.dead(cause)
+		}
+	} else {
+		if err := b.tx.Rollback(b.ctx); err != nil {
+			return b.dead(cause)
+		}
+		b.start()
 	}
 	m.decided, m.pending, m.res = false, false, volt.MutationResult{}
-	switch {
-	case notNext:
-		r, next := h.notNext(j.ctx, b.tx, j.clientID, ct, j.deps)
-		if next && !m.again {
-			m.again = true
-			return k, true
-		}
-		b.decide(m, r, false)
-	case ours:
-		b.decide(m, retryResult(cause), false)
-	case catalogStale(cause) && !m.again:
+	if catalogStale(cause) && !m.again {
 		h.catalog.invalidate()
 		m.again = true
-		m.steps, m.prepErr = h.prepare(j.ctx, b.tx, ct)
+		q := querier(b.conn)
+		if b.savepoints {
+			q = b.tx
+		}
+		m.steps, m.prepErr = h.prepare(j.ctx, q, ct)
 		return k, true
-	default:
-		r := h.reject(j.ctx, b.tx, nil, j.clientID, ct, m.steps, j.deps, cause)
-		b.decide(m, r, r.Status == volt.StatusRejected && !r.Replayed && r.Code != volt.CodeOutOfOrder)
 	}
+	b.decideErr(m, cause)
 	return k + 1, true
+}
+
+// decideErr decides m by the error that ended it: a rejection, recorded
+// by the batch's receipts, or retry.
+func (b *batchRun) decideErr(m *member, err error) {
+	r, final := outcome(err)
+	b.decide(m, r, final)
+	if final {
+		m.j.deps.reject(m.j.txs[m.i].Seq, idsOf(m.steps))
+	}
 }
 
 // decide sets m's answer; a retry or out_of_order answers the rest of its
@@ -459,28 +713,34 @@ func (b *batchRun) decide(m *member, r volt.MutationResult, pending bool) {
 	}
 }
 
-// restart starts the batch over once, after a statement could not be
-// prepared: the catalog is read again.
-func (b *batchRun) restart(cause error) (int, bool) {
-	if b.restarted {
-		return b.dead(cause)
-	}
-	b.restarted = true
-	if b.tx != nil {
-		_ = b.tx.Rollback(b.ctx)
-	}
-	if b.conn.Conn().IsClosed() {
-		return b.dead(cause)
-	}
-	b.h.catalog.invalidate()
-	for _, m := range b.ms {
-		*m = member{j: m.j, i: m.i}
-	}
+// resolve rolls back the transaction whose claim failed and reads, with
+// one query, each client's last_seq and the receipts of its request's
+// seqs up to it (the replays). It reports false when the batch is over.
+func (b *batchRun) resolve() bool {
+	var ids []string
+	var seqs []int64
 	for _, j := range jobsOf(b.ms) {
-		j.stop, j.deps = nil, j.depsAtStart.clone()
+		for _, ct := range j.rest {
+			ids, seqs = append(ids, j.clientID), append(seqs, ct.Seq)
+		}
 	}
-	b.begin()
-	return 0, true
+	var batch pgx.Batch
+	batch.Queue("ROLLBACK")
+	batch.Queue(resolveSQL, ids, seqs)
+	br := b.conn.SendBatch(b.ctx, &batch)
+	b.tx = nil
+	_, err := br.Exec()
+	if err == nil {
+		err = readReceipts(br, jobsOf(b.ms))
+	}
+	if cerr := br.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		b.dead(err)
+		return false
+	}
+	return true
 }
 
 // dead ends the batch: its transaction is rolled back (or its COMMIT's
@@ -502,25 +762,22 @@ func (b *batchRun) dead(cause error) (int, bool) {
 	return 0, false
 }
 
-// finish hands each job its answers: the txid of the batch for accepted
-// ones, and retry for every transaction after a retry.
-func (b *batchRun) finish() {
-	for _, m := range b.ms {
+// finish hands each job its answers, and retry for every transaction
+// after a retry.
+func finish(ms []*member) {
+	for _, m := range ms {
 		if !m.decided {
 			m.res = retryResult(errors.New("the transaction was not applied"))
 		}
-		if m.res.Status == volt.StatusAccepted && !m.res.Replayed {
-			m.res.Txid = uint64(m.txid)
-		}
 		m.res.Seq = m.j.txs[m.i].Seq
 	}
-	for _, j := range jobsOf(b.ms) {
+	for _, j := range jobsOf(ms) {
 		j.results = make([]volt.MutationResult, len(j.txs))
 	}
-	for _, m := range b.ms {
+	for _, m := range ms {
 		m.j.results[m.i] = m.res
 	}
-	for _, j := range jobsOf(b.ms) {
+	for _, j := range jobsOf(ms) {
 		for i, r := range j.results {
 			if r.Status == volt.StatusRetry {
 				for k := i + 1; k < len(j.results); k++ {

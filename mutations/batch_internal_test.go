@@ -3,6 +3,7 @@ package mutations
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,49 +51,22 @@ func batchTestInsert(seq int64, id int) volt.ClientTransaction {
 	return volt.ClientTransaction{Seq: seq, Mutations: []volt.Mutation{{Op: volt.OpInsert, Table: "items", Values: map[string]any{"id": id}}}}
 }
 
-// TestSharedCommitFailureAnswersRetry: when the COMMIT of a batch that
-// holds several clients' transactions fails (here a deferred foreign key
-// violated outside every client transaction), every member is answered
-// retry, accepted and rejected ones alike, and nothing of theirs is
-// recorded; resent, each is decided once.
-func TestSharedCommitFailureAnswersRetry(t *testing.T) {
-	h, pool := batchTestHandler(t,
-		`CREATE TABLE items (id int PRIMARY KEY)`,
-		`CREATE TABLE parents (id int PRIMARY KEY)`,
-		`CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents DEFERRABLE INITIALLY DEFERRED)`)
-	// The first request blocks the only connection until two more
-	// requests wait: those two then share a batch.
+// batchTestShare runs reqs in one batch: a first request blocks the only
+// connection until they are all queued.
+func batchTestShare(t *testing.T, h *Handler, reqs []*volt.MutationRequest) [][]volt.MutationResult {
+	t.Helper()
 	started, release := make(chan struct{}), make(chan struct{})
 	h.Register("block", func(ctx context.Context, _ pgx.Tx, _ json.RawMessage) error {
 		close(started)
 		<-release
 		return nil
 	})
-	// The COMMIT of the first batch that wrote client a's receipts fails: a
-	// foreign key deferred until COMMIT is violated outside every client
-	// transaction's savepoint.
-	var failed atomic.Bool
-	h.beforeCommit = func(ctx context.Context, tx pgx.Tx) {
-		var n int
-		if err := tx.QueryRow(ctx, `SELECT count(*) FROM volt.receipts WHERE client_id = 'a'`).Scan(&n); err != nil {
-			t.Error(err)
-		}
-		if n > 0 && !failed.Swap(true) {
-			if _, err := tx.Exec(ctx, `SET CONSTRAINTS ALL DEFERRED; INSERT INTO children VALUES (1, 999)`); err != nil {
-				t.Error(err)
-			}
-		}
-	}
 	first := make(chan []volt.MutationResult, 1)
 	go func() {
 		first <- h.Apply(context.Background(), nil, &volt.MutationRequest{ClientID: "first", Transactions: []volt.ClientTransaction{
 			{Seq: 1, Mutations: []volt.Mutation{{Name: "block"}}}}})
 	}()
 	<-started
-	reqs := []*volt.MutationRequest{
-		{ClientID: "a", Transactions: []volt.ClientTransaction{batchTestInsert(1, 1), batchTestInsert(2, 1) /* rejected: duplicate */, batchTestInsert(3, 2)}},
-		{ClientID: "b", Transactions: []volt.ClientTransaction{batchTestInsert(1, 10)}},
-	}
 	results := make([][]volt.MutationResult, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
@@ -113,33 +87,116 @@ func TestSharedCommitFailureAnswersRetry(t *testing.T) {
 		t.Fatalf("first: %+v", r)
 	}
 	wg.Wait()
-	for i, rs := range results {
-		for _, r := range rs {
-			if r.Status != volt.StatusRetry {
-				t.Fatalf("request %d: %+v after its batch's COMMIT failed", i, r)
+	return results
+}
+
+// TestSharedCommitFailureAppliesEachAlone: when the COMMIT of a batch
+// that holds several clients' transactions fails (here a deferred foreign
+// key violated outside every client transaction, once), each client
+// transaction is applied again in a Postgres transaction of its own and
+// decided: not retry (which, when the COMMIT fails each time, would
+// answer retry forever). Each is decided once.
+func TestSharedCommitFailureAppliesEachAlone(t *testing.T) {
+	h, pool := batchTestHandler(t,
+		`CREATE TABLE items (id int PRIMARY KEY)`,
+		`CREATE TABLE parents (id int PRIMARY KEY)`,
+		`CREATE TABLE children (id int PRIMARY KEY, parent int REFERENCES parents DEFERRABLE INITIALLY DEFERRED)`)
+	var failed atomic.Bool
+	var commits atomic.Int32
+	h.beforeCommit = func(ctx context.Context, tx pgx.Tx) {
+		commits.Add(1)
+		var n int
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM volt.receipts WHERE client_id = 'a'`).Scan(&n); err != nil {
+			t.Error(err)
+		}
+		if n > 0 && !failed.Swap(true) {
+			if _, err := tx.Exec(ctx, `SET CONSTRAINTS ALL DEFERRED; INSERT INTO children VALUES (1, 999)`); err != nil {
+				t.Error(err)
 			}
 		}
 	}
-	if n := batchTestCount(t, pool, `SELECT count(*) FROM items`); n != 0 {
-		t.Fatalf("%d rows after a failed COMMIT", n)
+	reqs := []*volt.MutationRequest{
+		{ClientID: "a", Transactions: []volt.ClientTransaction{batchTestInsert(1, 1), batchTestInsert(2, 1) /* rejected: duplicate */, batchTestInsert(3, 2)}},
+		{ClientID: "b", Transactions: []volt.ClientTransaction{batchTestInsert(1, 10)}},
 	}
-	if n := batchTestCount(t, pool, `SELECT count(*) FROM volt.receipts WHERE client_id <> 'first'`); n != 0 {
-		t.Fatalf("%d receipts after a failed COMMIT", n)
+	results := batchTestShare(t, h, reqs)
+	if !failed.Load() {
+		t.Fatal("no COMMIT failed")
 	}
-	for i, req := range reqs {
-		rs := h.Apply(context.Background(), nil, req)
-		for j, r := range rs {
-			want := volt.StatusAccepted
-			if i == 0 && j == 1 {
-				want = volt.StatusRejected
-			}
-			if r.Status != want || r.Replayed {
-				t.Fatalf("resent request %d, seq %d: %+v", i, r.Seq, r)
+	check := func(what string, results [][]volt.MutationResult, replayed bool) {
+		t.Helper()
+		for i, rs := range results {
+			for j, r := range rs {
+				want := volt.StatusAccepted
+				if i == 0 && j == 1 {
+					want = volt.StatusRejected
+				}
+				if r.Status != want || r.Replayed != replayed {
+					t.Fatalf("%s: request %d, seq %d: %+v", what, i, r.Seq, r)
+				}
 			}
 		}
+	}
+	check("after the shared COMMIT failed", results, false)
+	// The blocking request's, the shared one, then one per client
+	// transaction.
+	if n := commits.Load(); n != 2+int32(len(reqs[0].Transactions)+len(reqs[1].Transactions)) {
+		t.Fatalf("%d COMMITs", n)
 	}
 	if n := batchTestCount(t, pool, `SELECT count(*) FROM items`); n != 3 {
-		t.Fatalf("%d rows after resending", n)
+		t.Fatalf("%d rows", n)
+	}
+	if n := batchTestCount(t, pool, `SELECT count(*) FROM volt.receipts WHERE client_id <> 'first'`); n != 4 {
+		t.Fatalf("%d receipts", n)
+	}
+	var resent [][]volt.MutationResult
+	for _, req := range reqs {
+		resent = append(resent, h.Apply(context.Background(), nil, req))
+	}
+	check("resent", resent, true)
+}
+
+// TestSharedCommitFailureRejectsTheGuilty: a deferred foreign key created
+// after the handler last looked for deferrable constraints is checked at
+// the batch's COMMIT, not at the end of each client transaction. One of
+// three clients sharing a batch violates it: the COMMIT fails, each client
+// transaction is applied alone, and only the guilty one is rejected
+// (constraint, naming the foreign key); the others are applied.
+func TestSharedCommitFailureRejectsTheGuilty(t *testing.T) {
+	h, pool := batchTestHandler(t, `CREATE TABLE items (id int PRIMARY KEY)`)
+	if r := h.Apply(context.Background(), nil, &volt.MutationRequest{ClientID: "warm", Transactions: []volt.ClientTransaction{batchTestInsert(1, 100)}}); r[0].Status != volt.StatusAccepted {
+		t.Fatalf("%+v", r)
+	}
+	if _, err := pool.Exec(context.Background(), `CREATE TABLE parents (id int PRIMARY KEY);
+		CREATE TABLE children (id int PRIMARY KEY, parent int CONSTRAINT children_parent_fk REFERENCES parents DEFERRABLE INITIALLY DEFERRED);
+		INSERT INTO parents VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	child := func(client string, id, parent int) *volt.MutationRequest {
+		return &volt.MutationRequest{ClientID: client, Transactions: []volt.ClientTransaction{{Seq: 1, Mutations: []volt.Mutation{
+			{Op: volt.OpInsert, Table: "children", Values: map[string]any{"id": id, "parent": parent}}}}}}
+	}
+	results := batchTestShare(t, h, []*volt.MutationRequest{child("a", 1, 1), child("b", 2, 999), child("c", 3, 1)})
+	for i, rs := range results {
+		r := rs[0]
+		if i == 1 {
+			if r.Status != volt.StatusRejected || r.Code != volt.CodeConstraint || r.Constraint != "children_parent_fk" {
+				t.Fatalf("the guilty client: %+v", r)
+			}
+			continue
+		}
+		if r.Status != volt.StatusAccepted {
+			t.Fatalf("client %d: %+v", i, r)
+		}
+	}
+	if n := batchTestCount(t, pool, `SELECT count(*) FROM children`); n != 2 {
+		t.Fatalf("%d children", n)
+	}
+	if n := batchTestCount(t, pool, `SELECT count(*) FROM volt.receipts WHERE client_id IN ('a', 'b', 'c')`); n != 3 {
+		t.Fatalf("%d receipts", n)
+	}
+	if r := h.Apply(context.Background(), nil, child("b", 2, 999)); r[0].Status != volt.StatusRejected || !r[0].Replayed || r[0].Constraint != "children_parent_fk" {
+		t.Fatalf("resent: %+v", r)
 	}
 }
 
@@ -164,5 +221,51 @@ func TestTakeKeepsAConnectionForSmallJobs(t *testing.T) {
 	c.large = 2
 	if got := c.take(); len(got) != 1 || got[0] != big {
 		t.Fatalf("third batch %v", got)
+	}
+}
+
+// TestRetryInTheMiddleSetsLastSeqBack: a client transaction that fails
+// transiently (retry) in the middle of a batch leaves the seqs after it
+// unrecorded, although the batch's claim advanced last_seq over them: the
+// batch sets it back, so that the resent seqs are applied, not answered
+// as replays of receipts that do not exist. Alone in its batch (no
+// savepoint) as well as with others.
+func TestRetryInTheMiddleSetsLastSeqBack(t *testing.T) {
+	h, pool := batchTestHandler(t, `CREATE TABLE items (id int PRIMARY KEY)`)
+	var flaky atomic.Bool
+	flaky.Store(true)
+	h.Register("flaky", func(ctx context.Context, _ pgx.Tx, _ json.RawMessage) error {
+		if flaky.Load() {
+			return &retryError{err: errors.New("try again")}
+		}
+		return nil
+	})
+	flakyTx := func(seq int64) volt.ClientTransaction {
+		return volt.ClientTransaction{Seq: seq, Mutations: []volt.Mutation{{Name: "flaky"}}}
+	}
+	apply := func(client string, txs ...volt.ClientTransaction) []volt.MutationResult {
+		return h.Apply(context.Background(), nil, &volt.MutationRequest{ClientID: client, Transactions: txs})
+	}
+	want := func(rs []volt.MutationResult, statuses ...string) {
+		t.Helper()
+		for i, r := range rs {
+			if r.Status != statuses[i] || r.Replayed {
+				t.Fatalf("seq %d: %+v, want %s", r.Seq, r, statuses[i])
+			}
+		}
+	}
+	const a, r = volt.StatusAccepted, volt.StatusRetry
+	want(apply("many", batchTestInsert(1, 1), flakyTx(2), batchTestInsert(3, 3)), a, r, r)
+	want(apply("alone", flakyTx(1)), r)
+	for client, last := range map[string]int{"many": 1, "alone": 0} {
+		if n := batchTestCount(t, pool, `SELECT last_seq FROM volt.clients WHERE client_id = '`+client+`'`); n != last {
+			t.Fatalf("%s: last_seq %d, want %d", client, n, last)
+		}
+	}
+	flaky.Store(false)
+	want(apply("many", flakyTx(2), batchTestInsert(3, 3)), a, a)
+	want(apply("alone", flakyTx(1)), a)
+	if n := batchTestCount(t, pool, `SELECT count(*) FROM volt.receipts`); n != 4 {
+		t.Fatalf("%d receipts", n)
 	}
 }

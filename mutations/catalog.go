@@ -54,6 +54,9 @@ type catalog struct {
 	tables   map[[2]string]*table
 	fks      []fkEdge
 	fkLoaded time.Time
+
+	deferrableAny    bool // some constraint or trigger is deferrable
+	deferrableLoaded time.Time
 }
 
 func newCatalog() *catalog { return &catalog{tables: map[[2]string]*table{}} }
@@ -64,6 +67,35 @@ func (c *catalog) invalidate() {
 	defer c.mu.Unlock()
 	c.tables = map[[2]string]*table{}
 	c.fkLoaded = time.Time{}
+	c.deferrableLoaded = time.Time{}
+}
+
+// deferrable reports whether the database has a deferrable constraint or
+// constraint trigger (foreign key, unique, exclusion, CREATE CONSTRAINT
+// TRIGGER): without one, SET CONSTRAINTS changes nothing, and a batch
+// leaves it out. A deferrable constraint created while the answer is
+// cached is checked at the batch's COMMIT when initially deferred (a
+// failing COMMIT applies each client transaction alone, so the guilty one
+// is rejected), at its statement's end otherwise.
+func (c *catalog) deferrable(ctx context.Context, q querier) (bool, error) {
+	c.mu.Lock()
+	if time.Since(c.deferrableLoaded) < catalogTTL {
+		defer c.mu.Unlock()
+		return c.deferrableAny, nil
+	}
+	c.mu.Unlock()
+	rows, err := q.Query(ctx, `SELECT EXISTS (SELECT FROM pg_trigger WHERE tgdeferrable)`)
+	if err != nil {
+		return true, fmt.Errorf("read deferrable constraints: %w", err)
+	}
+	d, err := pgx.CollectExactlyOneRow(rows, pgx.RowTo[bool])
+	if err != nil {
+		return true, fmt.Errorf("read deferrable constraints: %w", err)
+	}
+	c.mu.Lock()
+	c.deferrableAny, c.deferrableLoaded = d, time.Now()
+	c.mu.Unlock()
+	return d, nil
 }
 
 // table returns schema.name, reloading when the cached definition is old or

@@ -87,6 +87,13 @@ func outcome(err error) (volt.MutationResult, bool) {
 	return rejected(volt.CodeInvalid, err.Error()), true
 }
 
+// final reports whether err decides a client transaction (a rejection),
+// as opposed to a transient failure.
+func final(err error) bool {
+	_, f := outcome(err)
+	return f
+}
+
 // pgOutcome classifies a Postgres error by SQLSTATE class.
 func pgOutcome(e *pgconn.PgError) (volt.MutationResult, bool) {
 	switch e.Code[:2] {

@@ -9,9 +9,10 @@ import (
 	"github.com/voltsync/volt"
 )
 
-// A client transaction goes to Postgres in as few round trips as its
-// steps allow: BEGIN, the seq check with the receipt, the row mutations,
-// COMMIT and a read of the WAL position are sent together (pgx pipeline,
+// A batch of client transactions goes to Postgres in as few round trips
+// as their steps allow: BEGIN, the claim of the seqs, each transaction's
+// row mutations, the receipts, COMMIT and a read of the WAL position are
+// sent together (pgx pipeline,
 // statements prepared once per connection by pgx's statement cache).
 // Statements whose outcome must stop the transaction raise an error
 // (volt.fail), and Postgres then skips every later one, COMMIT included.
@@ -22,37 +23,57 @@ import (
 
 // Codes volt.fail raises.
 const (
-	codeNotNext = "VLT01" // the seq is not the client's next one
+	codeNotNext = "VLT01" // a seq of the claim is not its client's next one
 	codeMissing = "VLT02" // the row to update or delete does not exist
 )
 
-// nextSeqSQL advances the client's last_seq to $2 when $2 is the next
-// seq, and writes the accepted receipt, returning the 32-bit xid (as in
-// the shape stream's txids) and the 64-bit xid8. A client without a row
-// gets one when $2 is 1 (its first write takes no slower path). The
-// upsert holds the client's volt.clients row until the transaction ends
-// (requests for one client are serialised per transaction) and, under
-// READ COMMITTED, re-checks last_seq on the newest row version once it
-// has the lock. Any other seq raises codeNotNext, and the row it may have
-// inserted goes with the rolled-back savepoint: the slow path (notNext)
-// then tells a replay from out_of_order. Where synchronous_commit is off
-// it is raised to local for the transaction: an accepted write is durable
-// when it is answered (the client then forgets it), and its commit record
-// reaches replication at once.
-const nextSeqSQL = `
-WITH c AS (
-  INSERT INTO volt.clients AS c (client_id, last_seq) VALUES ($1, $2)
-  ON CONFLICT (client_id) DO UPDATE SET last_seq = $2 WHERE c.last_seq = $2 - 1
+// claimSQL begins a batch. For each client $1[i] it advances last_seq
+// from $2[i]-1 to $3[i], the seqs of the batch's transactions of that
+// client (each one is then accepted or rejected: either way recorded);
+// a client without a row gets one when $2[i] is 1 (its first write takes
+// no slower path). The update holds the clients' rows until the batch
+// ends (requests for one client are serialised per Postgres transaction,
+// across servers too) and, under READ COMMITTED, re-checks last_seq on the
+// newest row version once it has the lock. When any first seq is not the
+// next one, it raises codeNotNext and Postgres skips the rest of the
+// batch: the receipts are then read (resolveSQL). It returns the 32-bit
+// xid (as in the shape stream's txids) and the 64-bit xid8. Where
+// synchronous_commit is off it is raised to local for the transaction: an
+// accepted write is durable when it is answered (the client then forgets
+// it), and its commit record reaches replication at once.
+const claimSQL = `
+WITH j AS (
+  SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) AS j(client_id, first_seq, last_seq)
+), u AS (
+  UPDATE volt.clients AS c SET last_seq = j.last_seq FROM j
+  WHERE c.client_id = j.client_id AND c.last_seq = j.first_seq - 1
+  RETURNING c.client_id
+), i AS (
+  INSERT INTO volt.clients (client_id, last_seq)
+  SELECT client_id, last_seq FROM j WHERE first_seq = 1 AND client_id NOT IN (SELECT client_id FROM u)
+  ON CONFLICT DO NOTHING
   RETURNING client_id
-), r AS (
-  INSERT INTO volt.receipts (client_id, seq, status, txid, xid8)
-  SELECT client_id, $2, 'accepted', pg_current_xact_id()::xid::text::bigint, pg_current_xact_id()::text FROM c
-  WHERE $2 = 1 OR EXISTS (SELECT FROM volt.clients WHERE client_id = $1)
-  RETURNING txid, xid8
 )
-SELECT coalesce((SELECT txid FROM r), volt.fail('` + codeNotNext + `', 'the seq is not the next one of the client')),
-  (SELECT xid8 FROM r),
+SELECT CASE WHEN (SELECT count(*) FROM u) + (SELECT count(*) FROM i) = cardinality($1::text[])
+    THEN pg_current_xact_id()::xid::text::bigint
+    ELSE volt.fail('` + codeNotNext + `', 'a seq is not the next one of its client') END,
+  pg_current_xact_id()::text,
   CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END`
+
+// receiptsSQL records the receipts of a batch, accepted and rejected, in
+// one statement; accepted ones carry the batch's txid and xid8.
+const receiptsSQL = `
+INSERT INTO volt.receipts (client_id, seq, status, code, message, detail, txid, xid8)
+SELECT r.client_id, r.seq, r.status, nullif(r.code, ''), nullif(r.message, ''), nullif(r.detail, '')::jsonb,
+  CASE WHEN r.status = 'accepted' THEN pg_current_xact_id()::xid::text::bigint END,
+  CASE WHEN r.status = 'accepted' THEN pg_current_xact_id()::text END
+FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[]) AS r(client_id, seq, status, code, message, detail)`
+
+// setLastSeqSQL sets back the last_seq of clients whose claimed seqs were
+// not all decided (a transient failure stopped their request).
+const setLastSeqSQL = `
+UPDATE volt.clients AS c SET last_seq = j.last_seq
+FROM unnest($1::text[], $2::int8[]) AS j(client_id, last_seq) WHERE c.client_id = j.client_id`
 
 // walPositionSQL runs after COMMIT: the WAL insert position then is at or
 // after the end of the transaction's commit record (an upper bound of its
@@ -72,10 +93,11 @@ type pipe struct {
 	ops    []*rowOp // each statement's row mutation, or nil
 	owners []int    // each statement's member of the batch, or -1
 	cur    int      // the member whose statements are being queued
+	claim  int      // the index of the claim (claimSQL), or -1
 }
 
 func newPipe(begin bool) *pipe {
-	p := &pipe{cur: -1}
+	p := &pipe{cur: -1, claim: -1}
 	if begin {
 		p.b.BeginTx(pgx.TxOptions{})
 		p.add(nil, nil)

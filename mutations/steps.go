@@ -132,6 +132,11 @@ func (d *dependencies) blocking(steps []step) (int64, bool) {
 	return 0, false
 }
 
+// restore makes d what from was.
+func (d *dependencies) restore(from *dependencies) {
+	d.rejected = from.clone().rejected
+}
+
 func (d *dependencies) clone() *dependencies {
 	c := newDependencies()
 	for id, seq := range d.rejected {

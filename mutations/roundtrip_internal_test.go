@@ -1,0 +1,184 @@
+package mutations
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// rtTracer counts what the write path sends to Postgres: round trips
+// (a query, or a pipelined batch of them) and statements.
+type rtTracer struct {
+	mu         sync.Mutex
+	roundTrips int
+	statements int
+	sqls       []string
+}
+
+func (c *rtTracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.roundTrips++
+	c.statements++
+	c.sqls = append(c.sqls, d.SQL)
+	return ctx
+}
+
+func (c *rtTracer) TraceQueryEnd(context.Context, *pgx.Conn, pgx.TraceQueryEndData) {}
+
+func (c *rtTracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.roundTrips++
+	for _, q := range d.Batch.QueuedQueries {
+		c.statements++
+		c.sqls = append(c.sqls, q.SQL)
+	}
+	return ctx
+}
+
+func (c *rtTracer) TraceBatchQuery(context.Context, *pgx.Conn, pgx.TraceBatchQueryData) {}
+func (c *rtTracer) TraceBatchEnd(context.Context, *pgx.Conn, pgx.TraceBatchEndData)     {}
+
+func (c *rtTracer) reset() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.roundTrips, c.statements, c.sqls = 0, 0, nil
+}
+
+func (c *rtTracer) counts() (roundTrips, statements int, sqls []string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.roundTrips, c.statements, append([]string(nil), c.sqls...)
+}
+
+// rtHandler is a Handler whose pool (one connection) counts round trips.
+func rtHandler(t *testing.T, opts Options, schema ...string) (*Handler, *rtTracer) {
+	t.Helper()
+	url := pgtest.NewDB(t)
+	pgtest.Exec(t, url, schema...)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = 1
+	tr := &rtTracer{}
+	cfg.ConnConfig.Tracer = tr
+	pool, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	if err := Migrate(context.Background(), pool); err != nil {
+		t.Fatal(err)
+	}
+	return New(pool, opts), tr
+}
+
+var rtIDs atomic.Int64
+
+func rtInserts(first int64, n int) []volt.ClientTransaction {
+	txs := make([]volt.ClientTransaction, n)
+	for i := range txs {
+		seq := first + int64(i)
+		txs[i] = volt.ClientTransaction{Seq: seq, Mutations: []volt.Mutation{{Op: volt.OpInsert, Table: "items", Values: map[string]any{"id": rtIDs.Add(1), "title": "t"}}}}
+	}
+	return txs
+}
+
+func rtApply(t *testing.T, h *Handler, client string, txs []volt.ClientTransaction) []volt.MutationResult {
+	t.Helper()
+	rs := h.Apply(context.Background(), nil, &volt.MutationRequest{ClientID: client, Transactions: txs})
+	if len(rs) != len(txs) {
+		t.Fatalf("%d results for %d transactions", len(rs), len(txs))
+	}
+	return rs
+}
+
+// TestRequestOf100OneRoundTrip: a request of 100 one-row transactions
+// (one client) is one round trip on a warm connection, with three
+// statements per transaction (savepoint, row, release) and five for the
+// batch (BEGIN, the claim, the receipts, COMMIT, the WAL position); one
+// transaction alone is one round trip of five statements. (Slice 2: six
+// statements per transaction, the client's row updated by each.)
+func TestRequestOf100OneRoundTrip(t *testing.T) {
+	h, tr := rtHandler(t, Options{}, `CREATE TABLE items (id bigint PRIMARY KEY, title text)`)
+	if rs := rtApply(t, h, "c", rtInserts(1, 3)); rs[2].Status != volt.StatusAccepted { // warm: statement cache, catalog
+		t.Fatalf("%+v", rs)
+	}
+	next := int64(4)
+	for _, n := range []int{1, 100} {
+		tr.reset()
+		txs := rtInserts(next, n)
+		next += int64(n)
+		for _, r := range rtApply(t, h, "c", txs) {
+			if r.Status != volt.StatusAccepted || r.Replayed {
+				t.Fatalf("%+v", r)
+			}
+		}
+		rt, st, sqls := tr.counts()
+		t.Logf("request of %d: %d round trips, %d statements", n, rt, st)
+		want := 5 + 3*n
+		if n == 1 {
+			want = 5 + 1
+		}
+		if rt != 1 || st != want {
+			t.Fatalf("request of %d transactions: %d round trips and %d statements, want 1 and %d: %q", n, rt, st, want, sqls[:min(len(sqls), 12)])
+		}
+	}
+}
+
+// TestReplayOf300OneQuery: a request of 300 transactions that were all
+// applied (a queue resent after a crash) is answered from the receipts
+// read with one query, in two round trips (the claim that finds the seqs
+// are not the next ones, then the ROLLBACK with that query); the answers
+// are those of the first delivery, replayed. (Slice 2: several round
+// trips per transaction, and each failure sent the rest of the batch
+// again.)
+func TestReplayOf300OneQuery(t *testing.T) {
+	h, tr := rtHandler(t, Options{MaxTransactions: 300, MaxMutations: 300}, `CREATE TABLE items (id bigint PRIMARY KEY, title text)`)
+	txs := rtInserts(1, 300)
+	// Seq 150 is rejected (a duplicate key), and 151, which touches its
+	// row, is dependent.
+	txs[149].Mutations[0].Values["id"] = txs[0].Mutations[0].Values["id"]
+	txs[150].Mutations[0].Values["id"] = txs[0].Mutations[0].Values["id"]
+	first := rtApply(t, h, "c", txs)
+	for i, r := range first {
+		want := volt.StatusAccepted
+		if i == 149 || i == 150 {
+			want = volt.StatusRejected
+		}
+		if r.Status != want || r.Replayed {
+			t.Fatalf("first delivery, seq %d: %+v", r.Seq, r)
+		}
+	}
+	if first[150].Code != volt.CodeDependent {
+		t.Fatalf("seq 151: %+v", first[150])
+	}
+	tr.reset()
+	again := rtApply(t, h, "c", txs)
+	rt, st, sqls := tr.counts()
+	t.Logf("replay of 300: %d round trips, %d statements", rt, st)
+	reads := 0
+	for _, q := range sqls {
+		if strings.Contains(q, "FROM volt.receipts") || strings.Contains(q, "JOIN volt.receipts") {
+			reads++
+		}
+	}
+	if rt > 2 || reads != 1 {
+		t.Fatalf("replay of 300 transactions: %d round trips, %d reads of the receipts; want at most 2 and 1", rt, reads)
+	}
+	for i, r := range again {
+		f := first[i]
+		if !r.Replayed || r.Seq != f.Seq || r.Status != f.Status || r.Txid != f.Txid || r.Xid8 != f.Xid8 || r.Code != f.Code || r.Message != f.Message || r.Constraint != f.Constraint {
+			t.Fatalf("seq %d resent: %+v, first %+v", r.Seq, r, f)
+		}
+	}
+}
