@@ -12,7 +12,8 @@ import (
 
 // TestS1ColdProbe is a manual measurement (VOLT_S1_PROBE=<rows>, with
 // VOLT_S1_BIN naming the volt binary to run, else one is built): the
-// cold syncs of five tables of that many rows in one volt serve, each
+// cold syncs of five (VOLT_S1_PROBE_TABLES) tables of that many rows in
+// one volt serve, each
 // next to its COPY, to tell a shape's fixed cost from the first shape's
 // (new connections).
 func TestS1ColdProbe(t *testing.T) {
@@ -35,7 +36,11 @@ func TestS1ColdProbe(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer env.Close()
-	for i := range 5 {
+	tables := 5
+	if k, _ := strconv.Atoi(os.Getenv("VOLT_S1_PROBE_TABLES")); k > 0 {
+		tables = k
+	}
+	for i := range tables {
 		table := fmt.Sprintf("probe_%d_%d", n, i)
 		if err := createItems(ctx, env, table, n); err != nil {
 			t.Fatal(err)
@@ -51,13 +56,15 @@ func TestS1ColdProbe(t *testing.T) {
 			st := startState()
 			start := time.Now()
 			t.Logf("%s: start %s", table, start.Format("15:04:05.000000"))
-			for k := 0; k < 5; k++ {
+			for k := 0; k < 1000; k++ {
 				p, err := get(ctx, client, q.url(st, false), &buf)
 				if err != nil {
 					t.Fatal(err)
 				}
-				t.Logf("%s request %d: %v, %d bytes", table, k, time.Since(start), len(p.body))
 				st.advance(p)
+				if k < 2 || p.upToDate() {
+					t.Logf("%s request %d: %v, %d bytes", table, k, time.Since(start), len(p.body))
+				}
 				if p.upToDate() {
 					break
 				}
