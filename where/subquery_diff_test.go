@@ -53,7 +53,7 @@ func sqdValue(r *rand.Rand, typ string) *string {
 	case "int4":
 		v = strconv.Itoa(r.IntN(5))
 	case "text":
-		v = []string{"a", "b", "c", "a ", "it's"}[r.IntN(5)]
+		v = []string{"a", "b", "c", "a ", "it's", "a:b"}[r.IntN(6)]
 	case "numeric":
 		v = []string{"1", "1.0", "1.50", "1.5", "2"}[r.IntN(5)]
 	case "bool":

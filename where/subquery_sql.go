@@ -159,16 +159,28 @@ func (p *Plan) TagSQL(i int, prefix string) string {
 		case !in[q]:
 		case !pos.IsSubquery():
 			parts.lit("1")
-		default:
+		case len(pos.Columns) == 1:
 			var h sqlConcat
 			h.lit(prefix)
-			for _, c := range pos.Columns {
-				if len(pos.Columns) > 1 {
-					h.lit(c + ":")
-				}
-				h.expr("CASE WHEN " + quoteIdent(c) + " IS NULL THEN 'NULL' ELSE 'v:' || concat(" + quoteIdent(c) + ") END")
-			}
+			c := quoteIdent(pos.Columns[0])
+			h.expr("CASE WHEN " + c + " IS NULL THEN 'NULL' ELSE 'v:' || concat(" + c + ") END")
 			parts.expr("md5(" + h.String() + ")")
+		default:
+			// SlotHash's two inputs for a row comparison: texts
+			// length-prefixed when one holds ':'.
+			var h, long sqlConcat
+			var colon []string
+			h.lit(prefix)
+			long.lit(prefix)
+			for _, name := range pos.Columns {
+				c := quoteIdent(name)
+				h.lit(name + ":")
+				h.expr("CASE WHEN " + c + " IS NULL THEN 'NULL' ELSE 'v:' || concat(" + c + ") END")
+				long.lit(name + ":")
+				long.expr("CASE WHEN " + c + " IS NULL THEN 'NULL' ELSE 'L' || octet_length(concat(" + c + ")) || ':' || concat(" + c + ") END")
+				colon = append(colon, "strpos(concat("+c+"), ':') > 0")
+			}
+			parts.expr("md5(CASE WHEN " + strings.Join(colon, " OR ") + " THEN " + long.String() + " ELSE " + h.String() + " END)")
 		}
 	}
 	return parts.String()

@@ -240,16 +240,30 @@ func (v *View) Arrays() [][]*string {
 // 1.0 and 1.00, float -0 and 0, char(n) of different n, interval 1 day
 // and 24:00:00) get different slots: a pattern hashed from a dependency
 // value's text matches only the outer rows whose text is the same.
+//
+// Electric's row comparison input is ambiguous when a text holds ':'
+// (("1b:v:2", "3") and ("1", "2b:v:3") both give "a:v:1b:v:2b:v:3"), and
+// one value's move would match the other's rows; so a value of a row
+// comparison with ':' in some part writes each text as "L" + its length
+// in bytes + ":" + text instead ("a:L6:1b:v:2b:L1:3"). The others keep
+// Electric's input. TagSQL computes the same.
 func SlotHash(prefix string, cols []string, val Value) string {
+	long := false
+	for _, s := range val {
+		long = long || len(cols) > 1 && s != nil && strings.Contains(*s, ":")
+	}
 	var b strings.Builder
 	b.WriteString(prefix)
 	for i, s := range val {
 		if len(cols) > 1 {
 			b.WriteString(cols[i] + ":")
 		}
-		if s == nil {
+		switch {
+		case s == nil:
 			b.WriteString("NULL")
-		} else {
+		case long:
+			b.WriteString("L" + strconv.Itoa(len(*s)) + ":" + *s)
+		default:
 			b.WriteString("v:" + *s)
 		}
 	}

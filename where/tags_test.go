@@ -217,3 +217,21 @@ func TestMeta(t *testing.T) {
 		t.Errorf("ActiveConditions without views succeeded")
 	}
 }
+
+// TestSlotHashRowComparisonUnambiguous: a row comparison's parts are
+// concatenated, so with texts holding "b:v:" two different tuples gave
+// one input ("a:v:1b:v:2b:v:3") and one slot: a move-out of one took the
+// other's rows out of clients. Texts with ':' are length-prefixed; the
+// others keep Electric's input.
+func TestSlotHashRowComparisonUnambiguous(t *testing.T) {
+	cols := []string{"a", "b"}
+	if x, y := SlotHash("p", cols, val("1b:v:2", "3")), SlotHash("p", cols, val("1", "2b:v:3")); x == y {
+		t.Errorf("(1b:v:2, 3) and (1, 2b:v:3) share slot %s", x)
+	}
+	if got, want := SlotHash("p", cols, val("1:2", nil)), md5hex("pa:L3:1:2b:NULL"); got != want {
+		t.Errorf("(1:2, NULL): %s, want %s", got, want)
+	}
+	if got, want := SlotHash("p", []string{"a"}, val("1:2")), md5hex("pv:1:2"); got != want {
+		t.Errorf("one column: %s, want %s (not ambiguous: unchanged)", got, want)
+	}
+}
