@@ -207,9 +207,27 @@ func sqrandLiteral(rng *rand.Rand, typ string) string {
 	case "bool":
 		return strconv.FormatBool(rng.IntN(2) == 0)
 	case "text":
+		if rng.IntN(4) == 0 {
+			return sqrandQuote(sqrandTexts[rng.IntN(len(sqrandTexts))])
+		}
 		return "'" + string(rune('a'+rng.IntN(5))) + "'"
 	}
 	return strconv.Itoa(rng.IntN(6))
+}
+
+// sqrandTexts are texts besides 'a'…'e': empty, upper case (collations
+// order it apart from byte order), quotes, slashes (tags are slash
+// separated), ':' (row comparison slots), non-ASCII.
+var sqrandTexts = []string{"", "B", "it's", "a/b", "é", "a b", `\`, "a:b"}
+
+func sqrandQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+
+// sqrandUnquote is the text of a literal sqrandLiteral made.
+func sqrandUnquote(lit string) string {
+	if len(lit) >= 2 && lit[0] == '\'' {
+		return strings.ReplaceAll(lit[1:len(lit)-1], "''", "'")
+	}
+	return lit
 }
 
 // sqrandValue is sqrandLiteral or, for a nullable column, sometimes NULL.
@@ -380,6 +398,14 @@ type sqrandGen struct {
 	// set when one is not; notIn when there is a top-level NOT IN.
 	safe, unsafe, notIn bool
 	subs                int // top-level subqueries
+	written             []sqrandWritten
+}
+
+// sqrandWritten is a top-level subquery as written, whether with NOT IN,
+// and whether negated after NOT is pushed down.
+type sqrandWritten struct {
+	text           string
+	notIn, negated bool
 }
 
 // expr is a random boolean expression on t, whose subqueries are at
@@ -408,7 +434,7 @@ func (g *sqrandGen) plain(t *sqrandTable) string {
 	c := t.cols[g.rng.IntN(len(t.cols))]
 	lit := sqrandLiteral(g.rng, c.typ)
 	if g.rng.IntN(5) == 0 {
-		g.params = append(g.params, strings.Trim(lit, "'"))
+		g.params = append(g.params, sqrandUnquote(lit))
 		lit = "$" + strconv.Itoa(len(g.params))
 	}
 	switch r := g.rng.IntN(8); {
@@ -450,6 +476,15 @@ func (g *sqrandGen) subquery(t *sqrandTable, level int, neg bool, deps map[strin
 	}
 	if level == 0 && g.subs >= 3 {
 		return ""
+	}
+	if level == 0 && len(g.written) > 0 && g.rng.IntN(4) == 0 {
+		// The same subquery again (one dependency at several
+		// positions), with the same polarity.
+		w := g.written[g.rng.IntN(len(g.written))]
+		if neg != w.notIn == w.negated {
+			g.subs++
+			return w.text
+		}
 	}
 	notIn := g.rng.IntN(3) == 0
 	negated := neg != notIn // after NOT is pushed down to it
@@ -507,7 +542,11 @@ func (g *sqrandGen) subquery(t *sqrandTable, level int, neg bool, deps map[strin
 	if notIn {
 		op = " NOT IN "
 	}
-	return left + op + "(" + sel + ")"
+	text := left + op + "(" + sel + ")"
+	if level == 0 {
+		g.written = append(g.written, sqrandWritten{text, notIn, negated})
+	}
+	return text
 }
 
 // sqrandCase is one random clause followed by a client.Shape.
@@ -569,7 +608,7 @@ func (c *sqrandCase) observe(sc client.ShapeChange) {
 func (c *sqrandCase) pgSQL(o *sqrandTable) string {
 	clause := c.clause
 	for i := len(c.params); i >= 1; i-- {
-		clause = strings.ReplaceAll(clause, "$"+strconv.Itoa(i), "'"+c.params[i-1]+"'")
+		clause = strings.ReplaceAll(clause, "$"+strconv.Itoa(i), sqrandQuote(c.params[i-1]))
 	}
 	var cols []string
 	for _, col := range c.cols {
@@ -629,7 +668,7 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 		g := &sqrandGen{rng: rng, s: s, safe: rng.IntN(8) != 0}
 		var clause string
 		for g.subs == 0 {
-			g.params, g.subs, g.unsafe, g.notIn = nil, 0, false, false
+			g.params, g.subs, g.unsafe, g.notIn, g.written = nil, 0, false, false, nil
 			clause = g.expr(s.o, 0, 1+rng.IntN(3), false, map[string]bool{})
 		}
 		c := &sqrandCase{i: i, clause: clause, params: g.params, class: sqrandPlain, cols: s.o.cols,
@@ -672,21 +711,23 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 	defer wg.Wait()
 	defer cancel()
 	// Mutations weigh the inner tables, whose changes move rows.
-	mutation := func() string {
+	mutation := func(inner bool) string {
 		tbs := s.tables()
 		r := rng.IntN(10)
 		switch {
-		case r < 4:
+		case r < 4 && !inner:
 			return s.o.mutation(rng)
 		case r < 7 || s.n == nil:
 			return s.m.mutation(rng)
 		}
 		return tbs[2].mutation(rng)
 	}
-	tx := func() string {
+	// tx is a transaction of up to max statements; inner ones change
+	// only the inner tables (moves without the shapes' own changes).
+	tx := func(max int, inner bool) string {
 		var stmts []string
-		for range 1 + rng.IntN(3) {
-			stmts = append(stmts, mutation())
+		for range 1 + rng.IntN(max) {
+			stmts = append(stmts, mutation(inner))
 		}
 		return "BEGIN; " + strings.Join(stmts, "; ") + "; COMMIT"
 	}
@@ -705,17 +746,28 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 		var what string
 		if starting || rng.IntN(2) == 0 {
 			// Two connections at once, racing the shapes' creation or
-			// their move-ins.
+			// their move-ins: some bursts are many small transactions on
+			// the inner tables, moving values in and out while move-ins
+			// run.
 			var bursts [2][]string
+			small := rng.IntN(3) == 0
 			for i := range bursts {
-				for range 2 + rng.IntN(2) + 3*sqrandBtoi(starting) {
-					bursts[i] = append(bursts[i], tx())
+				n := 2 + rng.IntN(3) + 3*sqrandBtoi(starting)
+				if small {
+					n *= 2
+				}
+				for range n {
+					if small {
+						bursts[i] = append(bursts[i], tx(1, rng.IntN(4) != 0))
+					} else {
+						bursts[i] = append(bursts[i], tx(4, false))
+					}
 				}
 			}
 			sqrandBurst(t, db, bursts[:])
 			what = fmt.Sprintf("burst %q", bursts)
 		} else {
-			q := tx()
+			q := tx(4, false)
 			if _, err := conn.Exec(ctx, q); err != nil {
 				t.Fatalf("round %d step %d %s: %v", round, step, q, err)
 			}
@@ -725,7 +777,7 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 			if c.start > step {
 				continue
 			}
-			sqrandAwait(t, conn, s, c, fmt.Sprintf("seed %d round %d step %d (%s)", seed, round, step, what))
+			sqrandAwait(t, v, conn, s, c, fmt.Sprintf("seed %d round %d step %d (%s)", seed, round, step, what))
 		}
 	}
 	cancel()
@@ -811,7 +863,7 @@ func sqrandBurst(t *testing.T, db string, lists [][]string) {
 // sqrandAwait waits (60 s at most: the machine may be loaded) until c's
 // client is up to date with Postgres' rows, and fails naming the case
 // otherwise.
-func sqrandAwait(t *testing.T, conn *pgx.Conn, s *sqrandSchema, c *sqrandCase, what string) {
+func sqrandAwait(t *testing.T, v *volt, conn *pgx.Conn, s *sqrandSchema, c *sqrandCase, what string) {
 	t.Helper()
 	sql := c.pgSQL(s.o)
 	rows, err := conn.Query(context.Background(), sql)
@@ -835,9 +887,37 @@ func sqrandAwait(t *testing.T, conn *pgx.Conn, s *sqrandSchema, c *sqrandCase, w
 			t.Fatalf("%s: case %d: the shape stopped: %v\n  clause %s\n  params %q\n  columns %q replica %q\n  schema %s", what, c.i, err, c.clause, c.params, c.def.Columns, c.def.Replica, s.ddl)
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
+			sqrandDump(t, v, s, c)
 			t.Fatalf("%s: case %d (class %s):\n  schema %s\n  clause %s\n  params %q\n  columns %q replica %q\n  client   %q\n  postgres %q\n  only client %q\n  only postgres %q",
 				what, c.i, c.class, s.ddl, c.clause, c.params, c.def.Columns, c.def.Replica, got, want, sqrandMinus(got, want), sqrandMinus(want, got))
 		}
+	}
+}
+
+// sqrandDump logs c's shape log as volt serves it, from the beginning.
+func sqrandDump(t *testing.T, v *volt, s *sqrandSchema, c *sqrandCase) {
+	c.mu.Lock()
+	handle := c.handle
+	c.mu.Unlock()
+	kv := []string{"table", s.o.name, "where", c.clause, "handle", handle}
+	for i, p := range c.params {
+		kv = append(kv, fmt.Sprintf("params[%d]", i+1), p)
+	}
+	if len(c.def.Columns) > 0 {
+		kv = append(kv, "columns", strings.Join(c.def.Columns, ","))
+	}
+	if c.def.Replica != "" {
+		kv = append(kv, "replica", c.def.Replica)
+	}
+	offset := "-1"
+	for range 20 {
+		r := get(t, v.shapeURL(append(kv, "offset", offset)...))
+		t.Logf("shape log from %s: %d %s", offset, r.Status, r.Body)
+		next := r.Header.Get("electric-offset")
+		if r.Status != 200 || next == offset || r.Header.Get("electric-up-to-date") != "" {
+			return
+		}
+		offset = next
 	}
 }
 
