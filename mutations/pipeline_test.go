@@ -169,9 +169,9 @@ func tracedEnv(t *testing.T, opts mutations.Options, schema ...string) (*env, *r
 	return poolEnv(t, opts, func(cfg *pgxpool.Config) { cfg.ConnConfig.Tracer = rt }, schema...), rt
 }
 
-// TestOneRoundTripPerTransaction: BEGIN, the seq check, the receipt, the
-// row mutations and COMMIT of a client transaction go to Postgres as one
-// batch (once the catalog is cached), and so do those of several client
+// TestOneRoundTripPerTransaction: BEGIN, the claim of the seq, the row
+// mutations, the receipt and COMMIT of a client transaction go to
+// Postgres as one batch (once the catalog is cached), and so do those of several client
 // transactions of a request, each in its savepoint; rejections and checks
 // add theirs.
 func TestOneRoundTripPerTransaction(t *testing.T) {
@@ -213,9 +213,10 @@ func TestOneRoundTripPerTransaction(t *testing.T) {
 	}
 }
 
-// TestPipelinedSeqCheck: the seq check that runs in the batch tells a
-// replay, out_of_order and a new client apart, and a replay applies
-// nothing (the mutations after the check do not run).
+// TestPipelinedSeqCheck: the claim that starts the batch tells a replay,
+// out_of_order and a new client apart (with the receipts read after it
+// failed), and a replay applies nothing (the mutations after the claim do
+// not run).
 func TestPipelinedSeqCheck(t *testing.T) {
 	e := newEnv(t, mutations.Options{}, todos, `CREATE TABLE hits (n int)`,
 		`CREATE FUNCTION hit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN INSERT INTO hits VALUES (1); RETURN NEW; END $$`,
