@@ -182,3 +182,40 @@ func TestReplayOf300OneQuery(t *testing.T) {
 		}
 	}
 }
+
+// TestResentQueueHalfApplied: a queue of 300 resent after its first 150
+// were applied: the replays are answered from one read of the receipts,
+// the rest applied, each seq once.
+func TestResentQueueHalfApplied(t *testing.T) {
+	h, tr := rtHandler(t, Options{MaxTransactions: 300, MaxMutations: 300}, `CREATE TABLE items (id bigint PRIMARY KEY, title text)`)
+	txs := rtInserts(1, 300)
+	first := rtApply(t, h, "c", txs[:150])
+	tr.reset()
+	rs := rtApply(t, h, "c", txs)
+	rt, _, sqls := tr.counts()
+	reads := 0
+	for _, q := range sqls {
+		if strings.Contains(q, "JOIN volt.receipts") {
+			reads++
+		}
+	}
+	t.Logf("%d round trips, %d reads of the receipts", rt, reads)
+	if reads != 1 || rt > 4 {
+		t.Fatalf("%d round trips, %d reads of the receipts; want at most 4 (the failed claim, the read, two chunks) and 1", rt, reads)
+	}
+	for i, r := range rs {
+		switch {
+		case i < 150 && (!r.Replayed || r.Status != volt.StatusAccepted || r.Txid != first[i].Txid):
+			t.Fatalf("seq %d: %+v, first %+v", r.Seq, r, first[i])
+		case i >= 150 && (r.Replayed || r.Status != volt.StatusAccepted):
+			t.Fatalf("seq %d: %+v", r.Seq, r)
+		}
+	}
+	var n, last int
+	if err := h.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM items), (SELECT last_seq FROM volt.clients WHERE client_id = 'c')`).Scan(&n, &last); err != nil {
+		t.Fatal(err)
+	}
+	if n != 300 || last != 300 {
+		t.Fatalf("%d rows, last_seq %d", n, last)
+	}
+}
