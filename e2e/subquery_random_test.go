@@ -65,7 +65,8 @@ func TestSubqueryRandom(t *testing.T) {
 		st := sqrandRound(t, v, c, db, rng, seed, round, n, steps)
 		total.add(st)
 	}
-	t.Logf("%d cases, %d steps, %s", total.cases, total.steps, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d cases, %d steps, %s; the slowest step took %s to reach every shape", total.cases, total.steps,
+		time.Since(start).Round(time.Millisecond), total.slowest.Round(time.Millisecond))
 	for _, cl := range sqrandClasses {
 		s := total.byClass[cl]
 		t.Logf("class %-9s %4d cases: %5d move-ins, %5d move-outs, %3d refetches (%d raced the snapshot) %v",
@@ -121,6 +122,7 @@ type sqrandClassStats struct {
 
 type sqrandStats struct {
 	cases, steps int
+	slowest      time.Duration
 	byClass      map[string]*sqrandClassStats
 }
 
@@ -137,6 +139,7 @@ func (s *sqrandStats) class(cl string) *sqrandClassStats {
 func (s *sqrandStats) add(o sqrandStats) {
 	s.cases += o.cases
 	s.steps += o.steps
+	s.slowest = max(s.slowest, o.slowest)
 	for cl, x := range o.byClass {
 		y := s.class(cl)
 		y.cases += x.cases
@@ -731,6 +734,7 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 		}
 		return "BEGIN; " + strings.Join(stmts, "; ") + "; COMMIT"
 	}
+	var slowest time.Duration // from a step's last commit to every shape equal
 	for step := range steps {
 		starting := false
 		for _, c := range cases {
@@ -773,12 +777,14 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 			}
 			what = q
 		}
+		stepEnd := time.Now()
 		for _, c := range cases {
 			if c.start > step {
 				continue
 			}
 			sqrandAwait(t, v, conn, s, c, fmt.Sprintf("seed %d round %d step %d (%s)", seed, round, step, what))
 		}
+		slowest = max(slowest, time.Since(stepEnd))
 	}
 	cancel()
 	wg.Wait()
@@ -786,7 +792,7 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 	// Attribute the refetches to the reasons volt logged.
 	reasons, created := sqrandRemovals(v.Log())
 	var st sqrandStats
-	st.cases, st.steps = n, steps
+	st.cases, st.steps, st.slowest = n, steps, slowest
 	for _, c := range cases {
 		cs := st.class(c.class)
 		cs.cases++
@@ -887,9 +893,18 @@ func sqrandAwait(t *testing.T, v *volt, conn *pgx.Conn, s *sqrandSchema, c *sqra
 			t.Fatalf("%s: case %d: the shape stopped: %v\n  clause %s\n  params %q\n  columns %q replica %q\n  schema %s", what, c.i, err, c.clause, c.params, c.def.Columns, c.def.Replica, s.ddl)
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
+			upToDate := c.sh.UpToDate()
 			sqrandDump(t, v, s, c)
-			t.Fatalf("%s: case %d (class %s):\n  schema %s\n  clause %s\n  params %q\n  columns %q replica %q\n  client   %q\n  postgres %q\n  only client %q\n  only postgres %q",
-				what, c.i, c.class, s.ddl, c.clause, c.params, c.def.Columns, c.def.Replica, got, want, sqrandMinus(got, want), sqrandMinus(want, got))
+			// Lagging or wrong: does it get there later?
+			late := "still not equal 60 s later"
+			for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(100 * time.Millisecond) {
+				if c.sh.UpToDate() && slices.Equal(c.rows(s.o), want) {
+					late = fmt.Sprintf("equal %s later", time.Since(start).Round(time.Millisecond))
+					break
+				}
+			}
+			t.Fatalf("%s: case %d (class %s), not equal after 60 s (up to date %v; %s):\n  schema %s\n  clause %s\n  params %q\n  columns %q replica %q\n  client   %q\n  postgres %q\n  only client %q\n  only postgres %q",
+				what, c.i, c.class, upToDate, late, s.ddl, c.clause, c.params, c.def.Columns, c.def.Replica, got, want, sqrandMinus(got, want), sqrandMinus(want, got))
 		}
 	}
 }
