@@ -24,8 +24,9 @@ import (
 // (-experimental-subqueries, issue 16). What is built:
 //
 //   - the snapshot reads the dependencies' values (the views) and the rows
-//     in one REPEATABLE READ transaction, so they are consistent; every
-//     row carries tags and active_conditions (§4, §5);
+//     in one REPEATABLE READ transaction, so they are consistent, once it
+//     holds every transaction volt has routed (routedUnseen); every row
+//     carries tags and active_conditions (§4, §5);
 //   - changes to the shape's own table are converted against the views
 //     as of their transaction (§6: tags, removed_tags, active_conditions);
 //   - each dependency's values are counted (per where.ValueKey) from the
@@ -827,21 +828,14 @@ func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.S
 		return info, 0, 0, errors.New("shapes with subqueries need a postgres.Snapshotter")
 	}
 	ctx := c.ctx
-	tx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	// A transaction routed before the shape was registered never reaches
+	// its dependencies' counts: the snapshot must hold it.
+	tx, snap, lsn, err := snapshotTx(ctx, ps, "snapshot", func(s volt.Snapshot) bool { return !c.routedUnseen(s) })
 	if err != nil {
-		return info, 0, 0, fmt.Errorf("begin snapshot: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
-	if _, err := tx.Exec(ctx, displaySettings); err != nil {
-		return info, 0, 0, fmt.Errorf("snapshot settings: %w", err)
-	}
-	var snap string
-	if err := tx.QueryRow(ctx, "SELECT pg_current_snapshot()::text, pg_current_wal_insert_lsn() - '0/0'::pg_lsn").Scan(&snap, &info.LSN); err != nil {
-		return info, 0, 0, fmt.Errorf("read snapshot identity: %w", err)
-	}
-	if info.Snapshot, err = parseSnapshot(snap); err != nil {
 		return info, 0, 0, err
 	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	info.Snapshot, info.LSN = snap, lsn
 	plan := e.sq.plan
 	// The dependencies' state is filled here and first used by routing
 	// once setSubquerySnapshot has installed the views (under c.mu).
@@ -1097,14 +1091,21 @@ func (c *Cache) runMoveIns(e *Entry, tx *volt.Transaction, mis []sqMoveIn) {
 // changes, which were written with the views before, so a change to a
 // row moving in would be lost.
 func moveInTx(ctx context.Context, ps *postgres.Snapshotter, xid uint32) (pgx.Tx, volt.Snapshot, uint64, error) {
+	return snapshotTx(ctx, ps, fmt.Sprintf("move-in (transaction %d)", xid), func(s volt.Snapshot) bool { return s.Visible(xid) })
+}
+
+// snapshotTx begins a REPEATABLE READ transaction (the display settings)
+// once its snapshot holds what holds asks for, and returns it with the
+// snapshot and the WAL insert position; what names it in errors.
+func snapshotTx(ctx context.Context, ps *postgres.Snapshotter, what string, holds func(volt.Snapshot) bool) (pgx.Tx, volt.Snapshot, uint64, error) {
 	wait := time.Millisecond
 	for {
 		pgtx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
 		if err != nil {
-			return nil, volt.Snapshot{}, 0, fmt.Errorf("begin move-in: %w", err)
+			return nil, volt.Snapshot{}, 0, fmt.Errorf("begin %s: %w", what, err)
 		}
 		snap, lsn, err := moveInSnapshot(ctx, pgtx)
-		if err == nil && snap.Visible(xid) {
+		if err == nil && holds(snap) {
 			return pgtx, snap, lsn, nil
 		}
 		_ = pgtx.Rollback(context.WithoutCancel(ctx))
@@ -1113,11 +1114,36 @@ func moveInTx(ctx context.Context, ps *postgres.Snapshotter, xid uint32) (pgx.Tx
 		}
 		select {
 		case <-ctx.Done():
-			return nil, volt.Snapshot{}, 0, fmt.Errorf("move-in waiting for transaction %d to be visible: %w", xid, ctx.Err())
+			return nil, volt.Snapshot{}, 0, fmt.Errorf("%s waiting for routed transactions to be visible: %w", what, ctx.Err())
 		case <-time.After(wait):
 		}
 		wait = min(2*wait, 100*time.Millisecond)
 	}
+}
+
+// routedUnseen reports whether volt has routed a transaction that snap
+// does not hold: Postgres sends a commit to replication a moment (as long
+// as a synchronous standby takes) before it is visible. Such a
+// transaction is in progress for snap, and routed (in flight or
+// handled); one that starts after snap cannot have been routed before it.
+func (c *Cache) routedUnseen(snap volt.Snapshot) bool {
+	if len(snap.Xip) == 0 {
+		return false
+	}
+	c.mu.Lock()
+	inflight := make(map[uint32]bool, len(c.txns))
+	for _, st := range c.txns {
+		inflight[st.tx.Xid] = true
+	}
+	c.mu.Unlock()
+	c.commits.mu.Lock()
+	defer c.commits.mu.Unlock()
+	for _, x := range snap.Xip {
+		if _, handled := c.commits.lsn[uint32(x)]; handled || inflight[uint32(x)] {
+			return true
+		}
+	}
+	return false
 }
 
 // moveInSnapshot applies the display settings in pgtx and reads its
