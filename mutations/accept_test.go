@@ -4,6 +4,7 @@ import (
 	"context"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -96,7 +97,10 @@ func (p *lsnProbe) CommitLSN(ctx context.Context, xid8 string) (uint64, error) {
 // replication is paid once per request.
 func TestCommitLSNsAfterAllCommits(t *testing.T) {
 	probe := &lsnProbe{}
-	e := newEnv(t, mutations.Options{LSN: probe}, todos)
+	// The probe's queries must not run into the request's bound on the
+	// wait (50 ms by default: a loaded machine exceeded it, and the third
+	// lookup was given up).
+	e := newEnv(t, mutations.Options{LSN: probe, LSNWait: time.Minute}, todos)
 	probe.pool = e.pool
 	rs := e.postWait("batch",
 		txn(1, ins("todos", row{"id": "a", "title": "one"})),
