@@ -40,12 +40,12 @@ import (
 // that raced the shape's snapshot (a documented fallback, counted apart).
 // The other cases may refetch, for a documented reason only.
 //
-// VOLT_SQ_RANDOM_CASES sets the number of cases (default 180, 60 per
-// schema), VOLT_SQ_RANDOM_STEPS the steps per schema (default 10),
+// VOLT_SQ_RANDOM_CASES sets the number of cases (default 240, 60 per
+// schema), VOLT_SQ_RANDOM_STEPS the steps per schema (default 12),
 // VOLT_SEED the seed.
 func TestSubqueryRandom(t *testing.T) {
-	cases := sqrandEnvInt(t, "VOLT_SQ_RANDOM_CASES", 180)
-	steps := sqrandEnvInt(t, "VOLT_SQ_RANDOM_STEPS", 10)
+	cases := sqrandEnvInt(t, "VOLT_SQ_RANDOM_CASES", 240)
+	steps := sqrandEnvInt(t, "VOLT_SQ_RANDOM_STEPS", 12)
 	const perSchema = 60
 	seed := testseed.Seed(t)
 	rng := rand.New(rand.NewPCG(seed, 1))
