@@ -431,6 +431,7 @@ func (c *Cache) removeLocked(e *Entry, why string) {
 	e.markGone()
 	e.lmu.Lock()
 	e.log = nil // Store.Delete closes it
+	e.closed = nil
 	e.lmu.Unlock()
 	c.logs.forget(e)
 	c.catalog.remove(e.Handle)

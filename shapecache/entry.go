@@ -50,9 +50,15 @@ type Entry struct {
 	// writeMu serialises Append, Sync and closing the log.
 	writeMu sync.Mutex
 
-	// lmu guards log, refs and used.
-	lmu    sync.Mutex
-	log    *shapelog.Log
+	// lmu guards log, closed, refs and used.
+	lmu sync.Mutex
+	log *shapelog.Log
+	// closed is the log the janitor last closed, if it closed cleanly:
+	// acquire reopens it with Store.Reopen, which opens only the live
+	// files (a shape whose log is closed and opened again on every
+	// change, with more active shapes than open logs, must not pay a full
+	// Open and recovery each time).
+	closed *shapelog.Log
 	refs   int
 	used   int64 // monotonic tick of the last acquire, for LRU closing
 	usedAt int64 // unix ms of the last acquire or release
@@ -135,7 +141,14 @@ func (e *Entry) acquire() (*shapelog.Log, error) {
 		if e.IsGone() {
 			return nil, ErrShapeGone
 		}
-		l, err := e.cache.Store.Open(e.Handle)
+		var l *shapelog.Log
+		var err error
+		if e.closed != nil {
+			l, err = e.cache.Store.Reopen(e.closed)
+			e.closed = nil
+		} else {
+			l, err = e.cache.Store.Open(e.Handle)
+		}
 		if err != nil {
 			if errors.Is(err, fs.ErrNotExist) {
 				// The catalog lists a shape whose files are gone.
@@ -200,7 +213,9 @@ func (e *Entry) closeIfIdle(before, beforeMs int64) (closed bool, err error) {
 		return false, nil
 	}
 	e.log = nil
-	_ = l.Close() // synced just above; nothing was appended since
+	if l.Close() == nil { // synced just above; nothing was appended since
+		e.closed = l
+	}
 	return true, nil
 }
 

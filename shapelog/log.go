@@ -2,6 +2,7 @@ package shapelog
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,6 +57,11 @@ type Log struct {
 	// reopened with a complete snapshot keeps only its live files open
 	// until a client reads the snapshot (see snapReader).
 	fmu sync.Mutex
+
+	// clean is set (under smu and wmu) when Close synced everything and
+	// closed the files without error: Store.Reopen may then trust the
+	// state this Log holds instead of recovering it from the files.
+	clean bool
 }
 
 // view is the published state of a Log. Readers copy it under mu and then
@@ -244,6 +250,7 @@ func (l *Log) close() error {
 	if cerr := l.closeFiles(); err == nil {
 		err = cerr
 	}
+	l.clean = err == nil
 	return err
 }
 
@@ -279,4 +286,46 @@ func (l *Log) closeFiles() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// reopen returns a new Log over the same files, with the state of c, a
+// log closed cleanly (Store.Reopen checked it) with a complete snapshot
+// and live files: only those are opened.
+func (c *Log) reopen() (*Log, error) {
+	live, err := openLiveFile(c.dir, liveFile, false)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := openLiveFile(c.dir, liveIdxFile, false)
+	if err != nil {
+		live.Close()
+		return nil, err
+	}
+	// A cheap check that the files are the ones c closed: the live file
+	// has the length c wrote (no one else appended to it meanwhile).
+	if size, err := fileSize(live); err != nil || size != c.lw.size {
+		closeAll(live, idx)
+		if err == nil {
+			err = fmt.Errorf("live file is %d bytes, not %d as closed", size, c.lw.size)
+		}
+		return nil, err
+	}
+	c.smu.Lock()
+	defer c.smu.Unlock()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.syncMu.Lock()
+	defer c.syncMu.Unlock()
+	l := &Log{store: c.store, handle: c.handle, dir: c.dir, chunkBytes: c.chunkBytes,
+		live: live, liveIdx: idx, idxRecs: c.idxRecs, syncedEnd: c.syncedEnd,
+		lw: liveWriter{size: c.lw.size, ck: c.lw.ck, latest: c.lw.latest, hasLive: c.lw.hasLive},
+		sw: snapWriter{size: c.sw.size, sealed: c.sw.sealed, complete: true}}
+	// The state moves to l: reopening c again (once l has written more)
+	// must recover from the files.
+	c.clean = false
+	c.mu.Lock()
+	l.v = c.v
+	c.mu.Unlock()
+	l.v.closed = false
+	return l, nil
 }

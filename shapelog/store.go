@@ -214,6 +214,40 @@ func (s *Store) openLocked(handle string) (*Log, error) {
 	return l, nil
 }
 
+// Reopen opens again a log this Store's Open or Create returned and that
+// was then closed. When Close succeeded, the log's snapshot is complete
+// and it has live entries, the state it held is still what its files
+// say (they are the Store's: nothing else writes them, and Close synced
+// them), so only the two live files are opened: no format file, no
+// snapshot files and no recovery scan, which Open costs. The snapshot
+// files are opened when a client reads them. Otherwise Reopen is Open.
+// It fails with ErrInUse if the handle is open in this Store.
+func (s *Store) Reopen(closed *Log) (*Log, error) {
+	if closed.store != s {
+		return nil, fmt.Errorf("shapelog: reopen %s: log of another store", closed.handle)
+	}
+	closed.smu.Lock()
+	closed.wmu.Lock()
+	fast := closed.clean && closed.sw.complete && closed.live != nil
+	closed.wmu.Unlock()
+	closed.smu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !fast {
+		return s.openLocked(closed.handle)
+	}
+	if _, ok := s.open[closed.handle]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrInUse, closed.handle)
+	}
+	l, err := closed.reopen()
+	if err != nil {
+		// Not as closed (or gone): Open recovers, or says why not.
+		return s.openLocked(closed.handle)
+	}
+	s.open[closed.handle] = l
+	return l, nil
+}
+
 // Get returns the log for handle if it is currently open in this Store.
 func (s *Store) Get(handle string) (*Log, bool) {
 	s.mu.Lock()
