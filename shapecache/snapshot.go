@@ -1,6 +1,7 @@
 package shapecache
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -99,17 +100,36 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	}
 	enc := s.SnapshotEncoder()
 	var row []byte
-	err = c.Snapshotter.Snapshot(c.ctx, q,
-		func(si postgres.SnapshotInfo) error { info = si; return c.setSnapshot(e, l, si) },
-		func(raw [][]byte) error {
-			if rows == 0 {
-				ph.firstRow = time.Since(start)
-			}
-			row = enc.Append(row[:0], raw)
-			rows++
-			bytes += int64(len(row))
-			return l.AppendSnapshot(row)
-		})
+	// The snapshot must hold every transaction routed before the shape
+	// was registered (unseen.go): taken again until it does.
+	routed := c.routedLSN()
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err = c.Snapshotter.Snapshot(c.ctx, q,
+			func(si postgres.SnapshotInfo) error {
+				if c.routedUnseen(si.Snapshot, routed) {
+					return errSnapshotUnseen
+				}
+				info = si
+				return c.setSnapshot(e, l, si)
+			},
+			func(raw [][]byte) error {
+				if rows == 0 {
+					ph.firstRow = time.Since(start)
+				}
+				row = enc.Append(row[:0], raw)
+				rows++
+				bytes += int64(len(row))
+				return l.AppendSnapshot(row)
+			})
+		if !errors.Is(err, errSnapshotUnseen) {
+			break
+		}
+		select {
+		case <-c.ctx.Done():
+			return fmt.Errorf("snapshot waiting for delivered transactions to be visible: %w", c.ctx.Err())
+		case <-time.After(wait):
+		}
+	}
 	if err != nil {
 		return err
 	}

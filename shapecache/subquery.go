@@ -830,7 +830,8 @@ func (c *Cache) takeSubquerySnapshot(e *Entry, l *shapelog.Log) (info postgres.S
 	ctx := c.ctx
 	// A transaction routed before the shape was registered never reaches
 	// its dependencies' counts: the snapshot must hold it.
-	tx, snap, lsn, err := snapshotTx(ctx, ps, "snapshot", func(s volt.Snapshot) bool { return !c.routedUnseen(s) })
+	routed := c.routedLSN()
+	tx, snap, lsn, err := snapshotTx(ctx, ps, "snapshot", func(s volt.Snapshot) bool { return !c.routedUnseen(s, routed) })
 	if err != nil {
 		return info, 0, 0, err
 	}
@@ -1119,31 +1120,6 @@ func snapshotTx(ctx context.Context, ps *postgres.Snapshotter, what string, hold
 		}
 		wait = min(2*wait, 100*time.Millisecond)
 	}
-}
-
-// routedUnseen reports whether volt has routed a transaction that snap
-// does not hold: Postgres sends a commit to replication a moment (as long
-// as a synchronous standby takes) before it is visible. Such a
-// transaction is in progress for snap, and routed (in flight or
-// handled); one that starts after snap cannot have been routed before it.
-func (c *Cache) routedUnseen(snap volt.Snapshot) bool {
-	if len(snap.Xip) == 0 {
-		return false
-	}
-	c.mu.Lock()
-	inflight := make(map[uint32]bool, len(c.txns))
-	for _, st := range c.txns {
-		inflight[st.tx.Xid] = true
-	}
-	c.mu.Unlock()
-	c.commits.mu.Lock()
-	defer c.commits.mu.Unlock()
-	for _, x := range snap.Xip {
-		if _, handled := c.commits.lsn[uint32(x)]; handled || inflight[uint32(x)] {
-			return true
-		}
-	}
-	return false
 }
 
 // moveInSnapshot applies the display settings in pgtx and reads its

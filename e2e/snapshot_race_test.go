@@ -1,0 +1,105 @@
+package e2e
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/voltsync/volt/internal/pgtest"
+)
+
+// TestSnapshotRacesARoutedCommit: Postgres sends a commit to replication
+// before it is visible (here for as long as a synchronous standby that
+// never answers takes). A shape created in that moment must not lose the
+// transaction: volt routed it before the shape existed, so only the
+// snapshot can hold it, and the snapshot waits until it does. Before, the
+// new shape's snapshot missed the update and its clients never saw it.
+func TestSnapshotRacesARoutedCommit(t *testing.T) {
+	cluster := pgtest.NewCluster(t)
+	db := pgtest.NewDBOn(t, cluster)
+	pgtest.Exec(t, cluster.URL("postgres"),
+		`ALTER SYSTEM SET synchronous_standby_names = 'snaprace_nobody'`,
+		`ALTER SYSTEM SET synchronous_commit = off`,
+		`SELECT pg_reload_conf()`)
+	pgtest.Exec(t, db,
+		`CREATE TABLE snaprace (id int PRIMARY KEY, active bool NOT NULL)`,
+		`INSERT INTO snaprace VALUES (1, true), (2, true)`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s")
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// A shape on the table, so that its changes stream, and to see that
+	// volt routed the transaction.
+	r := get(t, v.shapeURL("table", "snaprace", "offset", "-1"))
+	if r.Status != 200 {
+		t.Fatalf("snaprace: %d %s", r.Status, r.Body)
+	}
+	handle, offset := r.Header.Get("electric-handle"), r.Header.Get("electric-offset")
+	writer, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(ctx)
+	var pid int
+	if err := writer.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	committed := make(chan error, 1)
+	go func() {
+		_, err := writer.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; UPDATE snaprace SET active = false WHERE id = 1; COMMIT`)
+		committed <- err
+	}()
+	deadline := time.Now().Add(20 * time.Second)
+	for routed := false; !routed; {
+		r := get(t, v.shapeURL("table", "snaprace", "handle", handle, "offset", offset, "live", "true"))
+		if r.Status != 200 {
+			t.Fatalf("snaprace: %d %s", r.Status, r.Body)
+		}
+		offset = r.Header.Get("electric-offset")
+		for _, m := range r.Msgs {
+			routed = routed || m.op() == "update" && m.Value["active"] != nil && *m.Value["active"] == "false"
+		}
+		if !routed && time.Now().After(deadline) {
+			t.Fatal("volt never routed the transaction")
+		}
+	}
+	var visible bool
+	if err := conn.QueryRow(ctx, `SELECT NOT active FROM snaprace WHERE id = 1`).Scan(&visible); err != nil || visible {
+		t.Fatalf("the transaction is visible already (%v, %v): the test needs it waiting for the standby", visible, err)
+	}
+	// A new shape whose only row comes from that transaction.
+	f := newFollower(v, "table", "snaprace", "where", "NOT active")
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		f.poll(t)
+	}()
+	// Without the wait the snapshot completes at once, missing the
+	// transaction; with it, it does not complete until the transaction is
+	// visible: give it 2 s, then release the transaction either way.
+	done := strings.Count(v.Log(), `msg="snapshot complete"`)
+	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if strings.Count(v.Log(), `msg="snapshot complete"`) > done {
+			break
+		}
+	}
+	if _, err := conn.Exec(ctx, `SELECT pg_cancel_backend($1)`, pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-committed; err != nil {
+		t.Logf("commit: %v", err) // a cancelled wait for the standby still commits
+	}
+	<-polled
+	first := f.handle
+	f.pollUntil(t, "row 1 in the new shape", func(rows map[string]map[string]*string) bool {
+		return rows[`"public"."snaprace"/"1"`] != nil
+	})
+	if len(f.rows) != 1 || f.handle != first || len(f.violations) > 0 {
+		t.Fatalf("new shape: rows %s, handle %s (first %s), violations %v", dump(f.rows), f.handle, first, f.violations)
+	}
+}
