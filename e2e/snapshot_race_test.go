@@ -17,48 +17,78 @@ import (
 // snapshot can hold it, and the snapshot waits until it does. Before, the
 // new shape's snapshot missed the update and its clients never saw it.
 func TestSnapshotRacesARoutedCommit(t *testing.T) {
+	db := snaprStandbyDB(t)
+	pgtest.Exec(t, db,
+		`CREATE TABLE snaprace (id int PRIMARY KEY, active bool NOT NULL)`,
+		`INSERT INTO snaprace VALUES (1, true), (2, true)`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s")
+	release := snaprHoldCommit(t, v, db, "snaprace")
+	// A new shape whose only row comes from that transaction.
+	f := newFollower(v, "table", "snaprace", "where", "NOT active")
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		f.poll(t)
+	}()
+	snaprAwaitSnapshot(v)
+	release()
+	<-polled
+	first := f.handle
+	f.pollUntil(t, "row 1 in the new shape", func(rows map[string]map[string]*string) bool {
+		return rows[`"public"."snaprace"/"1"`] != nil
+	})
+	if len(f.rows) != 1 || f.handle != first || len(f.violations) > 0 {
+		t.Fatalf("new shape: rows %s, handle %s (first %s), violations %v", dump(f.rows), f.handle, first, f.violations)
+	}
+}
+
+// snaprStandbyDB returns a database on a cluster of its own whose
+// synchronous standby never answers: a transaction that sets
+// synchronous_commit = on is sent to replication and then waits, not
+// visible to snapshots, until its wait is cancelled.
+func snaprStandbyDB(t *testing.T) string {
+	t.Helper()
 	cluster := pgtest.NewCluster(t)
 	db := pgtest.NewDBOn(t, cluster)
 	pgtest.Exec(t, cluster.URL("postgres"),
 		`ALTER SYSTEM SET synchronous_standby_names = 'snaprace_nobody'`,
 		`ALTER SYSTEM SET synchronous_commit = off`,
 		`SELECT pg_reload_conf()`)
-	pgtest.Exec(t, db,
-		`CREATE TABLE snaprace (id int PRIMARY KEY, active bool NOT NULL)`,
-		`INSERT INTO snaprace VALUES (1, true), (2, true)`)
-	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s")
+	return db
+}
+
+// snaprHoldCommit commits `UPDATE table SET active = false WHERE id = 1`
+// on a database of snaprStandbyDB and returns once volt has routed the
+// transaction (seen through a shape on table) while it is still not
+// visible to snapshots. release cancels the wait for the standby, which
+// makes the transaction visible, and waits for its commit to return.
+func snaprHoldCommit(t *testing.T, v *volt, db, table string) (release func()) {
+	t.Helper()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	// A shape on the table, so that its changes stream, and to see that
-	// volt routed the transaction.
-	r := get(t, v.shapeURL("table", "snaprace", "offset", "-1"))
+	r := get(t, v.shapeURL("table", table, "offset", "-1"))
 	if r.Status != 200 {
-		t.Fatalf("snaprace: %d %s", r.Status, r.Body)
+		t.Fatalf("%s: %d %s", table, r.Status, r.Body)
 	}
 	handle, offset := r.Header.Get("electric-handle"), r.Header.Get("electric-offset")
 	writer, err := pgx.Connect(ctx, db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer writer.Close(ctx)
+	t.Cleanup(func() { writer.Close(context.Background()) })
 	var pid int
 	if err := writer.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
 	committed := make(chan error, 1)
 	go func() {
-		_, err := writer.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; UPDATE snaprace SET active = false WHERE id = 1; COMMIT`)
+		_, err := writer.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; UPDATE `+table+` SET active = false WHERE id = 1; COMMIT`)
 		committed <- err
 	}()
 	deadline := time.Now().Add(20 * time.Second)
 	for routed := false; !routed; {
-		r := get(t, v.shapeURL("table", "snaprace", "handle", handle, "offset", offset, "live", "true"))
+		r := get(t, v.shapeURL("table", table, "handle", handle, "offset", offset, "live", "true"))
 		if r.Status != 200 {
-			t.Fatalf("snaprace: %d %s", r.Status, r.Body)
+			t.Fatalf("%s: %d %s", table, r.Status, r.Body)
 		}
 		offset = r.Header.Get("electric-offset")
 		for _, m := range r.Msgs {
@@ -68,38 +98,36 @@ func TestSnapshotRacesARoutedCommit(t *testing.T) {
 			t.Fatal("volt never routed the transaction")
 		}
 	}
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
 	var visible bool
-	if err := conn.QueryRow(ctx, `SELECT NOT active FROM snaprace WHERE id = 1`).Scan(&visible); err != nil || visible {
+	if err := conn.QueryRow(ctx, `SELECT NOT active FROM `+table+` WHERE id = 1`).Scan(&visible); err != nil || visible {
 		t.Fatalf("the transaction is visible already (%v, %v): the test needs it waiting for the standby", visible, err)
 	}
-	// A new shape whose only row comes from that transaction.
-	f := newFollower(v, "table", "snaprace", "where", "NOT active")
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		f.poll(t)
-	}()
-	// Without the wait the snapshot completes at once, missing the
-	// transaction; with it, it does not complete until the transaction is
-	// visible: give it 2 s, then release the transaction either way.
+	return func() {
+		t.Helper()
+		if _, err := conn.Exec(ctx, `SELECT pg_cancel_backend($1)`, pid); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-committed; err != nil {
+			t.Logf("commit: %v", err) // a cancelled wait for the standby still commits
+		}
+	}
+}
+
+// snaprAwaitSnapshot gives a shape being created 2 s to complete its
+// snapshot. Without the wait for routed transactions the snapshot
+// completes at once, missing the held one; with it, it cannot complete
+// until the transaction is released, so the caller releases it either
+// way after this.
+func snaprAwaitSnapshot(v *volt) {
 	done := strings.Count(v.Log(), `msg="snapshot complete"`)
 	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
 		if strings.Count(v.Log(), `msg="snapshot complete"`) > done {
-			break
+			return
 		}
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_cancel_backend($1)`, pid); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-committed; err != nil {
-		t.Logf("commit: %v", err) // a cancelled wait for the standby still commits
-	}
-	<-polled
-	first := f.handle
-	f.pollUntil(t, "row 1 in the new shape", func(rows map[string]map[string]*string) bool {
-		return rows[`"public"."snaprace"/"1"`] != nil
-	})
-	if len(f.rows) != 1 || f.handle != first || len(f.violations) > 0 {
-		t.Fatalf("new shape: rows %s, handle %s (first %s), violations %v", dump(f.rows), f.handle, first, f.violations)
 	}
 }

@@ -984,63 +984,20 @@ func sqrandBtoi(b bool) int {
 // existed. The shape must still end with the transaction's moves (here
 // user 1 leaves: its posts move out) or refetch, never keep the rows.
 func TestSubquerySnapshotRacesARoutedCommit(t *testing.T) {
-	cluster := pgtest.NewCluster(t)
-	db := pgtest.NewDBOn(t, cluster)
-	pgtest.Exec(t, cluster.URL("postgres"),
-		`ALTER SYSTEM SET synchronous_standby_names = 'sqrand_nobody'`,
-		`ALTER SYSTEM SET synchronous_commit = off`,
-		`SELECT pg_reload_conf()`)
+	db := snaprStandbyDB(t)
 	pgtest.Exec(t, db,
 		`CREATE TABLE users (id int PRIMARY KEY, active bool NOT NULL)`,
 		`CREATE TABLE posts (id int PRIMARY KEY, user_id int, title text)`,
 		`INSERT INTO users VALUES (1, true), (2, true)`,
 		`INSERT INTO posts VALUES (1, 1, 'a'), (2, 2, 'b')`)
 	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=1s")
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, db)
+	conn, err := pgx.Connect(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close(ctx)
-	// A shape on users, so that its changes stream, and to see that volt
-	// routed the transaction.
-	r := get(t, v.shapeURL("table", "users", "offset", "-1"))
-	if r.Status != 200 {
-		t.Fatalf("users: %d %s", r.Status, r.Body)
-	}
-	handle, offset := r.Header.Get("electric-handle"), r.Header.Get("electric-offset")
-	writer, err := pgx.Connect(ctx, db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer writer.Close(ctx)
-	var pid int
-	if err := writer.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&pid); err != nil {
-		t.Fatal(err)
-	}
-	committed := make(chan error, 1)
-	go func() {
-		_, err := writer.Exec(ctx, `BEGIN; SET LOCAL synchronous_commit = on; UPDATE users SET active = false WHERE id = 1; COMMIT`)
-		committed <- err
-	}()
-	deadline := time.Now().Add(20 * time.Second)
-	for routed := false; !routed; {
-		r := get(t, v.shapeURL("table", "users", "handle", handle, "offset", offset, "live", "true"))
-		if r.Status != 200 {
-			t.Fatalf("users: %d %s", r.Status, r.Body)
-		}
-		offset = r.Header.Get("electric-offset")
-		for _, m := range r.Msgs {
-			routed = routed || m.op() == "update" && m.Value["active"] != nil && *m.Value["active"] == "false"
-		}
-		if !routed && time.Now().After(deadline) {
-			t.Fatal("volt never routed the transaction")
-		}
-	}
-	var visible bool
-	if err := conn.QueryRow(ctx, `SELECT NOT active FROM users WHERE id = 1`).Scan(&visible); err != nil || visible {
-		t.Fatalf("the transaction is visible already (%v, %v): the test needs it waiting for the standby", visible, err)
-	}
+	defer conn.Close(context.Background())
+	// The transaction takes user 1 out of the subquery's set.
+	release := snaprHoldCommit(t, v, db, "users")
 	// The shape's snapshot must wait for the transaction.
 	clause := `user_id IN (SELECT id FROM users WHERE active)`
 	f := sqmFollow(v, "table", "posts", "where", clause)
@@ -1049,21 +1006,8 @@ func TestSubquerySnapshotRacesARoutedCommit(t *testing.T) {
 		defer close(polled)
 		f.poll(t)
 	}()
-	// Without the wait the snapshot completes at once, missing the
-	// transaction; with it, it does not complete until the transaction is
-	// visible: give it 2 s, then release the transaction either way.
-	done := strings.Count(v.Log(), `msg="snapshot complete"`)
-	for end := time.Now().Add(2 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if strings.Count(v.Log(), `msg="snapshot complete"`) > done {
-			break
-		}
-	}
-	if _, err := conn.Exec(ctx, `SELECT pg_cancel_backend($1)`, pid); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-committed; err != nil {
-		t.Logf("commit: %v", err) // a cancelled wait for the standby still commits
-	}
+	snaprAwaitSnapshot(v)
+	release()
 	<-polled
 	f.awaitEqual(t, conn, "posts", clause, "after the transaction is visible")
 	if f.refetches > 0 {
