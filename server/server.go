@@ -316,12 +316,14 @@ func (s *Server) lockStorage(ctx context.Context, addr string) (net.Listener, er
 // addr meanwhile (standby.go). The standby's listener, if it bound one, is
 // left in s.takeover.
 func (s *Server) waitAsStandby(ctx context.Context, addr string, held *lockedError) (*storageLock, error) {
-	s.log.Info("waiting as a standby: "+held.owner+" holds the storage directory; this one takes over when it exits",
-		"storage_dir", s.cfg.StorageDir)
 	sb, err := startStandby(addr, s.log)
 	if err != nil {
 		return nil, err
 	}
+	// Logged once the standby's listener is bound: from this line on it
+	// answers (202 on /v1/health).
+	s.log.Info("waiting as a standby: "+held.owner+" holds the storage directory; this one takes over when it exits",
+		"storage_dir", s.cfg.StorageDir)
 	lock, err := waitLock(ctx, s.cfg.StorageDir)
 	if err != nil {
 		sb.close()
