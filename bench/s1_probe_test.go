@@ -10,16 +10,16 @@ import (
 	"time"
 )
 
-// TestS1ColdProbe is a manual measurement (VOLT_S1_PROBE=<rows>, with
-// VOLT_S1_BIN naming the volt binary to run, else one is built): the
-// cold syncs of five (VOLT_S1_PROBE_TABLES) tables of that many rows in
-// one volt serve, each
-// next to its COPY, to tell a shape's fixed cost from the first shape's
-// (new connections).
+// TestS1ColdProbe times the cold and warm syncs of five
+// (VOLT_S1_PROBE_TABLES) tables in one volt serve, each next to its COPY,
+// to tell a shape's fixed cost from the first shape's (new connections);
+// every sync must deliver every row. The suite runs it on 500 rows per
+// table; VOLT_S1_PROBE=<rows> makes it a measurement by hand (VOLT_S1_BIN
+// names the volt binary to run, else one is built).
 func TestS1ColdProbe(t *testing.T) {
-	n, _ := strconv.Atoi(os.Getenv("VOLT_S1_PROBE"))
-	if n <= 0 {
-		t.Skip("set VOLT_S1_PROBE=<rows> to run this measurement")
+	n := 500
+	if k, _ := strconv.Atoi(os.Getenv("VOLT_S1_PROBE")); k > 0 {
+		n = k
 	}
 	bin := os.Getenv("VOLT_S1_BIN")
 	if bin == "" {
