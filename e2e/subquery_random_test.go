@@ -768,7 +768,7 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 					}
 				}
 			}
-			sqrandBurst(t, db, bursts[:])
+			sqBurst(t, db, bursts[:], "40P01", "23505") // deadlocks, and key changes meeting each other
 			what = fmt.Sprintf("burst %q", bursts)
 		} else {
 			q := tx(4, false)
@@ -834,36 +834,6 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 		}
 	}
 	return st
-}
-
-// sqrandBurst runs each list of transactions on a connection of its own, the
-// lists at once; a transaction that deadlocks with another or meets its
-// key change (unique violation) is dropped.
-func sqrandBurst(t *testing.T, db string, lists [][]string) {
-	t.Helper()
-	var wg sync.WaitGroup
-	for _, txs := range lists {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			conn, err := pgx.Connect(context.Background(), db)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer conn.Close(context.Background())
-			for _, tx := range txs {
-				if _, err := conn.Exec(context.Background(), tx); err != nil {
-					if !strings.Contains(err.Error(), "40P01") && !strings.Contains(err.Error(), "23505") {
-						t.Errorf("%s: %v", tx, err)
-						return
-					}
-					_, _ = conn.Exec(context.Background(), "ROLLBACK")
-				}
-			}
-		}()
-	}
-	wg.Wait()
 }
 
 // sqrandAwait waits (60 s at most: the machine may be loaded) until c's

@@ -3,57 +3,16 @@ package shape
 import (
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 const hexDigits = "0123456789abcdef"
 
-// appendString appends s as a JSON string.
+// appendString appends s as a JSON string (appendJSONBytes escapes it;
+// the slice only aliases s for reading).
 func appendString(dst []byte, s string) []byte {
 	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i += size
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\u202`...)
-			dst = append(dst, hexDigits[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
+	dst = appendJSONBytes(dst, unsafe.Slice(unsafe.StringData(s), len(s)), false)
 	return append(dst, '"')
 }
 
@@ -67,7 +26,7 @@ func appendQuotedUint(dst []byte, v uint64) []byte {
 }
 
 // plainJSON[c] is true for the ASCII bytes a JSON string holds as they
-// are (appendString's fast path).
+// are (appendJSONBytes' fast path).
 var plainJSON = func() (t [256]bool) {
 	for c := 0x20; c < utf8.RuneSelf; c++ {
 		t[c] = c != '"' && c != '\\'
@@ -76,8 +35,9 @@ var plainJSON = func() (t [256]bool) {
 }()
 
 // appendJSONBytes appends b escaped as the inside of a JSON string,
-// exactly as appendString escapes it, without the quotes; with slash,
-// every '/' is doubled as in a message key's value parts.
+// without the quotes: ", \ and control characters escaped, invalid UTF-8
+// as U+FFFD, U+2028/U+2029 escaped for JavaScript; with slash, every '/'
+// is doubled as in a message key's value parts.
 func appendJSONBytes(dst, b []byte, slash bool) []byte {
 	start := 0
 	for i := 0; i < len(b); {
