@@ -1,7 +1,6 @@
 package shapecache
 
 import (
-	"errors"
 	"fmt"
 	"time"
 
@@ -103,8 +102,8 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 	// The snapshot must hold every transaction routed before the shape
 	// was registered (unseen.go): taken again until it does.
 	routed := c.routedLSN()
-	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
-		err = c.Snapshotter.Snapshot(c.ctx, q,
+	err = untilSeen(c.ctx, "snapshot", func() error {
+		return c.Snapshotter.Snapshot(c.ctx, q,
 			func(si postgres.SnapshotInfo) error {
 				if c.routedUnseen(si.Snapshot, routed) {
 					return errSnapshotUnseen
@@ -121,15 +120,7 @@ func (c *Cache) takeSnapshot(e *Entry) error {
 				bytes += int64(len(row))
 				return l.AppendSnapshot(row)
 			})
-		if !errors.Is(err, errSnapshotUnseen) {
-			break
-		}
-		select {
-		case <-c.ctx.Done():
-			return fmt.Errorf("snapshot waiting for delivered transactions to be visible: %w", c.ctx.Err())
-		case <-time.After(wait):
-		}
-	}
+	})
 	if err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -1098,28 +1097,25 @@ func moveInTx(ctx context.Context, ps *postgres.Snapshotter, xid uint32) (pgx.Tx
 // snapshotTx begins a REPEATABLE READ transaction (the display settings)
 // once its snapshot holds what holds asks for, and returns it with the
 // snapshot and the WAL insert position; what names it in errors.
-func snapshotTx(ctx context.Context, ps *postgres.Snapshotter, what string, holds func(volt.Snapshot) bool) (pgx.Tx, volt.Snapshot, uint64, error) {
-	wait := time.Millisecond
-	for {
-		pgtx, err := ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-		if err != nil {
-			return nil, volt.Snapshot{}, 0, fmt.Errorf("begin %s: %w", what, err)
+func snapshotTx(ctx context.Context, ps *postgres.Snapshotter, what string, holds func(volt.Snapshot) bool) (pgtx pgx.Tx, snap volt.Snapshot, lsn uint64, err error) {
+	err = untilSeen(ctx, what, func() error {
+		if pgtx, err = ps.Pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly}); err != nil {
+			return fmt.Errorf("begin %s: %w", what, err)
 		}
-		snap, lsn, err := moveInSnapshot(ctx, pgtx)
+		snap, lsn, err = moveInSnapshot(ctx, pgtx)
 		if err == nil && holds(snap) {
-			return pgtx, snap, lsn, nil
+			return nil
 		}
 		_ = pgtx.Rollback(context.WithoutCancel(ctx))
 		if err != nil {
-			return nil, volt.Snapshot{}, 0, err
+			return err
 		}
-		select {
-		case <-ctx.Done():
-			return nil, volt.Snapshot{}, 0, fmt.Errorf("%s waiting for routed transactions to be visible: %w", what, ctx.Err())
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 100*time.Millisecond)
+		return errSnapshotUnseen
+	})
+	if err != nil {
+		return nil, volt.Snapshot{}, 0, err
 	}
+	return pgtx, snap, lsn, nil
 }
 
 // moveInSnapshot applies the display settings in pgtx and reads its

@@ -1,7 +1,10 @@
 package shapecache
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/voltsync/volt"
 )
@@ -21,6 +24,23 @@ import (
 // errSnapshotUnseen makes a snapshot start over: it does not hold a
 // transaction routed before its shape was registered.
 var errSnapshotUnseen = errors.New("the snapshot does not hold a transaction replication has delivered")
+
+// untilSeen runs attempt until it ends other than with errSnapshotUnseen,
+// waiting 1 ms between attempts, twice as long each time up to 100 ms;
+// what names the snapshot in the error when ctx ends first.
+func untilSeen(ctx context.Context, what string, attempt func() error) error {
+	for wait := time.Millisecond; ; wait = min(2*wait, 100*time.Millisecond) {
+		err := attempt()
+		if !errors.Is(err, errSnapshotUnseen) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s waiting for delivered transactions to be visible: %w", what, ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+}
 
 // unseenScan bounds how many of the latest handled commits routedUnseen
 // checks. Transactions become visible in commit order (a synchronous
