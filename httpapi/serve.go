@@ -518,7 +518,7 @@ func (s *Server) queryFailed(w http.ResponseWriter, r *http.Request, e *shapecac
 		return
 	}
 	msg := pe.Message
-	if ruled(r) {
+	if ruled(r) && pe.Code != "57014" { // a timeout's message is volt's own
 		msg = fmt.Sprintf("Postgres refused the shape's query (SQLSTATE %s); its message is withheld because it may quote rows that are not readable", pe.Code)
 	}
 	field := "where"

@@ -71,6 +71,11 @@ type Config struct {
 	// MaxSubqueryValues bounds the values one shape's subqueries hold
 	// (shapecache.Cache.MaxSubqueryValues; 0: no limit).
 	MaxSubqueryValues int
+	// QueryTimeout bounds each statement on the snapshot pool (initial
+	// snapshots, subsets, move-in queries, catalog reads) as Postgres'
+	// statement_timeout, so that no shape's query holds a connection and
+	// Postgres' CPU for longer (0: no bound).
+	QueryTimeout time.Duration
 	// MetricsPort serves Prometheus metrics at /metrics on a listener of
 	// its own, on the same host as the API (0: off).
 	MetricsPort int
@@ -102,6 +107,7 @@ func DefaultConfig() Config {
 		LogLevel:        "info",
 		SchemaCheck:     10 * time.Second,
 		DBPoolSize:      20,
+		QueryTimeout:    5 * time.Minute,
 		StartupGrace:    30 * time.Second,
 		ShapeTokenTTL:   10 * time.Minute,
 		Standby:         true,
@@ -174,6 +180,9 @@ func (c *Config) Validate() []string {
 	}
 	if (c.AuthIssuer != "" || c.AuthAudience != "") && c.AuthJWTSecret == "" && c.AuthJWTPublicKey == "" {
 		p = append(p, "The token issuer and audience need a JWT key: set -auth-jwt-secret or -auth-jwt-public-key.")
+	}
+	if c.QueryTimeout < 0 {
+		p = append(p, fmt.Sprintf("The query timeout must be 0 (none) or more, not %s.", c.QueryTimeout))
 	}
 	if c.MaxSubqueryValues < 0 {
 		p = append(p, fmt.Sprintf("The subquery value limit must be 0 (none) or more, not %d.", c.MaxSubqueryValues))

@@ -388,12 +388,17 @@ func (s *Server) openPools(ctx context.Context, dbURL string) (pool, writePool *
 	if err != nil {
 		return nil, nil, fmt.Errorf("database URL: %w", err)
 	}
+	writeCfg := poolCfg.Copy()
 	poolCfg.MaxConns = int32(s.cfg.DBPoolSize)
+	if t := s.cfg.QueryTimeout; t > 0 {
+		// Whatever a shape's where clause makes Postgres do, it stops
+		// here (shapecache.ClientError reports it as the shape's fault).
+		poolCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(t.Milliseconds(), 1), 10)
+	}
 	if pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, nil, fmt.Errorf("database pool: %w", err)
 	}
 	s.onClose("database pool", func(context.Context) error { pool.Close(); return nil })
-	writeCfg := poolCfg.Copy()
 	writeCfg.MaxConns = int32(s.cfg.WritePoolSize)
 	if writePool, err = pgxpool.NewWithConfig(ctx, writeCfg); err != nil {
 		return nil, nil, fmt.Errorf("database write pool: %w", err)

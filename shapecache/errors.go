@@ -3,6 +3,7 @@ package shapecache
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -24,6 +25,11 @@ var ErrOverloaded = errors.New("shapecache: overloaded")
 // postgres.Publisher.AddTable to name the fix): the request cannot succeed
 // until an operator changes the table's owner, so it is not retried.
 //
+// A statement stopped by statement_timeout (57014; the snapshot pool's
+// connections carry the server's -query-timeout) is one of them too: the
+// shape's query costs more than the server allows, and the same query
+// would again. Its message is replaced by one that names the limit.
+//
 // The error's message may quote row values (`invalid input syntax for
 // type integer: "…"`), so it must not be logged, only its Code.
 func ClientError(err error) (pe *pgconn.PgError, ok bool) {
@@ -38,7 +44,17 @@ func ClientError(err error) (pe *pgconn.PgError, ok bool) {
 	case "22", "42", "0A", "21":
 		return pe, true
 	}
+	if pe.Code == "57014" && strings.Contains(pe.Message, "statement timeout") {
+		return queryTimeoutError(), true
+	}
 	return nil, false
+}
+
+// queryTimeoutError is what ClientError reports for a shape query that
+// statement_timeout stopped.
+func queryTimeoutError() *pgconn.PgError {
+	return &pgconn.PgError{Severity: "ERROR", Code: "57014",
+		Message: "The shape's query ran longer than the server's limit (-query-timeout, VOLT_QUERY_TIMEOUT); narrow the where clause"}
 }
 
 // subqueryLimitError is a shape whose subqueries hold more values than
