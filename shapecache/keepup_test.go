@@ -170,7 +170,7 @@ func TestKeepUpReopensClosedLogsCheaply(t *testing.T) {
 		t.Fatalf("%d logs closed, want ≥ %d", len(closed), n-5)
 	}
 	for _, e := range closed {
-		f := filepath.Join(c.Store.Dir(), e.Handle, "format")
+		f := filepath.Join(c.Store.Dir(), e.Handle, "snapshot.idx") // Open needs it
 		if err := os.Rename(f, f+".hidden"); err != nil {
 			t.Fatal(err)
 		}

@@ -8,9 +8,8 @@
 //
 // # Directory layout
 //
-//	<store>/<handle>/format        "volt-shapelog 1\nchunk_bytes N\n"
 //	<store>/<handle>/snapshot.dat  snapshot rows (snapshot records)
-//	<store>/<handle>/snapshot.idx  one 16-byte record per sealed snapshot chunk
+//	<store>/<handle>/snapshot.idx  a 16-byte header (the chunk threshold), then one 16-byte record per sealed snapshot chunk
 //	<store>/<handle>/live.dat      live entries (live records); created by the first Append
 //	<store>/<handle>/live.idx      one 32-byte record per durable sealed live chunk; created with live.dat
 //	<store>/.<handle>.creating     a Create in progress (removed by OpenStore)
@@ -18,10 +17,18 @@
 //
 // A log without live files has no live entries (a shape that never
 // changed costs two inodes and two open files fewer); the first Sync after
-// they are created also syncs the directory.
+// they are created also syncs the directory. A new log is three inodes
+// (the directory and the snapshot files): creating many shapes at once is
+// mostly inode allocation. Logs of the first layout also have
 //
-// The chunk threshold is fixed per log at Create (format file) so chunk
-// boundaries never change. All integers are little-endian; every CRC is
+//	<store>/<handle>/format        "volt-shapelog 1\nchunk_bytes N\n"
+//
+// and no header in snapshot.idx; Open tells them apart by the format file.
+//
+// The chunk threshold is fixed per log at Create (snapshot.idx header) so
+// chunk boundaries never change. A header torn by a crash was never
+// synced, so neither was the snapshot it starts: Open discards the
+// snapshot and writes the header again with the store's threshold. All integers are little-endian; every CRC is
 // CRC-32C (Castagnoli). Flag bytes/words always have bit 0x80 set, so
 // zero-filled regions never parse as records.
 //
@@ -38,6 +45,12 @@
 // chunk and seals it as the last one.
 //
 // # Snapshot index (snapshot.idx)
+//
+//	magic   [4]byte  "vsx2"                     header, once
+//	chunk   uint64   chunk threshold in bytes
+//	crc32c  uint32   over magic and chunk
+//
+// then one record per sealed chunk:
 //
 //	end     uint64   end of chunk k in snapshot.dat (chunk k starts at end of k-1, or 0)
 //	flags   uint32   0x80 | 0x01 on the last chunk when the snapshot is complete
@@ -91,8 +104,8 @@
 //
 // # Creating and opening
 //
-// Create builds the directory under a temporary name, creates the files and
-// renames it into place, without fsyncs; SyncDir and SyncRoot make it
+// Create builds the directory under a temporary name, creates the snapshot
+// files and renames it into place, without fsyncs; SyncDir and SyncRoot make it
 // durable later, in batches (volt's shape cache trusts a log only once it
 // is in its catalog, written after those). With Options.DeferSnapshotSync
 // FinishSnapshot also leaves its fsyncs to SyncSnapshot (or Close). Open of

@@ -3,6 +3,8 @@ package shapelog
 import (
 	"errors"
 	"fmt"
+	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sync"
@@ -22,6 +24,10 @@ type Log struct {
 	handle     string
 	dir        string
 	chunkBytes int64
+	// idxBase is where snapshot index record 0 starts in snapshot.idx:
+	// snapIdxSize after the header that records the chunk threshold, or
+	// 0 in a log of the first layout (a format file beside it).
+	idxBase int64
 
 	// mu guards v and fail: the state readers see.
 	mu   sync.Mutex
@@ -90,18 +96,25 @@ type view struct {
 func (v *view) sealedCount() int64 { return v.idxCount + int64(len(v.pending)) }
 
 // openLog opens and recovers the log in dir.
-// With create (a directory Create just built, holding only the format
-// file) the data files are created, with the store's chunk threshold.
+// With create (a directory Create just built, empty) the data files are
+// created, with the store's chunk threshold in the snapshot index's
+// header.
 func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 	chunk, flags := int64(s.opts.ChunkBytes), os.O_RDWR|os.O_CREATE|os.O_EXCL
+	base := int64(snapIdxSize)
 	if !create {
-		var err error
-		if chunk, err = readFormat(dir); err != nil {
+		flags = os.O_RDWR
+		// A log of the first layout has a format file; a newer one keeps
+		// the threshold in the snapshot index's header (read below).
+		c, err := readFormat(dir)
+		switch {
+		case err == nil:
+			chunk, base = c, 0
+		case !errors.Is(err, fs.ErrNotExist):
 			return nil, err
 		}
-		flags = os.O_RDWR
 	}
-	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, syncedEnd: -1}
+	l := &Log{store: s, handle: handle, dir: dir, chunkBytes: chunk, idxBase: base, syncedEnd: -1}
 	files := []**os.File{&l.snap, &l.snapIdx}
 	names := []string{snapFile, snapIdxFile}
 	for i, name := range names {
@@ -111,6 +124,12 @@ func openLog(s *Store, handle, dir string, create bool) (*Log, error) {
 			return nil, err
 		}
 		*files[i] = f
+	}
+	if base != 0 {
+		if err := l.indexHeader(create); err != nil {
+			l.closeFiles()
+			return nil, err
+		}
 	}
 	// The live files exist once something was appended (createLive): a
 	// shape that never changed costs two inodes fewer.
@@ -316,7 +335,7 @@ func (c *Log) reopen() (*Log, error) {
 	defer c.wmu.Unlock()
 	c.syncMu.Lock()
 	defer c.syncMu.Unlock()
-	l := &Log{store: c.store, handle: c.handle, dir: c.dir, chunkBytes: c.chunkBytes,
+	l := &Log{store: c.store, handle: c.handle, dir: c.dir, chunkBytes: c.chunkBytes, idxBase: c.idxBase,
 		live: live, liveIdx: idx, idxRecs: c.idxRecs, syncedEnd: c.syncedEnd,
 		lw: liveWriter{size: c.lw.size, ck: c.lw.ck, latest: c.lw.latest, hasLive: c.lw.hasLive},
 		sw: snapWriter{size: c.sw.size, sealed: c.sw.sealed, complete: true}}
@@ -328,4 +347,29 @@ func (c *Log) reopen() (*Log, error) {
 	c.mu.Unlock()
 	l.v.closed = false
 	return l, nil
+}
+
+// indexHeader writes (create) or reads the snapshot index's header, which
+// records the chunk threshold. A header that is missing or torn can only
+// be one that was never synced: the snapshot index it starts was not
+// either, so the snapshot is discarded on recovery anyway, and the
+// header is written again with the store's threshold.
+func (l *Log) indexHeader(create bool) error {
+	if !create {
+		var b [snapIdxSize]byte
+		if n, err := l.snapIdx.ReadAt(b[:], 0); err != nil && n < len(b) && !errors.Is(err, io.EOF) {
+			return err
+		}
+		if chunk, ok := decodeIdxHeader(b[:]); ok {
+			l.chunkBytes = chunk
+			return nil
+		}
+		if err := l.snapIdx.Truncate(0); err != nil {
+			return err
+		}
+	}
+	if _, err := l.snapIdx.WriteAt(encodeIdxHeader(l.chunkBytes), 0); err != nil {
+		return err
+	}
+	return nil
 }

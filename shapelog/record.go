@@ -164,6 +164,29 @@ func encodeSnapIdx(end int64, complete bool) []byte {
 	return b
 }
 
+// idxMagic starts the header of a snapshot index (the layout without a
+// format file).
+const idxMagic = "vsx2"
+
+// encodeIdxHeader returns the snapshot index's header: the magic, the
+// chunk threshold and a CRC.
+func encodeIdxHeader(chunk int64) []byte {
+	b := make([]byte, snapIdxSize)
+	copy(b, idxMagic)
+	le.PutUint64(b[4:12], uint64(chunk))
+	le.PutUint32(b[12:16], crc32.Checksum(b[:12], castagnoli))
+	return b
+}
+
+// decodeIdxHeader returns the chunk threshold a header records.
+func decodeIdxHeader(b []byte) (chunk int64, ok bool) {
+	if string(b[:4]) != idxMagic || le.Uint32(b[12:16]) != crc32.Checksum(b[:12], castagnoli) {
+		return 0, false
+	}
+	chunk = int64(le.Uint64(b[4:12]))
+	return chunk, chunk > 0
+}
+
 // decodeSnapIdx returns the chunk end and the complete flag.
 func decodeSnapIdx(b []byte) (end int64, complete, ok bool) {
 	flags := le.Uint32(b[8:12])

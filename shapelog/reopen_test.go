@@ -45,17 +45,30 @@ func TestReopenTrustsACleanClose(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	format := filepath.Join(s.Dir(), "h", formatFile)
-	if err := os.Rename(format, format+".hidden"); err != nil {
-		t.Fatal(err)
+	// Open needs the snapshot index (its header holds the chunk
+	// threshold); Reopen must do without it.
+	idx := filepath.Join(s.Dir(), "h", snapIdxFile)
+	hide := func() {
+		t.Helper()
+		if err := os.Rename(idx, idx+".hidden"); err != nil {
+			t.Fatal(err)
+		}
 	}
+	unhide := func() {
+		t.Helper()
+		if err := os.Rename(idx+".hidden", idx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hide()
 	if _, err := s.Open("h"); !errors.Is(err, fs.ErrNotExist) {
-		t.Fatalf("Open without the format file: %v, want not exist", err)
+		t.Fatalf("Open without the snapshot index: %v, want not exist", err)
 	}
 	r, err := s.Reopen(l)
 	if err != nil {
 		t.Fatalf("Reopen: %v", err)
 	}
+	unhide() // the reads below open the snapshot
 	if _, err := s.Reopen(l); !errors.Is(err, ErrInUse) {
 		t.Fatalf("Reopen while open: %v, want ErrInUse", err)
 	}
@@ -70,7 +83,8 @@ func TestReopenTrustsACleanClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	// l's state is r's past: reopening l must not trust it (Open runs
-	// and, without the format file, fails).
+	// and, without the snapshot index, fails).
+	hide()
 	if _, err := s.Reopen(l); !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("Reopen of a superseded log: %v, want Open's not exist", err)
 	}
@@ -86,9 +100,7 @@ func TestReopenTrustsACleanClose(t *testing.T) {
 	}
 
 	// What a full recovery finds is what the reopened logs wrote.
-	if err := os.Rename(format+".hidden", format); err != nil {
-		t.Fatal(err)
-	}
+	unhide()
 	o := mustOpen(t, s, "h")
 	if got := entriesOf(follow(t, o)); !reflect.DeepEqual(got, want) {
 		t.Fatalf("Open after reopens reads\n%q\nwant\n%q", got, want)
@@ -113,8 +125,7 @@ func TestReopenFallsBackToOpen(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
 	}
-	format := filepath.Join(s.Dir(), "noLive", formatFile)
-	if err := os.Remove(format); err != nil {
+	if err := os.Remove(filepath.Join(s.Dir(), "noLive", snapIdxFile)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Reopen(l); !errors.Is(err, fs.ErrNotExist) {

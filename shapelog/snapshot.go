@@ -3,6 +3,7 @@ package shapelog
 import (
 	"errors"
 	"fmt"
+	"sync"
 )
 
 // ErrSnapshotDone is returned by AppendSnapshot and FinishSnapshot once the
@@ -15,12 +16,21 @@ var ErrSnapshotDone = errors.New("shapelog: snapshot already complete")
 // written), so this is also the granularity at which they reach it.
 const snapFlushBytes = 64 << 10
 
+// snapBufs recycles the snapshot writers' buffers (*[]byte): creating
+// many small shapes would otherwise grow a fresh buffer to
+// snapFlushBytes for each.
+var snapBufs = sync.Pool{New: func() any {
+	b := make([]byte, 0, snapFlushBytes+snapFlushBytes/4)
+	return &b
+}}
+
 // snapWriter is the snapshot writer's private state (guarded by smu).
 type snapWriter struct {
-	size       int64  // bytes written to the snapshot file
-	buf        []byte // encoded rows not yet written
-	chunkBytes int64  // running size of the open chunk (row bytes + 1 per row)
-	sealed     int64  // sealed chunks
+	size       int64   // bytes written to the snapshot file
+	buf        []byte  // encoded rows not yet written
+	pooled     *[]byte // where buf came from (snapBufs), nil once returned
+	chunkBytes int64   // running size of the open chunk (row bytes + 1 per row)
+	sealed     int64   // sealed chunks
 	complete   bool
 	unsynced   bool // finished with Options.DeferSnapshotSync, not fsynced yet
 }
@@ -37,6 +47,10 @@ func (l *Log) AppendSnapshot(row []byte) error {
 	}
 	if len(row) > maxEntrySize {
 		return fmt.Errorf("shapelog: snapshot row of %d bytes is too large", len(row))
+	}
+	if l.sw.pooled == nil {
+		l.sw.pooled = snapBufs.Get().(*[]byte)
+		l.sw.buf = (*l.sw.pooled)[:0]
 	}
 	l.sw.buf = appendSnapRecord(l.sw.buf, row)
 	l.sw.chunkBytes += int64(len(row)) + 1
@@ -132,7 +146,7 @@ func (l *Log) sealSnap(final bool) error {
 		}
 	}
 	rec := encodeSnapIdx(l.sw.size, final)
-	if _, err := l.snapIdx.WriteAt(rec, l.sw.sealed*snapIdxSize); err != nil {
+	if _, err := l.snapIdx.WriteAt(rec, l.idxBase+l.sw.sealed*snapIdxSize); err != nil {
 		return l.setFail(err)
 	}
 	if final && !deferred {
@@ -141,7 +155,13 @@ func (l *Log) sealSnap(final bool) error {
 		}
 	}
 	if final {
-		l.sw.buf = nil // the log may stay open, idle, for long
+		// The log may stay open, idle, for long: its buffer goes back
+		// to the pool for the next snapshot (unless a huge row grew it).
+		if p := l.sw.pooled; p != nil && cap(l.sw.buf) <= 4*snapFlushBytes {
+			*p = l.sw.buf[:0]
+			snapBufs.Put(p)
+		}
+		l.sw.buf, l.sw.pooled = nil, nil
 		l.sw.unsynced = deferred
 	}
 	l.sw.sealed++
@@ -168,10 +188,11 @@ func (l *Log) recoverSnapshot() error {
 	if err != nil {
 		return err
 	}
-	n := idxSize / snapIdxSize
+	base := l.idxBase
+	n := (idxSize - base) / snapIdxSize
 	if n > 0 {
 		var b [snapIdxSize]byte
-		if _, err := l.snapIdx.ReadAt(b[:], (n-1)*snapIdxSize); err != nil {
+		if _, err := l.snapIdx.ReadAt(b[:], base+(n-1)*snapIdxSize); err != nil {
 			return err
 		}
 		end, complete, ok := decodeSnapIdx(b[:])
@@ -179,9 +200,9 @@ func (l *Log) recoverSnapshot() error {
 			l.sw = snapWriter{size: end, sealed: n, complete: true}
 			l.v.snapChunks, l.v.snapComplete = n, true
 			l.v.snapOpen, l.v.snapWritten = end, end
-			return l.truncateIfLonger(l.snapIdx, idxSize, n*snapIdxSize, l.truncateIfLonger(l.snap, dataSize, end, nil))
+			return l.truncateIfLonger(l.snapIdx, idxSize, base+n*snapIdxSize, l.truncateIfLonger(l.snap, dataSize, end, nil))
 		}
 	}
 	err = l.truncateIfLonger(l.snap, dataSize, 0, nil)
-	return l.truncateIfLonger(l.snapIdx, idxSize, 0, err)
+	return l.truncateIfLonger(l.snapIdx, idxSize, base, err)
 }

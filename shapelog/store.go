@@ -17,7 +17,7 @@ const DefaultChunkBytes = 10 << 20
 
 // File names inside a log directory.
 const (
-	formatFile  = "format"
+	formatFile  = "format" // logs of the first layout only
 	snapFile    = "snapshot.dat"
 	snapIdxFile = "snapshot.idx"
 	liveFile    = "live.dat"
@@ -149,14 +149,18 @@ func (s *Store) Create(handle string) (*Log, error) {
 // deletions done) so far durable, together with each new log's SyncDir.
 func (s *Store) SyncRoot() error { return s.syncDir(s.dir) }
 
-// SyncDir makes the directory and format file of the log for handle
-// durable (see Create).
+// SyncDir makes the directory of the log for handle durable, with the
+// file that records its chunk threshold (the snapshot index, or the
+// format file of a log of the first layout; see Create).
 func (s *Store) SyncDir(handle string) error {
 	if err := validName(handle); err != nil {
 		return err
 	}
 	dir := filepath.Join(s.dir, handle)
 	f, err := os.Open(filepath.Join(dir, formatFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		f, err = os.Open(filepath.Join(dir, snapIdxFile))
+	}
 	if err != nil {
 		return err
 	}
@@ -173,8 +177,10 @@ func (s *Store) SyncDir(handle string) error {
 // Dir returns the store's directory.
 func (s *Store) Dir() string { return s.dir }
 
-// build creates an empty log's directory and format file in dir, without
-// fsyncs; openLog creates the data files.
+// build creates an empty log's directory in dir, without fsyncs; openLog
+// creates the data files. A log's files are its directory's only inodes
+// besides the live files, created on the first Append: each costs a
+// shape's creation an inode allocation, the filesystem's dearest step.
 func (s *Store) build(dir string) error {
 	err := os.Mkdir(dir, 0o755)
 	if errors.Is(err, fs.ErrExist) { // left by a failed Create
@@ -182,11 +188,7 @@ func (s *Store) build(dir string) error {
 			err = os.Mkdir(dir, 0o755)
 		}
 	}
-	if err != nil {
-		return err
-	}
-	format := fmt.Sprintf("%s\nchunk_bytes %d\n", formatMagic, s.opts.ChunkBytes)
-	return os.WriteFile(filepath.Join(dir, formatFile), []byte(format), 0o644)
+	return err
 }
 
 // Open opens an existing log, recovering from a crash: a torn or partial

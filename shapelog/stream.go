@@ -167,9 +167,9 @@ func (l *Log) snapChunkRange(k int64) (snap *os.File, start, end int64, err erro
 		return nil, 0, 0, err
 	}
 	var b [2 * snapIdxSize]byte
-	recs, at := b[:snapIdxSize], k*snapIdxSize
+	recs, at := b[:snapIdxSize], l.idxBase+k*snapIdxSize
 	if k > 0 {
-		recs, at = b[:], (k-1)*snapIdxSize
+		recs, at = b[:], l.idxBase+(k-1)*snapIdxSize
 	}
 	if _, err := idx.ReadAt(recs, at); err != nil {
 		return nil, 0, 0, err
