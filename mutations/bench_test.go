@@ -1,12 +1,19 @@
 package mutations_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
 	"github.com/voltsync/volt"
+	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/mutations"
 )
 
@@ -57,6 +64,63 @@ func BenchmarkRequestOf100(b *testing.B) {
 					}
 				}
 			}
+		})
+	}
+}
+
+// BenchmarkWriters runs W writers, each with its own client_id and
+// keep-alive HTTP connection, posting one single-row transaction at a
+// time (S10's POST alone, in process): ns/op is the time per accepted
+// write with W of them in flight. Profile it with -cpuprofile to see
+// where volt's CPU goes per write.
+//
+// VOLT_BENCH_WRITE_CONNS sets the pool's connections (default pgxpool's,
+// 4 on 2 cores; volt serve's write pool has 5): the handler runs at most
+// one batch per connection.
+func BenchmarkWriters(b *testing.B) {
+	url := pgtest.NewDB(b)
+	if n := os.Getenv("VOLT_BENCH_WRITE_CONNS"); n != "" {
+		url += "?pool_max_conns=" + n
+		if strings.Contains(url[:len(url)-len(n)-len("?pool_max_conns=")], "?") {
+			url = strings.Replace(url, "?pool_max_conns=", "&pool_max_conns=", 1)
+		}
+	}
+	e := newEnvOn(b, url, mutations.Options{}, `CREATE TABLE bench (id bigint PRIMARY KEY, title text)`)
+	var ids, names atomic.Int64
+	for _, w := range []int{1, 8, 32} {
+		b.Run(fmt.Sprintf("W=%d", w), func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: w}}
+			defer client.CloseIdleConnections()
+			var left atomic.Int64
+			left.Store(int64(b.N))
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			for range w {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					id := fmt.Sprintf("bw-%d", names.Add(1))
+					for seq := int64(1); left.Add(-1) >= 0; seq++ {
+						body, _ := json.Marshal(volt.MutationRequest{ClientID: id, Transactions: []volt.ClientTransaction{
+							txn(seq, ins("bench", row{"id": ids.Add(1), "title": "a row written by volt bench"}))}})
+						req, _ := http.NewRequest(http.MethodPost, e.srv.URL+volt.MutationsPath, bytes.NewReader(body))
+						req.Header.Set("Content-Type", "application/json")
+						resp, err := client.Do(req)
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						var out volt.MutationResponse
+						err = json.NewDecoder(resp.Body).Decode(&out)
+						resp.Body.Close()
+						if err != nil || len(out.Results) != 1 || out.Results[0].Status != volt.StatusAccepted {
+							b.Errorf("%v %+v", err, out)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
 		})
 	}
 }

@@ -40,6 +40,28 @@ var migration = []string{
 		RAISE EXCEPTION USING ERRCODE = code, MESSAGE = message;
 	END
 	$$`,
+	// volt.claim_seqs is the claim of a batch (claimSQL): for each client
+	// ids[i] it advances last_seq from firsts[i]-1 to lasts[i], creating
+	// the client's row when firsts[i] is 1, and raises VLT01 unless every
+	// client's first seq is its next one. It returns the transaction's
+	// 32-bit xid. Each client is one lookup of the primary key: a single
+	// statement joining the arrays with volt.clients is planned once per
+	// connection (a generic plan), and that plan read the whole table.
+	`CREATE OR REPLACE FUNCTION volt.claim_seqs(ids text[], firsts bigint[], lasts bigint[]) RETURNS bigint
+		LANGUAGE plpgsql VOLATILE AS $$
+	BEGIN
+		FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+			UPDATE volt.clients SET last_seq = lasts[i] WHERE client_id = ids[i] AND last_seq = firsts[i] - 1;
+			IF NOT FOUND AND firsts[i] = 1 THEN
+				INSERT INTO volt.clients (client_id, last_seq) VALUES (ids[i], lasts[i]) ON CONFLICT DO NOTHING;
+			END IF;
+			IF NOT FOUND THEN
+				RAISE EXCEPTION USING ERRCODE = '` + codeNotNext + `', MESSAGE = 'a seq is not the next one of its client';
+			END IF;
+		END LOOP;
+		RETURN pg_current_xact_id()::xid::text::bigint;
+	END
+	$$`,
 }
 
 // Migrate creates schema volt with volt.clients and volt.receipts. It is

@@ -34,7 +34,8 @@ const (
 // no slower path). The update holds the clients' rows until the batch
 // ends (requests for one client are serialised per Postgres transaction,
 // across servers too) and, under READ COMMITTED, re-checks last_seq on the
-// newest row version once it has the lock. When any first seq is not the
+// newest row version once it has the lock (volt.claim_seqs, one lookup
+// of the primary key per client). When any first seq is not the
 // next one, it raises codeNotNext and Postgres skips the rest of the
 // batch: the receipts are then read (resolveSQL). It returns the 32-bit
 // xid (as in the shape stream's txids) and the 64-bit xid8. Where
@@ -42,22 +43,7 @@ const (
 // accepted write is durable when it is answered (the client then forgets
 // it), and its commit record reaches replication at once.
 const claimSQL = `
-WITH j AS (
-  SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[]) AS j(client_id, first_seq, last_seq)
-), u AS (
-  UPDATE volt.clients AS c SET last_seq = j.last_seq FROM j
-  WHERE c.client_id = j.client_id AND c.last_seq = j.first_seq - 1
-  RETURNING c.client_id
-), i AS (
-  INSERT INTO volt.clients (client_id, last_seq)
-  SELECT client_id, last_seq FROM j WHERE first_seq = 1 AND client_id NOT IN (SELECT client_id FROM u)
-  ON CONFLICT DO NOTHING
-  RETURNING client_id
-)
-SELECT CASE WHEN (SELECT count(*) FROM u) + (SELECT count(*) FROM i) = cardinality($1::text[])
-    THEN pg_current_xact_id()::xid::text::bigint
-    ELSE volt.fail('` + codeNotNext + `', 'a seq is not the next one of its client') END,
-  pg_current_xact_id()::text,
+SELECT volt.claim_seqs($1::text[], $2::int8[], $3::int8[]), pg_current_xact_id()::text,
   CASE WHEN current_setting('synchronous_commit') = 'off' THEN set_config('synchronous_commit', 'local', true) END`
 
 // receiptsSQL records the receipts of a batch, accepted and rejected, in
@@ -73,7 +59,7 @@ FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text
 // not all decided (a transient failure stopped their request).
 const setLastSeqSQL = `
 UPDATE volt.clients AS c SET last_seq = j.last_seq
-FROM unnest($1::text[], $2::int8[]) AS j(client_id, last_seq) WHERE c.client_id = j.client_id`
+FROM unnest($1::text[], $2::int8[]) AS j(client_id, last_seq) WHERE c.client_id = ANY($1::text[]) AND c.client_id = j.client_id`
 
 // walPositionSQL runs after COMMIT: the WAL insert position then is at or
 // after the end of the transaction's commit record (an upper bound of its

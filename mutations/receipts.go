@@ -11,12 +11,15 @@ import (
 
 // resolveSQL reads, for each ($1[i], $2[i]), the client's last_seq and,
 // when the seq is at or below it, its receipt (none: it was pruned).
+// Each is a lookup of a primary key: the subqueries are not joined with
+// the tables as a whole (OFFSET 0 keeps them apart), whatever the generic
+// plan guesses of the arrays' length.
 const resolveSQL = `
 SELECT q.client_id, q.seq, coalesce(c.last_seq, 0), r.status, coalesce(r.code, ''), coalesce(r.message, ''),
   coalesce(r.txid, 0), coalesce(r.xid8, ''), coalesce(r.lsn, ''), r.detail::text
 FROM unnest($1::text[], $2::int8[]) AS q(client_id, seq)
-LEFT JOIN volt.clients c ON c.client_id = q.client_id
-LEFT JOIN volt.receipts r ON r.client_id = q.client_id AND r.seq = q.seq AND q.seq <= c.last_seq`
+LEFT JOIN LATERAL (SELECT last_seq FROM volt.clients WHERE client_id = q.client_id OFFSET 0) c ON true
+LEFT JOIN LATERAL (SELECT * FROM volt.receipts WHERE client_id = q.client_id AND seq = q.seq AND q.seq <= c.last_seq OFFSET 0) r ON true`
 
 // receiptDetail holds what a rejection returns beyond code and message.
 type receiptDetail struct {
