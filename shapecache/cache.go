@@ -97,8 +97,13 @@ type Cache struct {
 	sqRel     map[uint32]*volt.Relation // relation of the last change routed to sqIndex, per table
 	sqCands   []sqRef                   // reused by routeSubqueryLocked
 	sqApplies int                       // dependency evaluations (tests)
-	dirty     map[*Entry]struct{}
-	creating  map[string]*creation
+	// sqSlots bounds the move-in queries running at once (half the
+	// snapshot pool; moveInSlots); sqMoveInHook, if set, runs before each
+	// move-in query (tests).
+	sqSlots      chan struct{}
+	sqMoveInHook func(e *Entry)
+	dirty        map[*Entry]struct{}
+	creating     map[string]*creation
 	// completed holds shapes whose snapshot finished and that are not in
 	// the catalog yet; the next flush adds them.
 	completed []*Entry

@@ -148,58 +148,35 @@ func (c *Cache) routeLocked(st *txState) map[uint32]*tableJob {
 // them (on a pool worker). A shape whose where clause fails on a row for
 // its cost (where.ErrTooCostly) is removed: its clients get 409, and
 // replication goes on for everyone else.
+//
+// A subquery shape's move-ins run off this worker (startMoveIns), after
+// the transaction's own entries are written: the table's later
+// transactions go on for its other shapes, while this shape's wait in its
+// queue (sqState.queue) until the splice, so that they reach its log
+// after it (subqueries.md §7.4, §7.5).
 func (c *Cache) runJob(j *tableJob) {
 	tx := j.st.tx
-	type converted struct {
-		e       *Entry
-		entries []shapelog.Entry
-		pre     [][]byte
-		delta   delta
-		err     error
-	}
 	var conv []converted
+	var queued map[*Entry]bool
 	for _, e := range j.shapes {
 		if e.IsGone() {
 			continue
 		}
-		var msgs []shape.Message
-		var err error
 		if e.sq != nil {
-			// The views as routing left them after this transaction's
-			// moves; a transaction routed before the snapshot read the
-			// views has none and uses the snapshot's (a move between
-			// removes the shape).
-			views := j.views[e]
-			c.mu.Lock()
-			if views == nil {
-				views = e.sq.views
-			}
-			upsert := false
-			if ms := e.sq.moveInSnap; ms != nil {
-				if tx.CommitLSN < e.sq.moveInLSN {
-					upsert = ms.Visible(tx.Xid)
-				} else {
-					e.sq.moveInSnap = nil
+			if c.queueIfMoving(e, j) {
+				if queued == nil {
+					queued = map[*Entry]bool{}
 				}
-			}
-			if views == nil {
-				// Converted against the views once the snapshot reads
-				// them (setSubquerySnapshot).
-				e.sq.raw = append(e.sq.raw, rawTxn{tx: tx, changes: j.changes[e]})
-			}
-			c.mu.Unlock()
-			if views == nil {
+				queued[e] = true
 				continue
 			}
-			if msgs, err = e.convertSubquery(tx, j.changes[e], views, upsert); err != nil {
-				conv = append(conv, converted{e: e, err: err})
-			} else if len(msgs) > 0 || len(j.pre[e]) > 0 {
-				entries, d := frame(e, tx, msgs)
-				d.ops += int64(len(j.pre[e]))
-				conv = append(conv, converted{e: e, entries: entries, pre: j.pre[e], delta: d})
+			if cv, ok := c.convertSubqueryTx(e, tx, j.changes[e], j.views[e], j.pre[e]); ok {
+				conv = append(conv, cv)
 			}
 			continue
 		}
+		var msgs []shape.Message
+		var err error
 		for _, i := range j.changes[e] {
 			var m []shape.Message
 			if m, err = e.Shape.Convert(&tx.Changes[i], uint64(2*i)); err != nil {
@@ -214,6 +191,33 @@ func (c *Cache) runJob(j *tableJob) {
 			conv = append(conv, converted{e: e, entries: entries, delta: d})
 		}
 	}
+	work := c.appendConverted(tx, conv)
+	for e, mis := range j.moveIns {
+		if len(mis) > 0 && !queued[e] && !e.IsGone() {
+			c.startMoveIns(e, j.st, mis)
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.settleLocked(work)
+	j.st.pending--
+	c.completeLocked()
+}
+
+// converted is a shape's part of a transaction as log entries (or the
+// error converting it).
+type converted struct {
+	e       *Entry
+	entries []shapelog.Entry
+	pre     [][]byte
+	delta   delta
+	err     error
+}
+
+// appendConverted appends the converted entries of tx to their shapes'
+// logs and returns what settleLocked must record; a shape whose
+// conversion failed is removed.
+func (c *Cache) appendConverted(tx *volt.Transaction, conv []converted) []appendWork {
 	var work []appendWork
 	c.mu.Lock()
 	for _, cv := range conv {
@@ -239,15 +243,11 @@ func (c *Cache) runJob(j *tableJob) {
 		w := &work[i]
 		w.appended, w.replayed, w.err = w.e.appendLive(w.entries, tx, w.pre)
 	}
-	// Move-ins run after the transaction's own entries are written, on
-	// this worker: the table's later transactions wait for the splice.
-	for e, mis := range j.moveIns {
-		if len(mis) > 0 && !e.IsGone() {
-			c.runMoveIns(e, tx, mis)
-		}
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	return work
+}
+
+// settleLocked records the appends of work (c.mu held).
+func (c *Cache) settleLocked(work []appendWork) {
 	for i := range work {
 		w := &work[i]
 		switch {
@@ -270,8 +270,6 @@ func (c *Cache) runJob(j *tableJob) {
 			c.maybeCompactLocked(w.e)
 		}
 	}
-	j.st.pending--
-	c.completeLocked()
 }
 
 // checkRelationLocked removes the shapes a relation's new definition does

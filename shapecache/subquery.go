@@ -77,6 +77,22 @@ type sqState struct {
 	// written as upserts (ConvertWithViews).
 	moveInSnap *volt.Snapshot
 	moveInLSN  uint64
+	// moving is set while the shape's move-ins run (moveInLoop, off its
+	// table's worker); its later transactions wait in queue meanwhile and
+	// are written in order after the splice.
+	moving bool
+	queue  []sqWork
+}
+
+// sqWork is a subquery shape's part of a transaction (as tableJob holds
+// it) waiting for the shape's move-in: its changes, the views to convert
+// them with, the move-out events before them and the move-ins after.
+type sqWork struct {
+	st      *txState
+	changes []int
+	views   []*where.View
+	pre     [][]byte
+	moveIns []sqMoveIn
 }
 
 type rawTxn struct {
@@ -1059,6 +1075,117 @@ func (e *Entry) convertSubquery(tx *volt.Transaction, changes []int, views []*wh
 	return out, nil
 }
 
+// queueIfMoving queues e's part of j while e's move-in runs (the
+// transaction is handled once moveInLoop has written it), and reports
+// whether it did.
+func (c *Cache) queueIfMoving(e *Entry, j *tableJob) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !e.sq.moving {
+		return false
+	}
+	e.sq.queue = append(e.sq.queue, sqWork{st: j.st, changes: j.changes[e], views: j.views[e], pre: j.pre[e], moveIns: j.moveIns[e]})
+	j.st.pending++
+	return true
+}
+
+// convertSubqueryTx converts changes of tx for subquery shape e against
+// views (the views as routing left them after the transaction's moves; a
+// transaction routed before the snapshot read the views has none and
+// uses the snapshot's, or waits in sqState.raw while they are not known:
+// ok false). pre are the move-out events written before the changes.
+func (c *Cache) convertSubqueryTx(e *Entry, tx *volt.Transaction, changes []int, views []*where.View, pre [][]byte) (cv converted, ok bool) {
+	c.mu.Lock()
+	if views == nil {
+		views = e.sq.views
+	}
+	upsert := false
+	if ms := e.sq.moveInSnap; ms != nil {
+		if tx.CommitLSN < e.sq.moveInLSN {
+			upsert = ms.Visible(tx.Xid)
+		} else {
+			e.sq.moveInSnap = nil
+		}
+	}
+	if views == nil {
+		// Converted against the views once the snapshot reads them
+		// (setSubquerySnapshot).
+		e.sq.raw = append(e.sq.raw, rawTxn{tx: tx, changes: changes})
+	}
+	c.mu.Unlock()
+	if views == nil {
+		return cv, false
+	}
+	msgs, err := e.convertSubquery(tx, changes, views, upsert)
+	if err != nil {
+		return converted{e: e, err: err}, true
+	}
+	if len(msgs) == 0 && len(pre) == 0 {
+		return cv, false
+	}
+	entries, d := frame(e, tx, msgs)
+	d.ops += int64(len(pre))
+	return converted{e: e, entries: entries, pre: pre, delta: d}, true
+}
+
+// startMoveIns runs e's move-ins mis of st's transaction (whose own
+// entries are written) on a goroutine of their own, and then e's
+// transactions queued meanwhile; the transaction is handled once they
+// are done.
+func (c *Cache) startMoveIns(e *Entry, st *txState, mis []sqMoveIn) {
+	c.mu.Lock()
+	e.sq.moving = true
+	st.pending++
+	c.mu.Unlock()
+	c.wg.Add(1) // the calling worker is in c.wg too: Close waits for both
+	go c.moveInLoop(e, sqWork{st: st, moveIns: mis})
+}
+
+// moveInLoop runs w (its changes are written already) and then the work
+// e's later transactions queued while it ran, in order, until the queue
+// is empty.
+func (c *Cache) moveInLoop(e *Entry, w sqWork) {
+	defer c.wg.Done()
+	for {
+		c.runSqWork(e, w)
+		c.mu.Lock()
+		w.st.pending--
+		c.completeLocked()
+		if len(e.sq.queue) == 0 {
+			e.sq.moving = false
+			e.sq.queue = nil
+			c.mu.Unlock()
+			return
+		}
+		w = e.sq.queue[0]
+		e.sq.queue[0] = sqWork{}
+		e.sq.queue = e.sq.queue[1:]
+		c.mu.Unlock()
+	}
+}
+
+// runSqWork writes w's changes to e's log and runs its move-ins (as
+// runJob does for one shape).
+func (c *Cache) runSqWork(e *Entry, w sqWork) {
+	if e.IsGone() {
+		return
+	}
+	tx := w.st.tx
+	if len(w.changes) > 0 || len(w.pre) > 0 {
+		var conv []converted
+		if cv, ok := c.convertSubqueryTx(e, tx, w.changes, w.views, w.pre); ok {
+			conv = append(conv, cv)
+		}
+		work := c.appendConverted(tx, conv)
+		c.mu.Lock()
+		c.settleLocked(work)
+		c.mu.Unlock()
+	}
+	if len(w.moveIns) > 0 && !e.IsGone() {
+		c.runMoveIns(e, tx, w.moveIns)
+	}
+}
+
 // runMoveIns runs e's move-in queries for tx in order and writes each
 // splice; a failure removes the shape (its clients refetch).
 func (c *Cache) runMoveIns(e *Entry, tx *volt.Transaction, mis []sqMoveIn) {
@@ -1082,16 +1209,16 @@ func (c *Cache) runMoveIns(e *Entry, tx *volt.Transaction, mis []sqMoveIn) {
 	}
 }
 
-// moveInTx begins a move-in query's transaction (REPEATABLE READ, the
-// display settings) once its snapshot holds transaction xid, and returns
-// it with the snapshot and the WAL insert position. Postgres sends a
-// commit to replication before the transaction is visible to new
-// snapshots (a moment; as long as a synchronous standby takes to confirm
-// it): a query in between would read the rows without the transaction's
-// changes, which were written with the views before, so a change to a
-// row moving in would be lost.
-func moveInTx(ctx context.Context, ps *postgres.Snapshotter, xid uint32) (pgx.Tx, volt.Snapshot, uint64, error) {
-	return snapshotTx(ctx, ps, fmt.Sprintf("move-in (transaction %d)", xid), func(s volt.Snapshot) bool { return s.Visible(xid) })
+// moveInSlots returns the semaphore bounding the move-in queries running
+// at once: half the snapshot pool (at least one), so that new shapes'
+// snapshots still find connections.
+func (c *Cache) moveInSlots(ps *postgres.Snapshotter) chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.sqSlots == nil {
+		c.sqSlots = make(chan struct{}, max(1, int(ps.Pool.Config().MaxConns)/2))
+	}
+	return c.sqSlots
 }
 
 // snapshotTx begins a REPEATABLE READ transaction (the display settings)
@@ -1141,6 +1268,15 @@ func moveInSnapshot(ctx context.Context, pgtx pgx.Tx) (volt.Snapshot, uint64, er
 // query's snapshot holds that come later are converted with the views
 // after and so only repeat what the rows hold (a repeated insert is an
 // upsert for clients).
+//
+// The query is one round trip (Snapshotter.QueryOnce: BEGIN, settings
+// and snapshot identity, query, COMMIT sent together); a snapshot that
+// does not hold tx yet is dropped with its rows and taken again
+// (untilSeen). Postgres sends a commit to replication before the
+// transaction is visible to new snapshots (a moment; as long as a
+// synchronous standby takes to confirm it): a query in between would
+// read the rows without the transaction's changes, which were written
+// with the views before, so a change to a row moving in would be lost.
 func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, error) {
 	s := e.Shape
 	plan := e.sq.plan
@@ -1148,7 +1284,7 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 	if !ok {
 		return 0, errors.New("shapes with subqueries need a postgres.Snapshotter")
 	}
-	var args []any
+	var args [][]*string
 	// params numbers the views of the dependencies used (every one when
 	// used is nil); the others stay 0, as the query must not name them.
 	params := func(views []*where.View, used []bool) where.ViewParams {
@@ -1158,9 +1294,7 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 				continue
 			}
 			vp[d] = len(args) + 1
-			for _, col := range v.Arrays() {
-				args = append(args, col)
-			}
+			args = append(args, v.Arrays()...)
 		}
 		return vp
 	}
@@ -1174,37 +1308,45 @@ func (c *Cache) moveIn(e *Entry, tx *volt.Transaction, mi sqMoveIn) (int64, erro
 		" WHERE " + plan.MoveInWhereSQL(mi.d, before, after)
 
 	ctx := c.ctx
-	pgtx, snap, lsn, err := moveInTx(ctx, ps, tx.Xid)
-	if err != nil {
-		return 0, err
+	slots := c.moveInSlots(ps)
+	select {
+	case slots <- struct{}{}:
+	case <-ctx.Done():
+		return 0, ctx.Err()
 	}
-	defer pgtx.Rollback(context.WithoutCancel(ctx))
-	// The transactions after tx that this snapshot holds are already in
-	// the rows; they reach the log after them (runJob) as upserts, so a
-	// row the client lacks arrives whole.
-	c.mu.Lock()
-	e.sq.moveInSnap, e.sq.moveInLSN = &snap, lsn
-	c.mu.Unlock()
-	rs, err := pgtx.Query(ctx, sql, append([]any{pgx.QueryResultFormats{pgx.TextFormatCode}}, args...)...)
+	if h := c.sqMoveInHook; h != nil {
+		h(e)
+	}
+	var si postgres.SnapshotInfo
+	var rows [][]byte
+	err := untilSeen(ctx, fmt.Sprintf("move-in (transaction %d)", tx.Xid), func() error {
+		rows = rows[:0]
+		return ps.QueryOnce(ctx, sql, args, func(got postgres.SnapshotInfo) error {
+			if !got.Visible(tx.Xid) {
+				return errSnapshotUnseen
+			}
+			si = got
+			return nil
+		}, func(vals [][]byte) error {
+			row, _, err := s.MoveInRow(vals, mi.after, e.sq.prefix)
+			if err != nil {
+				return fmt.Errorf("move-in row metadata: %w", err)
+			}
+			rows = append(rows, row)
+			return nil
+		})
+	})
+	<-slots
 	if err != nil {
 		return 0, fmt.Errorf("move-in query: %w", err)
 	}
-	var rows [][]byte
-	for rs.Next() {
-		row, _, err := s.MoveInRow(rs.RawValues(), mi.after, e.sq.prefix)
-		if err != nil {
-			rs.Close()
-			return 0, fmt.Errorf("move-in row metadata: %w", err)
-		}
-		rows = append(rows, row)
-	}
-	rs.Close()
-	if err := rs.Err(); err != nil {
-		return 0, fmt.Errorf("move-in rows: %w", err)
-	}
-	if err := pgtx.Commit(ctx); err != nil {
-		return 0, fmt.Errorf("move-in commit: %w", err)
-	}
+	// The transactions after tx that this snapshot holds are already in
+	// the rows; they reach the log after them (moveInLoop) as upserts, so
+	// a row the client lacks arrives whole.
+	snap := si.Snapshot
+	c.mu.Lock()
+	e.sq.moveInSnap, e.sq.moveInLSN = &snap, si.LSN
+	c.mu.Unlock()
 	msgs := [][]byte{moveEvent("move-in", e.sq, mi.d, mi.vals, tx.Xid)}
 	msgs = append(msgs, rows...)
 	if len(rows) > 0 {
