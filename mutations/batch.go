@@ -527,10 +527,18 @@ func (b *batchRun) queue(k int) (next int, ok bool) {
 		p.exec(nil, "SET CONSTRAINTS ALL DEFERRED")
 	}
 	steps := m.steps
+	ran := false // statements of m have run
 	for i := 0; ; {
 		checks := false
 		for ; i < len(steps) && h.pipelined(steps[i]); i++ {
 			c, err := h.queueRow(ctx, b.p, steps[i].row)
+			if err != nil && ran {
+				// Undo what ran with the rest of m.
+				if resume, ok := b.flush(); !ok || resume >= 0 {
+					return resume, ok
+				}
+				return b.fail(k, err)
+			}
 			if err != nil {
 				return b.failAfterFlush(k, err)
 			}
@@ -561,6 +569,7 @@ func (b *batchRun) queue(k int) (next int, ok bool) {
 		if resume, ok := b.flush(); !ok || resume >= 0 {
 			return resume, ok
 		}
+		ran = true
 		var err error
 		if st := steps[i]; st.row != nil {
 			err = h.execRow(ctx, b.tx, st.row)
