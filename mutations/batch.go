@@ -212,7 +212,9 @@ type batchRun struct {
 	claimIDs              []string
 	claimFirst, claimLast []int64
 	recorded              map[*job]int64 // each claimed job's last recorded seq
-	savepoints            bool           // more than one member may run SQL
+	claimed               int            // members the claim covers
+	savepoints            bool           // each member runs inside a savepoint
+	careful               bool           // a member failed without one: savepoints from now on
 	deferrable            bool           // the database has deferrable constraints
 
 	txid int64
@@ -220,9 +222,11 @@ type batchRun struct {
 	sync *string
 	lsn  int64
 
-	// Why run ended early: the claim failed, a statement could not be
-	// prepared, or the COMMIT failed.
+	// Why run ended early: the claim failed, a member failed without a
+	// savepoint of its own (the batch starts over with savepoints), a
+	// statement could not be prepared, or the COMMIT failed.
 	unclaimed bool
+	again     bool
 	stale     error
 	commitErr error
 }
@@ -275,6 +279,9 @@ func (h *Handler) applyBatch(ctx context.Context, conn *pgxpool.Conn, ms []*memb
 		case b.unclaimed:
 			b.dead(errors.New("the client's queue changed while the transaction was applied"))
 			return
+		case b.again:
+			// A member failed in a batch without savepoints: the batch
+			// was rolled back and runs again with them, once.
 		case b.stale != nil && !restarted:
 			// A statement could not be prepared, normally because a table
 			// changed since the catalog was read: read it again, once.
@@ -327,7 +334,7 @@ func (b *batchRun) reset() {
 // reports whether any member is claimed.
 func (b *batchRun) plan() bool {
 	b.claimJobs, b.claimIDs, b.claimFirst, b.claimLast = nil, nil, nil, nil
-	b.unclaimed, b.stale, b.commitErr = false, nil, nil
+	b.unclaimed, b.again, b.stale, b.commitErr = false, false, nil, nil
 	claimed := 0
 	for _, j := range jobsOf(b.ms) {
 		next := int64(-1)
@@ -372,7 +379,11 @@ func (b *batchRun) plan() bool {
 			b.claimFirst, b.claimLast = append(b.claimFirst, first), append(b.claimLast, next-1)
 		}
 	}
-	b.savepoints = claimed > 1
+	// Members run without savepoints until one fails (rarely): the
+	// batch is then rolled back and runs again with one per member, so
+	// that the failed one rolls back alone.
+	b.claimed = claimed
+	b.savepoints = claimed > 1 && b.careful
 	if claimed == 0 {
 		return false
 	}
@@ -669,10 +680,21 @@ func (b *batchRun) flush() (resume int, ok bool) {
 
 // fail undoes member k's statements and decides it: a member that ran
 // without a savepoint (the only one of its batch) takes the transaction
-// with it, and the batch begins again.
+// with it, and the batch begins again. In a batch of several members
+// without savepoints, the batch is rolled back and must run again with
+// them (again set).
 func (b *batchRun) fail(k int, cause error) (int, bool) {
 	h, m := b.h, b.ms[k]
 	j, ct := m.j, m.j.txs[m.i]
+	if !b.savepoints && b.claimed > 1 {
+		err := b.tx.Rollback(b.ctx)
+		b.tx = nil
+		if err != nil {
+			return b.dead(cause)
+		}
+		b.careful, b.again = true, true
+		return 0, false
+	}
 	if b.savepoints {
 		// One round trip, unprepared: the transaction is aborted.
 		if _, err := b.tx.Exec(b.ctx, "ROLLBACK TO "+savepointSQL+"; RELEASE "+savepointSQL); err != nil {

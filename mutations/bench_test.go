@@ -6,12 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
-	"strings"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/voltsync/volt"
 	"github.com/voltsync/volt/internal/pgtest"
 	"github.com/voltsync/volt/mutations"
@@ -79,13 +81,25 @@ func BenchmarkRequestOf100(b *testing.B) {
 // one batch per connection.
 func BenchmarkWriters(b *testing.B) {
 	url := pgtest.NewDB(b)
-	if n := os.Getenv("VOLT_BENCH_WRITE_CONNS"); n != "" {
-		url += "?pool_max_conns=" + n
-		if strings.Contains(url[:len(url)-len(n)-len("?pool_max_conns=")], "?") {
-			url = strings.Replace(url, "?pool_max_conns=", "&pool_max_conns=", 1)
-		}
+	pgtest.Exec(b, url, `CREATE TABLE bench (id bigint PRIMARY KEY, title text)`)
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		b.Fatal(err)
 	}
-	e := newEnvOn(b, url, mutations.Options{}, `CREATE TABLE bench (id bigint PRIMARY KEY, title text)`)
+	if n, err := strconv.Atoi(os.Getenv("VOLT_BENCH_WRITE_CONNS")); err == nil {
+		cfg.MaxConns = int32(n)
+	}
+	ctx := context.Background()
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pool.Close()
+	if err := mutations.Migrate(ctx, pool); err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(mutations.New(pool, mutations.Options{}))
+	defer srv.Close()
 	var ids, names atomic.Int64
 	for _, w := range []int{1, 8, 32} {
 		b.Run(fmt.Sprintf("W=%d", w), func(b *testing.B) {
@@ -103,7 +117,7 @@ func BenchmarkWriters(b *testing.B) {
 					for seq := int64(1); left.Add(-1) >= 0; seq++ {
 						body, _ := json.Marshal(volt.MutationRequest{ClientID: id, Transactions: []volt.ClientTransaction{
 							txn(seq, ins("bench", row{"id": ids.Add(1), "title": "a row written by volt bench"}))}})
-						req, _ := http.NewRequest(http.MethodPost, e.srv.URL+volt.MutationsPath, bytes.NewReader(body))
+						req, _ := http.NewRequest(http.MethodPost, srv.URL+volt.MutationsPath, bytes.NewReader(body))
 						req.Header.Set("Content-Type", "application/json")
 						resp, err := client.Do(req)
 						if err != nil {
