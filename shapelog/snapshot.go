@@ -103,6 +103,15 @@ func (l *Log) SyncSnapshot() error {
 	return l.syncSnapLocked()
 }
 
+// headerSynced reports whether the snapshot index, with its header, is
+// durable: the snapshot is complete and synced (a log of the first
+// layout keeps its threshold in the format file instead).
+func (l *Log) headerSynced() bool {
+	l.smu.Lock()
+	defer l.smu.Unlock()
+	return l.idxBase != 0 && l.sw.complete && !l.sw.unsynced && l.failed() == nil
+}
+
 func (l *Log) syncSnapLocked() error {
 	if !l.sw.unsynced {
 		return nil

@@ -151,12 +151,20 @@ func (s *Store) SyncRoot() error { return s.syncDir(s.dir) }
 
 // SyncDir makes the directory of the log for handle durable, with the
 // file that records its chunk threshold (the snapshot index, or the
-// format file of a log of the first layout; see Create).
+// format file of a log of the first layout; see Create). The index of
+// an open log whose complete snapshot is synced is durable already.
 func (s *Store) SyncDir(handle string) error {
 	if err := validName(handle); err != nil {
 		return err
 	}
 	dir := filepath.Join(s.dir, handle)
+	s.mu.Lock()
+	l := s.open[handle]
+	s.mu.Unlock()
+	if l != nil && l.headerSynced() {
+		// Even a clean file's fsync costs a device flush.
+		return s.syncDir(dir)
+	}
 	f, err := os.Open(filepath.Join(dir, formatFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		f, err = os.Open(filepath.Join(dir, snapIdxFile))
