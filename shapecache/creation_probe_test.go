@@ -98,6 +98,7 @@ func TestCreationBurst(t *testing.T) {
 			t.Fatalf("shape %d: %d rows, want %d", k, got, per)
 		}
 	}
+	h.stop() // the catalog is read closed: loadCatalog trims a torn tail
 	c, recs, err := loadCatalog(h.cache.catalog.path)
 	if err != nil {
 		t.Fatal(err)
