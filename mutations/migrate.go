@@ -62,6 +62,16 @@ var migration = []string{
 		RETURN pg_current_xact_id()::xid::text::bigint;
 	END
 	$$`,
+	// volt.set_last_seqs sets the last_seq of each client ids[i] to
+	// seqs[i] (setLastSeqSQL), by primary key as volt.claim_seqs.
+	`CREATE OR REPLACE FUNCTION volt.set_last_seqs(ids text[], seqs bigint[]) RETURNS void
+		LANGUAGE plpgsql VOLATILE AS $$
+	BEGIN
+		FOR i IN 1 .. coalesce(array_length(ids, 1), 0) LOOP
+			UPDATE volt.clients SET last_seq = seqs[i] WHERE client_id = ids[i];
+		END LOOP;
+	END
+	$$`,
 }
 
 // Migrate creates schema volt with volt.clients and volt.receipts. It is

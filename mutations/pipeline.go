@@ -56,10 +56,10 @@ SELECT r.client_id, r.seq, r.status, nullif(r.code, ''), nullif(r.message, ''), 
 FROM unnest($1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[]) AS r(client_id, seq, status, code, message, detail)`
 
 // setLastSeqSQL sets back the last_seq of clients whose claimed seqs were
-// not all decided (a transient failure stopped their request).
-const setLastSeqSQL = `
-UPDATE volt.clients AS c SET last_seq = j.last_seq
-FROM unnest($1::text[], $2::int8[]) AS j(client_id, last_seq) WHERE c.client_id = ANY($1::text[]) AND c.client_id = j.client_id`
+// not all decided (a transient failure stopped their request):
+// volt.set_last_seqs, one lookup of the primary key per client, as in the
+// claim.
+const setLastSeqSQL = `SELECT volt.set_last_seqs($1::text[], $2::int8[])`
 
 // walPositionSQL runs after COMMIT: the WAL insert position then is at or
 // after the end of the transaction's commit record (an upper bound of its

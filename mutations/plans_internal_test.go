@@ -43,6 +43,7 @@ SET plan_cache_mode = force_generic_plan`); err != nil {
 	}{
 		{"claim", claimSQL, `'{c7}', '{6}', '{6}'`},
 
+		{"setLastSeq", setLastSeqSQL, `'{c7}', '{5}'`},
 		{"resolve", resolveSQL, `'{c7,c7}', '{5,6}'`},
 		{"receipts", receiptsSQL, `'{c8}', '{6}', '{accepted}', '{""}', '{""}', '{""}'`},
 	} {
