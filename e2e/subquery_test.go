@@ -426,8 +426,9 @@ func sqBurst(t *testing.T, db string, lists [][]string, tolerated ...string) {
 	wg.Wait()
 }
 
-// sqAwaitEqual waits (10 s at most) until the client's rows equal the
-// clause's rows in Postgres, and fails with both otherwise.
+// sqAwaitEqual waits (60 s at most: after a restart under load the
+// client's backoff and volt's resync can take a while) until the client's
+// rows equal the clause's rows in Postgres, and fails with both otherwise.
 func sqAwaitEqual(t *testing.T, conn *pgx.Conn, sh *client.Shape, notify <-chan struct{}, clause, what string) {
 	t.Helper()
 	ctx := context.Background()
@@ -448,7 +449,7 @@ func sqAwaitEqual(t *testing.T, conn *pgx.Conn, sh *client.Shape, notify <-chan 
 	}
 	slices.Sort(want)
 	var got []string
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		got = got[:0]
 		for _, r := range sh.Rows() {
