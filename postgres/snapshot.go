@@ -40,6 +40,25 @@ type Snapshotter struct {
 	Pool *pgxpool.Pool
 }
 
+// snapshotConn acquires a connection for a snapshot transaction (what
+// names it in errors); end(&err) rolls back a transaction an error left
+// open, so that the connection is not reused inside it, and releases it.
+func (s *Snapshotter) snapshotConn(ctx context.Context, what string) (conn *pgxpool.Conn, end func(*error), err error) {
+	if conn, err = s.Pool.Acquire(ctx); err != nil {
+		return nil, nil, fmt.Errorf("begin %s: %w", what, err)
+	}
+	end = func(err *error) {
+		defer conn.Release()
+		pc := conn.Conn().PgConn()
+		if pc.TxStatus() != 'I' && !pc.IsClosed() {
+			if _, rerr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll(); rerr != nil && *err == nil {
+				*err = fmt.Errorf("end %s: %w", what, rerr)
+			}
+		}
+	}
+	return conn, end, nil
+}
+
 // Snapshot reads q in one read-only REPEATABLE READ transaction. It calls
 // info once with the snapshot's identity before any row, then row for each
 // row with every column's text output (nil for NULL). The slices passed to
@@ -52,21 +71,12 @@ type Snapshotter struct {
 // start another); COMMIT. Before, it took one round trip per statement
 // plus a prepare per query, which is much of a small shape's snapshot.
 func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(SnapshotInfo) error, row func([][]byte) error) (err error) {
-	conn, err := s.Pool.Acquire(ctx)
+	conn, end, err := s.snapshotConn(ctx, "snapshot")
 	if err != nil {
-		return fmt.Errorf("begin snapshot: %w", err)
+		return err
 	}
-	defer conn.Release()
+	defer end(&err)
 	pc := conn.Conn().PgConn()
-	defer func() {
-		// After an error the transaction may still be open: end it before
-		// the connection is reused.
-		if pc.TxStatus() != 'I' && !pc.IsClosed() {
-			if _, rerr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll(); rerr != nil && err == nil {
-				err = fmt.Errorf("end snapshot: %w", rerr)
-			}
-		}
-	}()
 	begin := "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; " + localDisplaySettings() +
 		"; SELECT pg_current_snapshot()::text, (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text"
 	mrr := pc.Exec(ctx, begin)

@@ -23,21 +23,12 @@ import (
 // the call). An error from info or row is returned once the rest of the
 // batch is read; the transaction is read-only, so nothing is changed.
 func (s *Snapshotter) QueryOnce(ctx context.Context, sql string, params [][]*string, info func(SnapshotInfo) error, row func([][]byte) error) (err error) {
-	conn, err := s.Pool.Acquire(ctx)
+	conn, end, err := s.snapshotConn(ctx, "snapshot query")
 	if err != nil {
-		return fmt.Errorf("begin snapshot query: %w", err)
+		return err
 	}
-	defer conn.Release()
+	defer end(&err)
 	pc := conn.Conn().PgConn()
-	defer func() {
-		// After an error the transaction may still be open (or failed):
-		// end it before the connection is reused.
-		if pc.TxStatus() != 'I' && !pc.IsClosed() {
-			if _, rerr := pc.Exec(context.WithoutCancel(ctx), "ROLLBACK").ReadAll(); rerr != nil && err == nil {
-				err = fmt.Errorf("end snapshot query: %w", rerr)
-			}
-		}
-	}()
 	vals := make([][]byte, len(params))
 	oids := make([]uint32, len(params))
 	tm := conn.Conn().TypeMap()
