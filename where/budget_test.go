@@ -62,7 +62,9 @@ func TestPowLimitsMatchPostgres(t *testing.T) {
 			if pgErr != nil || len(want) <= MaxEvalDigits {
 				t.Errorf("%s: refused as too costly (%v), but Postgres gives %.40q (%d characters) / %v", name, err, want, len(want), pgErr)
 			}
-			if took > 50*time.Millisecond {
+			// A refusal takes microseconds; the bound leaves room for a
+			// loaded machine's stalls.
+			if took > 250*time.Millisecond {
 				t.Errorf("%s: the refusal took %v; it must come before computing", name, took)
 			}
 		case pgErr != nil:
