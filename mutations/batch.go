@@ -692,6 +692,12 @@ func (b *batchRun) fail(k int, cause error) (int, bool) {
 		if err != nil {
 			return b.dead(cause)
 		}
+		if _, final := outcome(cause); final && !catalogStale(cause) {
+			// Decided now, not run again: a Check or a named mutation
+			// may not decide the same way twice (it may count, or
+			// look at the clock), and its rejection must stand.
+			m.prepErr = cause
+		}
 		b.careful, b.again = true, true
 		return 0, false
 	}

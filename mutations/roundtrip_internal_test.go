@@ -252,3 +252,38 @@ func TestBatchWithoutSavepointsStartsOver(t *testing.T) {
 		t.Fatalf("next batch: %d round trips, %d statements, want 1 and 8 without savepoints: %q", rt, st, sqls)
 	}
 }
+
+// TestRejectionWithoutSavepointsStands: a transaction rejected in a batch
+// without savepoints is not run again when the batch starts over with
+// them: its rejection stands, though its Check would accept it the
+// second time (volt demo's "reject the next write" switch does so), and
+// the next transaction of its client, which touches its row, is rejected
+// as dependent. Before, the rerun asked the Check again and applied both.
+func TestRejectionWithoutSavepointsStands(t *testing.T) {
+	var calls atomic.Int64
+	check := func(_ context.Context, _ any, m volt.Mutation, _, _ map[string]any) error {
+		if m.Op == volt.OpInsert && calls.Add(1) == 1 {
+			return Reject("by_test", "rejected the first time only")
+		}
+		return nil
+	}
+	h, _ := rtHandler(t, Options{Check: check}, `CREATE TABLE items (id bigint PRIMARY KEY, title text)`)
+	txs := []volt.ClientTransaction{
+		{Seq: 1, Mutations: []volt.Mutation{{Op: volt.OpInsert, Table: "items", Values: map[string]any{"id": 1, "title": "doomed"}}}},
+		{Seq: 2, Mutations: []volt.Mutation{{Op: volt.OpUpdate, Table: "items", Key: map[string]any{"id": 1}, Values: map[string]any{"title": "renamed"}}}},
+	}
+	rs := rtApply(t, h, "c", txs)
+	if rs[0].Status != volt.StatusRejected || rs[0].Code != "by_test" || rs[1].Status != volt.StatusRejected || rs[1].Code != volt.CodeDependent {
+		t.Fatalf("%+v, want seq 1 rejected by_test and seq 2 dependent", rs)
+	}
+	var rows int
+	if err := h.pool.QueryRow(context.Background(), `SELECT count(*) FROM items`).Scan(&rows); err != nil {
+		t.Fatal(err)
+	}
+	if rows != 0 {
+		t.Fatalf("%d rows written by rejected transactions", rows)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("the Check ran %d times for one insert", n)
+	}
+}
