@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/voltsync/volt/auth"
@@ -393,7 +394,15 @@ func (s *Server) openPools(ctx context.Context, dbURL string) (pool, writePool *
 	if t := s.cfg.QueryTimeout; t > 0 {
 		// Whatever a shape's where clause makes Postgres do, it stops
 		// here (shapecache.ClientError reports it as the shape's fault).
-		poolCfg.ConnConfig.RuntimeParams["statement_timeout"] = strconv.FormatInt(max(t.Milliseconds(), 1), 10)
+		// A SET rather than a startup parameter, which a connection
+		// pooler in front of Postgres may refuse.
+		set := "SET statement_timeout = " + strconv.FormatInt(max(t.Milliseconds(), 1), 10)
+		poolCfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+			if _, err := conn.Exec(ctx, set); err != nil {
+				return fmt.Errorf("set the query timeout: %w", err)
+			}
+			return nil
+		}
 	}
 	if pool, err = pgxpool.NewWithConfig(ctx, poolCfg); err != nil {
 		return nil, nil, fmt.Errorf("database pool: %w", err)
