@@ -848,6 +848,10 @@ func TestProxyStaleWhileRevalidate(t *testing.T) {
 	if err := stopped.Signal(syscall.SIGSTOP); err != nil {
 		t.Fatal(err)
 	}
+	// The stop is asynchronous: on a loaded machine volt answered
+	// nginx's refresh after the signal was sent. Wait until every thread
+	// of it is stopped.
+	proxyAwaitStopped(t, v.PID())
 	resumed := false
 	resume := func() {
 		if !resumed {
@@ -914,5 +918,39 @@ func TestProxyStaleWhileRevalidate(t *testing.T) {
 			t.Fatal("the background refresh never completed")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// proxyAwaitStopped waits until every thread of process pid is stopped
+// (state T in /proc), as SIGSTOP leaves it.
+func proxyAwaitStopped(t *testing.T, pid int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopped := len(tasks) > 0
+		for _, task := range tasks {
+			b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/stat", pid, task.Name()))
+			if err != nil {
+				stopped = false // a thread that just ended: look again
+				break
+			}
+			// The state follows the command name, which is in parentheses.
+			rest := b[bytes.LastIndexByte(b, ')')+1:]
+			if f := strings.Fields(string(rest)); len(f) == 0 || (f[0] != "T" && f[0] != "t") {
+				stopped = false
+				break
+			}
+		}
+		if stopped {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("process %d not stopped 10 s after SIGSTOP", pid)
+		}
+		time.Sleep(time.Millisecond) // no signal tells when another process has stopped
 	}
 }
