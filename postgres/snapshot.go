@@ -119,13 +119,15 @@ func (s *Snapshotter) Snapshot(ctx context.Context, q SnapshotQuery, info func(S
 	return nil
 }
 
-// readIdentity reads the snapshot identity row and passes it to info.
+// readIdentity reads the snapshot identity row (its first two columns;
+// QueryOnce's row carries the settings' results after them) and passes
+// it to info.
 func readIdentity(rr *pgconn.ResultReader, info func(SnapshotInfo) error) error {
 	if !rr.NextRow() {
 		return errors.New("read snapshot identity: no row")
 	}
 	vals := rr.Values()
-	if len(vals) != 2 {
+	if len(vals) < 2 {
 		return fmt.Errorf("read snapshot identity: %d columns", len(vals))
 	}
 	si, err := parseSnapshot(string(vals[0]))

@@ -2,9 +2,7 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -55,7 +53,7 @@ func (s *Snapshotter) QueryOnce(ctx context.Context, sql string, params [][]*str
 		rr := mrr.ResultReader()
 		switch n {
 		case 1:
-			first = readIdentityRow(rr, info)
+			first = readIdentity(rr, info)
 		case 2:
 			for first == nil && rr.NextRow() {
 				first = row(rr.Values())
@@ -87,23 +85,3 @@ var identityWithSettings = func() string {
 	}
 	return "SELECT " + strings.Join(cols, ", ")
 }()
-
-// readIdentityRow reads the first two columns of identityWithSettings'
-// row and passes them to info.
-func readIdentityRow(rr *pgconn.ResultReader, info func(SnapshotInfo) error) error {
-	if !rr.NextRow() {
-		return errors.New("read snapshot identity: no row")
-	}
-	vals := rr.Values()
-	if len(vals) < 2 {
-		return fmt.Errorf("read snapshot identity: %d columns", len(vals))
-	}
-	si, err := parseSnapshot(string(vals[0]))
-	if err != nil {
-		return err
-	}
-	if si.LSN, err = strconv.ParseUint(string(vals[1]), 10, 64); err != nil {
-		return fmt.Errorf("snapshot LSN %q: %w", vals[1], err)
-	}
-	return info(si)
-}

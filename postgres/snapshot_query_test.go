@@ -89,16 +89,7 @@ func TestSnapshotQueryOnce(t *testing.T) {
 				return info(si)
 			}
 			return nil
-		}, func(raw [][]byte) error {
-			for _, v := range raw {
-				if v == nil {
-					rows = append(rows, "NULL")
-				} else {
-					rows = append(rows, string(v))
-				}
-			}
-			return nil
-		})
+		}, textRows(&rows))
 		return rows, got, err
 	}
 	params := [][]*string{{str("1"), nil}, {str(`b"\c`), nil}}

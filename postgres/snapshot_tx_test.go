@@ -41,16 +41,7 @@ func TestSnapshotTransaction(t *testing.T) {
 			}
 			info = si
 			return nil
-		}, func(raw [][]byte) error {
-			for _, v := range raw {
-				if v == nil {
-					rows = append(rows, "NULL")
-				} else {
-					rows = append(rows, string(v))
-				}
-			}
-			return nil
-		})
+		}, textRows(&rows))
 		return rows, info, err
 	}
 	rows, info, err := read(q)
@@ -86,5 +77,20 @@ func TestSnapshotTransaction(t *testing.T) {
 	info0 := SnapshotInfo{}
 	if err := s.Snapshot(ctx, SnapshotQuery{InfoOnly: true}, func(si SnapshotInfo) error { info0 = si; return nil }, nil); err != nil || info0.Xmax == 0 {
 		t.Fatalf("info only: %+v %v", info0, err)
+	}
+}
+
+// textRows is a row callback that appends each column's text to rows
+// ("NULL" for NULL).
+func textRows(rows *[]string) func([][]byte) error {
+	return func(raw [][]byte) error {
+		for _, v := range raw {
+			if v == nil {
+				*rows = append(*rows, "NULL")
+			} else {
+				*rows = append(*rows, string(v))
+			}
+		}
+		return nil
 	}
 }
