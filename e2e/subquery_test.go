@@ -534,6 +534,43 @@ func TestSubqueryNotInNullRows(t *testing.T) {
 	}
 }
 
+// TestSubqueryNotInHoldingNull: while a NOT IN subquery's values hold a
+// NULL, the condition is true for no row, so a value leaving the set moves
+// nothing in. volt sent a move-in event for it, the client took the row's
+// condition as met, and kept the row when its other condition moved out
+// (TestSubqueryRandom, VOLT_SEED=1796687896356638260).
+func TestSubqueryNotInHoldingNull(t *testing.T) {
+	db := sqParentChild(t)
+	pgtest.Exec(t, db, `UPDATE parent SET value = 10 WHERE id = 1`)
+	pgtest.Exec(t, db, `UPDATE parent SET value = NULL WHERE id = 2`)
+	pgtest.Exec(t, db, `INSERT INTO parent VALUES (3, 7)`)
+	pgtest.Exec(t, db, `UPDATE child SET parent_id = 7, value = 10 WHERE id = 1`)
+	v := startVolt(t, db, sqFlag, "VOLT_LONG_POLL_TIMEOUT=1s")
+	conn, err := pgx.Connect(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	clause := `value IN (SELECT value FROM parent WHERE id = 1) OR parent_id NOT IN (SELECT value FROM parent WHERE id > 1)`
+	sh, notify := sqFollow(t, v, clause)
+	sqAwaitEqual(t, conn, sh, notify, clause, "snapshot")
+	if got := len(sh.Rows()); got != 1 {
+		t.Fatalf("snapshot: %d rows, want child 1 only", got)
+	}
+	for i, stmt := range []string{
+		`UPDATE parent SET value = 8 WHERE id = 3`,  // {NULL, 7} → {NULL, 8}: 7 NOT IN it is still unknown
+		`UPDATE parent SET value = 11 WHERE id = 1`, // {10} → {11}: child 1 leaves
+	} {
+		if _, err := conn.Exec(context.Background(), stmt); err != nil {
+			t.Fatal(err)
+		}
+		sqAwaitEqual(t, conn, sh, notify, clause, fmt.Sprintf("step %d: %s", i, stmt))
+	}
+	if n := strings.Count(v.Log(), "shape removed"); n != 0 {
+		t.Errorf("%d shapes removed: the moves needed no refetch", n)
+	}
+}
+
 // TestSubquerySixTransactions runs subqueries.md §1.4's six transactions
 // (a move-out, a move-in, changes to both children, a move-in back, a
 // change to the moved-in child) back to back while a client follows the

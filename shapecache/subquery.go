@@ -489,6 +489,7 @@ func (c *Cache) subqueryMovesLocked(st *txState, jobs map[uint32]*tableJob, e *E
 	}
 	outs := map[int][]*sqMove{}
 	ins := map[int][]*sqMove{}
+	quiet := map[int][]*sqMove{}
 	for _, k := range order {
 		m := net[k]
 		if m == nil {
@@ -509,21 +510,27 @@ func (c *Cache) subqueryMovesLocked(st *txState, jobs map[uint32]*tableJob, e *E
 		if neg && len(plan.Deps[m.d].Types) > 1 {
 			return "moves of a row-comparison NOT IN subquery (experimental)"
 		}
+		if neg && e.sq.cur[m.d].HasNull() {
+			// NOT IN a set holding a NULL is never true: the value's
+			// move changes no row, and an event would tell clients
+			// that rows with it now meet the condition.
+			quiet[m.d] = append(quiet[m.d], m)
+			continue
+		}
 		if m.in == neg { // positive move-out or negated move-in
 			outs[m.d] = append(outs[m.d], m)
 		} else {
 			ins[m.d] = append(ins[m.d], m)
 		}
 	}
-	if len(outs) == 0 && len(ins) == 0 {
-		return ""
-	}
-	apply := func(views []*where.View, d int, vals []*sqMove, add bool) ([]*where.View, error) {
+	// apply returns views with dependency d's view copied and the values
+	// of vals added to it or removed as they moved.
+	apply := func(views []*where.View, d int, vals []*sqMove) ([]*where.View, error) {
 		views = append([]*where.View(nil), views...)
 		v := cloneView(views[d], plan.Deps[d].Types)
 		for _, m := range vals {
 			var err error
-			if add {
+			if m.in {
 				err = v.Add(m.val)
 			} else {
 				err = v.Remove(m.val)
@@ -536,6 +543,16 @@ func (c *Cache) subqueryMovesLocked(st *txState, jobs map[uint32]*tableJob, e *E
 		return views, nil
 	}
 	views := e.sq.cur
+	for d, ms := range quiet {
+		var err error
+		if views, err = apply(views, d, ms); err != nil {
+			return whyMoved
+		}
+	}
+	if len(outs) == 0 && len(ins) == 0 {
+		e.sq.cur = views
+		return ""
+	}
 	var events [][]byte
 	for d := range plan.Deps {
 		if len(outs[d]) == 0 {
@@ -547,7 +564,7 @@ func (c *Cache) subqueryMovesLocked(st *txState, jobs map[uint32]*tableJob, e *E
 			return "a value enters an empty NOT IN subquery (experimental)"
 		}
 		var err error
-		if views, err = apply(views, d, outs[d], plan.Negated[d]); err != nil {
+		if views, err = apply(views, d, outs[d]); err != nil {
 			return whyMoved
 		}
 		events = append(events, moveEvent("move-out", e.sq, d, outs[d], st.tx.Xid))
@@ -558,7 +575,7 @@ func (c *Cache) subqueryMovesLocked(st *txState, jobs map[uint32]*tableJob, e *E
 		if len(ins[d]) == 0 {
 			continue
 		}
-		after, err := apply(views, d, ins[d], !plan.Negated[d])
+		after, err := apply(views, d, ins[d])
 		if err != nil {
 			return whyMoved
 		}

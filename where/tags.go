@@ -149,6 +149,10 @@ func (v *View) Remove(val Value) error {
 // Len returns the number of distinct values, those with NULLs included.
 func (v *View) Len() int { return len(v.full) + len(v.nulls) }
 
+// HasNull reports whether some value of the view has a NULL column: then
+// `x NOT IN (view)` of a one-column view is never true.
+func (v *View) HasNull() bool { return len(v.nulls) > 0 }
+
 // Truth is the result of an SQL condition: true, false or unknown (NULL).
 type Truth int8
 
