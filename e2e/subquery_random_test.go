@@ -768,8 +768,8 @@ func sqrandRound(t *testing.T, v *volt, cl *client.Client, db string, rng *rand.
 					}
 				}
 			}
-			sqBurst(t, db, bursts[:], "40P01", "23505") // deadlocks, and key changes meeting each other
-			what = fmt.Sprintf("burst %q", bursts)
+			xids := sqBurst(t, db, bursts[:], "40P01", "23505") // deadlocks, and key changes meeting each other
+			what = fmt.Sprintf("burst %q, transaction ids %q", bursts, xids)
 		} else {
 			q := tx(4, false)
 			if _, err := conn.Exec(ctx, q); err != nil {
@@ -864,7 +864,7 @@ func sqrandAwait(t *testing.T, v *volt, conn *pgx.Conn, s *sqrandSchema, c *sqra
 		case <-time.After(100 * time.Millisecond):
 		case <-deadline:
 			upToDate := c.sh.UpToDate()
-			sqrandDump(t, v, s, c)
+			sqrandDump(t, v, conn, s, c)
 			// Lagging or wrong: does it get there later?
 			late := "still not equal 60 s later"
 			for start := time.Now(); time.Since(start) < 60*time.Second; time.Sleep(100 * time.Millisecond) {
@@ -879,8 +879,22 @@ func sqrandAwait(t *testing.T, v *volt, conn *pgx.Conn, s *sqrandSchema, c *sqra
 	}
 }
 
-// sqrandDump logs c's shape log as volt serves it, from the beginning.
-func sqrandDump(t *testing.T, v *volt, s *sqrandSchema, c *sqrandCase) {
+// sqrandDump logs c's shape log as volt serves it, from the beginning,
+// and the schema's rows with the transaction that last wrote each (xmin),
+// to match against the log's txids.
+func sqrandDump(t *testing.T, v *volt, conn *pgx.Conn, s *sqrandSchema, c *sqrandCase) {
+	for _, tb := range s.tables() {
+		var rows []string
+		err := pgx.BeginFunc(context.Background(), conn, func(tx pgx.Tx) error {
+			rs, err := tx.Query(context.Background(), "SELECT xmin::text || ' ' || row_to_json(t)::text FROM "+tb.name+" t ORDER BY xmin::text::int8")
+			if err != nil {
+				return err
+			}
+			rows, err = pgx.CollectRows(rs, pgx.RowTo[string])
+			return err
+		})
+		t.Logf("%s rows (xmin, row): %q, %v", tb.name, rows, err)
+	}
 	c.mu.Lock()
 	handle := c.handle
 	c.mu.Unlock()

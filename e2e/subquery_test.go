@@ -398,10 +398,11 @@ func TestSubqueryDifferential(t *testing.T) {
 // sqBurst runs each list of transactions on a connection of its own, the
 // lists at once; a transaction that fails with one of the SQLSTATEs
 // tolerated (a deadlock with another, say) is rolled back and dropped.
-func sqBurst(t *testing.T, db string, lists [][]string, tolerated ...string) {
+func sqBurst(t *testing.T, db string, lists [][]string, tolerated ...string) (xids [][]string) {
 	t.Helper()
+	xids = make([][]string, len(lists))
 	var wg sync.WaitGroup
-	for _, txs := range lists {
+	for li, txs := range lists {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -412,18 +413,43 @@ func sqBurst(t *testing.T, db string, lists [][]string, tolerated ...string) {
 			}
 			defer conn.Close(context.Background())
 			for _, tx := range txs {
-				if _, err := conn.Exec(context.Background(), tx); err != nil {
+				xid, err := sqExecTx(conn, tx)
+				if err != nil {
 					var pgErr *pgconn.PgError
 					if !errors.As(err, &pgErr) || !slices.Contains(tolerated, pgErr.Code) {
 						t.Errorf("%s: %v", tx, err)
 						return
 					}
 					_, _ = conn.Exec(context.Background(), "ROLLBACK")
+					xid = pgErr.Code
 				}
+				xids[li] = append(xids[li], xid)
 			}
 		}()
 	}
 	wg.Wait()
+	return xids
+}
+
+// sqExecTx runs tx ("BEGIN; …; COMMIT") and returns the id of the
+// transaction it committed (empty if it wrote nothing), read just before
+// its COMMIT.
+func sqExecTx(conn *pgx.Conn, tx string) (string, error) {
+	body, ok := strings.CutSuffix(tx, "; COMMIT")
+	if !ok {
+		_, err := conn.Exec(context.Background(), tx)
+		return "", err
+	}
+	res, err := conn.PgConn().Exec(context.Background(), body+"; SELECT coalesce(txid_current_if_assigned()::text, ''); COMMIT").ReadAll()
+	if err != nil {
+		return "", err
+	}
+	for _, r := range res {
+		if len(r.Rows) == 1 && len(r.Rows[0]) == 1 {
+			return string(r.Rows[0][0]), nil
+		}
+	}
+	return "", nil
 }
 
 // sqAwaitEqual waits (60 s at most: after a restart under load the
