@@ -131,3 +131,64 @@ func snaprAwaitSnapshot(v *volt) {
 		}
 	}
 }
+
+// TestSnapshotAfterEarlierWriters: logical decoding drops the changes a
+// transaction made to a table before the table joined volt's publication,
+// even when it commits after. Publishing the table for a new shape
+// therefore waits for such transactions to end, so that the shape's
+// snapshot holds their first changes. The table has REPLICA IDENTITY FULL
+// already, so volt's ALTER PUBLICATION does not wait for the writer by its
+// lock. Before, the snapshot was taken while the writer ran, and row 1's
+// update reached neither the snapshot nor the stream.
+func TestSnapshotAfterEarlierWriters(t *testing.T) {
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db,
+		`CREATE TABLE snapstr (id int PRIMARY KEY, v int NOT NULL)`,
+		`ALTER TABLE snapstr REPLICA IDENTITY FULL`,
+		`INSERT INTO snapstr VALUES (1, 1), (2, 1)`)
+	v := startVolt(t, db, "VOLT_LONG_POLL_TIMEOUT=1s")
+	ctx := context.Background()
+	writer, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close(ctx)
+	if _, err := writer.Exec(ctx, `BEGIN; UPDATE snapstr SET v = 2 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	f := newFollower(v, "table", "snapstr")
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		f.poll(t)
+	}()
+	observer, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer observer.Close(ctx)
+	for deadline := time.Now().Add(30 * time.Second); ; {
+		var published bool
+		if err := observer.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_publication_tables WHERE tablename = 'snapstr')`).Scan(&published); err != nil {
+			t.Fatal(err)
+		}
+		if published {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("volt did not publish snapstr")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if _, err := writer.Exec(ctx, `UPDATE snapstr SET v = 3 WHERE id = 2; COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	<-polled
+	f.pollUntil(t, "row 2 updated", func(rows map[string]map[string]*string) bool {
+		r := rows[`"public"."snapstr"/"2"`]
+		return r != nil && r["v"] != nil && *r["v"] == "3"
+	})
+	if r := f.rows[`"public"."snapstr"/"1"`]; r == nil || r["v"] == nil || *r["v"] != "2" {
+		t.Fatalf("row 1 is %s, want v 2 (the writer's update before the table was published)", dump(f.rows))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -113,11 +114,18 @@ func (p *Publisher) AddTable(ctx context.Context, schema, table string) error {
 	defer p.mu.Unlock()
 	qualified := pgx.Identifier{schema, table}.Sanitize()
 	var err error
+	added := false
 	for attempt := 0; attempt < 3; attempt++ {
-		err = p.inTx(ctx, func(tx pgx.Tx) error { return p.addTable(ctx, tx, qualified) })
+		err = p.inTx(ctx, func(tx pgx.Tx) (err error) {
+			added, err = p.addTable(ctx, tx, qualified)
+			return err
+		})
 		if replPgCode(err) != replStateDeadlockDetected {
 			break
 		}
+	}
+	if err == nil && added {
+		err = p.awaitEarlierWriters(ctx, qualified)
 	}
 	if err != nil {
 		return fmt.Errorf("add %s to publication %s: %w", qualified, pgx.Identifier{p.name}.Sanitize(), err)
@@ -125,14 +133,72 @@ func (p *Publisher) AddTable(ctx context.Context, schema, table string) error {
 	return nil
 }
 
-func (p *Publisher) addTable(ctx context.Context, tx pgx.Tx, qualified string) error {
+// awaitEarlierWriters returns once every transaction that held a write
+// lock on the table just after it was added to the publication has ended.
+//
+// Logical decoding judges a change by the publication as it was when the
+// change was made, so a transaction that wrote the table before ALTER
+// PUBLICATION … ADD TABLE committed, and commits after it, reaches the
+// stream without those earlier changes. ADD TABLE does not wait for such
+// writers (its lock lets them run; only a REPLICA IDENTITY change waits),
+// and a shape snapshot taken while one is still running does not hold it
+// either: its first changes would be lost to the shape for good. Waiting
+// for them, as CREATE INDEX CONCURRENTLY waits for older writers, puts
+// every transaction that wrote before the table was published into the
+// snapshots taken after AddTable returns. New writers are not held up.
+func (p *Publisher) awaitEarlierWriters(ctx context.Context, qualified string) error {
+	var vxids []string
+	err := p.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, `
+SELECT DISTINCT virtualtransaction FROM pg_locks
+WHERE locktype = 'relation' AND granted AND pid IS DISTINCT FROM pg_backend_pid()
+  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+  AND relation = $1::text::regclass
+  AND mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`, qualified)
+		if err != nil {
+			return err
+		}
+		vxids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("list the table's writers: %w", err)
+	}
+	for wait := time.Millisecond; len(vxids) > 0; wait = min(2*wait, 100*time.Millisecond) {
+		err := p.inTx(ctx, func(tx pgx.Tx) error {
+			rows, err := tx.Query(ctx, `SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY($1)`, vxids)
+			if err != nil {
+				return err
+			}
+			vxids, err = pgx.CollectRows(rows, pgx.RowTo[string])
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("wait for the table's earlier writers: %w", err)
+		}
+		if len(vxids) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for the table's earlier writers (%s): %w", strings.Join(vxids, ", "), ctx.Err())
+		case <-time.After(wait):
+		}
+	}
+	return nil
+}
+
+// addTable adds the table to the publication and makes its replica
+// identity full, as needed; added reports whether it was not in the
+// publication before.
+func (p *Publisher) addTable(ctx context.Context, tx pgx.Tx, qualified string) (added bool, err error) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('volt_publication:' || $1))`, qualified); err != nil {
-		return fmt.Errorf("lock: %w", err)
+		return false, fmt.Errorf("lock: %w", err)
 	}
 	var replident string
 	var member bool
 	var names ownerNames
-	err := tx.QueryRow(ctx, `
+	err = tx.QueryRow(ctx, `
 SELECT c.relreplident::text,
        EXISTS (SELECT 1 FROM pg_publication_rel r JOIN pg_publication p ON p.oid = r.prpubid
                WHERE p.pubname = $2 AND r.prrelid = c.oid),
@@ -141,19 +207,19 @@ SELECT c.relreplident::text,
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE c.oid = $1::text::regclass`, qualified, p.name).Scan(&replident, &member, &names.role, &names.owner, &names.table, &names.pub)
 	if err != nil {
-		return fmt.Errorf("inspect table: %w", err)
+		return false, fmt.Errorf("inspect table: %w", err)
 	}
 	if !member {
 		if err := p.addMember(ctx, tx, qualified); err != nil {
-			return notOwner(err, names)
+			return false, notOwner(err, names)
 		}
 	}
 	if replident != "f" {
 		if _, err := tx.Exec(ctx, "ALTER TABLE "+qualified+" REPLICA IDENTITY FULL"); err != nil {
-			return notOwner(fmt.Errorf("set replica identity full: %w", err), names)
+			return false, notOwner(fmt.Errorf("set replica identity full: %w", err), names)
 		}
 	}
-	return nil
+	return !member, nil
 }
 
 // notOwner rewrites an insufficient_privilege error of AddTable (volt's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/voltsync/volt/internal/pgtest"
@@ -129,5 +130,66 @@ func TestPublisherConcurrentCalls(t *testing.T) {
 		if member, replident := pubState(t, conn, DefaultPublication, "public", table); !member || replident != "f" {
 			t.Errorf("%s: member %v, replica identity %q", table, member, replident)
 		}
+	}
+}
+
+// TestAddTableWaitsForEarlierWriters: a transaction that wrote a table
+// before it joined the publication, and commits after, reaches logical
+// decoding without those first changes, so AddTable returns only once such
+// writers have ended (and snapshots taken afterwards hold them). The table
+// already has REPLICA IDENTITY FULL, so nothing else in AddTable waits for
+// the writer. Without the wait, TestSubqueryRandom lost a row's move-out.
+func TestAddTableWaitsForEarlierWriters(t *testing.T) {
+	url := pgtest.NewDB(t)
+	pgtest.Exec(t, url,
+		`CREATE TABLE straddle (id int PRIMARY KEY, v int)`,
+		`ALTER TABLE straddle REPLICA IDENTITY FULL`,
+		`INSERT INTO straddle VALUES (1, 1)`)
+	ctx := context.Background()
+	p := NewPublisher(replConnect(t, url), "straddle_pub")
+	if _, err := p.Ensure(ctx); err != nil {
+		t.Fatal(err)
+	}
+	writer := replConnect(t, url)
+	if _, err := writer.Exec(ctx, `BEGIN; UPDATE straddle SET v = 2 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- p.AddTable(ctx, "public", "straddle") }()
+	observer := replConnect(t, url)
+	for member := false; !member; {
+		// The table joins the publication (committed) while the writer
+		// is still open.
+		if member, _ = pubState(t, observer, "straddle_pub", "public", "straddle"); !member {
+			select {
+			case err := <-done:
+				t.Fatalf("AddTable returned (%v) before the table was in the publication", err)
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("AddTable returned (%v) while a transaction that wrote the table before it was published is open", err)
+	default:
+	}
+	if _, err := writer.Exec(ctx, `UPDATE straddle SET v = 3 WHERE id = 1; COMMIT`); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("AddTable still waits after the writer committed")
+	}
+	// A writer that starts after the table is published is not waited for.
+	if _, err := writer.Exec(ctx, `BEGIN; UPDATE straddle SET v = 4 WHERE id = 1`); err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Exec(ctx, `ROLLBACK`)
+	if err := p.AddTable(ctx, "public", "straddle"); err != nil {
+		t.Fatal(err)
 	}
 }
