@@ -147,32 +147,17 @@ func (p *Publisher) AddTable(ctx context.Context, schema, table string) error {
 // every transaction that wrote before the table was published into the
 // snapshots taken after AddTable returns. New writers are not held up.
 func (p *Publisher) awaitEarlierWriters(ctx context.Context, qualified string) error {
-	var vxids []string
-	err := p.inTx(ctx, func(tx pgx.Tx) error {
-		rows, err := tx.Query(ctx, `
+	vxids, err := p.texts(ctx, `
 SELECT DISTINCT virtualtransaction FROM pg_locks
 WHERE locktype = 'relation' AND granted AND pid IS DISTINCT FROM pg_backend_pid()
   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
   AND relation = $1::text::regclass
   AND mode IN ('RowExclusiveLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')`, qualified)
-		if err != nil {
-			return err
-		}
-		vxids, err = pgx.CollectRows(rows, pgx.RowTo[string])
-		return err
-	})
 	if err != nil {
 		return fmt.Errorf("list the table's writers: %w", err)
 	}
 	for wait := time.Millisecond; len(vxids) > 0; wait = min(2*wait, 100*time.Millisecond) {
-		err := p.inTx(ctx, func(tx pgx.Tx) error {
-			rows, err := tx.Query(ctx, `SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY($1)`, vxids)
-			if err != nil {
-				return err
-			}
-			vxids, err = pgx.CollectRows(rows, pgx.RowTo[string])
-			return err
-		})
+		vxids, err = p.texts(ctx, `SELECT virtualxid FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY($1)`, vxids)
 		if err != nil {
 			return fmt.Errorf("wait for the table's earlier writers: %w", err)
 		}
@@ -186,6 +171,19 @@ WHERE locktype = 'relation' AND granted AND pid IS DISTINCT FROM pg_backend_pid(
 		}
 	}
 	return nil
+}
+
+// texts runs a query of one text column in a transaction of its own.
+func (p *Publisher) texts(ctx context.Context, sql string, args ...any) (out []string, err error) {
+	err = p.inTx(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sql, args...)
+		if err != nil {
+			return err
+		}
+		out, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		return err
+	})
+	return out, err
 }
 
 // addTable adds the table to the publication and makes its replica
